@@ -1,0 +1,36 @@
+"""TLS session resumption for async Python, with OpenSSL's reference-counting rules.
+
+The public surface is re-exported here; the implementation lives in private
+modules (``resume._handle``, ``resume._cache``, ...). The adapters are
+:mod:`resume.trio` and :mod:`resume.asyncio`.
+"""
+
+from ._cache import CacheMode as CacheMode
+from ._cache import CacheStatistics as CacheStatistics
+from ._cache import SessionCache as SessionCache
+from ._errors import DoubleFreeError as DoubleFreeError
+from ._errors import ResumeError as ResumeError
+from ._errors import SessionError as SessionError
+from ._errors import StoreError as StoreError
+from ._errors import UnsupportedError as UnsupportedError
+from ._errors import UseAfterFreeError as UseAfterFreeError
+from ._handle import SessionHandle as SessionHandle
+from ._handle import SessionPayload as SessionPayload
+from ._handle import session_free as session_free
+from ._version import __version__ as __version__
+
+__all__ = [
+    "CacheMode",
+    "CacheStatistics",
+    "DoubleFreeError",
+    "ResumeError",
+    "SessionCache",
+    "SessionError",
+    "SessionHandle",
+    "SessionPayload",
+    "StoreError",
+    "UnsupportedError",
+    "UseAfterFreeError",
+    "__version__",
+    "session_free",
+]

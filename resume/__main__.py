@@ -1,0 +1,1 @@
+from resume._cli import main; raise SystemExit(main())

@@ -1,0 +1,51 @@
+# The ``resume`` command line. Each subcommand lives in its own module of this
+# package and exposes ``register(subparsers)``, which adds its parser and sets
+# ``func`` (a callable taking the parsed namespace and returning an exit code).
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+
+__all__ = ["build_parser", "main"]
+
+#: The subcommand modules, in the order ``resume --help`` lists them.
+_COMMANDS = ("demo", "serve", "connect", "man2rst")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``resume`` argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="resume",
+        description=(
+            "TLS session resumption for async Python. "
+            "Start with 'resume demo' to see resumption at work on loopback."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"resume {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in _COMMANDS:
+        module = importlib.import_module(f"{__name__}.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``resume`` command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+# The exception hierarchy of ``resume``, in one place so that every layer
+# (core, binding, adapters, stores) raises the same types.
+#
+# C reports a double free or a use after free late, if ever: a crash far from the
+# bug, or a corrupted cache list found during SSL_CTX_flush_sessions(). Python
+# reports them at once, at the faulty call, with where the handle was made.
+from __future__ import annotations
+
+__all__ = [
+    "DoubleFreeError",
+    "ResumeError",
+    "SessionError",
+    "StoreError",
+    "UnsupportedError",
+    "UseAfterFreeError",
+]
+
+
+class ResumeError(Exception):
+    """Base class of every exception that :mod:`resume` raises on purpose."""
+
+
+class SessionError(ResumeError):
+    """A session handle or cache was used against its reference-counting rules.
+
+    The subclasses say which rule; the message says what happened and what to do.
+    """
+
+
+class DoubleFreeError(SessionError):
+    """:meth:`~resume.SessionHandle.free` dropped a reference that was not there.
+
+    Raised when a handle that is already freed is freed again, and when a free
+    would drop the reference that a :class:`~resume.SessionCache` still owns
+    (a reference borrowed with :meth:`~resume.SessionCache.get0` must not be
+    freed). In C the same mistake (``SSL_SESSION_free()`` once too often) corrupts
+    memory and shows up later, if at all.
+    """
+
+
+class UseAfterFreeError(SessionError):
+    """A freed :class:`~resume.SessionHandle` was used.
+
+    Every operation but :attr:`~resume.SessionHandle.freed` and
+    :attr:`~resume.SessionHandle.refcount` raises it once the last reference is gone.
+    """
+
+
+class UnsupportedError(ResumeError):
+    """This Python build does not allow the requested operation.
+
+    Raised by the features that need the OpenSSL library behind :mod:`ssl`
+    directly (DER export and import, ticket keys) when the capability probe finds
+    that the layout of this build is not the one it knows. The rest of
+    :mod:`resume` keeps working.
+    """
+
+
+class StoreError(ResumeError):
+    """A session store could not complete an operation (for example, it is down)."""
+
+
+for _cls in (ResumeError, SessionError, DoubleFreeError, UseAfterFreeError,
+             UnsupportedError, StoreError):
+    _cls.__module__ = "resume"
+del _cls

@@ -1,0 +1,56 @@
+# Shared fixtures and the ``manpage`` marker.
+#
+# ``@pytest.mark.manpage("SSL_SESSION_free:desc-4", ...)`` marks a test as the proof
+# of normative man-page sentences. A sentence ID is ``PAGE:SECTION-N``: PAGE is the
+# man page's file name, SECTION the abbreviation of its section (desc, notes, ret,
+# ...) and N the 1-based number of the sentence within that section (see
+# resume.manpage). The docs build renders these marks as the conformance matrix;
+# ``--conformance-report=PATH`` writes, for each sentence ID, the tests that prove
+# it and their outcome in this run.
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--conformance-report",
+        metavar="PATH",
+        default=None,
+        help="write a JSON report of which test proves which man-page sentence, with outcomes",
+    )
+
+
+_OUTCOMES: dict[str, str] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    report = yield
+    if item.get_closest_marker("manpage") is not None:
+        outcome = report.outcome
+        if call.when == "call" or outcome != "passed":
+            previous = _OUTCOMES.get(item.nodeid)
+            if previous in (None, "passed"):
+                _OUTCOMES[item.nodeid] = outcome
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--conformance-report")
+    if not path:
+        return
+    sentences: dict[str, list[dict[str, str]]] = {}
+    for item in session.items:
+        for mark in item.iter_markers("manpage"):
+            for sentence_id in mark.args:
+                sentences.setdefault(str(sentence_id), []).append(
+                    {"test": item.nodeid, "outcome": _OUTCOMES.get(item.nodeid, "not run")}
+                )
+    Path(path).write_text(json.dumps({"sentences": sentences}, indent=2, sort_keys=True))
