@@ -1,0 +1,1 @@
+"""Benchmarks for resume; run them all with ``python -m benchmarks`` (or ``nox -s benchmarks``)."""
