@@ -234,8 +234,9 @@ class SessionCache:
         :attr:`size`, the least recently used entries are dropped and counted as
         ``cache_full``. Returns False, storing nothing, when the mode is ``OFF`` or
         has ``NO_INTERNAL_STORE`` (``on_new`` still sees the session then), when
-        the handle is already in this cache under *key*, or when the session has
-        already expired.
+        the session is not resumable (:attr:`SessionHandle.is_resumable`; a TLS
+        1.3 session read before its ticket arrived), when the handle is already in
+        this cache under *key*, or when the session has already expired.
 
         Raises:
             UseAfterFreeError: *handle* is freed.
@@ -248,6 +249,8 @@ class SessionCache:
                 handle._live("add()")
                 return False
             session = handle._live("add()")
+            if not (session.has_ticket or session.id):
+                return False  # not resumable: nothing was established to cache
             owner = handle._owner
             if owner is not None:
                 if owner is self._wref and handle._key == key:
