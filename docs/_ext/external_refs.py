@@ -1,0 +1,119 @@
+"""Resolve references to the Python standard library and trio without the network.
+
+intersphinx would fetch ``objects.inv`` files at build time; the build must work
+offline, so the few outside names the docs and docstrings use are listed here with
+their documentation addresses. A reference to an outside name that is not in the
+table stays unresolved, and the nitpicky build fails: add it here, with its real
+address, when a docstring starts using it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docutils import nodes
+from docutils.nodes import Element, TextElement
+from sphinx.addnodes import pending_xref
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+
+PYTHON = "https://docs.python.org/3/"
+TRIO = "https://trio.readthedocs.io/en/stable/"
+
+#: Outside name -> address of its documentation.
+TARGETS: dict[str, str] = {
+    # ssl
+    "ssl": PYTHON + "library/ssl.html#module-ssl",
+    "ssl.SSLSession": PYTHON + "library/ssl.html#ssl.SSLSession",
+    "ssl.SSLObject": PYTHON + "library/ssl.html#ssl.SSLObject",
+    "ssl.SSLObject.session": PYTHON + "library/ssl.html#ssl.SSLSocket.session",
+    "ssl.SSLSocket": PYTHON + "library/ssl.html#ssl.SSLSocket",
+    "ssl.SSLSocket.session": PYTHON + "library/ssl.html#ssl.SSLSocket.session",
+    "ssl.SSLSocket.session_reused": PYTHON + "library/ssl.html#ssl.SSLSocket.session_reused",
+    "ssl.SSLContext": PYTHON + "library/ssl.html#ssl.SSLContext",
+    "ssl.SSLContext.wrap_socket": PYTHON + "library/ssl.html#ssl.SSLContext.wrap_socket",
+    "ssl.SSLContext.wrap_bio": PYTHON + "library/ssl.html#ssl.SSLContext.wrap_bio",
+    "ssl.create_default_context": PYTHON + "library/ssl.html#ssl.create_default_context",
+    # asyncio
+    "asyncio": PYTHON + "library/asyncio.html",
+    "asyncio.open_connection": PYTHON + "library/asyncio-stream.html#asyncio.open_connection",
+    "asyncio.start_server": PYTHON + "library/asyncio-stream.html#asyncio.start_server",
+    "asyncio.StreamReader": PYTHON + "library/asyncio-stream.html#asyncio.StreamReader",
+    "asyncio.StreamWriter": PYTHON + "library/asyncio-stream.html#asyncio.StreamWriter",
+    "asyncio.Server": PYTHON + "library/asyncio-eventloop.html#asyncio.Server",
+    # built-ins and typing
+    "Exception": PYTHON + "library/exceptions.html#Exception",
+    "TypeError": PYTHON + "library/exceptions.html#TypeError",
+    "ValueError": PYTHON + "library/exceptions.html#ValueError",
+    "OSError": PYTHON + "library/exceptions.html#OSError",
+    "KeyError": PYTHON + "library/exceptions.html#KeyError",
+    "ResourceWarning": PYTHON + "library/exceptions.html#ResourceWarning",
+    "enum.IntFlag": PYTHON + "library/enum.html#enum.IntFlag",
+    "typing.Protocol": PYTHON + "library/typing.html#typing.Protocol",
+    "collections.abc.Hashable": PYTHON + "library/collections.abc.html#collections.abc.Hashable",
+    "collections.abc.Callable": PYTHON + "library/collections.abc.html#collections.abc.Callable",
+    "collections.abc.Awaitable": PYTHON
+    + "library/collections.abc.html#collections.abc.Awaitable",
+    "pathlib.Path": PYTHON + "library/pathlib.html#pathlib.Path",
+    "os.PathLike": PYTHON + "library/os.html#os.PathLike",
+    "tracemalloc": PYTHON + "library/tracemalloc.html#module-tracemalloc",
+    "bool": PYTHON + "library/functions.html#bool",
+    "bytes": PYTHON + "library/stdtypes.html#bytes",
+    "bytearray": PYTHON + "library/stdtypes.html#bytearray",
+    "float": PYTHON + "library/functions.html#float",
+    "int": PYTHON + "library/functions.html#int",
+    "str": PYTHON + "library/stdtypes.html#str",
+    "list": PYTHON + "library/stdtypes.html#list",
+    "dict": PYTHON + "library/stdtypes.html#dict",
+    "None": PYTHON + "library/constants.html#None",
+    "object": PYTHON + "library/functions.html#object",
+    # trio
+    "trio": TRIO,
+    "trio.SSLStream": TRIO + "reference-io.html#trio.SSLStream",
+    "trio.SSLListener": TRIO + "reference-io.html#trio.SSLListener",
+    "trio.SocketStream": TRIO + "reference-io.html#trio.SocketStream",
+    "trio.open_tcp_stream": TRIO + "reference-io.html#trio.open_tcp_stream",
+    "trio.open_ssl_over_tcp_stream": TRIO + "reference-io.html#trio.open_ssl_over_tcp_stream",
+    "trio.serve_tcp": TRIO + "reference-io.html#trio.serve_tcp",
+    "trio.serve_ssl_over_tcp": TRIO + "reference-io.html#trio.serve_ssl_over_tcp",
+    "trio.Nursery": TRIO + "reference-core.html#trio.Nursery",
+    "trio.abc.Stream": TRIO + "reference-io.html#trio.abc.Stream",
+    "trio.abc.HalfCloseableStream": TRIO + "reference-io.html#trio.abc.HalfCloseableStream",
+    "trio.TASK_STATUS_IGNORED": TRIO + "reference-core.html#trio.TASK_STATUS_IGNORED",
+    "trio.TaskStatus": TRIO + "reference-core.html#trio.TaskStatus",
+}
+
+#: Other spellings that Sphinx produces for the same names.
+ALIASES = {
+    "_ssl._SSLSocket": "ssl.SSLSocket",
+    "_ssl.SSLSession": "ssl.SSLSession",
+    "ssl.SSLSession | None": "ssl.SSLSession",
+    "Hashable": "collections.abc.Hashable",
+    "Callable": "collections.abc.Callable",
+    "Awaitable": "collections.abc.Awaitable",
+    "trio._ssl.SSLStream": "trio.SSLStream",
+    "trio._highlevel_ssl_helpers": "trio",
+    "trio._core._run.Nursery": "trio.Nursery",
+    "NoneType": "None",
+}
+
+
+def _resolve(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: TextElement
+) -> Element | None:
+    if node.get("refdomain") != "py":
+        return None
+    target = str(node.get("reftarget", ""))
+    target = ALIASES.get(target, target)
+    uri = TARGETS.get(target)
+    if uri is None:
+        return None
+    reference = nodes.reference("", "", internal=False, refuri=uri, reftitle=target)
+    reference.append(contnode)
+    return reference
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the resolver (a ``missing-reference`` handler, run last)."""
+    app.connect("missing-reference", _resolve, priority=900)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

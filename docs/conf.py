@@ -1,0 +1,98 @@
+"""Sphinx configuration for the resume documentation site.
+
+Build it as CI does (warnings are errors, every cross-reference must resolve)::
+
+    sphinx-build -n -W --keep-going -b html docs docs/_build/html
+    sphinx-build -n -W --keep-going -b doctest docs docs/_build/doctest
+
+The build needs no network: references to the standard library and to trio are
+resolved from a small local table (``_ext/external_refs.py``), not intersphinx.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import resume
+
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE / "_ext"))
+
+# -- project -------------------------------------------------------------------------
+
+project = "resume"
+author = "The resume developers"
+copyright = "The resume developers; OpenSSL manual pages © The OpenSSL Project Authors"
+release = resume.__version__
+version = ".".join(release.split(".")[:2])
+
+# -- general -------------------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "myst_parser",
+    # Local helpers in docs/_ext:
+    "external_refs",
+    "resume_cli",
+]
+
+nitpicky = True
+exclude_patterns = ["_build", "manpages/source", "Thumbs.db", ".DS_Store"]
+templates_path: list[str] = []
+root_doc = "index"
+default_role = "any"
+pygments_style = "friendly"
+
+# The README is Markdown; it is included on the front page with MyST, never copied.
+source_suffix = {".rst": "restructuredtext"}
+myst_heading_anchors = 2
+
+# TEMPORARY, while the adapters are being written: the core's docstrings name
+# resume.trio and resume.asyncio; ignore those references only until they import.
+nitpick_ignore = [
+    ("py:mod", _name)
+    for _name in ("resume.trio", "resume.asyncio")
+    if importlib.util.find_spec(_name) is None
+]
+
+# -- autodoc ---------------------------------------------------------------------------
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True
+autodoc_class_signature = "separated"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+
+# -- the man pages and the conformance matrix ----------------------------------------
+
+# ``.. manpage::`` and ``.. conformance-matrix::`` come from resume.manpage.sphinxext.
+# TEMPORARY: until that extension lands, a stand-in renders the raw text.
+if importlib.util.find_spec("resume.manpage.sphinxext") is not None:
+    extensions.append("resume.manpage.sphinxext")
+else:
+    extensions.append("manpage_standin")
+
+# -- doctest ---------------------------------------------------------------------------
+
+doctest_test_doctest_blocks = "default"
+trim_doctest_flags = True
+
+# -- HTML ------------------------------------------------------------------------------
+
+html_theme = "furo"
+html_title = f"resume {release}"
+html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
+html_css_files = ["resume.css"]
+html_copy_source = False
+html_show_sourcelink = False
+html_theme_options = {
+    "navigation_with_keys": True,
+    "top_of_page_buttons": [],
+}
