@@ -318,7 +318,7 @@ class SessionCache:
     def _evict_to(self, size: int) -> None:
         pools = self._pools
         while self._number > size:
-            key, pool = next(iter(pools.items()))
+            pool = next(iter(pools.values()))
             self._drop(pool[0], pool, 0)
             self._cache_full += 1
 
@@ -485,8 +485,7 @@ class SessionCache:
         del pool[index]
         if not pool:
             del self._pools[handle._key]
-        handle._owner = None
-        handle._key = None
+        handle._owner = None  # _key stays readable: on_remove may want it
         self._number -= 1
 
     def _compact(self) -> None:

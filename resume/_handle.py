@@ -71,15 +71,15 @@ class SessionPayload(Protocol):
     """
 
     @property
-    def id(self) -> bytes: ...  # noqa: D102
+    def id(self) -> bytes: ...
     @property
-    def time(self) -> int: ...  # noqa: D102
+    def time(self) -> int: ...
     @property
-    def timeout(self) -> int: ...  # noqa: D102
+    def timeout(self) -> int: ...
     @property
-    def ticket_lifetime_hint(self) -> int: ...  # noqa: D102
+    def ticket_lifetime_hint(self) -> int: ...
     @property
-    def has_ticket(self) -> bool: ...  # noqa: D102
+    def has_ticket(self) -> bool: ...
 
 
 @final
@@ -321,7 +321,7 @@ class SessionHandle:
 
     @property
     def time(self) -> int:
-        """When the session was established, in seconds since the epoch (``SSL_SESSION_get_time()``)."""
+        """When the session was established, in epoch seconds (``SSL_SESSION_get_time()``)."""
         return self._live("time").time
 
     @property
@@ -331,7 +331,7 @@ class SessionHandle:
 
     @property
     def ticket_lifetime_hint(self) -> int:
-        """The server's ticket lifetime hint in seconds (``SSL_SESSION_get_ticket_lifetime_hint()``)."""
+        """The ticket lifetime hint in seconds (``SSL_SESSION_get_ticket_lifetime_hint()``)."""
         return self._live("ticket_lifetime_hint").ticket_lifetime_hint
 
     @property

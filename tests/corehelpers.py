@@ -58,7 +58,7 @@ def handshake(pki: Pki, session: ssl.SSLSession | None = None) -> tuple[ssl.SSLS
                 raw, server_hostname="localhost", session=session
             ) as tls:
                 assert tls.recv(1) == b"x"
-                reused = tls.session_reused
+                reused = bool(tls.session_reused)
                 tls.sendall(b"y")
                 got = tls.session
                 assert got is not None
