@@ -17,6 +17,7 @@ from ._errors import UseAfterFreeError as UseAfterFreeError
 from ._handle import SessionHandle as SessionHandle
 from ._handle import SessionPayload as SessionPayload
 from ._handle import session_free as session_free
+from ._openssl import SessionDecodeError as SessionDecodeError
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "DoubleFreeError",
     "ResumeError",
     "SessionCache",
+    "SessionDecodeError",
     "SessionError",
     "SessionHandle",
     "SessionPayload",

@@ -183,6 +183,61 @@ class SessionHandle:
         # For the OpenSSL binding: wrap a native session (one C reference).
         return cls(payload, der)
 
+    @classmethod
+    def from_der(cls, data: bytes | bytearray | memoryview) -> SessionHandle:
+        """Import a session exported by :meth:`to_der` into a new handle with one reference.
+
+        Mirrors ``d2i_SSL_SESSION()``. The handle owns the one C ``SSL_SESSION``
+        reference that ``d2i`` made; it is released (``SSL_SESSION_free()``) after
+        the handle's last :meth:`free`. Offer the handle like any other (the
+        adapters call ``SSL_set_session()``); offer it only with the same
+        verification settings and to the same server it came from, since a DER
+        session does not record its :class:`ssl.SSLContext`.
+
+        See the generated man page :doc:`/manpages/d2i_SSL_SESSION`.
+
+        Raises:
+            TypeError: *data* is not bytes-like.
+            SessionDecodeError: *data* is empty, oversized, truncated, corrupted,
+                has trailing bytes, or decodes to a session that cannot resume
+                (a :class:`ValueError`).
+            UnsupportedError: this Python build does not allow the OpenSSL binding.
+        """
+        from ._native import NativeSession
+
+        payload = NativeSession.from_der(data)
+        return cls._from_payload(payload, bytearray(data))
+
+    def to_der(self) -> bytes:
+        """Return the session encoded as DER bytes, for :meth:`from_der` in another process.
+
+        Mirrors ``i2d_SSL_SESSION()``. The bytes hold the session's master secret:
+        store them encrypted or with the care of a private key. They are cached
+        in the handle and wiped when it is freed.
+
+        See the generated man page :doc:`/manpages/d2i_SSL_SESSION`.
+
+        Raises:
+            UseAfterFreeError: the handle is freed.
+            ValueError: the handle holds no TLS session (:meth:`new`), or OpenSSL
+                cannot encode it.
+            UnsupportedError: this Python build does not allow the OpenSSL binding.
+        """
+        session = self._live("to_der()")
+        if self._der is not None:
+            return bytes(self._der)
+        if isinstance(session, ssl.SSLSession):
+            from ._openssl import binding
+
+            b = binding()
+            der = b.i2d(b.session_ptr(session))
+        elif hasattr(session, "to_der"):
+            der = session.to_der()
+        else:
+            raise ValueError(f"{self!r} holds no TLS session to export")
+        self._der = bytearray(der)
+        return der
+
     # -- reference counting -------------------------------------------------------
 
     def dup(self) -> SessionHandle:

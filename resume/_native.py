@@ -1,0 +1,165 @@
+# Theory of operation: native sessions (sessions born from DER)
+# =============================================================
+#
+# ``ssl`` cannot build an :class:`ssl.SSLSession` from bytes, so a session
+# imported with ``d2i_SSL_SESSION()`` stays a bare C ``SSL_SESSION*``. A
+# :class:`NativeSession` is the Python object that owns ONE C reference to it
+# and is the payload of the :class:`~resume.SessionHandle` that
+# :meth:`~resume.SessionHandle.from_der` returns. Its properties are read
+# through C (``SSL_SESSION_get_id()``, ...), and :meth:`NativeSession.offer`
+# calls ``SSL_set_session()`` on a connection before its handshake, which is
+# what :func:`resume._offer.offer` uses for non-``ssl`` payloads.
+#
+# When is the C reference dropped? The handle calls :meth:`release` when its
+# last reference goes. But :meth:`SessionHandle.dup` shares the payload object
+# between the original and the copy (an ``ssl.SSLSession`` is immutable, so
+# sharing is right there), so a payload cannot assume that the first
+# ``release()`` is the last user. The C reference is therefore tied to the
+# payload object's own life: ``release()`` marks it released by a handle, and
+# ``SSL_SESSION_free()`` runs exactly once, when the last Python reference to
+# the payload goes (CPython frees it at once, by reference counting: in
+# practice at the last handle's ``free()``). Freeing earlier would leave a
+# ``dup()`` copy pointing at freed C memory; this way no Python object can ever
+# reach a freed ``SSL_SESSION``.
+#
+# Sessions of another SSLContext: ``ssl`` refuses to set an ``SSLSession`` made
+# by another context; ``SSL_set_session()`` through C cannot check, because a
+# DER session does not record its context. OpenSSL itself checks only that the
+# session's protocol version is enabled and that the server agrees to resume
+# (same cipher, SNI, and for TLS 1.2 the session id context). What it cannot
+# know is that the session's peer certificate was verified under *this*
+# context's rules: a resumed handshake does not verify a certificate again. So a
+# session must only be offered on a context with the same trust store and
+# verification settings, to the same server name and port it came from; the
+# client's session keys (resume's rules for what may be resumed where) enforce
+# that for normal use.
+from __future__ import annotations
+
+import contextlib
+import ssl
+from typing import NoReturn, final
+
+from ._errors import UseAfterFreeError
+from ._openssl import Binding, binding
+
+__all__ = ["NativeSession"]
+
+
+@final
+class NativeSession:
+    """A TLS session owned as a C ``SSL_SESSION*`` (one reference), read through C.
+
+    Made by :meth:`~resume.SessionHandle.from_der`; use it through its handle.
+    """
+
+    __slots__ = ("__weakref__", "_binding", "_ptr", "_released")
+
+    _ptr: int
+    _binding: Binding
+
+    def __init__(self, _binding: Binding, _ptr: int) -> None:
+        # Takes over one C reference of *_ptr*.
+        self._binding = _binding
+        self._ptr = _ptr
+        self._released = False
+
+    @classmethod
+    def from_der(cls, data: bytes | bytearray | memoryview) -> NativeSession:
+        """Decode *data* with ``d2i_SSL_SESSION()`` (see :meth:`Binding.d2i`).
+
+        Raises:
+            UnsupportedError: the binding is not available on this build.
+            SessionDecodeError: the bytes are not exactly one sane session.
+        """
+        b = binding()
+        return cls(b, b.d2i(data))
+
+    def _live(self) -> int:
+        ptr = self._ptr
+        if not ptr:
+            raise UseAfterFreeError("this native session's C reference was freed")
+        return ptr
+
+    @property
+    def id(self) -> bytes:
+        """``SSL_SESSION_get_id()``."""
+        return self._binding.session_id(self._live())
+
+    @property
+    def time(self) -> int:
+        """``SSL_SESSION_get_time()``."""
+        return self._binding.session_time(self._live())
+
+    @property
+    def timeout(self) -> int:
+        """``SSL_SESSION_get_timeout()``."""
+        return self._binding.session_timeout(self._live())
+
+    @property
+    def ticket_lifetime_hint(self) -> int:
+        """``SSL_SESSION_get_ticket_lifetime_hint()``."""
+        return self._binding.session_ticket_lifetime_hint(self._live())
+
+    @property
+    def has_ticket(self) -> bool:
+        """``SSL_SESSION_has_ticket()``."""
+        return self._binding.session_has_ticket(self._live())
+
+    @property
+    def protocol_version(self) -> int:
+        """``SSL_SESSION_get_protocol_version()``: 0x0303 for TLS 1.2, 0x0304 for TLS 1.3."""
+        return self._binding.session_protocol_version(self._live())
+
+    @property
+    def released(self) -> bool:
+        """True once a handle released this payload (its last reference went)."""
+        return self._released
+
+    def to_der(self) -> bytes:
+        """``i2d_SSL_SESSION()``: the session as DER bytes (they hold the master secret)."""
+        return self._binding.i2d(self._live())
+
+    def dup(self) -> NativeSession:
+        """``SSL_SESSION_dup()``: a deep copy owning its own C reference."""
+        return NativeSession(self._binding, self._binding.session_dup(self._live()))
+
+    def offer(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> None:
+        """Offer this session on *ssl_object* before its handshake (``SSL_set_session()``).
+
+        The connection takes its own C reference; this object keeps its own.
+        The session is not checked against the connection's context (a DER
+        session does not record it): offer it only on a context with the same
+        verification settings, to the same server, as the one it came from.
+
+        Raises:
+            ValueError: *ssl_object* is server-side or its handshake has started;
+                an unconnected :class:`ssl.SSLSocket`.
+            UnsupportedError: the object's layout does not check out.
+        """
+        self._binding.set_session(ssl_object, self._live())
+
+    def release(self) -> None:
+        """Called by the handle when its last reference goes.
+
+        The C reference itself is dropped (``SSL_SESSION_free()``, exactly once)
+        when the last Python reference to this object goes, so that a handle copy
+        sharing it never sees freed memory (see the module comment).
+        """
+        self._released = True
+
+    def _free_now(self) -> None:
+        ptr = self._ptr
+        if ptr:
+            self._ptr = 0
+            self._binding.session_free(ptr)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(AttributeError):  # a half-built instance has no _ptr
+            self._free_now()
+
+    def __repr__(self) -> str:
+        state = "freed" if not self._ptr else "live"
+        return f"<resume NativeSession {state}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a native session cannot be pickled; export it with to_der()")

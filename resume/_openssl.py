@@ -1,0 +1,797 @@
+# Theory of operation: the guarded binding to the OpenSSL behind ``ssl``
+# =====================================================================
+#
+# The standard library's :mod:`ssl` exposes neither session export
+# (``i2d_SSL_SESSION``) nor ticket-key control. Both live in the very libssl
+# that ``_ssl`` is linked against, so this module loads that library through
+# the extension itself (``ctypes.CDLL(_ssl.__file__)``: ``dlsym`` on the
+# extension's handle searches the extension and its dependencies, i.e. the
+# libssl/libcrypto the interpreter really uses, never another copy on disk).
+#
+# Every unsafe line of ``resume`` is in this file. Nothing else imports ctypes.
+#
+# Finding the C pointers
+# ----------------------
+# CPython's ``_ssl`` objects keep their C pointer right after the object header
+# (``object.__basicsize__`` bytes: 16 on a normal 64-bit build)::
+#
+#     PySSLContext  { PyObject_HEAD; SSL_CTX *ctx; ... }
+#     PySSLSession  { PyObject_HEAD; SSL_SESSION *session; PySSLContext *ctx; }
+#     PySSLSocket   { PyObject_HEAD; PyObject *Socket; SSL *ssl; PySSLContext *ctx; ...}
+#
+# That layout is private and may change. So before the first use, the *probe*
+# (``_probe``) makes a real TLS 1.2 handshake between two memory-BIO
+# ``SSLObject``s (no sockets) and checks the layout on those live objects, in an
+# order that never dereferences a pointer before it is confirmed:
+#
+#   1. every symbol resolves, and ``OpenSSL_version_num()`` equals
+#      ``ssl.OPENSSL_VERSION_NUMBER`` (the library found is the one ``ssl`` uses);
+#   2. the ``__basicsize__`` of each type covers the fields read;
+#   3. back-pointers that must equal Python-visible ids, read without following
+#      any pointer: the session's and the SSL object's ``ctx`` field are
+#      ``id(context)``; the SSL object's ``Socket`` field is NULL for a BIO pair;
+#   4. only then C is asked about the pointers, and each answer is compared with
+#      a second, independent source: ``SSL_get_SSL_CTX(ssl)`` equals the
+#      context's pointer, ``SSL_CTX_get_options()`` equals ``context.options``
+#      (twice, with different values), ``SSL_get_session(ssl)`` equals the
+#      session's pointer, ``SSL_SESSION_get_id/time/timeout`` equal
+#      ``SSLSession.id/time/timeout``, and an ``i2d``/``d2i``/``i2d`` round trip
+#      is byte-identical.
+#
+# Any mismatch or missing symbol is a *refusal*: :class:`~resume.UnsupportedError`
+# with the reason, remembered for the life of the process (the probe never runs
+# twice), while the rest of ``resume`` keeps working. A wrong guess is thus
+# caught by step 3 (pure memory reads inside the object) before step 4 ever
+# follows a pointer.
+#
+# After the probe, each call re-checks the cheap, dereference-free facts of the
+# object it gets (the ``ctx`` back-pointer of an SSL object) and the session
+# id/time of an :class:`ssl.SSLSession`, so a foreign object cannot slip in.
+#
+# The OpenSSL error queue is per thread and ``ssl`` reads it after its own
+# failures: every failure path here drains it (``ERR_get_error``) into the
+# message, so no stale error leaks into a later ``ssl`` exception.
+#
+# Ticket-key callback
+# -------------------
+# ``SSL_CTX_set_tlsext_ticket_key_evp_cb()`` (OpenSSL 3.0) installs a C
+# function called for every ticket the server issues (enc=1) or receives
+# (enc=0). Ours is a ctypes ``CFUNCTYPE`` thunk that asks a Python object for
+# the key (see resume._ticketkeys), then calls ``EVP_EncryptInit_ex`` /
+# ``EVP_DecryptInit_ex`` (AES-256-CBC) and ``EVP_MAC_CTX_set_params`` (HMAC
+# key and digest, as an ``OSSL_PARAM`` array built here). The thunk is kept
+# alive for the life of the process (a context may be used by C after its
+# Python object is gone, e.g. through ``SSL_set_SSL_CTX``), and no exception
+# ever crosses into C: it is logged (never key bytes) and the callback returns
+# 0 ("no ticket" / "ticket not usable": the handshake goes on, in full).
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import ssl
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._errors import ResumeError, UnsupportedError
+
+__all__ = [
+    "Binding",
+    "SessionDecodeError",
+    "TicketKeyLookup",
+    "binding",
+    "refusal",
+]
+
+log = logging.getLogger("resume.openssl")
+
+#: The size of the object header that precedes the C fields of the ``_ssl``
+#: objects. The probe's layout checks all start from here; a test shifts it to
+#: simulate a build whose layout is not the one expected.
+_HEADER_SIZE: int = object.__basicsize__
+_PTR: Final = ctypes.sizeof(ctypes.c_void_p)
+
+#: The largest DER session accepted. A session holds a master secret, a ticket
+#: (at most 65,535 bytes on the wire) and the peer's leaf certificate; 256 KiB
+#: is far beyond any real one and keeps hostile input from costing much.
+MAX_DER_SIZE: Final = 256 * 1024
+
+_TLS_VERSIONS: Final = frozenset({0x0301, 0x0302, 0x0303, 0x0304})
+
+# Constants from the OpenSSL 3.0 headers.
+_OSSL_PARAM_UTF8_STRING: Final = 4
+_OSSL_PARAM_OCTET_STRING: Final = 5
+_OSSL_PARAM_UNMODIFIED: Final = ctypes.c_size_t(-1).value
+_CRYPTO_EX_INDEX_SSL_SESSION: Final = 2
+_TICKET_NAME_LEN: Final = 16
+_TICKET_IV_LEN: Final = 16  # EVP_MAX_IV_LENGTH; AES-CBC uses 16
+_TICKET_AES_LEN: Final = 32
+_TICKET_HMAC_LEN: Final = 32
+
+
+class SessionDecodeError(ResumeError, ValueError):
+    """Bytes given to :meth:`~resume.SessionHandle.from_der` are not a usable session.
+
+    Raised for empty, truncated, corrupted, oversized or trailing-garbage input,
+    for DER that ``d2i_SSL_SESSION()`` rejects, and for a decoded session that
+    fails the sanity checks (unknown protocol version, no master key, not
+    resumable). It is a :class:`ValueError`, so code that treats every bad input
+    alike can catch that. The message never contains session bytes.
+    """
+
+
+SessionDecodeError.__module__ = "resume"
+
+
+class _OSSLParam(ctypes.Structure):
+    _fields_ = (
+        ("key", ctypes.c_char_p),
+        ("data_type", ctypes.c_uint),
+        ("data", ctypes.c_void_p),
+        ("data_size", ctypes.c_size_t),
+        ("return_size", ctypes.c_size_t),
+    )
+
+
+_TICKET_CB = ctypes.CFUNCTYPE(
+    ctypes.c_int,
+    ctypes.c_void_p,  # SSL *s
+    ctypes.c_void_p,  # unsigned char key_name[16]
+    ctypes.c_void_p,  # unsigned char iv[EVP_MAX_IV_LENGTH]
+    ctypes.c_void_p,  # EVP_CIPHER_CTX *ctx
+    ctypes.c_void_p,  # EVP_MAC_CTX *hctx
+    ctypes.c_int,  # int enc
+)
+
+_EX_FREE_CB = ctypes.CFUNCTYPE(
+    None,
+    ctypes.c_void_p,  # void *parent
+    ctypes.c_void_p,  # void *ptr
+    ctypes.c_void_p,  # CRYPTO_EX_DATA *ad
+    ctypes.c_int,  # int idx
+    ctypes.c_long,  # long argl
+    ctypes.c_void_p,  # void *argp
+)
+
+#: (name, aes_key, hmac_key) of the key to encrypt a new ticket with, or None.
+EncryptKey = tuple[bytes, bytes, bytes]
+
+
+class TicketKeyLookup:
+    """What the ticket-key callback asks: implemented by resume._ticketkeys."""
+
+    def encryption_key(self) -> EncryptKey | None:  # pragma: no cover - interface
+        """Return the key to encrypt a new ticket with, or None for no ticket."""
+        raise NotImplementedError
+
+    def decryption_key(self, name: bytes) -> tuple[bytes, bytes, bool] | None:  # pragma: no cover
+        """Return (aes_key, hmac_key, renew) for the key named *name*, or None."""
+        raise NotImplementedError
+
+
+# (symbol, restype, argtypes); the binding refuses if any is missing.
+_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
+    ("OpenSSL_version_num", ctypes.c_ulong, ()),
+    ("ERR_get_error", ctypes.c_ulong, ()),
+    ("ERR_clear_error", None, ()),
+    ("ERR_error_string_n", None, (ctypes.c_ulong, ctypes.c_char_p, ctypes.c_size_t)),
+    ("i2d_SSL_SESSION", ctypes.c_int, (ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p))),
+    (
+        "d2i_SSL_SESSION",
+        ctypes.c_void_p,
+        (ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_long),
+    ),
+    ("SSL_SESSION_free", None, (ctypes.c_void_p,)),
+    ("SSL_SESSION_up_ref", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_SESSION_dup", ctypes.c_void_p, (ctypes.c_void_p,)),
+    ("SSL_SESSION_get_id", ctypes.c_void_p, (ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint))),
+    ("SSL_SESSION_get_time", ctypes.c_long, (ctypes.c_void_p,)),
+    ("SSL_SESSION_get_timeout", ctypes.c_long, (ctypes.c_void_p,)),
+    ("SSL_SESSION_get_ticket_lifetime_hint", ctypes.c_ulong, (ctypes.c_void_p,)),
+    ("SSL_SESSION_has_ticket", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_SESSION_is_resumable", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_SESSION_get_protocol_version", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_SESSION_get0_cipher", ctypes.c_void_p, (ctypes.c_void_p,)),
+    (
+        "SSL_SESSION_get_master_key",
+        ctypes.c_size_t,
+        (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t),
+    ),
+    ("SSL_SESSION_set_ex_data", ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)),
+    ("SSL_get_session", ctypes.c_void_p, (ctypes.c_void_p,)),
+    ("SSL_set_session", ctypes.c_int, (ctypes.c_void_p, ctypes.c_void_p)),
+    ("SSL_get_SSL_CTX", ctypes.c_void_p, (ctypes.c_void_p,)),
+    ("SSL_is_server", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_is_init_finished", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_in_before", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_CTX_get_options", ctypes.c_uint64, (ctypes.c_void_p,)),
+    (
+        "CRYPTO_get_ex_new_index",
+        ctypes.c_int,
+        (ctypes.c_int, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+         ctypes.c_void_p),
+    ),
+    ("CRYPTO_free_ex_index", ctypes.c_int, (ctypes.c_int, ctypes.c_int)),
+)
+
+# Needed only for ticket keys (OpenSSL 3.0 and later).
+_TICKET_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
+    ("SSL_CTX_set_tlsext_ticket_key_evp_cb", ctypes.c_int, (ctypes.c_void_p, _TICKET_CB)),
+    ("EVP_aes_256_cbc", ctypes.c_void_p, ()),
+    (
+        "EVP_EncryptInit_ex",
+        ctypes.c_int,
+        (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p),
+    ),
+    (
+        "EVP_DecryptInit_ex",
+        ctypes.c_int,
+        (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p),
+    ),
+    ("EVP_MAC_CTX_set_params", ctypes.c_int, (ctypes.c_void_p, ctypes.POINTER(_OSSLParam))),
+)
+
+
+def _read_ptr(obj: object, offset: int) -> int:
+    # Read one pointer-sized field inside *obj* (never outside its basicsize).
+    if offset < 0 or offset + _PTR > type(obj).__basicsize__:
+        raise UnsupportedError(
+            f"the {type(obj).__name__} object is {type(obj).__basicsize__} bytes, too small "
+            f"for the field at offset {offset}: unknown _ssl object layout"
+        )
+    return ctypes.c_void_p.from_address(id(obj) + offset).value or 0
+
+
+def _ssl_socket_of(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> Any:
+    # The _ssl._SSLSocket behind an SSLObject / SSLSocket.
+    inner = getattr(ssl_object, "_sslobj", None)
+    if inner is None:
+        if isinstance(ssl_object, ssl.SSLSocket):
+            raise ValueError(
+                "this SSLSocket is not connected yet: wrap a connected socket with "
+                "do_handshake_on_connect=False, offer the session, then do_handshake()"
+            )
+        raise TypeError(
+            f"expected an ssl.SSLObject or ssl.SSLSocket, got {type(ssl_object).__name__}"
+        )
+    return inner
+
+
+class Binding:
+    """The probed library: every call into libssl/libcrypto goes through here.
+
+    Get the process-wide instance with :func:`binding`; it raises
+    :class:`~resume.UnsupportedError` if the probe refused this build.
+    """
+
+    def __init__(self, lib: ctypes.CDLL, ticket_error: str | None) -> None:
+        self._lib = lib
+        self.ticket_error = ticket_error
+        self._keepalive: list[Any] = []
+        self._ticket_params_digest = ctypes.create_string_buffer(b"SHA256")
+
+    # -- errors --------------------------------------------------------------------
+
+    def drain_errors(self) -> str:
+        """Empty this thread's OpenSSL error queue; return its text (for messages)."""
+        lib = self._lib
+        texts = []
+        buf = ctypes.create_string_buffer(256)
+        for _ in range(16):
+            code = lib.ERR_get_error()
+            if not code:
+                break
+            lib.ERR_error_string_n(code, buf, len(buf))
+            texts.append(buf.value.decode("ascii", "replace"))
+        lib.ERR_clear_error()
+        return "; ".join(texts)
+
+    # -- pointers of Python objects -----------------------------------------------
+
+    def ctx_ptr(self, context: ssl.SSLContext) -> int:
+        """The ``SSL_CTX*`` of *context* (checked against ``SSL_CTX_get_options``)."""
+        if not isinstance(context, ssl.SSLContext):
+            raise TypeError(f"expected an ssl.SSLContext, got {type(context).__name__}")
+        ptr = _read_ptr(context, _HEADER_SIZE)
+        if not ptr or self._lib.SSL_CTX_get_options(ptr) != context.options:
+            raise UnsupportedError("the SSL_CTX pointer of this SSLContext does not check out")
+        return ptr
+
+    def ssl_ptr(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> int:
+        """The ``SSL*`` behind *ssl_object*, validated before it is used.
+
+        The ``ctx`` field next to it must be ``id()`` of the object's context
+        (a memory read, no dereference), and ``SSL_get_SSL_CTX()`` must return the
+        context's own ``SSL_CTX*``.
+        """
+        inner = _ssl_socket_of(ssl_object)
+        context = inner.context
+        if _read_ptr(inner, _HEADER_SIZE + 2 * _PTR) != id(context):
+            raise UnsupportedError("the SSL object's context field does not check out")
+        ptr = _read_ptr(inner, _HEADER_SIZE + _PTR)
+        if not ptr or self._lib.SSL_get_SSL_CTX(ptr) != self.ctx_ptr(context):
+            raise UnsupportedError("the SSL pointer of this SSL object does not check out")
+        return ptr
+
+    def session_ptr(self, session: ssl.SSLSession) -> int:
+        """The ``SSL_SESSION*`` of *session* (borrowed: valid while *session* lives).
+
+        Checked by comparing ``SSL_SESSION_get_id()`` and ``SSL_SESSION_get_time()``
+        with ``session.id`` and ``session.time``.
+        """
+        if not isinstance(session, ssl.SSLSession):
+            raise TypeError(f"expected an ssl.SSLSession, got {type(session).__name__}")
+        ptr = _read_ptr(session, _HEADER_SIZE)
+        if not ptr or self.session_id(ptr) != session.id or self.session_time(ptr) != session.time:
+            raise UnsupportedError("the SSL_SESSION pointer of this SSLSession does not check out")
+        return ptr
+
+    # -- SSL_SESSION ----------------------------------------------------------------
+
+    def session_id(self, ptr: int) -> bytes:
+        """``SSL_SESSION_get_id()``."""
+        length = ctypes.c_uint(0)
+        data = self._lib.SSL_SESSION_get_id(ptr, ctypes.byref(length))
+        if not data or length.value == 0:
+            return b""
+        return ctypes.string_at(data, min(length.value, 32))
+
+    def session_time(self, ptr: int) -> int:
+        """``SSL_SESSION_get_time()``."""
+        return int(self._lib.SSL_SESSION_get_time(ptr))
+
+    def session_timeout(self, ptr: int) -> int:
+        """``SSL_SESSION_get_timeout()``."""
+        return int(self._lib.SSL_SESSION_get_timeout(ptr))
+
+    def session_ticket_lifetime_hint(self, ptr: int) -> int:
+        """``SSL_SESSION_get_ticket_lifetime_hint()``."""
+        return int(self._lib.SSL_SESSION_get_ticket_lifetime_hint(ptr))
+
+    def session_has_ticket(self, ptr: int) -> bool:
+        """``SSL_SESSION_has_ticket()``."""
+        return bool(self._lib.SSL_SESSION_has_ticket(ptr))
+
+    def session_protocol_version(self, ptr: int) -> int:
+        """``SSL_SESSION_get_protocol_version()`` (0x0303 for TLS 1.2, 0x0304 for 1.3)."""
+        return int(self._lib.SSL_SESSION_get_protocol_version(ptr))
+
+    def session_free(self, ptr: int) -> None:
+        """``SSL_SESSION_free()``: drop one C reference."""
+        self._lib.SSL_SESSION_free(ptr)
+
+    def session_up_ref(self, ptr: int) -> None:
+        """``SSL_SESSION_up_ref()``: add one C reference."""
+        if self._lib.SSL_SESSION_up_ref(ptr) != 1:  # pragma: no cover - cannot fail in 3.0
+            raise MemoryError("SSL_SESSION_up_ref() failed")
+
+    def session_dup(self, ptr: int) -> int:
+        """``SSL_SESSION_dup()``: a deep copy with one reference."""
+        copy = self._lib.SSL_SESSION_dup(ptr)
+        if not copy:  # pragma: no cover - out of memory
+            raise MemoryError(f"SSL_SESSION_dup() failed: {self.drain_errors()}")
+        return int(copy)
+
+    def i2d(self, ptr: int) -> bytes:
+        """``i2d_SSL_SESSION()``: the DER encoding of the session at *ptr*.
+
+        Raises:
+            ValueError: OpenSSL reports the session as not valid (length 0).
+        """
+        lib = self._lib
+        size = lib.i2d_SSL_SESSION(ptr, None)
+        if size <= 0:
+            raise ValueError(f"i2d_SSL_SESSION() cannot encode this session: {self.drain_errors()}")
+        buf = ctypes.create_string_buffer(size)
+        cursor = ctypes.c_void_p(ctypes.addressof(buf))
+        written = lib.i2d_SSL_SESSION(ptr, ctypes.byref(cursor))
+        try:
+            if written != size:  # pragma: no cover - OpenSSL contract
+                raise ValueError(f"i2d_SSL_SESSION() wrote {written} bytes, announced {size}")
+            return buf.raw[:size]
+        finally:
+            ctypes.memset(buf, 0, size)
+
+    def d2i(self, data: bytes | bytearray | memoryview) -> int:
+        """``d2i_SSL_SESSION()`` with every check: a new ``SSL_SESSION*`` (one reference).
+
+        Raises:
+            TypeError: *data* is not bytes-like.
+            SessionDecodeError: the bytes are not exactly one sane session.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"from_der() needs bytes, got {type(data).__name__}")
+        raw = bytes(data)
+        size = len(raw)
+        if size == 0:
+            raise SessionDecodeError("cannot decode a TLS session from empty input")
+        if size > MAX_DER_SIZE:
+            raise SessionDecodeError(
+                f"{size} bytes is too long for a DER TLS session (the limit is {MAX_DER_SIZE})"
+            )
+        if raw[0] != 0x30:
+            raise SessionDecodeError(
+                "not a DER TLS session: it must start with an ASN.1 SEQUENCE (0x30)"
+            )
+        lib = self._lib
+        lib.ERR_clear_error()
+        buf = ctypes.create_string_buffer(raw, size)
+        start = ctypes.addressof(buf)
+        cursor = ctypes.c_void_p(start)
+        try:
+            ptr = lib.d2i_SSL_SESSION(None, ctypes.byref(cursor), size)
+            if not ptr:
+                reason = self.drain_errors() or "no reason given"
+                raise SessionDecodeError(f"d2i_SSL_SESSION() rejected the input: {reason}")
+            consumed = (cursor.value or start) - start
+        finally:
+            ctypes.memset(buf, 0, size)
+        problem = None
+        if consumed != size:
+            problem = (
+                f"the input has {size - consumed} trailing bytes after a "
+                f"{consumed}-byte session (truncated concatenation or garbage?)"
+            )
+        elif self.session_protocol_version(ptr) not in _TLS_VERSIONS:
+            problem = "the session's protocol version is not TLS 1.0-1.3"
+        elif not lib.SSL_SESSION_get0_cipher(ptr):
+            problem = "the session names no cipher suite"
+        elif not 0 < lib.SSL_SESSION_get_master_key(ptr, None, 0) <= 64:
+            problem = "the session has no usable master secret"
+        elif not lib.SSL_SESSION_is_resumable(ptr):
+            problem = "the session has neither a session id nor a ticket: it cannot resume"
+        elif self.session_time(ptr) <= 0 or self.session_timeout(ptr) < 0:
+            problem = "the session's time or timeout is out of range"
+        if problem is not None:
+            lib.SSL_SESSION_free(ptr)
+            self.drain_errors()
+            raise SessionDecodeError(problem)
+        return int(ptr)
+
+    # -- SSL --------------------------------------------------------------------------
+
+    def set_session(self, ssl_object: ssl.SSLObject | ssl.SSLSocket, ptr: int) -> None:
+        """``SSL_set_session()`` on the connection of *ssl_object*, before its handshake.
+
+        Raises:
+            ValueError: *ssl_object* is server-side or its handshake has started.
+        """
+        ssl_ptr = self.ssl_ptr(ssl_object)
+        lib = self._lib
+        if lib.SSL_is_server(ssl_ptr):
+            raise ValueError("cannot offer a session on a server-side connection")
+        if lib.SSL_is_init_finished(ssl_ptr) or not lib.SSL_in_before(ssl_ptr):
+            raise ValueError("cannot offer a session once the handshake has started")
+        if lib.SSL_set_session(ssl_ptr, ptr) != 1:
+            raise ValueError(f"SSL_set_session() failed: {self.drain_errors()}")
+
+    # -- ticket keys ------------------------------------------------------------------
+
+    def install_ticket_callback(self, context: ssl.SSLContext, lookup: TicketKeyLookup) -> None:
+        """Install the ticket-key callback on *context* (``SSL_CTX_set_tlsext_ticket_key_evp_cb``).
+
+        Raises:
+            UnsupportedError: this OpenSSL has no EVP ticket-key callback.
+        """
+        if self.ticket_error is not None:
+            raise UnsupportedError(self.ticket_error)
+        ctx = self.ctx_ptr(context)
+        callback = _TICKET_CB(self._make_ticket_callback(lookup))
+        self._keepalive.append(callback)
+        if self._lib.SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, callback) != 1:
+            raise UnsupportedError(
+                f"SSL_CTX_set_tlsext_ticket_key_evp_cb() failed: {self.drain_errors()}"
+            )
+
+    def _make_ticket_callback(
+        self, lookup: TicketKeyLookup
+    ) -> Callable[[int | None, int | None, int | None, int | None, int | None, int], int]:
+        lib = self._lib
+        cipher = lib.EVP_aes_256_cbc()
+        digest = self._ticket_params_digest
+
+        def set_mac_key(hctx: int, hmac_key: bytes) -> bool:
+            key_buf = ctypes.create_string_buffer(hmac_key, len(hmac_key))
+            params = (_OSSLParam * 3)()
+            params[0] = _OSSLParam(
+                b"key", _OSSL_PARAM_OCTET_STRING, ctypes.addressof(key_buf), len(hmac_key),
+                _OSSL_PARAM_UNMODIFIED,
+            )
+            params[1] = _OSSLParam(
+                b"digest", _OSSL_PARAM_UTF8_STRING, ctypes.addressof(digest), 6,
+                _OSSL_PARAM_UNMODIFIED,
+            )
+            try:
+                return bool(lib.EVP_MAC_CTX_set_params(hctx, params) == 1)
+            finally:
+                ctypes.memset(key_buf, 0, len(hmac_key))
+
+        def callback(
+            _ssl: int | None,
+            key_name: int | None,
+            iv: int | None,
+            cctx: int | None,
+            hctx: int | None,
+            enc: int,
+        ) -> int:
+            # Returns: 1 ok; 2 (decrypt) ok but renew the ticket; 0 no ticket /
+            # ticket unusable (full handshake). Never raises into C.
+            try:
+                if not (key_name and iv and cctx and hctx):
+                    return 0
+                if enc == 1:
+                    found = lookup.encryption_key()
+                    if found is None:
+                        return 0
+                    name, aes_key, hmac_key = found
+                    iv_bytes = os.urandom(_TICKET_IV_LEN)
+                    ctypes.memmove(key_name, name, _TICKET_NAME_LEN)
+                    ctypes.memmove(iv, iv_bytes, _TICKET_IV_LEN)
+                    if lib.EVP_EncryptInit_ex(cctx, cipher, None, aes_key, iv) != 1:
+                        lib.ERR_clear_error()
+                        return -1
+                    if not set_mac_key(hctx, hmac_key):
+                        lib.ERR_clear_error()
+                        return -1
+                    return 1
+                name = ctypes.string_at(key_name, _TICKET_NAME_LEN)
+                entry = lookup.decryption_key(name)
+                if entry is None:
+                    return 0
+                aes_key, hmac_key, renew = entry
+                if not set_mac_key(hctx, hmac_key):
+                    lib.ERR_clear_error()
+                    return 0
+                if lib.EVP_DecryptInit_ex(cctx, cipher, None, aes_key, iv) != 1:
+                    lib.ERR_clear_error()
+                    return 0
+                return 2 if renew else 1
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    log.exception(
+                        "ticket-key callback failed (%s); the handshake continues without "
+                        "a ticket", "encrypt" if enc == 1 else "decrypt"
+                    )
+                return 0
+
+        return callback
+
+    # -- testing aid: watching a C session being freed --------------------------------
+
+    def watch_frees(self) -> FreeWatch:
+        """Count when watched ``SSL_SESSION``s are really freed (for the tests).
+
+        Registers an ex-data index (``CRYPTO_get_ex_new_index`` for
+        ``CRYPTO_EX_INDEX_SSL_SESSION``) whose free callback OpenSSL calls when a
+        session's reference count reaches zero. Call :meth:`FreeWatch.close`
+        when done.
+        """
+        return FreeWatch(self._lib)
+
+
+class FreeWatch:
+    """See :meth:`Binding.watch_frees`: ``frees[tag]`` counts the frees of each watched session."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        self.frees: dict[int, int] = {}
+        self._tags: list[ctypes.c_int] = []
+
+        def on_free(
+            _parent: int | None, ptr: int | None, _ad: int | None, _idx: int, _argl: int,
+            _argp: int | None,
+        ) -> None:
+            try:
+                if ptr:
+                    tag = ctypes.c_int.from_address(ptr).value
+                    self.frees[tag] = self.frees.get(tag, 0) + 1
+            except BaseException:  # pragma: no cover - never raise into C
+                pass
+
+        self._callback = _EX_FREE_CB(on_free)
+        _FREE_WATCH_KEEPALIVE.append(self._callback)
+        self._index = lib.CRYPTO_get_ex_new_index(
+            _CRYPTO_EX_INDEX_SSL_SESSION, 0, None, None, None, self._callback
+        )
+        if self._index < 0:  # pragma: no cover
+            raise UnsupportedError("CRYPTO_get_ex_new_index() failed")
+
+    def watch(self, ptr: int, tag: int) -> None:
+        """Tag the session at *ptr*; its free will count in ``frees[tag]``."""
+        cell = ctypes.c_int(tag)
+        self._tags.append(cell)  # must outlive the session: kept until close()
+        if self._lib.SSL_SESSION_set_ex_data(ptr, self._index, ctypes.addressof(cell)) != 1:
+            raise MemoryError("SSL_SESSION_set_ex_data() failed")  # pragma: no cover
+
+    def close(self) -> None:
+        """Unregister the index (``CRYPTO_free_ex_index``); the callback stays alive."""
+        self._lib.CRYPTO_free_ex_index(_CRYPTO_EX_INDEX_SSL_SESSION, self._index)
+
+
+# Callbacks given to C are never freed (C may call them until exit).
+_FREE_WATCH_KEEPALIVE: list[Any] = []
+
+_lock = threading.Lock()
+_binding: Binding | None = None
+_refusal: str | None = None
+
+
+def binding() -> Binding:
+    """Return the probed binding, probing on first use.
+
+    Raises:
+        UnsupportedError: this Python build failed the probe (now or earlier).
+    """
+    global _binding, _refusal
+    found = _binding
+    if found is not None:
+        return found
+    with _lock:
+        if _binding is not None:
+            return _binding
+        if _refusal is None:
+            try:
+                _binding = _probe()
+                return _binding
+            except UnsupportedError as exc:
+                _refusal = str(exc)
+            except Exception as exc:
+                _refusal = f"the OpenSSL capability probe failed: {type(exc).__name__}: {exc}"
+        raise UnsupportedError(
+            f"{_refusal}. DER export/import and ticket keys are not available on this "
+            f"Python build; the rest of resume works."
+        )
+
+
+def refusal() -> str | None:
+    """Probe if needed; return why the binding is unavailable, or None if it works."""
+    try:
+        binding()
+    except UnsupportedError:
+        return _refusal
+    return None
+
+
+def _reset_for_tests() -> None:
+    # Forget the probe's outcome, so that a test can probe again.
+    global _binding, _refusal
+    with _lock:
+        _binding = None
+        _refusal = None
+
+
+def _load() -> tuple[ctypes.CDLL, str | None]:
+    if sys.implementation.name != "cpython":
+        raise UnsupportedError(
+            f"the OpenSSL binding needs CPython (this is {sys.implementation.name})"
+        )
+    try:
+        import _ssl
+    except ImportError as exc:  # pragma: no cover - no ssl at all
+        raise UnsupportedError(f"the _ssl extension is missing: {exc}") from None
+    path = getattr(_ssl, "__file__", None)
+    if not path:
+        raise UnsupportedError(
+            "_ssl is built into the interpreter (no extension file to load the library from)"
+        )
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as exc:
+        raise UnsupportedError(f"cannot load {path}: {exc}") from None
+    for name, restype, argtypes in _PROTOTYPES:
+        try:
+            func = getattr(lib, name)
+        except AttributeError:
+            raise UnsupportedError(
+                f"the OpenSSL behind ssl ({ssl.OPENSSL_VERSION}) does not export {name}()"
+            ) from None
+        func.restype = restype
+        func.argtypes = argtypes
+    ticket_error = None
+    for name, restype, argtypes in _TICKET_PROTOTYPES:
+        try:
+            func = getattr(lib, name)
+        except AttributeError:
+            ticket_error = (
+                f"ticket keys need {name}() (OpenSSL 3.0 or later); {ssl.OPENSSL_VERSION} "
+                f"does not export it"
+            )
+            break
+        func.restype = restype
+        func.argtypes = argtypes
+    return lib, ticket_error
+
+
+def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
+    # A real TLS 1.2 handshake between two memory-BIO SSLObjects (no sockets).
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("probe.invalid").configure_cert(server_ctx)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(client_ctx)
+    for ctx in (server_ctx, client_ctx):
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="probe.invalid")
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    done = [False, False]
+    for _ in range(20):
+        for i, (obj, out, peer_in) in enumerate(((client, c_out, s_in), (server, s_out, c_in))):
+            if not done[i]:
+                try:
+                    obj.do_handshake()
+                    done[i] = True
+                except ssl.SSLWantReadError:
+                    pass
+            data = out.read()
+            if data:
+                peer_in.write(data)
+        if all(done):
+            return client_ctx, client, server
+    raise UnsupportedError("the probe's in-memory TLS handshake did not complete")
+
+
+def _probe() -> Binding:
+    lib, ticket_error = _load()
+    b = Binding(lib, ticket_error)
+    # Step 1: the library is the one ssl uses.
+    if lib.OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
+        raise UnsupportedError(
+            f"the library found through _ssl reports version {lib.OpenSSL_version_num():#x}, "
+            f"ssl reports {ssl.OPENSSL_VERSION_NUMBER:#x}"
+        )
+    header = _HEADER_SIZE
+    client_ctx, client, _server = _probe_pair()
+    inner = client._sslobj  # type: ignore[attr-defined]
+    session = client.session
+    if session is None or not session.id:
+        raise UnsupportedError("the probe's TLS 1.2 handshake produced no session")
+    # Step 2 happens in _read_ptr: every read stays inside the object.
+    # Step 3: back-pointers equal to Python ids; nothing is dereferenced yet.
+    if _read_ptr(session, header + _PTR) != id(client_ctx):
+        raise UnsupportedError(
+            "unknown ssl.SSLSession layout: its context field is not the SSLContext"
+        )
+    if _read_ptr(inner, header + 2 * _PTR) != id(inner.context):
+        raise UnsupportedError("unknown _ssl._SSLSocket layout: its context field does not match")
+    if _read_ptr(inner, header) != 0:
+        raise UnsupportedError("unknown _ssl._SSLSocket layout: a BIO pair has a socket field")
+    ctx_ptr = _read_ptr(client_ctx, header)
+    ssl_ptr = _read_ptr(inner, header + _PTR)
+    sess_ptr = _read_ptr(session, header)
+    for name, value in (("SSL_CTX", ctx_ptr), ("SSL", ssl_ptr), ("SSL_SESSION", sess_ptr)):
+        if not value or value % _PTR:
+            raise UnsupportedError(f"implausible {name} pointer: unknown _ssl object layout")
+    # Step 4: ask C, compare with a second source.
+    if lib.SSL_get_SSL_CTX(ssl_ptr) != ctx_ptr:
+        raise UnsupportedError("SSL_get_SSL_CTX() disagrees with the SSLContext's pointer")
+    for flip in (0, ssl.OP_CIPHER_SERVER_PREFERENCE):
+        client_ctx.options ^= flip
+        if lib.SSL_CTX_get_options(ctx_ptr) != client_ctx.options:
+            raise UnsupportedError("SSL_CTX_get_options() disagrees with SSLContext.options")
+    if lib.SSL_get_session(ssl_ptr) != sess_ptr:
+        raise UnsupportedError("SSL_get_session() disagrees with the SSLSession's pointer")
+    checks = (
+        ("id", b.session_id(sess_ptr), session.id),
+        ("time", b.session_time(sess_ptr), session.time),
+        ("timeout", b.session_timeout(sess_ptr), session.timeout),
+        ("has_ticket", b.session_has_ticket(sess_ptr), session.has_ticket),
+        ("ticket_lifetime_hint", b.session_ticket_lifetime_hint(sess_ptr),
+         session.ticket_lifetime_hint),
+    )
+    for what, c_value, py_value in checks:
+        if c_value != py_value:
+            raise UnsupportedError(f"SSL_SESSION_get_{what}() disagrees with SSLSession.{what}")
+    der = b.i2d(sess_ptr)
+    copy = b.d2i(der)
+    try:
+        if b.i2d(copy) != der or b.session_id(copy) != session.id:
+            raise UnsupportedError("an i2d/d2i round trip of the probe session changed it")
+    finally:
+        b.session_free(copy)
+    return b
