@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 DEFAULT_PAGES = (
@@ -86,8 +86,10 @@ SETTLE_MS = 400
 class _PageParser(HTMLParser):
     """Collects the ids (anchor targets) and the links of one HTML page."""
 
-    _LINK_ATTRS = {"a": "href", "link": "href", "script": "src", "img": "src",
-                   "iframe": "src", "source": "src", "area": "href"}
+    _LINK_ATTRS: ClassVar[dict[str, str]] = {
+        "a": "href", "area": "href", "link": "href",
+        "script": "src", "img": "src", "iframe": "src", "source": "src",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -105,7 +107,7 @@ class _PageParser(HTMLParser):
             self.links.append(values[attr])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(path: Path) -> _PageParser:
     parser = _PageParser()
     parser.feed(path.read_text(encoding="utf-8", errors="replace"))
@@ -149,10 +151,14 @@ def check_links(root: Path) -> tuple[int, int, list[str]]:
                 problems.append(f"{where} leaves the site")
             elif not target.is_file():
                 problems.append(f"{where} -> missing file {target.relative_to(root)}")
-            elif parts.fragment and target.suffix == ".html":
-                if unquote(parts.fragment) not in _parse(target).ids:
-                    problems.append(f"{where} -> no id {parts.fragment!r} in "
-                                    f"{target.relative_to(root)}")
+            elif (
+                parts.fragment
+                and target.suffix == ".html"
+                and unquote(parts.fragment) not in _parse(target).ids
+            ):
+                problems.append(
+                    f"{where} -> no id {parts.fragment!r} in {target.relative_to(root)}"
+                )
     return len(pages), checked, problems
 
 
@@ -236,7 +242,8 @@ class WebSocket:
         lines = head.decode("latin-1").split("\r\n")
         if not lines[0].startswith("HTTP/1.1 101"):
             raise ConnectionError(f"WebSocket handshake refused: {lines[0]}")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        fields = (line.partition(":") for line in lines[1:])
+        headers = {name.strip().lower(): value.strip() for name, _, value in fields}
         expected = base64.b64encode(hashlib.sha1(key + self._GUID).digest()).decode()
         if headers.get("sec-websocket-accept") != expected:
             raise ConnectionError("WebSocket handshake: wrong Sec-WebSocket-Accept")
