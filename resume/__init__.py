@@ -18,6 +18,7 @@ from ._handle import SessionHandle as SessionHandle
 from ._handle import SessionPayload as SessionPayload
 from ._handle import session_free as session_free
 from ._openssl import SessionDecodeError as SessionDecodeError
+from ._store import StoreWarning as StoreWarning
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "SessionHandle",
     "SessionPayload",
     "StoreError",
+    "StoreWarning",
     "UnsupportedError",
     "UseAfterFreeError",
     "__version__",

@@ -1,0 +1,254 @@
+# Theory of operation: the Redis store
+# ====================================
+#
+# RedisStore shares sessions between processes and hosts through a Redis server
+# (not Redis Cluster: every script touches the store's salt key and a name's
+# keys, which Cluster would put in different slots).
+#
+# Layout, for a store with prefix P and a hashed cache key N (hex):
+#
+#   P:salt       the store's random salt (string, no TTL)
+#   P:{N}:e      hash: entry id -> sealed blob
+#   P:{N}:x      sorted set: entry id, scored by its expiry in ms since the epoch
+#
+# Each operation is one Lua script, so it is atomic on the server: ``take``
+# pops the member with the highest expiry (the newest session) with ZPOPMAX and
+# removes its blob in the same script, so two clients, even on two hosts, never
+# receive the same single-use TLS 1.3 ticket. Expired members are removed by
+# every script that touches a name, and both keys of a name carry a Redis TTL
+# (PEXPIREAT) equal to the latest expiry in the pool: a name nobody touches
+# again disappears by itself.
+#
+# The salt. Every script first checks that P:salt is the salt this client
+# derived its names from; if P:salt is missing (a Redis restarted without
+# persistence) the script puts it back, so clients that were running keep
+# agreeing on names. If another client re-created it with a different salt
+# first, the script answers RESUME_SALT, and the client reloads the salt and
+# retries once (SessionStore handles the retry).
+#
+# Failures. The client gets short connect and read timeouts and one immediate
+# retry (a pooled connection that died with a restarted server reconnects on the
+# retry); a server that is down raises StoreError at once, without back-off
+# sleeps: the layer that sits on the store decides what to do (resume._storecache
+# turns it into a miss and a rate-limited warning).
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, final
+
+from ._errors import StoreError
+from ._store import SessionStore, _new_salt, _SaltChanged
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["RedisStore"]
+
+_PROLOGUE: Final = """
+local salt = redis.call('GET', KEYS[1])
+if not salt then
+  redis.call('SET', KEYS[1], ARGV[1])
+elseif salt ~= ARGV[1] then
+  return redis.error_reply('RESUME_SALT the store salt changed')
+end
+local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
+if #dead > 0 then
+  redis.call('HDEL', KEYS[2], unpack(dead))
+  redis.call('ZREM', KEYS[3], unpack(dead))
+end
+"""
+
+# KEYS: salt, hash, zset; ARGV: salt, now_ms, entry, expires_ms, blob, per_key
+_PUT: Final = _PROLOGUE + """
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
+if extra > 0 then
+  local old = redis.call('ZRANGE', KEYS[3], 0, extra - 1)
+  redis.call('HDEL', KEYS[2], unpack(old))
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1)
+end
+local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+local at = math.ceil(tonumber(top[2])) + 1000
+redis.call('PEXPIREAT', KEYS[2], at)
+redis.call('PEXPIREAT', KEYS[3], at)
+return 1
+"""
+
+# KEYS: salt, hash, zset; ARGV: salt, now_ms
+_GET: Final = _PROLOGUE + """
+while true do
+  local top = redis.call('ZREVRANGE', KEYS[3], 0, 0)
+  if #top == 0 then return false end
+  local blob = redis.call('HGET', KEYS[2], top[1])
+  if blob then return {top[1], blob} end
+  redis.call('ZREM', KEYS[3], top[1])
+end
+"""
+
+_TAKE: Final = _PROLOGUE + """
+while true do
+  local top = redis.call('ZPOPMAX', KEYS[3])
+  if #top == 0 then return false end
+  local blob = redis.call('HGET', KEYS[2], top[1])
+  if blob then
+    redis.call('HDEL', KEYS[2], top[1])
+    return blob
+  end
+end
+"""
+
+# KEYS: salt, hash, zset; ARGV: salt, now_ms, entry ('' for all)
+_DELETE: Final = _PROLOGUE + """
+if ARGV[3] == '' then
+  local n = redis.call('HLEN', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return n
+end
+redis.call('ZREM', KEYS[3], ARGV[3])
+return redis.call('HDEL', KEYS[2], ARGV[3])
+"""
+
+
+def _ms(seconds: float) -> int:
+    return math.ceil(seconds * 1000)
+
+
+@final
+class RedisStore(SessionStore):
+    """A :class:`SessionStore` on a Redis server, shared by many processes and hosts.
+
+    :meth:`take` is atomic on the server, so a single-use TLS 1.3 ticket goes to
+    one client only. Each entry's expiry is kept, and each cache key's entries
+    carry a Redis TTL, so Redis drops them by itself. Requires the ``redis``
+    package (``pip install resume-tls[redis]``); a Redis server, not Redis
+    Cluster.
+
+    Args:
+        url: a Redis URL, e.g. ``redis://127.0.0.1:6379/0`` or
+            ``rediss://user:password@host:6380/2`` (see :func:`redis.from_url`).
+        key: the 32-byte encryption key (see :func:`resume.stores.load_key`);
+            None keeps sessions unencrypted (names are still hashed). With
+            Redis shared between hosts, configure one.
+        key_file: read the key from this file instead.
+        prefix: the prefix of every Redis key the store uses.
+        per_key: the most sessions kept under one cache key.
+        timeout: seconds to wait for the server to connect or answer.
+        clock: seconds since the epoch; inject a fake for tests.
+
+    Creating the store does not connect; the first operation does. While the
+    server is unreachable every operation raises :class:`~resume.StoreError`
+    quickly (no retry loop).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: bytes | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        prefix: str = "resume",
+        per_key: int = 4,
+        timeout: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(key=key, key_file=key_file, per_key=per_key, clock=clock)
+        try:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError:  # pragma: no cover - the test extra installs redis
+            raise StoreError(
+                "RedisStore needs the redis package: pip install 'resume-tls[redis]'"
+            ) from None
+        self._redis_error: type[Exception] = redis.RedisError
+        try:
+            self._client: redis.Redis = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 1),
+                health_check_interval=0,
+            )
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL: {exc}") from None
+        self._url = url
+        self._prefix = prefix
+        self._salt_key = f"{prefix}:salt"
+        self._scripts: dict[str, Any] = {
+            name: self._client.register_script(src)
+            for name, src in (("put", _PUT), ("get", _GET), ("take", _TAKE), ("delete", _DELETE))
+        }
+
+    def _describe(self) -> str:
+        return f"RedisStore({_redact(self._url)!r})"
+
+    def _run(self, script: str, name: bytes, *args: bytes | int | float | str) -> Any:
+        hexname = name.hex()
+        keys = [
+            self._salt_key,
+            f"{self._prefix}:{{{hexname}}}:e",
+            f"{self._prefix}:{{{hexname}}}:x",
+        ]
+        try:
+            return self._scripts[script](
+                keys=keys, args=[self._current_salt, _ms(self._clock()), *args]
+            )
+        except self._redis_error as exc:
+            if "RESUME_SALT" in str(exc):
+                raise _SaltChanged() from None
+            raise StoreError(f"{self._describe()} failed: {exc}") from None
+
+    def _setup(self) -> bytes:
+        try:
+            self._client.set(self._salt_key, _new_salt(), nx=True)
+            salt = self._client.get(self._salt_key)
+        except self._redis_error as exc:
+            raise StoreError(f"{self._describe()} failed: {exc}") from None
+        if not isinstance(salt, bytes) or len(salt) < 16:
+            raise StoreError(f"{self._describe()}: the salt key {self._salt_key!r} is damaged")
+        return salt
+
+    def _put_raw(
+        self, name: bytes, entry: bytes, expires: float, blob: bytes, per_key: int, now: float
+    ) -> None:
+        self._run("put", name, entry, _ms(expires), blob, per_key)
+
+    def _get_raw(self, name: bytes, now: float) -> tuple[bytes, bytes] | None:
+        found = self._run("get", name)
+        if not found:
+            return None
+        return bytes(found[0]), bytes(found[1])
+
+    def _take_raw(self, name: bytes, now: float) -> bytes | None:
+        found = self._run("take", name)
+        return bytes(found) if found else None
+
+    def _delete_raw(self, name: bytes, entry: bytes | None) -> int:
+        return int(self._run("delete", name, b"" if entry is None else entry))
+
+    def _close_raw(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<resume.stores.RedisStore {_redact(self._url)!r} encrypted={self.encrypted}>"
+
+
+def _redact(url: str) -> str:
+    # Never print a password from a URL.
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+RedisStore.__module__ = "resume.stores"
