@@ -74,7 +74,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ._errors import ResumeError, UnsupportedError
 
@@ -160,16 +160,14 @@ _EX_FREE_CB = ctypes.CFUNCTYPE(
 EncryptKey = tuple[bytes, bytes, bytes]
 
 
-class TicketKeyLookup:
-    """What the ticket-key callback asks: implemented by resume._ticketkeys."""
+class TicketKeyLookup(Protocol):
+    """What the ticket-key callback asks; :class:`resume.ticketkeys.TicketKeyRing` does it."""
 
-    def encryption_key(self) -> EncryptKey | None:  # pragma: no cover - interface
-        """Return the key to encrypt a new ticket with, or None for no ticket."""
-        raise NotImplementedError
+    def encryption_key(self) -> EncryptKey | None:
+        """Return (name, aes_key, hmac_key) to encrypt a new ticket with, or None for none."""
 
-    def decryption_key(self, name: bytes) -> tuple[bytes, bytes, bool] | None:  # pragma: no cover
+    def decryption_key(self, name: bytes) -> tuple[bytes, bytes, bool] | None:
         """Return (aes_key, hmac_key, renew) for the key named *name*, or None."""
-        raise NotImplementedError
 
 
 # (symbol, restype, argtypes); the binding refuses if any is missing.

@@ -1,0 +1,735 @@
+# Theory of operation: shared TLS ticket keys for server fleets
+# =============================================================
+#
+# A TLS server that issues session tickets encrypts the session state with a
+# ticket key only it knows; a client that lands on another server of the same
+# fleet presents a ticket that server cannot read, and pays a full handshake
+# (with N servers behind a load balancer, resumption works about 1/N of the
+# time). Sharing the key fixes that, and rotating it keeps a stolen key from
+# decrypting every past and future ticket (RFC 9325, section 3.4: rotate "e.g.
+# once every week"; RFC 8446 and 5077 leave the schedule to the server).
+#
+# The ring (HAProxy's scheme)
+# ---------------------------
+# A :class:`TicketKeyRing` holds three keys, in this order::
+#
+#     [previous, current, next]
+#
+# New tickets are encrypted with *current*; a ticket encrypted with any of the
+# three is accepted (one encrypted with *previous* is renewed: the callback
+# returns 2 and OpenSSL issues a fresh ticket under *current*). A rotation
+# shifts the ring left and appends a fresh random key::
+#
+#     [previous, current, next] -> [current, next, new]
+#
+# The *next* key is therefore distributed a whole rotation interval before any
+# server encrypts with it. While a fleet rotates, a server that has not seen the
+# rotation yet still holds the new current key as its *next*, and one that has
+# rotated still holds the old current key as its *previous*: every server can
+# read every other server's tickets at every moment, so rotation has no
+# resumption cliff. A ticket stays readable for between one and two intervals
+# after it was issued; keep the interval above the servers' session timeout
+# (the ticket lifetime hint they announce).
+#
+# Each key is 80 bytes: a 16-byte name (sent in the clear inside the ticket so
+# that the server finds the key), a 32-byte AES-256-CBC key and a 32-byte
+# HMAC-SHA256 key: the ticket format of OpenSSL's own keys, installed on an
+# SSLContext through OpenSSL's ticket-key callback (resume._openssl).
+#
+# Sources
+# -------
+# * In memory (the ring alone): keys never leave the process; the ring rotates
+#   itself when due (checked when a ticket is issued).
+# * :class:`KeyFile`: the HAProxy ``tls-ticket-keys`` format (one base64 line
+#   per 80-byte key, [previous, current, next]); the file's mtime is the time of
+#   the last rotation. Whoever holds an exclusive ``flock`` on ``PATH.lock``
+#   rotates it (write to a 0600 temporary file, fsync, rename); others re-read
+#   it when its mtime changes. Keys are only on disk because the user asked for a
+#   key file.
+# * :class:`RedisKeySource`: one JSON value in Redis shared by the fleet; every
+#   server polls it; when the rotation is due, the server that wins a Redis lock
+#   (``SET lock token NX PX``) rotates it and releases the lock with a
+#   compare-and-delete script. Redis down: servers keep their last keys (warning
+#   logged once per outage) and resync when it is back.
+#
+# A :class:`KeyRefresher` thread polls the source (default every 60 s, far less
+# than the 12 h default interval). The clock is injectable everywhere.
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import secrets
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, final
+
+from ._errors import StoreError
+from ._openssl import binding
+
+__all__ = [
+    "DEFAULT_REFRESH",
+    "DEFAULT_ROTATION_INTERVAL",
+    "KeyFile",
+    "KeyRefresher",
+    "KeySource",
+    "RedisKeySource",
+    "TicketKey",
+    "TicketKeyRing",
+    "install_from_spec",
+    "install_ticket_keys",
+    "source_from_spec",
+]
+
+log = logging.getLogger("resume.ticketkeys")
+
+#: Rotate every 12 hours by default: well inside RFC 9325's "e.g. once every week".
+DEFAULT_ROTATION_INTERVAL: Final = 12 * 3600.0
+#: Poll the shared source every minute by default.
+DEFAULT_REFRESH: Final = 60.0
+
+_NAME_LEN: Final = 16
+_AES_LEN: Final = 32
+_HMAC_LEN: Final = 32
+KEY_SIZE: Final = _NAME_LEN + _AES_LEN + _HMAC_LEN  # 80, as HAProxy and OpenSSL
+_FORMAT: Final = 1
+
+Clock = Callable[[], float]
+
+
+@final
+class TicketKey:
+    """One ticket key: a 16-byte name, a 32-byte AES key and a 32-byte HMAC key.
+
+    Its :func:`repr` shows only the start of the (public) name, never key bytes.
+    """
+
+    __slots__ = ("aes_key", "hmac_key", "name")
+
+    name: bytes
+    aes_key: bytes
+    hmac_key: bytes
+
+    def __init__(self, *, name: bytes, aes_key: bytes, hmac_key: bytes) -> None:
+        if len(name) != _NAME_LEN or len(aes_key) != _AES_LEN or len(hmac_key) != _HMAC_LEN:
+            raise ValueError(
+                "a ticket key has a 16-byte name, a 32-byte AES and a 32-byte HMAC key"
+            )
+        self.name = bytes(name)
+        self.aes_key = bytes(aes_key)
+        self.hmac_key = bytes(hmac_key)
+
+    @classmethod
+    def generate(cls) -> TicketKey:
+        """Make a fresh random key (:func:`secrets.token_bytes`)."""
+        return cls.from_bytes(secrets.token_bytes(KEY_SIZE))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TicketKey:
+        """Read the 80-byte HAProxy layout: name, AES key, HMAC key.
+
+        Raises:
+            ValueError: *data* is not 80 bytes.
+        """
+        if len(data) != KEY_SIZE:
+            raise ValueError(f"a ticket key is {KEY_SIZE} bytes, got {len(data)}")
+        return cls(
+            name=data[:_NAME_LEN],
+            aes_key=data[_NAME_LEN : _NAME_LEN + _AES_LEN],
+            hmac_key=data[_NAME_LEN + _AES_LEN :],
+        )
+
+    def to_bytes(self) -> bytes:
+        """The 80-byte HAProxy layout (secret: never log it)."""
+        return self.name + self.aes_key + self.hmac_key
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TicketKey):
+            return NotImplemented
+        return secrets.compare_digest(self.to_bytes(), other.to_bytes())
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"<resume.ticketkeys.TicketKey name={self.name[:4].hex()}...>"
+
+
+def _encode_keys(keys: Sequence[TicketKey]) -> list[str]:
+    return [base64.b64encode(k.to_bytes()).decode("ascii") for k in keys]
+
+
+def _decode_keys(lines: Sequence[str], where: str) -> tuple[TicketKey, TicketKey, TicketKey]:
+    if len(lines) != 3:
+        raise ValueError(f"{where}: expected 3 keys [previous, current, next], found {len(lines)}")
+    keys = []
+    for i, line in enumerate(lines, 1):
+        try:
+            raw = base64.b64decode(line.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{where}: key {i} is not base64") from None
+        if len(raw) != KEY_SIZE:
+            raise ValueError(f"{where}: key {i} is {len(raw)} bytes, expected {KEY_SIZE}")
+        keys.append(TicketKey.from_bytes(raw))
+    if len({k.name for k in keys}) != 3:
+        raise ValueError(f"{where}: two keys have the same name")
+    return keys[0], keys[1], keys[2]
+
+
+@final
+class TicketKeyRing:
+    """Three ticket keys [previous, current, next]: current encrypts, all three decrypt.
+
+    Install it on a server context with :func:`install_ticket_keys`. A ring
+    without a shared source rotates itself when due (*auto_rotate*); a ring fed
+    by a :class:`KeyFile` or :class:`RedisKeySource` is rotated by the source, so
+    that the whole fleet moves together.
+
+    Args:
+        keys: the three keys; fresh random keys if omitted.
+        rotated_at: when the ring last rotated (seconds since the epoch); now if omitted.
+        interval: seconds between rotations (default 12 hours).
+        clock: returns the time in seconds (default :func:`time.time`).
+        auto_rotate: rotate when a ticket is issued and the interval has passed.
+    """
+
+    __slots__ = ("_auto", "_clock", "_keys", "_lock", "_rotated_at", "_version", "interval")
+
+    def __init__(
+        self,
+        keys: Sequence[TicketKey] | None = None,
+        *,
+        rotated_at: float | None = None,
+        interval: float = DEFAULT_ROTATION_INTERVAL,
+        clock: Clock = time.time,
+        auto_rotate: bool = True,
+    ) -> None:
+        if not interval > 0:
+            raise ValueError(f"the rotation interval must be positive, got {interval!r}")
+        if keys is None:
+            keys = (TicketKey.generate(), TicketKey.generate(), TicketKey.generate())
+        if len(keys) != 3 or len({k.name for k in keys}) != 3:
+            raise ValueError("a ring holds three keys with distinct names")
+        self._keys: tuple[TicketKey, TicketKey, TicketKey] = (keys[0], keys[1], keys[2])
+        self._clock = clock
+        self._rotated_at = clock() if rotated_at is None else float(rotated_at)
+        self.interval = float(interval)
+        self._auto = auto_rotate
+        self._lock = threading.Lock()
+        self._version = 0
+
+    @property
+    def keys(self) -> tuple[TicketKey, TicketKey, TicketKey]:
+        """The keys, as (previous, current, next)."""
+        return self._keys
+
+    @property
+    def current(self) -> TicketKey:
+        """The key that encrypts new tickets."""
+        return self._keys[1]
+
+    @property
+    def rotated_at(self) -> float:
+        """When the ring last rotated, in seconds since the epoch."""
+        return self._rotated_at
+
+    @property
+    def version(self) -> int:
+        """Counts the changes of the keys (rotations and replacements)."""
+        return self._version
+
+    def due(self) -> bool:
+        """Whether the rotation interval has passed since :attr:`rotated_at`."""
+        return self._clock() >= self._rotated_at + self.interval
+
+    def rotate(self) -> None:
+        """Shift to [current, next, new random key] and record the time."""
+        with self._lock:
+            _prev, cur, nxt = self._keys
+            self._keys = (cur, nxt, TicketKey.generate())
+            self._rotated_at = self._clock()
+            self._version += 1
+
+    def replace(self, keys: Sequence[TicketKey], rotated_at: float) -> bool:
+        """Take the keys a source read; return whether anything changed."""
+        if len(keys) != 3:
+            raise ValueError("a ring holds three keys")
+        new = (keys[0], keys[1], keys[2])
+        with self._lock:
+            if new == self._keys and rotated_at == self._rotated_at:
+                return False
+            self._keys = new
+            self._rotated_at = float(rotated_at)
+            self._version += 1
+            return True
+
+    # The two methods the OpenSSL ticket-key callback calls (TicketKeyLookup).
+
+    def encryption_key(self) -> tuple[bytes, bytes, bytes] | None:
+        """(name, aes_key, hmac_key) of the current key; rotates first if due and auto."""
+        if self._auto and self.due():
+            self.rotate()
+        key = self._keys[1]
+        return key.name, key.aes_key, key.hmac_key
+
+    def decryption_key(self, name: bytes) -> tuple[bytes, bytes, bool] | None:
+        """(aes_key, hmac_key, renew) of the key named *name*, or None if unknown.
+
+        *renew* is true for the previous key: the client gets a fresh ticket.
+        """
+        prev, cur, nxt = self._keys
+        for key, renew in ((cur, False), (nxt, False), (prev, True)):
+            if secrets.compare_digest(key.name, name):
+                return key.aes_key, key.hmac_key, renew
+        return None
+
+    def __repr__(self) -> str:
+        names = ", ".join(k.name[:4].hex() for k in self._keys)
+        return f"<resume.ticketkeys.TicketKeyRing [{names}] version={self._version}>"
+
+
+def install_ticket_keys(context: ssl.SSLContext, ring: TicketKeyRing) -> None:
+    """Make *context* encrypt and decrypt its session tickets with *ring*.
+
+    Installs OpenSSL's ticket-key callback on the context
+    (``SSL_CTX_set_tlsext_ticket_key_evp_cb()``, AES-256-CBC and HMAC-SHA256 as
+    OpenSSL's own keys). Servers whose contexts share a ring's keys resume each
+    other's tickets (TLS 1.2 and 1.3). The callback holds the ring for the life
+    of the process; installing again replaces it.
+
+    Raises:
+        TypeError: *context* is not an :class:`ssl.SSLContext`.
+        UnsupportedError: this Python build does not allow the OpenSSL binding,
+            or its OpenSSL is older than 3.0.
+    """
+    if not isinstance(ring, TicketKeyRing):
+        raise TypeError(f"expected a TicketKeyRing, got {type(ring).__name__}")
+    binding().install_ticket_callback(context, ring)
+
+
+class KeySource:
+    """Where a fleet's keys live; :class:`KeyFile` and :class:`RedisKeySource` are sources."""
+
+    def load(self) -> TicketKeyRing:  # pragma: no cover - interface
+        """Read (or create) the shared ring and return it."""
+        raise NotImplementedError
+
+    def refresh(self, ring: TicketKeyRing) -> bool:  # pragma: no cover - interface
+        """Rotate the shared ring if due (under a lock), then update *ring*; True if it changed."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the source holds (connections)."""
+
+
+# -- key file ---------------------------------------------------------------------------
+
+
+@final
+class KeyFile(KeySource):
+    """Ticket keys in a file, in HAProxy's ``tls-ticket-keys`` format.
+
+    The file holds three base64 lines of 80 bytes each: [previous, current,
+    next]. It is created mode 0600 if missing; its mtime is the time of the last
+    rotation. The process holding an exclusive lock on ``PATH.lock`` rotates it.
+
+    Args:
+        path: the key file (its directory must exist).
+        interval: seconds between rotations (default 12 hours).
+        clock: seconds since the epoch (default :func:`time.time`).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        interval: float = DEFAULT_ROTATION_INTERVAL,
+        clock: Clock = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.interval = float(interval)
+        self._clock = clock
+        self._seen: tuple[int, int] | None = None
+
+    def _lock(self, blocking: bool) -> int | None:
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return None
+            raise
+        return fd
+
+    @staticmethod
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def _read(self) -> tuple[tuple[TicketKey, TicketKey, TicketKey], float, tuple[int, int]]:
+        with open(self.path, encoding="ascii") as f:
+            st = os.fstat(f.fileno())
+            if st.st_mode & 0o077:
+                log.warning("ticket key file %s is readable by other users (mode %o)",
+                            self.path, st.st_mode & 0o777)
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        return _decode_keys(lines, str(self.path)), st.st_mtime, (st.st_mtime_ns, st.st_ino)
+
+    def _write(self, keys: Sequence[TicketKey], when: float) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write("\n".join(_encode_keys(keys)) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.utime(tmp, (when, when))
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def load(self) -> TicketKeyRing:
+        """Read the file, creating it (0600, fresh keys) if it does not exist.
+
+        Raises:
+            ValueError: the file is not three base64 80-byte keys.
+            OSError: the file cannot be read or created.
+        """
+        fd = self._lock(blocking=True)
+        assert fd is not None
+        try:
+            if not self.path.exists():
+                ring = TicketKeyRing(clock=self._clock, interval=self.interval)
+                self._write(ring.keys, ring.rotated_at)
+            keys, mtime, seen = self._read()
+        finally:
+            self._unlock(fd)
+        self._seen = seen
+        return TicketKeyRing(
+            keys, rotated_at=mtime, interval=self.interval, clock=self._clock, auto_rotate=False
+        )
+
+    def refresh(self, ring: TicketKeyRing) -> bool:
+        """Rotate the file if due and the lock is free; re-read it if it changed.
+
+        Errors (a missing or damaged file) are logged and *ring* keeps its keys.
+        """
+        try:
+            if ring.due():
+                fd = self._lock(blocking=False)
+                if fd is not None:
+                    try:
+                        keys, mtime, _ = self._read()
+                        if self._clock() >= mtime + self.interval:
+                            now = self._clock()
+                            self._write((keys[1], keys[2], TicketKey.generate()), now)
+                            log.info("rotated the ticket keys in %s", self.path)
+                    finally:
+                        self._unlock(fd)
+            st = os.stat(self.path)
+            if self._seen == (st.st_mtime_ns, st.st_ino):
+                return False
+            keys, mtime, seen = self._read()
+        except (OSError, ValueError) as exc:
+            log.warning("cannot refresh ticket keys from %s (keeping the current keys): %s",
+                        self.path, exc)
+            return False
+        self._seen = seen
+        return ring.replace(keys, mtime)
+
+    def __repr__(self) -> str:
+        return f"<resume.ticketkeys.KeyFile {str(self.path)!r}>"
+
+
+# -- Redis --------------------------------------------------------------------------------
+
+# Delete the lock only if we still own it (it may have expired and been taken).
+_UNLOCK_SCRIPT: Final = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+@final
+class RedisKeySource(KeySource):
+    """Ticket keys shared by every server of a fleet through Redis.
+
+    The ring is one JSON value (``{"format": 1, "rotated_at": ..., "keys": [...]}``)
+    under *key*. Every server reads it at start (creating it if absent, ``SET
+    NX``) and then polls it; when the interval has passed, the server that wins
+    the lock ``KEY:lock`` (``SET NX PX``) rotates it. If Redis is unreachable the
+    servers keep their last keys and warn once; they resync when it is back.
+
+    The keys are kept in Redis memory in the clear: protect Redis as you would
+    the servers' private keys, and disable its persistence (or encrypt its
+    disk) if keys must never reach a disk.
+
+    Args:
+        url: a redis-py URL, e.g. ``redis://127.0.0.1:6379/0``.
+        key: the Redis key of the ring.
+        interval: seconds between rotations (default 12 hours).
+        clock: seconds since the epoch (default :func:`time.time`).
+        lock_ms: how long the rotation lock lives if its holder dies.
+        socket_timeout: seconds for each Redis operation.
+
+    Raises:
+        StoreError: the ``redis`` package is not installed (``pip install resume-tls[redis]``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str = "resume:ticket-keys",
+        interval: float = DEFAULT_ROTATION_INTERVAL,
+        clock: Clock = time.time,
+        lock_ms: int = 10_000,
+        socket_timeout: float = 2.0,
+    ) -> None:
+        try:
+            import redis
+        except ImportError:  # pragma: no cover - the extra is installed in tests
+            raise StoreError(
+                "RedisKeySource needs the redis package: pip install 'resume-tls[redis]'"
+            ) from None
+        self._redis_errors: tuple[type[BaseException], ...] = (
+            redis.RedisError, OSError, ValueError,
+        )
+        self._refresh_errors: tuple[type[BaseException], ...] = (
+            StoreError, *self._redis_errors,
+        )
+        self.url = url
+        self.key = key
+        self.interval = float(interval)
+        self._clock = clock
+        self._lock_ms = int(lock_ms)
+        self._client: Any = redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+        )
+        self._down = False
+
+    def _encode(self, keys: Sequence[TicketKey], rotated_at: float) -> str:
+        return json.dumps(
+            {"format": _FORMAT, "rotated_at": rotated_at, "keys": _encode_keys(keys)}
+        )
+
+    def _decode(self, raw: bytes) -> tuple[tuple[TicketKey, TicketKey, TicketKey], float]:
+        where = f"Redis key {self.key!r}"
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+                raise ValueError("unknown format")
+            rotated_at = float(doc["rotated_at"])
+            lines = doc["keys"]
+            if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+                raise ValueError("keys is not a list of strings")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{where}: not a resume ticket-key ring ({exc})") from None
+        return _decode_keys(lines, where), rotated_at
+
+    def load(self) -> TicketKeyRing:
+        """Read the shared ring, creating it if absent.
+
+        Raises:
+            StoreError: Redis is unreachable (a server needs the keys to start).
+            ValueError: the value under *key* is not a ring.
+        """
+        try:
+            raw = self._client.get(self.key)
+            if raw is None:
+                fresh = TicketKeyRing(clock=self._clock, interval=self.interval)
+                self._client.set(self.key, self._encode(fresh.keys, fresh.rotated_at), nx=True)
+                raw = self._client.get(self.key)
+        except self._redis_errors as exc:
+            raise StoreError(f"cannot read ticket keys from Redis at {self.url}: {exc}") from exc
+        if raw is None:  # pragma: no cover - deleted between SET and GET
+            raise StoreError(f"the ticket keys vanished from Redis key {self.key!r}")
+        keys, rotated_at = self._decode(raw)
+        return TicketKeyRing(
+            keys, rotated_at=rotated_at, interval=self.interval, clock=self._clock,
+            auto_rotate=False,
+        )
+
+    def rotate_now(self) -> bool:
+        """Rotate the shared ring now if this process wins the lock; True if it rotated.
+
+        Raises:
+            StoreError: Redis is unreachable.
+        """
+        return self._rotate(force=True)
+
+    def _rotate(self, *, force: bool) -> bool:
+        lock_key = f"{self.key}:lock"
+        token = secrets.token_hex(16)
+        try:
+            if not self._client.set(lock_key, token, nx=True, px=self._lock_ms):
+                return False
+            try:
+                raw = self._client.get(self.key)
+                if raw is None:
+                    return False
+                keys, rotated_at = self._decode(raw)
+                now = self._clock()
+                if not force and now < rotated_at + self.interval:
+                    return False  # another server rotated first
+                new = (keys[1], keys[2], TicketKey.generate())
+                self._client.set(self.key, self._encode(new, now))
+                log.info("rotated the shared ticket keys in Redis key %r", self.key)
+                return True
+            finally:
+                self._client.eval(_UNLOCK_SCRIPT, 1, lock_key, token)
+        except self._redis_errors as exc:
+            raise StoreError(f"cannot rotate ticket keys in Redis at {self.url}: {exc}") from exc
+
+    def refresh(self, ring: TicketKeyRing) -> bool:
+        """Rotate the shared ring if due (lock winner only), then copy it into *ring*.
+
+        Never raises for Redis trouble: *ring* keeps its keys, a warning is
+        logged once per outage, and the next refresh after Redis is back resyncs.
+        """
+        try:
+            if ring.due():
+                self._rotate(force=False)
+            raw = self._client.get(self.key)
+            if raw is None:
+                # Redis lost its data (restarted without persistence): put ours back.
+                self._client.set(self.key, self._encode(ring.keys, ring.rotated_at), nx=True)
+                raw = self._client.get(self.key)
+                if raw is None:  # pragma: no cover - deleted again at once
+                    return False
+            keys, rotated_at = self._decode(raw)
+        except self._refresh_errors as exc:
+            if not self._down:
+                log.warning("ticket keys: Redis at %s is unavailable, keeping the current "
+                            "keys: %s", self.url, exc)
+            self._down = True
+            return False
+        if self._down:
+            log.warning("ticket keys: Redis at %s is back", self.url)
+            self._down = False
+        return ring.replace(keys, rotated_at)
+
+    def close(self) -> None:
+        """Close the Redis connections."""
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<resume.ticketkeys.RedisKeySource {self.url!r} key={self.key!r}>"
+
+
+# -- refresher and the command-line entry point ------------------------------------------
+
+
+@final
+class KeyRefresher:
+    """A daemon thread that calls ``source.refresh(ring)`` every *period* seconds.
+
+    Calling the object (or :meth:`close`) stops the thread and closes the
+    source; the ring stays installed with its last keys.
+    """
+
+    def __init__(self, source: KeySource, ring: TicketKeyRing, *, period: float) -> None:
+        if not period > 0:
+            raise ValueError(f"the refresh period must be positive, got {period!r}")
+        self.source = source
+        self.ring = ring
+        self.period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="resume-ticket-keys", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.source.refresh(self.ring)
+            except Exception:  # pragma: no cover - refresh() already logs its errors
+                log.exception("ticket-key refresh failed")
+
+    def refresh_now(self) -> bool:
+        """Refresh at once, in the calling thread; True if the keys changed."""
+        return self.source.refresh(self.ring)
+
+    def close(self) -> None:
+        """Stop the thread and close the source (idempotent)."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join()
+            self.source.close()
+
+    def __call__(self) -> None:
+        self.close()
+
+
+def source_from_spec(
+    spec: str, *, interval: float = DEFAULT_ROTATION_INTERVAL, clock: Clock = time.time
+) -> KeySource:
+    """Make the source named by *spec*: ``file:PATH`` or ``redis://HOST:PORT/DB``.
+
+    ``rediss://`` (TLS) and ``unix://`` Redis URLs work too.
+
+    Raises:
+        ValueError: *spec* names no known source.
+    """
+    if spec.startswith("file:"):
+        path = spec[len("file:") :]
+        if not path:
+            raise ValueError("--ticket-keys file: needs a path, e.g. file:/etc/resume/keys")
+        return KeyFile(path, interval=interval, clock=clock)
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        return RedisKeySource(spec, interval=interval, clock=clock)
+    raise ValueError(
+        f"unknown ticket-key source {spec!r}: use file:PATH or redis://HOST:PORT/DB"
+    )
+
+
+def install_from_spec(
+    ssl_context: ssl.SSLContext,
+    spec: str,
+    *,
+    interval: float = DEFAULT_ROTATION_INTERVAL,
+    refresh: float = DEFAULT_REFRESH,
+    clock: Clock = time.time,
+) -> KeyRefresher:
+    """Install shared ticket keys from *spec* on a server context; return the closer.
+
+    *spec* is what ``resume serve --ticket-keys`` takes: ``file:PATH`` or
+    ``redis://HOST:PORT/DB``. The keys are loaded (created if absent), installed
+    with :func:`install_ticket_keys`, and refreshed every *refresh* seconds by a
+    daemon thread. Call the returned object when the server stops.
+
+    Raises:
+        ValueError: *spec* is not understood, or the source holds no valid ring.
+        StoreError: Redis is unreachable at start.
+        OSError: the key file cannot be read or created.
+        UnsupportedError: ticket keys are not available on this Python build.
+    """
+    source = source_from_spec(spec, interval=interval, clock=clock)
+    try:
+        binding()  # refuse before touching the source
+        ring = source.load()
+        install_ticket_keys(ssl_context, ring)
+    except BaseException:
+        source.close()
+        raise
+    return KeyRefresher(source, ring, period=refresh)
+
+
+for _obj in (TicketKey, TicketKeyRing, KeyFile, RedisKeySource, KeySource, KeyRefresher,
+             install_ticket_keys, install_from_spec, source_from_spec):
+    _obj.__module__ = "resume.ticketkeys"
+del _obj

@@ -1,0 +1,34 @@
+"""Shared TLS session-ticket keys for server fleets (HAProxy's [previous, current, next] ring).
+
+Install a :class:`TicketKeyRing` on a server :class:`ssl.SSLContext` with
+:func:`install_ticket_keys`, or let :func:`install_from_spec` load and refresh
+one from a key file (``file:PATH``) or Redis (``redis://HOST:PORT/DB``), as
+``resume serve --ticket-keys`` does. Servers that share the keys resume each
+other's TLS 1.2 and TLS 1.3 tickets, across rotations.
+"""
+
+from ._ticketkeys import DEFAULT_REFRESH as DEFAULT_REFRESH
+from ._ticketkeys import DEFAULT_ROTATION_INTERVAL as DEFAULT_ROTATION_INTERVAL
+from ._ticketkeys import KeyFile as KeyFile
+from ._ticketkeys import KeyRefresher as KeyRefresher
+from ._ticketkeys import KeySource as KeySource
+from ._ticketkeys import RedisKeySource as RedisKeySource
+from ._ticketkeys import TicketKey as TicketKey
+from ._ticketkeys import TicketKeyRing as TicketKeyRing
+from ._ticketkeys import install_from_spec as install_from_spec
+from ._ticketkeys import install_ticket_keys as install_ticket_keys
+from ._ticketkeys import source_from_spec as source_from_spec
+
+__all__ = [
+    "DEFAULT_REFRESH",
+    "DEFAULT_ROTATION_INTERVAL",
+    "KeyFile",
+    "KeyRefresher",
+    "KeySource",
+    "RedisKeySource",
+    "TicketKey",
+    "TicketKeyRing",
+    "install_from_spec",
+    "install_ticket_keys",
+    "source_from_spec",
+]
