@@ -1,0 +1,416 @@
+# Theory of operation: parsing a man page rendering into a ``ManPage``.
+#
+# Two input formats are accepted and told apart by their shape:
+#
+# - "headed": what ``MANWIDTH=80 man -P cat 3ssl NAME`` prints. Headings sit in
+#   column 0 (``NAME``, ``RETURN VALUES``), prose is indented 7 columns and wrapped,
+#   paragraphs are separated by blank lines, a tagged-list item is its tag on one
+#   line and its body indented 4 more, and verbatim text (SYNOPSIS, examples) is
+#   indented one column more than the prose around it (Pod::Man's layout: prose at
+#   7 + 4k, verbatim at 8 + 4k). Sections are read from the headings, so they are
+#   exact.
+# - "plain": the format of the shipped pages: headings removed, one paragraph per
+#   line, SYNOPSIS and code lines one per line. Sections are recovered from the
+#   wording and the order of the blocks (see ``_sections``).
+#
+# Both start with the header line (``SSL_SESSION_FREE(3ssl) OpenSSL ...``) and end
+# with a footer that holds the version and date, in either order. Everything is
+# normalised to the same blocks (one per paragraph, item, SYNOPSIS or code line), so
+# that a page parses to the same model from either format.
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ._model import (
+    Block,
+    BlockKind,
+    ManPage,
+    ManPageError,
+    Parameter,
+    Prototype,
+    Reference,
+    Section,
+    Sentence,
+    Synopsis,
+)
+from ._sections import item_term, looks_like_code, recover_sections
+from ._sentences import NORMATIVE_SECTIONS, sentence_id, split_sentences
+
+__all__ = ["find_references", "parse", "parse_prototype"]
+
+_HEADER = re.compile(r"^\s*([A-Za-z0-9_.:+-]+)\((\d[A-Za-z0-9]*?)(?:\)|(?=OpenSSL)|(?=\s)|$)")
+_DATE = re.compile(r"\b(\d{4}-\d\d(?:-\d\d)?)")
+_VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)?[a-z]?(?:-[\w.]+)?)(?![\w-])")
+_HEADING = re.compile(r"^[A-Z][A-Z0-9 ,/&()'_-]*[A-Z0-9)]$")
+_REFERENCE = re.compile(r"([A-Za-z_][\w.:+-]*)\((\d[A-Za-z0-9]*)\)")
+_ALIASES = {"NOTE": "NOTES", "RETURN VALUE": "RETURN VALUES", "EXAMPLE": "EXAMPLES"}
+_PROSE_INDENT = 7
+
+
+def find_references(text: str) -> list[Reference]:
+    """Every ``name(N)`` man-page reference in *text*, in order."""
+    return [Reference(m.group(1), m.group(2)) for m in _REFERENCE.finditer(text)]
+
+
+def _canonical(heading: str) -> str:
+    heading = " ".join(heading.upper().split())
+    return _ALIASES.get(heading, heading)
+
+
+def _join_wrapped(lines: Sequence[str]) -> str:
+    """Join wrapped lines into one, undoing line breaks after a hyphen in a word."""
+    out = ""
+    for line in lines:
+        line = line.strip()
+        if re.search(r"[A-Za-z0-9]-$", out):
+            out += line
+        else:
+            out = f"{out} {line}" if out else line
+    out = re.sub(r"<(https?://[^>\s]+)>", r"\1", out)
+    return " ".join(out.split())
+
+
+def _check_text(text: object) -> list[str]:
+    if not isinstance(text, str):
+        raise ManPageError(f"a man page must be given as text (str), not {type(text).__name__}")
+    if not text.strip():
+        raise ManPageError("the man page is empty")
+    bad = sum(1 for ch in text if ch == "\0" or (ord(ch) < 32 and ch not in "\t\n\r\f\b"))
+    if bad or text.count("\ufffd") > len(text) // 100 + 1:
+        raise ManPageError("the input looks like binary data, not a man page rendering")
+    # overstrike sequences (bold "N\bN") from a rendering that kept formatting
+    text = re.sub(r".\x08", "", text)
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _parse_footer(line: str) -> tuple[str, str] | None:
+    date = _DATE.search(line)
+    rest = _DATE.sub(" ", line)
+    rest = _HEADER.sub(" ", rest)
+    version = _VERSION.search(rest)
+    if date is None and version is None:
+        return None
+    return (version.group(1) if version else "", date.group(1) if date else "")
+
+
+def _is_headed(lines: Sequence[str]) -> bool:
+    return any(line == "NAME" for line in lines[1:])
+
+
+def _headed_blocks(lines: Sequence[str]) -> list[Block]:
+    """Split a headed rendering into blocks, with sections taken from its headings."""
+    blocks: list[Block] = []
+    section = ""
+    group: list[str] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        indents = [len(g) - len(g.lstrip()) for g in group]
+        first = indents[0]
+        relative = first - _PROSE_INDENT
+        if relative > 0 and relative % 4 != 0:
+            # verbatim (SYNOPSIS, code): one block per line
+            for line in group:
+                blocks.append(Block(section, line.strip(), "code"))
+        elif first < _PROSE_INDENT and section:
+            blocks.append(Block(section, _join_wrapped(group), "subheading"))
+        else:
+            body_at = next((i for i, ind in enumerate(indents) if ind > first), None)
+            if body_at is not None and body_at <= 2 and section:
+                term = _join_wrapped(group[:body_at])
+                text = _join_wrapped(group)
+                blocks.append(Block(section, text, "item", term))
+            else:
+                term = None
+                # a short tag and its body on the same line: "-a   text"
+                m = re.match(r"^(\s*)(\S+)\s{2,}\S", group[0])
+                if m and len(group) > 1 and indents[1] > first and section:
+                    term = m.group(2)
+                text = _join_wrapped(group)
+                blocks.append(Block(section, text, "item" if term else "paragraph", term))
+        group.clear()
+
+    for line in lines:
+        if not line.strip():
+            flush()
+            continue
+        if not line[0].isspace() and _HEADING.match(line):
+            flush()
+            section = _canonical(line)
+            continue
+        if not section:
+            raise ManPageError(f"text before the first heading: {line.strip()[:60]!r}")
+        group.append(line)
+    flush()
+    return blocks
+
+
+def _plain_blocks(lines: Sequence[str]) -> list[Block]:
+    texts = [" ".join(line.split()) for line in lines if line.strip()]
+    if not texts:
+        raise ManPageError("the man page has no NAME paragraph")
+    functions, _ = _split_name(texts[0])
+    labels = recover_sections(texts, functions=functions)
+    blocks: list[Block] = []
+    for index, (label, text) in enumerate(zip(labels, texts, strict=True)):
+        kind: BlockKind = "paragraph"
+        term = None
+        if label == "SYNOPSIS":
+            kind = "code" if looks_like_code(text) or _continues_prototype(texts, index) else "paragraph"
+        elif label not in ("NAME", "SEE ALSO", "COPYRIGHT", "HISTORY") and looks_like_code(text):
+            kind = "code"
+        else:
+            term = item_term(text) if label not in ("NAME", "SEE ALSO", "COPYRIGHT") else None
+            if term is not None:
+                kind = "item"
+        blocks.append(Block(label, text, kind, term))
+    return _confirm_items(blocks)
+
+
+def _continues_prototype(texts: Sequence[str], index: int) -> bool:
+    """True when SYNOPSIS line *index* ends a prototype that the previous line opened."""
+    joined = ""
+    for text in texts[max(1, index - 4) : index]:
+        joined += " " + text
+    return joined.count("(") > joined.count(")")
+
+
+def _confirm_items(blocks: list[Block]) -> list[Block]:
+    """Keep a one-line item only inside a run of items (or after an intro ending ':')."""
+    out = list(blocks)
+    for i, block in enumerate(blocks):
+        if block.kind != "item":
+            continue
+        prev_item = i > 0 and blocks[i - 1].kind == "item" and blocks[i - 1].section == block.section
+        next_item = (
+            i + 1 < len(blocks)
+            and blocks[i + 1].kind == "item"
+            and blocks[i + 1].section == block.section
+        )
+        intro = i > 0 and blocks[i - 1].text.rstrip().endswith(":")
+        if not (prev_item or next_item or intro):
+            out[i] = Block(block.section, block.text, "paragraph", None)
+    return out
+
+
+def _split_name(text: str) -> tuple[tuple[str, ...], str]:
+    match = re.match(r"^(.*?)\s+(?:-|\u2014|\u2013|\\-)\s+(.*)$", text)
+    names_part, summary = (match.group(1), match.group(2)) if match else (text, "")
+    names = tuple(n.strip() for n in names_part.split(",") if n.strip())
+    return names, summary.strip()
+
+
+_PARAM_NAME = re.compile(r"^(.*?)([A-Za-z_]\w*)\s*((?:\[[^\]]*\])*)$")
+_FUNC_PTR = re.compile(r"\(\s*\*\s*([A-Za-z_]\w*)\s*\)\s*\(")
+_C_KEYWORDS = {
+    "const", "unsigned", "signed", "struct", "enum", "union", "volatile", "long", "short",
+    "int", "char", "void", "float", "double", "restrict",
+}
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts: list[str] = []
+    depth = 0
+    current = ""
+    for ch in text:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
+def _parse_parameter(text: str) -> Parameter | None:
+    text = " ".join(text.split())
+    if text in ("void", "..."):
+        return Parameter(text, "")
+    pointer = _FUNC_PTR.search(text)
+    if pointer is not None:
+        return Parameter(text, pointer.group(1))
+    match = _PARAM_NAME.match(text)
+    if match is None:
+        return None
+    type_, name, arrays = match.group(1).strip(), match.group(2), match.group(3)
+    if not type_ or type_.endswith(("(", ",")):
+        return None
+    if name in _C_KEYWORDS or (type_ and type_.split()[-1] in ("struct", "enum", "union")):
+        # a bare type such as "unsigned int" or "struct foo"
+        return Parameter(text, "")
+    type_ = re.sub(r"\s*\*", " *", type_).replace("* *", "**").strip()
+    type_ = re.sub(r"\*\s+\*", "**", type_)
+    return Parameter(type_, f"{name}{arrays}")
+
+
+def parse_prototype(text: str) -> Prototype | None:
+    """Parse one C prototype (``int f(SSL *s, long n);``), or None if it is not one.
+
+    Function-pointer return types, macros and anything else that is not a plain
+    ``TYPE NAME(PARAMS);`` declaration return None.
+    """
+    joined = " ".join(text.split()).rstrip().rstrip(";").strip()
+    if joined.startswith(("#", "typedef", "/*")) or joined.count("(") == 0:
+        return None
+    match = re.match(r"^((?:[A-Za-z_]\w*\s*\**\s*)+?)\**\s*([A-Za-z_]\w*)\s*\((.*)\)$", joined)
+    if match is None:
+        return None
+    head = joined[: match.start(2)].strip()
+    name = match.group(2)
+    inner = match.group(3)
+    if not head or "(" in head:
+        return None
+    depth = 0
+    for ch in inner:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return None
+    if depth != 0:
+        return None
+    return_type = re.sub(r"\s*\*", " *", head).strip()
+    return_type = re.sub(r"\*\s+\*", "**", return_type)
+    if return_type.split()[-1] in ("return", "if", "while", "for", "sizeof", "else"):
+        return None
+    params: list[Parameter] = []
+    if inner.strip() not in ("", "void"):
+        for part in _split_top_level(inner):
+            param = _parse_parameter(part)
+            if param is None:
+                return None
+            params.append(param)
+    return Prototype(return_type, name, tuple(params), joined)
+
+
+def _build_synopsis(blocks: Sequence[Block]) -> Synopsis:
+    includes: list[str] = []
+    prototypes: list[Prototype] = []
+    other: list[str] = []
+    pending = ""
+    for block in blocks:
+        line = block.text.strip()
+        if not pending and line.startswith("#include"):
+            includes.append(line[len("#include") :].strip())
+            continue
+        pending = f"{pending} {line}".strip() if pending else line
+        balanced = pending.count("(") <= pending.count(")")
+        if not balanced and not pending.endswith(";"):
+            continue
+        prototype = parse_prototype(pending) if pending.endswith(";") else None
+        if prototype is not None:
+            prototypes.append(prototype)
+        else:
+            other.append(pending)
+        pending = ""
+    if pending:
+        other.append(pending)
+    return Synopsis(tuple(includes), tuple(prototypes), tuple(other))
+
+
+def _sentences(page_name: str, blocks: Sequence[Block]) -> tuple[Sentence, ...]:
+    counts: dict[str, int] = {}
+    out: list[Sentence] = []
+    for block in blocks:
+        if block.section not in NORMATIVE_SECTIONS or block.kind in ("code", "subheading"):
+            continue
+        for text in split_sentences(block.text):
+            number = counts.get(block.section, 0) + 1
+            counts[block.section] = number
+            out.append(Sentence(sentence_id(page_name, block.section, number), block.section,
+                                number, text))
+    return tuple(out)
+
+
+def _group_sections(blocks: Sequence[Block]) -> tuple[Section, ...]:
+    order: list[str] = []
+    grouped: dict[str, list[Block]] = {}
+    for block in blocks:
+        if block.section not in grouped:
+            order.append(block.section)
+            grouped[block.section] = []
+        grouped[block.section].append(block)
+    return tuple(Section(title, tuple(grouped[title])) for title in order)
+
+
+def parse(text: str, *, name: str | None = None) -> ManPage:
+    """Parse a man page rendering, with or without its section headings.
+
+    Args:
+        text: A ``man`` rendering (``MANWIDTH=80 man -P cat 3ssl NAME``) or the
+            heading-less one-paragraph-per-line format of the shipped pages.
+        name: The page's name for sentence IDs; by default the NAME entry that
+            matches the header's title (``SSL_SESSION_FREE`` -> ``SSL_SESSION_free``).
+
+    Returns:
+        The parsed page.
+
+    Raises:
+        ManPageError: *text* is empty, binary, or lacks the header line or the
+            NAME paragraph of a man page.
+    """
+    lines = _check_text(text)
+    header = _HEADER.match(lines[0])
+    if header is None:
+        raise ManPageError(
+            "not a man page: the first line must be the header, such as "
+            f"'SSL_SESSION_FREE(3ssl) OpenSSL SSL_SESSION_FREE(3ssl)', not {lines[0][:60]!r}"
+        )
+    title, manual_section = header.group(1), header.group(2).lower()
+    body = lines[1:]
+    version = date = ""
+    if body:
+        footer = _parse_footer(body[-1])
+        if footer is not None and body[-1][:1].isdigit() and len(body[-1].split()) <= 8:
+            version, date = footer
+            body = body[:-1]
+    if ")" not in lines[0] and version and header is not None:
+        # a long title squeezes the header: take the manual section from the footer
+        full = _HEADER.search(lines[-1][lines[-1].find(title[:8]) :] if title[:8] in lines[-1]
+                              else "")
+        if full is not None and full.group(1) == title:
+            manual_section = full.group(2).lower()
+    if _is_headed(body):
+        blocks = _headed_blocks(body)
+        source_format: str = "headed"
+    else:
+        blocks = _plain_blocks(body)
+        source_format = "plain"
+    name_blocks = [b for b in blocks if b.section == "NAME"]
+    if not name_blocks:
+        raise ManPageError("not a man page: it has no NAME paragraph")
+    functions, summary = _split_name(" ".join(b.text for b in name_blocks))
+    if not functions or any(not re.match(r"^[\w.:+-]+$", f) for f in functions):
+        raise ManPageError(
+            "not a man page: the NAME paragraph must list names, a dash and a summary "
+            f"(got {name_blocks[0].text[:60]!r})"
+        )
+    if name is None:
+        name = next((f for f in functions if f.upper() == title.upper()), None)
+        if name is None:
+            name = title if not title.isupper() else functions[0]
+    return ManPage(
+        name=name,
+        title=title,
+        manual_section=manual_section,
+        version=version,
+        date=date,
+        functions=functions,
+        summary=summary,
+        synopsis=_build_synopsis([b for b in blocks if b.section == "SYNOPSIS"]),
+        blocks=tuple(blocks),
+        sentences=_sentences(name, blocks),
+        source_format="headed" if source_format == "headed" else "plain",
+        _sections=_group_sections(blocks),
+    )

@@ -1,0 +1,388 @@
+# Theory of operation: recovering section headings from heading-less text.
+#
+# The heading-less format keeps every paragraph but drops the headings, so the section
+# of each block must be inferred. Two kinds of evidence are combined:
+#
+# 1. Wording and structure of each block (its "emission" score per section): a list
+#    of ``name(N)`` references is SEE ALSO; "Copyright"/"Licensed under" is
+#    COPYRIGHT; "was added in OpenSSL 1.1.1" is HISTORY; C declarations right after
+#    NAME are SYNOPSIS; "X() returns 1 on success" is RETURN VALUES; a paragraph that
+#    opens with one of the page's functions is DESCRIPTION, general prose after the
+#    functions have all been described is NOTES; and so on (``_emissions``).
+# 2. The order of sections in OpenSSL's manual (NAME, SYNOPSIS, DESCRIPTION, then
+#    NOTES / RETURN VALUES in either order, EXAMPLES, SEE ALSO, HISTORY, COPYRIGHT),
+#    surveyed over the 737 distinct pages of OpenSSL 3.0 (``_RANK``). Sections are
+#    contiguous: switching section costs ``_SWITCH``; going back to an earlier rank
+#    costs ``_BACK``, so a lone paragraph that merely *sounds* like another section
+#    does not split the one around it.
+#
+# The best labelling is found by dynamic programming over the blocks (a Viterbi
+# search over sections as states): it maximises the summed emission scores minus the
+# switching costs. The scores are additive and small on purpose; every cue is a
+# property of the OpenSSL manual's style, not of any one page.
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["KNOWN_SECTIONS", "recover_sections"]
+
+# Rank of each section in the order OpenSSL's manual uses. Same rank: either order.
+_RANK: dict[str, int] = {
+    "NAME": 0,
+    "SYNOPSIS": 1,
+    "DESCRIPTION": 2,
+    "DATA STRUCTURES": 3,
+    "HEADER FILES": 4,
+    "NOTES": 5,
+    "RETURN VALUES": 5,
+    "ERRORS": 6,
+    "RESTRICTIONS": 6,
+    "WARNINGS": 6,
+    "BUGS": 6,
+    "ENVIRONMENT": 6,
+    "EXAMPLES": 7,
+    "CONFORMING TO": 8,
+    "SEE ALSO": 9,
+    "HISTORY": 10,
+    "COPYRIGHT": 11,
+}
+
+#: The sections that heading-less input can be recovered into.
+KNOWN_SECTIONS = tuple(_RANK)
+
+_SWITCH = 2.0  # cost of starting a new section
+_BACK = 9.0  # extra cost of going back to an earlier rank
+
+_REF = r"[A-Za-z_][\w.:+-]*\(\d\w*\)"
+_REF_LIST = re.compile(rf"^\s*{_REF}(?:\s*(?:,|and|or)\s*{_REF})*\s*[.,]?\s*$")
+_REF_ANY = re.compile(_REF)
+_C_LINE = re.compile(
+    r"^(?:#\s*(?:include|define|if|ifdef|ifndef|endif|else)\b|typedef\b|struct\b|"
+    r"[\w\s*]+\(\*?\s*\w*\)?\s*\(.*[;,{]$|.*[;{}]\s*(?:/\*.*\*/)?$|[\w\s*]+[,(]$|"
+    r"^\s*(?:const\s+)?\w[\w\s*]*\w[\s*]+\w+[,)]\s*.*$)"
+)
+_PROSE_END = re.compile(r"[.!?:]\s*$")
+_HISTORY = re.compile(
+    r"\b(?:was|were|has been|have been|are|is|became|become)\s+(?:\w+\s+)?"
+    r"(?:added|introduced|deprecated|removed|made|changed|renamed|available|"
+    r"reimplemented|replaced|moved|first)\b.*\bOpenSSL\s+\d|"
+    r"\b(?:in|since|before|prior to|from)\s+OpenSSL\s+\d[\w.]*|"
+    r"\bOpenSSL\s+\d[\w.]*\s*(?:and|or)?\s*(?:later|earlier|onwards?)?.*\b(?:added|"
+    r"deprecated|removed|introduced|changed|renamed)",
+    re.IGNORECASE,
+)
+_HISTORY_STRONG = re.compile(
+    r"\b(?:added|introduced|deprecated|removed|renamed|first appeared|appeared first|"
+    r"became available|were made|was made)\b[^.]*\bOpenSSL\s+\d|"
+    r"\bOpenSSL\s+\d[\w.]*[^.]*\b(?:added|introduced|deprecated|removed|renamed)\b|"
+    r"^(?:In|Since|Before|Prior to|From)\s+(?:OpenSSL\s+)?(?:versions?\s+)?\d+\.\d",
+    re.IGNORECASE,
+)
+_RETURN = re.compile(r"\b(?:returns?|returned|return values?)\b", re.IGNORECASE)
+_RETURN_VALUE = re.compile(
+    r"\b(?:success(?:ful(?:ly)?)?|fail(?:ure|s|ed)?|errors?|NULL|non-?zero|zero|"
+    r"negative|positive|valid|invalid|true|false|-1|0|1|2|does not return|no value|"
+    r"void)\b",
+    re.IGNORECASE,
+)
+_RETURN_STRONG = re.compile(
+    r"\breturn values?\b|\b(?:returns?|returned)\s+(?:-?\d|NULL|zero|non-?zero|a negative|"
+    r"a positive|1 on|0 on|-1 on|no value|nothing)|\bdoes not return a value\b|"
+    r"\b(?:on|for|upon|in case of)\s+(?:success|failure|error)\b",
+    re.IGNORECASE,
+)
+_BUGS = re.compile(
+    r"\b(?:bugs?|buggy|flaws?|flawed|broken|limitations?|inconsistent|unfortunately|"
+    r"currently (?:no|not|impossible)|not currently|cannot currently|no way to|"
+    r"should (?:really|ideally)|would be (?:better|nice)|is not (?:possible|supported)|"
+    r"does not (?:currently )?(?:support|work)|not (?:thread[- ]safe|handled)|"
+    r"misleading|ugly|a kludge|workaround)\b",
+    re.IGNORECASE,
+)
+_WARNINGS = re.compile(
+    r"\b(?:warning|caution|careful(?:ly)?|dangerous|insecure|do not|never|not safe|"
+    r"security (?:risk|hole|issue)|vulnerab\w+|be aware)\b",
+    re.IGNORECASE,
+)
+_EXAMPLE_WORD = re.compile(r"\b(?:examples?|for instance|sample)\b", re.IGNORECASE)
+_IMPERATIVE = re.compile(
+    r"^(?:Create|Read|Write|Set|Use|Load|Generate|Print|Connect|Encrypt|Decrypt|Sign|"
+    r"Verify|Obtain|Get|Retrieve|Add|Make|Convert|Compute|Calculate|Send|Free|Allocate|"
+    r"Initiali[sz]e|Open|Call|Check|Parse|Extract|Output|Decode|Encode|Display|Fetch|"
+    r"Here is|This is|The following|An? (?:simple|example)|Example|To )\b"
+)
+_CONFORMING = re.compile(
+    r"\b(?:RFC\s*\d+|conform\w*|ANSI\s+X9|ISO(?:/IEC)?\s*\d|FIPS\s*(?:PUB\s*)?\d+|"
+    r"PKCS\s*#\s*\d|NIST\s+SP|standards?)\b",
+    re.IGNORECASE,
+)
+_ENV = re.compile(r"\benvironment(?:al)? variables?\b|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+=", re.I)
+_ADVICE = re.compile(
+    r"\b(?:should|recommended|recommends?|it is (?:possible|not|also|important|"
+    r"advisable|strongly)|note that|in order to|applications?|usually|normally|"
+    r"typically|however|in general|generally|preferred|not needed|care must|"
+    r"is (?:only|not) (?:useful|necessary|needed)|there is no|if an? \w+ is)\b",
+    re.IGNORECASE,
+)
+_TERM_ATOM = r"(?:<[\w/.]+>|[A-Z][A-Z0-9_]{2,}|[<>]=?\s?-?\d+|-?\d+)"
+# An item's tag, then its body starting with a capital: "SSL_SESS_CACHE_OFF No session...",
+# "0 The operation failed.", "SSL_CTX (SSL Context) This is...".
+_ITEM_TERM = re.compile(
+    rf"^({_TERM_ATOM}(?:,\s*{_TERM_ATOM})*(?:\s+\([A-Z][^)]*\))?)\s+(?=[A-Z\"(<])"
+)
+
+
+def _starts_with_function(text: str, functions: Sequence[str]) -> bool:
+    head = text.split(None, 1)[0] if text.split() else ""
+    head = head.rstrip(",:;")
+    if head.endswith("()"):
+        return True
+    return head in functions or head.rstrip("()") in functions
+
+
+def _is_code(text: str) -> bool:
+    """True when a one-line block reads as C rather than prose.
+
+    Prose paragraphs of the manual end with a full stop or a colon (items too:
+    "NULL There is no session."); declarations and code lines end with ``;``, ``,``,
+    ``{``, ``}`` or ``)`` and are full of C punctuation.
+    """
+    stripped = text.strip()
+    if _REF_LIST.match(stripped):
+        return False
+    if re.match(r"^#\s*(?:include|define|undef|if|ifdef|ifndef|elif|else|endif)\b", stripped):
+        return True
+    if stripped.startswith(("typedef ", "/*", "*/", "* ", "//")) or stripped in {"*", "...", "{", "}"}:
+        return True
+    if re.search(r"[;{}]\s*(?:/\*.*\*/\s*)?$", stripped):
+        return True
+    if re.search(r"[.!?:]['\")]*$", stripped):
+        # prose, unless it is a C line with a trailing comment or a label ("err:")
+        return bool(re.match(r"^[a-z_]\w*:$", stripped))
+    if re.search(r"[(),*=&|<>\[\]]", stripped):
+        return True
+    return len(stripped.split()) <= 2
+
+
+def _coverage(texts: Sequence[str], functions: Sequence[str], start: int) -> list[bool]:
+    """For each block: have all the page's functions been named before it?
+
+    DESCRIPTION names every function of the page (usually one paragraph each) before
+    NOTES turns to general remarks, so NOTES is unlikely before that point. Only
+    C identifiers count (an overview page's NAME, "ssl", is a common word).
+    """
+    wanted = {f for f in functions if re.search(r"[_\d]|[a-z][A-Z]", f)}
+    seen: set[str] = set()
+    out: list[bool] = []
+    for index, text in enumerate(texts):
+        out.append(bool(wanted) and wanted <= seen)
+        if index >= start:
+            seen.update(w for w in wanted if re.search(rf"\b{re.escape(w)}\b", text))
+    return out
+
+
+def _synopsis_end(texts: Sequence[str], code: Sequence[bool]) -> int:
+    """The index of the first block after the SYNOPSIS (which follows NAME).
+
+    The SYNOPSIS is C declarations, possibly with short prose between them that
+    introduces the next declarations ("The following functions have been deprecated
+    since OpenSSL 3.0, and can be hidden entirely by defining OPENSSL_API_COMPAT...:").
+    A page without declarations may have a one-sentence SYNOPSIS pointing elsewhere
+    ("See the individual manual pages for details.").
+    """
+    index = 1
+    if len(texts) > 1 and not code[1] and len(texts[1].split()) <= 16 and re.search(
+        r"manual pages?|#include|\bsee\b", texts[1], re.IGNORECASE
+    ):
+        return 2
+    while index < len(texts):
+        if code[index]:
+            index += 1
+            continue
+        intro = texts[index].rstrip().endswith(":") or re.search(
+            r"OPENSSL_API_COMPAT|OPENSSL_NO_DEPRECATED|can be hidden entirely", texts[index]
+        )
+        if intro and index > 1 and index + 1 < len(texts) and code[index + 1]:
+            index += 1
+            continue
+        break
+    return index
+
+
+def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str, float]]:
+    rows: list[dict[str, float]] = []
+    code_flags = [_is_code(t) for t in texts]
+    synopsis_end = _synopsis_end(texts, code_flags)
+    covered = _coverage(texts, functions, synopsis_end)
+    for index, text in enumerate(texts):
+        row = dict.fromkeys(_RANK, -3.0)
+        row["DESCRIPTION"] = 0.0
+        row["NOTES"] = -0.4
+        row["NAME"] = 50.0 if index == 0 else -100.0
+        if index == 0:
+            rows.append(row)
+            continue
+        code = code_flags[index]
+        words = len(text.split())
+        row["SYNOPSIS"] = -100.0  # only reachable through the rules below
+        if code:
+            if index < synopsis_end:
+                row["SYNOPSIS"] = 6.0
+            row["EXAMPLES"] = 0.3
+            for s in ("RETURN VALUES", "BUGS", "WARNINGS", "NOTES"):
+                row[s] = max(row[s], -0.4)
+            row["SEE ALSO"] = row["HISTORY"] = -20.0
+            row["COPYRIGHT"] = -50.0
+            rows.append(row)
+            continue
+        if index < synopsis_end:
+            row["SYNOPSIS"] = 6.0
+        copyright_ = text.startswith(("Copyright", "Licensed under", "(C) Copyright"))
+        row["COPYRIGHT"] = 60.0 if copyright_ else -50.0
+        if copyright_:
+            rows.append(row)
+            continue
+        if _REF_LIST.match(text):
+            row["SEE ALSO"] = 12.0
+        else:
+            refs = len(_REF_ANY.findall(text))
+            row["SEE ALSO"] = 2.0 if refs and refs * 3 >= words else -6.0
+        if _HISTORY_STRONG.search(text):
+            row["HISTORY"] = 4.0
+        elif _HISTORY.search(text):
+            row["HISTORY"] = 1.5
+        else:
+            row["HISTORY"] = -4.0
+        starts_fn = _starts_with_function(text, functions)
+        term = item_term(text)
+        value_item = term is not None and bool(
+            re.match(r"^(?:[<>]=?\s*)?-?\d+$|^NULL$|^[A-Z]+_(?:ERROR|R)_\w+", term.split(",")[0])
+        )
+        if _RETURN_STRONG.search(text) or re.search(
+            r"\bfollowing (?:return )?values\b|\bvalues? (?:are|is) returned\b", text, re.I
+        ):
+            row["RETURN VALUES"] = 2.0
+        elif value_item:
+            row["RETURN VALUES"] = 1.0
+        elif re.match(r"^\S+\(\)(?:,? (?:and |or )?\S+\(\))*\s+(?:returns?|return)\b", text):
+            row["RETURN VALUES"] = 1.0
+        elif _RETURN.search(text):
+            row["RETURN VALUES"] = 0.5 if starts_fn else 0.0
+        else:
+            row["RETURN VALUES"] = -0.5
+        if not covered[index]:
+            # DESCRIPTION has not yet described every function of the page
+            row["NOTES"] -= 1.5
+        elif term is not None:
+            pass  # a list item continues the section of its introduction
+        elif not starts_fn:
+            row["NOTES"] += 1.4
+        else:
+            row["NOTES"] += 0.2
+        if _ADVICE.search(text):
+            row["NOTES"] += 0.4
+        if re.search(r"\bmust (?:only|not|never)\b|\bis (?:only )?safe\b", text):
+            row["NOTES"] += 0.8
+        if _BUGS.search(text):
+            row["BUGS"] = 1.0
+        if _WARNINGS.search(text):
+            row["WARNINGS"] = -0.5
+        if _EXAMPLE_WORD.search(text) or (_IMPERATIVE.match(text) and text.rstrip().endswith(":")):
+            row["EXAMPLES"] = 1.0
+        else:
+            row["EXAMPLES"] = -1.0
+        if _CONFORMING.search(text) and words < 60:
+            row["CONFORMING TO"] = 1.5
+        if _ENV.search(text):
+            row["ENVIRONMENT"] = 1.5
+        if re.search(r"\bheader files?\b", text, re.I):
+            pass
+        elif re.search(r"\bdata structures?\b", text, re.I):
+            row["DATA STRUCTURES"] = 3.0
+        elif re.match(r"^[A-Z][A-Z0-9_]+\s+\([^)]*\)\s", text):
+            row["DATA STRUCTURES"] = 0.5
+        if re.search(r"\bheader files?\b", text, re.I):
+            row["HEADER FILES"] = 3.0
+        elif re.match(r"^<[\w/.]+\.h>\s", text):
+            row["HEADER FILES"] = 1.0
+        rows.append(row)
+    return rows
+
+
+# The most common section changes cost less than the others.
+_COMMON = {
+    ("DESCRIPTION", "NOTES"): 1.0,
+    ("DESCRIPTION", "RETURN VALUES"): 1.0,
+    ("NOTES", "RETURN VALUES"): 1.0,
+    ("RETURN VALUES", "SEE ALSO"): 1.0,
+    ("SEE ALSO", "HISTORY"): 1.0,
+    ("HISTORY", "COPYRIGHT"): 1.0,
+    ("SEE ALSO", "COPYRIGHT"): 1.0,
+}
+
+
+def _transition(a: str, b: str) -> float:
+    if a == b:
+        return 0.0
+    if a in ("NAME", "SYNOPSIS") and b not in ("SYNOPSIS", "DESCRIPTION"):
+        return 1000.0  # every page of the manual has a DESCRIPTION after its SYNOPSIS
+    if (a, b) in _COMMON:
+        return _COMMON[(a, b)]
+    cost = _SWITCH
+    if _RANK[b] < _RANK[a]:
+        cost += _BACK
+    return cost
+
+
+def recover_sections(texts: Sequence[str], *, functions: Sequence[str] = ()) -> list[str]:
+    """Label each block of a heading-less page with its section.
+
+    Args:
+        texts: The blocks in order, the first being the NAME paragraph.
+        functions: The function names of the NAME paragraph (a cue for DESCRIPTION).
+
+    Returns:
+        The canonical section heading of every block.
+    """
+    if not texts:
+        return []
+    rows = _emissions(texts, functions)
+    states = list(_RANK)
+    best = {s: rows[0][s] for s in states}
+    back: list[dict[str, str]] = []
+    for row in rows[1:]:
+        new: dict[str, float] = {}
+        pointers: dict[str, str] = {}
+        for s in states:
+            prev, score = max(
+                ((p, best[p] - _transition(p, s)) for p in states), key=lambda item: item[1]
+            )
+            new[s] = score + row[s]
+            pointers[s] = prev
+        back.append(pointers)
+        best = new
+    state = max(states, key=lambda s: best[s])
+    labels = [state]
+    for pointers in reversed(back):
+        state = pointers[state]
+        labels.append(state)
+    labels.reverse()
+    return labels
+
+
+def looks_like_code(text: str) -> bool:
+    """True when a heading-less block is a line of C (a SYNOPSIS or example line)."""
+    return _is_code(text)
+
+
+def item_term(text: str) -> str | None:
+    """The tag of a tagged-list item written on one line, or None.
+
+    ``"SSL_SESS_CACHE_OFF No session caching..."`` -> ``"SSL_SESS_CACHE_OFF"``;
+    ``"SSL_CTX (SSL Context) This is..."`` -> ``"SSL_CTX (SSL Context)"``.
+    """
+    match = _ITEM_TERM.match(text)
+    if match is None:
+        return None
+    return match.group(1)

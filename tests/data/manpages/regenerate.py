@@ -1,0 +1,125 @@
+"""Regenerate the man-page test corpus from Debian's libssl-doc (not run by the tests).
+
+Usage: ``python tests/data/manpages/regenerate.py`` on a machine with libssl-doc.
+
+For every page in ``DEV`` and ``HELD_OUT`` this writes:
+
+- ``headed/NAME.txt``: ``MANWIDTH=80 man -P cat 3ssl NAME`` as it is (headings kept,
+  lines wrapped);
+- ``plain/NAME.txt`` and ``plain/NAME.sections.json``: the same page in the format of
+  the shipped pages (headings removed, one paragraph per line, verbatim lines such as
+  the SYNOPSIS one per line, ``DATE VERSION`` footer) with the true section of every
+  line, taken from the headings of the rendering.
+
+This conversion is written independently of ``resume.manpage`` on purpose: the
+labels it derives are the ground truth the parser is measured against.
+``DEV`` pages were looked at while tuning the section recovery; ``HELD_OUT`` pages
+were not (they measure how well it generalises).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+DEV = [
+    "SSL_CTX_new", "SSL_CTX_set_tlsext_ticket_key_cb", "SSL_CTX_sess_set_get_cb",
+    "SSL_CTX_sess_number", "SSL_CTX_set_timeout", "SSL_set_session", "SSL_session_reused",
+    "SSL_CTX_add_session", "SSL_CTX_set_session_id_context", "SSL_SESSION_get_time",
+    "SSL_get_error", "SSL_shutdown", "SSL_CTX_set_verify", "BIO_f_ssl", "SSL_clear",
+    "SSL_write", "EVP_EncryptInit", "OpenSSL_version", "SSL_CTX_add_extra_chain_cert",
+    "bio", "DSA_sign",
+]
+HELD_OUT = [
+    "SSL_read", "SSL_connect", "SSL_accept", "SSL_free", "SSL_CTX_free",
+    "SSL_CTX_set_options", "SSL_CTX_sess_set_cache_size", "SSL_SESSION_is_resumable",
+    "SSL_CTX_set_num_tickets", "SSL_set_fd", "SSL_CTX_set_mode", "SSL_CTX_use_certificate",
+    "BIO_new", "BIO_s_mem", "BIO_s_bio", "RAND_bytes", "SSL_CTX_load_verify_locations",
+    "SSL_library_init", "HMAC", "BIO_s_connect", "crypto", "SSL_CTX_set_cert_store",
+    "SSL_SESSION_get0_peer",
+]
+
+_HEADING = re.compile(r"^[A-Z][A-Z0-9 /_-]*$")
+
+
+def render(name: str) -> str:
+    env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
+    section = "7ssl" if name in {"bio", "crypto", "ssl"} else "3ssl"
+    out = subprocess.run(["man", "-P", "cat", section, name], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return out
+
+
+def _clean(text: str) -> str:
+    text = re.sub(r"<(https?://[^>]+)>", r"\1", text)
+    return " ".join(text.split())
+
+
+def _join(lines: list[str]) -> str:
+    out = ""
+    for line in lines:
+        if re.search(r"[A-Za-z0-9]-$", out):
+            out += line
+        else:
+            out = f"{out} {line}" if out else line
+    return out
+
+
+def flatten(rendering: str) -> tuple[str, list[str]]:
+    lines = rendering.rstrip("\n").split("\n")
+    header = " ".join(lines[0].split())
+    footer_words = lines[-1].split()
+    version = footer_words[0]
+    date = re.search(r"\d{4}-\d\d(?:-\d\d)?", lines[-1])
+    out = [header, ""]
+    labels: list[str] = []
+    section = ""
+    para: list[str] = []
+
+    def flush() -> None:
+        if not para:
+            return
+        indent = len(para[0]) - len(para[0].lstrip())
+        if indent > 7 and (indent - 7) % 4 != 0:
+            # verbatim text (SYNOPSIS, code): one block per line, like the shipped pages
+            for line in para:
+                out.append(line.strip())
+                labels.append(section)
+            out.append("")
+        else:
+            out.extend([_clean(_join([p.strip() for p in para])), ""])
+            labels.append(section)
+        para.clear()
+
+    for line in lines[1:-1]:
+        if not line.strip():
+            flush()
+            continue
+        if _HEADING.match(line):
+            flush()
+            section = line.strip()
+            continue
+        para.append(line)
+    flush()
+    out.append(f"{date.group(0) if date else ''} {version}".strip())
+    return "\n".join(out) + "\n", labels
+
+
+def main() -> None:
+    here = Path(__file__).parent
+    (here / "headed").mkdir(exist_ok=True)
+    (here / "plain").mkdir(exist_ok=True)
+    for name in DEV + HELD_OUT:
+        rendering = render(name)
+        (here / "headed" / f"{name}.txt").write_text(rendering)
+        text, labels = flatten(rendering)
+        (here / "plain" / f"{name}.txt").write_text(text)
+        (here / "plain" / f"{name}.sections.json").write_text(json.dumps(labels, indent=0) + "\n")
+    (here / "corpus.json").write_text(json.dumps({"dev": DEV, "held_out": HELD_OUT}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
