@@ -11,6 +11,7 @@ resolved from a small local table (``_ext/external_refs.py``), not intersphinx.
 
 from __future__ import annotations
 
+import doctest
 import importlib.util
 import sys
 from pathlib import Path
@@ -81,7 +82,11 @@ else:
 # -- doctest ---------------------------------------------------------------------------
 
 doctest_test_doctest_blocks = "default"
+# The doctests make real TLS sessions with the recipe of the testing how-to.
+doctest_global_setup = f"import sys; sys.path.insert(0, {str(_HERE / '_code')!r})"
 trim_doctest_flags = True
+# Like the default, but exception messages are compared too (they are documented).
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
 
 # -- HTML ------------------------------------------------------------------------------
 
