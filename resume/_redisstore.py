@@ -8,12 +8,14 @@
 # Layout, for a store with prefix P and a hashed cache key N (hex):
 #
 #   P:salt       the store's random salt (string, no TTL)
+#   P:seq        a counter that orders puts (string, no TTL)
 #   P:{N}:e      hash: entry id -> sealed blob
 #   P:{N}:x      sorted set: entry id, scored by its expiry in ms since the epoch
+#   P:{N}:o      sorted set: entry id, scored by its put sequence number
 #
 # Each operation is one Lua script, so it is atomic on the server: ``take``
-# pops the member with the highest expiry (the newest session) with ZPOPMAX and
-# removes its blob in the same script, so two clients, even on two hosts, never
+# pops the newest member (highest sequence number) with ZPOPMAX and removes it
+# from the other two keys in the same script, so two clients, even on two hosts, never
 # receive the same single-use TLS 1.3 ticket. Expired members are removed by
 # every script that touches a name, and both keys of a name carry a Redis TTL
 # (PEXPIREAT) equal to the latest expiry in the pool: a name nobody touches
@@ -58,41 +60,49 @@ local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
 if #dead > 0 then
   redis.call('HDEL', KEYS[2], unpack(dead))
   redis.call('ZREM', KEYS[3], unpack(dead))
+  redis.call('ZREM', KEYS[4], unpack(dead))
 end
 """
 
-# KEYS: salt, hash, zset; ARGV: salt, now_ms, entry, expires_ms, blob, per_key
+# KEYS: salt, hash, expiry zset, order zset, sequence
+# ARGV: salt, now_ms, entry, expires_ms, blob, per_key
 _PUT: Final = _PROLOGUE + """
+local seq = redis.call('INCR', KEYS[5])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
-local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
+redis.call('ZADD', KEYS[4], seq, ARGV[3])
+local extra = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[6])
 if extra > 0 then
-  local old = redis.call('ZRANGE', KEYS[3], 0, extra - 1)
+  local old = redis.call('ZRANGE', KEYS[4], 0, extra - 1)
   redis.call('HDEL', KEYS[2], unpack(old))
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1)
+  redis.call('ZREM', KEYS[3], unpack(old))
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, extra - 1)
 end
 local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
 local at = math.ceil(tonumber(top[2])) + 1000
 redis.call('PEXPIREAT', KEYS[2], at)
 redis.call('PEXPIREAT', KEYS[3], at)
+redis.call('PEXPIREAT', KEYS[4], at)
 return 1
 """
 
-# KEYS: salt, hash, zset; ARGV: salt, now_ms
+# KEYS: as for put; ARGV: salt, now_ms
 _GET: Final = _PROLOGUE + """
 while true do
-  local top = redis.call('ZREVRANGE', KEYS[3], 0, 0)
+  local top = redis.call('ZREVRANGE', KEYS[4], 0, 0)
   if #top == 0 then return false end
   local blob = redis.call('HGET', KEYS[2], top[1])
   if blob then return {top[1], blob} end
   redis.call('ZREM', KEYS[3], top[1])
+  redis.call('ZREM', KEYS[4], top[1])
 end
 """
 
 _TAKE: Final = _PROLOGUE + """
 while true do
-  local top = redis.call('ZPOPMAX', KEYS[3])
+  local top = redis.call('ZPOPMAX', KEYS[4])
   if #top == 0 then return false end
+  redis.call('ZREM', KEYS[3], top[1])
   local blob = redis.call('HGET', KEYS[2], top[1])
   if blob then
     redis.call('HDEL', KEYS[2], top[1])
@@ -101,14 +111,15 @@ while true do
 end
 """
 
-# KEYS: salt, hash, zset; ARGV: salt, now_ms, entry ('' for all)
+# KEYS: as for put; ARGV: salt, now_ms, entry ('' for all)
 _DELETE: Final = _PROLOGUE + """
 if ARGV[3] == '' then
   local n = redis.call('HLEN', KEYS[2])
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
   return n
 end
 redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('ZREM', KEYS[4], ARGV[3])
 return redis.call('HDEL', KEYS[2], ARGV[3])
 """
 
@@ -192,6 +203,8 @@ class RedisStore(SessionStore):
             self._salt_key,
             f"{self._prefix}:{{{hexname}}}:e",
             f"{self._prefix}:{{{hexname}}}:x",
+            f"{self._prefix}:{{{hexname}}}:o",
+            f"{self._prefix}:seq",
         ]
         try:
             return self._scripts[script](

@@ -67,6 +67,25 @@ _WARN_INTERVAL: Final = 60.0
 KeyMap = Callable[[Hashable], Hashable | None]
 
 
+#: SSL_SESSION_get_protocol_version() of a TLS 1.3 session.
+_TLS1_3_VERSION: Final = 0x0304
+
+
+def _mark_single_use(handle: SessionHandle) -> None:
+    # A TLS 1.3 ticket fetched from the store must be offered once (RFC 8446,
+    # C.4). The client policy (resume._client) keeps the set of single-use
+    # handles; tell it about this one, which it did not store itself.
+    if getattr(handle.payload, "protocol_version", 0) != _TLS1_3_VERSION:
+        return
+    try:
+        from . import _client
+    except ImportError:  # pragma: no cover - no client policy in this build
+        return
+    single_use = getattr(_client, "_SINGLE_USE", None)
+    if single_use is not None:
+        single_use.add(handle)
+
+
 def context_label_digest(context: ssl.SSLContext, label: str = "") -> str:
     """A digest of *context*'s visible client settings and *label*, the same in every process.
 
@@ -302,6 +321,8 @@ class StoreLink:
         be imported (dropped, with a warning). Never raises for a store problem.
         """
         with self._cache._lock, self._lock:
+            if key in self._cache:
+                return False
             skey = self.store_key(key)
             if skey is None or not self.available:
                 return False
@@ -324,6 +345,7 @@ class StoreLink:
                 return False
             self._unstored.add(handle)
             self._where[handle] = (key, skey)
+            _mark_single_use(handle)
             self._loading = handle
             try:
                 added = self._cache.add(key, handle)
