@@ -571,21 +571,21 @@ class Binding:
 
 
 class FreeWatch:
-    """See :meth:`Binding.watch_frees`: ``frees[tag]`` counts the frees of each watched session."""
+    """See :meth:`Binding.watch_frees`: :meth:`freed` lists the frees of each tag."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._lib = lib
-        self.frees: dict[int, int] = {}
+        self._freed: dict[int, list[int]] = {}
         self._tags: list[ctypes.c_int] = []
 
         def on_free(
-            _parent: int | None, ptr: int | None, _ad: int | None, _idx: int, _argl: int,
+            parent: int | None, ptr: int | None, _ad: int | None, _idx: int, _argl: int,
             _argp: int | None,
         ) -> None:
             try:
                 if ptr:
                     tag = ctypes.c_int.from_address(ptr).value
-                    self.frees[tag] = self.frees.get(tag, 0) + 1
+                    self._freed.setdefault(tag, []).append(parent or 0)
             except BaseException:  # pragma: no cover - never raise into C
                 pass
 
@@ -597,8 +597,16 @@ class FreeWatch:
         if self._index < 0:  # pragma: no cover
             raise UnsupportedError("CRYPTO_get_ex_new_index() failed")
 
+    def freed(self, tag: int) -> list[int]:
+        """The pointers of the sessions tagged *tag* freed so far, in order.
+
+        ``SSL_SESSION_dup()`` copies the tag, so copies OpenSSL makes (TLS 1.3
+        tickets) appear too, under their own pointers.
+        """
+        return list(self._freed.get(tag, ()))
+
     def watch(self, ptr: int, tag: int) -> None:
-        """Tag the session at *ptr*; its free will count in ``frees[tag]``."""
+        """Tag the session at *ptr*; its free will be listed by :meth:`freed`."""
         cell = ctypes.c_int(tag)
         self._tags.append(cell)  # must outlive the session: kept until close()
         if self._lib.SSL_SESSION_set_ex_data(ptr, self._index, ctypes.addressof(cell)) != 1:

@@ -1,0 +1,171 @@
+"""The guarded OpenSSL binding: the probe on live objects, and a clean refusal where it fails."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+
+import pytest
+from corehelpers import VERSIONS, Pki, handshake, make_pki
+
+import resume
+from resume import SessionCache, SessionHandle, UnsupportedError, _openssl
+from resume._ticketkeys import TicketKeyRing, install_ticket_keys
+
+
+@pytest.fixture
+def fresh_probe() -> Iterator[None]:
+    """Forget the probe's outcome before and after the test (so a refusal does not stick)."""
+    _openssl._reset_for_tests()
+    yield
+    _openssl._reset_for_tests()
+
+
+@pytest.fixture(scope="module", params=sorted(VERSIONS))
+def pki(request: pytest.FixtureRequest) -> Pki:
+    return make_pki(request.param)
+
+
+def memory_pair(pki: Pki) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """A client and a server SSLObject over memory BIOs, handshake done."""
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = pki.client.wrap_bio(c_in, c_out, server_hostname="localhost")
+    server = pki.server.wrap_bio(s_in, s_out, server_side=True)
+    pump(client, server, c_in, c_out, s_in, s_out)
+    return client, server
+
+
+def pump(
+    client: ssl.SSLObject, server: ssl.SSLObject,
+    c_in: ssl.MemoryBIO, c_out: ssl.MemoryBIO, s_in: ssl.MemoryBIO, s_out: ssl.MemoryBIO,
+) -> None:
+    done = [False, False]
+    for _ in range(20):
+        for i, (obj, out, peer) in enumerate(((client, c_out, s_in), (server, s_out, c_in))):
+            if not done[i]:
+                try:
+                    obj.do_handshake()
+                    done[i] = True
+                except ssl.SSLWantReadError:
+                    pass
+            peer.write(out.read())
+        if all(done):
+            return
+    raise AssertionError("the in-memory handshake did not finish")
+
+
+class TestProbe:
+    """The probe runs once on live objects and agrees with Python."""
+
+    def test_probe_accepts_this_build(self) -> None:
+        """On the CI build (CPython 3.11, OpenSSL 3.0) the binding is available."""
+        assert _openssl.refusal() is None
+        assert _openssl.binding() is _openssl.binding()
+
+    def test_library_is_the_one_ssl_uses(self) -> None:
+        """The library found through _ssl reports the version ssl reports."""
+        b = _openssl.binding()
+        assert b._lib.OpenSSL_version_num() == ssl.OPENSSL_VERSION_NUMBER
+
+    def test_session_pointer_agrees_with_python(self, pki: Pki) -> None:
+        """SSL_SESSION_get_id/time/timeout through the pointer equal SSLSession's values."""
+        session, _ = handshake(pki)
+        b = _openssl.binding()
+        ptr = b.session_ptr(session)
+        assert b.session_id(ptr) == session.id
+        assert b.session_time(ptr) == session.time
+        assert b.session_timeout(ptr) == session.timeout
+        assert b.session_has_ticket(ptr) == session.has_ticket
+        assert b.session_ticket_lifetime_hint(ptr) == session.ticket_lifetime_hint
+        want = 0x0304 if pki.client.maximum_version == ssl.TLSVersion.TLSv1_3 else 0x0303
+        assert b.session_protocol_version(ptr) == want
+
+    def test_ssl_pointer_leads_to_the_context(self, pki: Pki) -> None:
+        """SSL_get_SSL_CTX(ssl) is the context's SSL_CTX, and SSL_get_session the session's."""
+        client, _server = memory_pair(pki)
+        b = _openssl.binding()
+        ssl_ptr = b.ssl_ptr(client)
+        assert b._lib.SSL_get_SSL_CTX(ssl_ptr) == b.ctx_ptr(pki.client)
+        session = client.session
+        assert session is not None
+        assert b._lib.SSL_get_session(ssl_ptr) == b.session_ptr(session)
+
+    def test_foreign_objects_are_rejected(self) -> None:
+        """Objects of the wrong type get a TypeError, before any memory is read."""
+        b = _openssl.binding()
+        with pytest.raises(TypeError, match="SSLSession"):
+            b.session_ptr(object())  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="SSLContext"):
+            b.ctx_ptr(object())  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="SSLObject"):
+            b.ssl_ptr(object())  # type: ignore[arg-type]
+
+    def test_unconnected_socket_is_rejected(self, pki: Pki) -> None:
+        """An SSLSocket on an unconnected socket has no SSL yet: a clear ValueError."""
+        import socket
+
+        with socket.socket() as raw, pki.client.wrap_socket(
+            raw, server_hostname="localhost", do_handshake_on_connect=False
+        ) as tls, pytest.raises(ValueError, match="not connected"):
+            _openssl.binding().ssl_ptr(tls)
+
+
+@pytest.mark.usefixtures("fresh_probe")
+class TestRefusal:
+    """A build whose layout is not the expected one is refused, and resume still works."""
+
+    @pytest.mark.parametrize("shift", [-8, 8, 16])
+    def test_wrong_layout_is_refused(self, monkeypatch: pytest.MonkeyPatch, shift: int) -> None:
+        """With the object header assumed at another size, the probe refuses (no crash)."""
+        monkeypatch.setattr(_openssl, "_HEADER_SIZE", object.__basicsize__ + shift)
+        with pytest.raises(UnsupportedError, match=r"layout|does not check out|too small"):
+            _openssl.binding()
+        reason = _openssl.refusal()
+        assert reason is not None
+
+    def test_other_library_version_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If the library found is not the version ssl reports, the probe refuses."""
+        monkeypatch.setattr(ssl, "OPENSSL_VERSION_NUMBER", ssl.OPENSSL_VERSION_NUMBER + 1)
+        with pytest.raises(UnsupportedError, match="version"):
+            _openssl.binding()
+
+    def test_refusal_is_remembered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The probe runs once: after a refusal, later calls refuse without probing."""
+        monkeypatch.setattr(_openssl, "_HEADER_SIZE", object.__basicsize__ - 8)
+        with pytest.raises(UnsupportedError):
+            _openssl.binding()
+        calls: list[int] = []
+        monkeypatch.setattr(_openssl, "_probe", lambda: calls.append(1))
+        monkeypatch.setattr(_openssl, "_HEADER_SIZE", object.__basicsize__)
+        with pytest.raises(UnsupportedError, match="not available on this Python build"):
+            _openssl.binding()
+        assert calls == []
+
+    def test_der_and_ticket_keys_refuse_while_the_rest_works(
+        self, monkeypatch: pytest.MonkeyPatch, pki: Pki
+    ) -> None:
+        """to_der/from_der/install_ticket_keys raise UnsupportedError; handles and caches work."""
+        session, _ = handshake(pki)
+        monkeypatch.setattr(_openssl, "_HEADER_SIZE", object.__basicsize__ - 8)
+        handle = SessionHandle.from_ssl(session)
+        with pytest.raises(UnsupportedError):
+            handle.to_der()
+        with pytest.raises(UnsupportedError):
+            SessionHandle.from_der(b"0\x03\x02\x01\x01")
+        with pytest.raises(UnsupportedError):
+            install_ticket_keys(pki.server, TicketKeyRing())
+        # The rest of resume keeps working: a cache and a real resumption.
+        cache = SessionCache()
+        cache.add("localhost:443", handle)
+        got = cache.get1("localhost:443")
+        assert got is handle
+        _, reused = handshake(pki, got.ssl_session)
+        assert reused
+        got.free()
+        cache.clear()
+        handle.free()
+
+    def test_refusal_error_type(self) -> None:
+        """UnsupportedError is a ResumeError, exported from resume."""
+        assert issubclass(resume.UnsupportedError, resume.ResumeError)
+        assert resume.UnsupportedError.__module__ == "resume"
