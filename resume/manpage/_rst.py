@@ -1,0 +1,231 @@
+# Theory of operation: a ``ManPage`` as reStructuredText.
+#
+# ``to_rst`` is a pure function from the parsed page to reST lines (in the manner of
+# sphinx-click): the Sphinx directive only feeds these lines to
+# ``nested_parse_with_titles``, so every cross-reference goes through Sphinx's own
+# resolution and a nitpicky build checks it. Hence the care taken here:
+#
+# - prose is escaped (``*``, `````, ``|``, ``_``, ``\``) so OpenSSL's text never turns
+#   into accidental markup, and a paragraph that would read as a list is escaped too;
+# - a prototype becomes ``.. c:function::`` only when it parsed (and, in a build, when
+#   Sphinx's C parser accepts it: the ``signature_ok`` hook); anything else is shown
+#   in a code block;
+# - a Python equivalent is linked only when the target exists in ``resume``; a
+#   SEE ALSO entry is linked (``:doc:``) only when its page is in the generated set;
+#   ``func()`` mentions link (``:c:func:``) only to functions this page declares;
+# - the COPYRIGHT paragraphs are always kept (the pages are Apache-2.0 documents).
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+from ._mapping import python_equivalent, python_target_exists
+from ._model import Block, ManPage, Prototype, Reference
+
+__all__ = ["escape", "to_rst"]
+
+# ``_`` is markup only at a word's edge (``name_``, ``_target``); inside a word it is text.
+_SPECIAL = re.compile(r"([\\*`|]|(?<!\w)_|_(?!\w))")
+_LIST_START = re.compile(r"^(?:[-+*•]\s|\d+[.)]\s|\(\d+\)\s|[A-Za-z#][.)]\s|\.\.|:|>>>|\|)")
+_TOKEN = re.compile(
+    r"(?P<ref>\b[A-Za-z_][\w.:+-]*\(\d[A-Za-z0-9]*\))"
+    r"|(?P<func>\b[A-Za-z_]\w*\(\))"
+    r"|(?P<url>https?://[^\s<>\"']+[^\s<>\"'.,;:)])"
+)
+
+
+def escape(text: str) -> str:
+    """Escape *text* so that reST shows it literally (no emphasis, roles or refs)."""
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def _inline(
+    text: str,
+    *,
+    declared: set[str],
+    known_pages: Mapping[str, str],
+) -> str:
+    """Escape prose, turning references to other pages and functions into links."""
+    out: list[str] = []
+    pos = 0
+    for match in _TOKEN.finditer(text):
+        out.append(escape(text[pos : match.start()]))
+        token = match.group(0)
+        if match.group("ref"):
+            name, _, rest = token.partition("(")
+            out.append(_page_link(Reference(name, rest.rstrip(")")), known_pages))
+        elif match.group("func"):
+            name = token[:-2]
+            if name in declared:
+                out.append(f":c:func:`{name}`")
+            else:
+                out.append(f"``{token}``")
+        else:
+            out.append(f"`{token} <{token}>`__")
+        pos = match.end()
+        # keep the following character from gluing onto the role
+        if pos < len(text) and (text[pos].isalnum() or text[pos] == "_"):
+            out.append("\\ ")
+    out.append(escape(text[pos:]))
+    line = "".join(out)
+    if _LIST_START.match(text):
+        line = "\\" + line
+    return line
+
+
+def _page_link(ref: Reference, known_pages: Mapping[str, str]) -> str:
+    docname = known_pages.get(ref.name)
+    if docname is not None:
+        return f":doc:`{ref.name}({ref.section}) <{docname}>`"
+    return f"{escape(ref.name)}({ref.section})"
+
+
+def _heading(text: str, char: str) -> list[str]:
+    title = escape(text)
+    return [title, char * max(len(title), 3), ""]
+
+
+def _code_block(lines: Iterable[str]) -> list[str]:
+    body = [f"   {line}" if line.strip() else "" for line in lines]
+    return [".. code-block:: c", "   :force:", "", *body, ""]
+
+
+def _python_line(function: str) -> list[str]:
+    target = python_equivalent(function)
+    if target is None:
+        return []
+    if python_target_exists(target):
+        return [f"   Python equivalent: :py:obj:`{target}`", ""]
+    return [f"   Python equivalent: ``{target}`` (not available in this version)", ""]
+
+
+def _prototype(
+    prototype: Prototype,
+    *,
+    no_index: bool,
+    signature_ok: Callable[[str], bool] | None,
+) -> list[str]:
+    signature = prototype.signature
+    if signature_ok is not None and not signature_ok(signature):
+        lines = _code_block([prototype.text + ";"])
+        target = python_equivalent(prototype.name)
+        if target is not None:
+            lines.extend(line.strip() for line in _python_line(prototype.name))
+        return lines
+    lines = [f".. c:function:: {signature}"]
+    if no_index:
+        lines.append("   :no-index:")
+    lines.append("")
+    lines.extend(_python_line(prototype.name))
+    return lines
+
+
+def _synopsis(
+    page: ManPage,
+    *,
+    no_index: bool,
+    signature_ok: Callable[[str], bool] | None,
+    declared: set[str],
+    known_pages: Mapping[str, str],
+) -> list[str]:
+    lines: list[str] = []
+    synopsis = page.synopsis
+    if synopsis.includes:
+        lines.extend(_code_block(f"#include {inc}" for inc in synopsis.includes))
+    code_other = [o for o in synopsis.other if _looks_like_declaration(o)]
+    prose_other = [o for o in synopsis.other if o not in code_other]
+    for text in prose_other:
+        lines.extend([_inline(text, declared=declared, known_pages=known_pages), ""])
+    for prototype in synopsis.prototypes:
+        lines.extend(_prototype(prototype, no_index=no_index, signature_ok=signature_ok))
+    if code_other:
+        lines.extend(_code_block(code_other))
+    return lines
+
+
+def _looks_like_declaration(text: str) -> bool:
+    return not re.search(r"[.:]\s*$", text) or text.rstrip().endswith(";")
+
+
+def _blocks(
+    blocks: Iterable[Block], *, declared: set[str], known_pages: Mapping[str, str]
+) -> list[str]:
+    lines: list[str] = []
+    pending_code: list[str] = []
+
+    def flush_code() -> None:
+        if pending_code:
+            lines.extend(_code_block(pending_code))
+            pending_code.clear()
+
+    for block in blocks:
+        if block.kind == "code":
+            pending_code.append(block.text)
+            continue
+        flush_code()
+        if block.kind == "item" and block.term:
+            lines.append(_inline(block.term, declared=declared, known_pages=known_pages))
+            body = block.body or block.term
+            lines.extend([f"   {_inline(body, declared=declared, known_pages=known_pages)}", ""])
+            continue
+        if block.kind == "subheading":
+            lines.extend([f".. rubric:: {escape(block.text)}", ""])
+            continue
+        lines.extend([_inline(block.text, declared=declared, known_pages=known_pages), ""])
+    flush_code()
+    return lines
+
+
+def to_rst(
+    page: ManPage,
+    *,
+    known_pages: Mapping[str, str] | None = None,
+    no_index: bool = False,
+    signature_ok: Callable[[str], bool] | None = None,
+    heading_chars: str = "=-",
+) -> list[str]:
+    """Render *page* as reStructuredText lines.
+
+    Args:
+        page: The parsed page (:func:`resume.manpage.parse`).
+        known_pages: Page name -> Sphinx docname of the other generated pages;
+            SEE ALSO entries (and other ``name(N)`` mentions) to these pages become
+            ``:doc:`` links, the others stay plain text.
+        no_index: Add ``:no-index:`` to the ``c:function`` entries (for a second
+            rendering of a page whose functions are declared elsewhere).
+        signature_ok: Optional check of a C signature (the Sphinx extension passes
+            Sphinx's own C parser); a prototype it rejects is shown as code.
+        heading_chars: Underline characters for the page title and its sections.
+
+    Returns:
+        The reST lines, with the page title as the top heading.
+    """
+    known = dict(known_pages or {})
+    known.pop(page.name, None)
+    declared = {p.name for p in page.synopsis.prototypes}
+    if signature_ok is not None:
+        declared = {p.name for p in page.synopsis.prototypes if signature_ok(p.signature)}
+    top, sub = heading_chars[0], heading_chars[1]
+    lines = _heading(f"{page.name}({page.manual_section})", top)
+    if page.summary:
+        lines.extend([escape(page.summary[:1].upper() + page.summary[1:]), ""])
+    meta = ", ".join(x for x in (f"OpenSSL {page.version}" if page.version else "", page.date) if x)
+    if meta:
+        lines.extend([f"*{escape(meta)}*", ""])
+    for section in page.sections:
+        lines.extend(_heading(section.title, sub))
+        if section.title == "NAME":
+            names = ", ".join(f"``{name}``" for name in page.functions)
+            summary = f" — {escape(page.summary)}" if page.summary else ""
+            lines.extend([f"{names}{summary}", ""])
+        elif section.title == "SYNOPSIS":
+            lines.extend(
+                _synopsis(page, no_index=no_index, signature_ok=signature_ok,
+                          declared=declared, known_pages=known)
+            )
+        elif section.title == "SEE ALSO":
+            refs = page.see_also
+            lines.extend([", ".join(_page_link(r, known) for r in refs) or "", ""])
+        else:
+            lines.extend(_blocks(section.blocks, declared=declared, known_pages=known))
+    return lines
