@@ -84,6 +84,7 @@ from ._errors import StoreError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from typing_extensions import Self
 
 __all__ = [
     "FORMAT_VERSION",
@@ -604,7 +605,7 @@ class SessionStore(ABC):
             self._closed = True
             self._close_raw()
 
-    def __enter__(self) -> SessionStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

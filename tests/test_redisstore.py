@@ -1,0 +1,187 @@
+"""RedisStore against a real redis-server: atomic takes, TTLs, a server that goes away."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import pytest
+import redis
+from redis_server import RedisServer, redis_server
+
+import resume
+from resume.stores import RedisStore, StoredSession
+
+__all__ = ["redis_server"]  # the fixture, imported for pytest
+
+HOST = ("example.test", 443)
+
+
+def session(n: int) -> bytes:
+    return b"\x30\x82" + n.to_bytes(4, "big") + b"master" * 8
+
+
+def client(server: RedisServer) -> Any:
+    return redis.Redis.from_url(server.url)
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from resume.stores import RedisStore
+    url, go = sys.argv[1], sys.argv[2]
+    store = RedisStore(url, per_key=100000)
+    store.get(("warm", 1))  # connect and load the salt before the race
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    got = []
+    while (s := store.take(("example.test", 443))) is not None:
+        got.append(s.data.hex())
+    store.close()
+    print(json.dumps(got))
+    """
+)
+
+
+class TestAtomicTake:
+    def test_two_clients_never_get_the_same_ticket(
+        self, redis_server: RedisServer, tmp_path: Any
+    ) -> None:
+        """Four processes race to take 400 tickets: each ticket reaches exactly one."""
+        with RedisStore(redis_server.url, per_key=100000) as store:
+            for n in range(400):
+                store.put(HOST, session(n), expires=time.time() + 600)
+        go = tmp_path / "go"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, redis_server.url, str(go)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(4)
+        ]
+        go.touch()
+        taken: list[str] = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()
+            taken += json.loads(out)
+        assert len(taken) == len(set(taken)) == 400
+
+
+class TestLayout:
+    def test_expiry_is_a_redis_ttl(self, redis_server: RedisServer) -> None:
+        """Each name's keys expire in Redis at the latest entry's expiry (plus 1 s)."""
+        r = client(redis_server)
+        try:
+            with RedisStore(redis_server.url, prefix="p") as store:
+                store.put(HOST, session(1), expires=time.time() + 100)
+                store.put(HOST, session(2), expires=time.time() + 300)
+                keys = [k for k in r.keys("p:{*") if k]
+                assert len(keys) == 3
+                for k in keys:
+                    assert 295_000 < r.pttl(k) <= 301_000
+                assert r.pttl("p:salt") == -1  # the salt stays
+        finally:
+            r.close()
+
+    def test_take_of_the_last_entry_leaves_no_keys(self, redis_server: RedisServer) -> None:
+        """A pool emptied by take() leaves nothing behind under its name."""
+        r = client(redis_server)
+        try:
+            with RedisStore(redis_server.url, prefix="p") as store:
+                store.put(HOST, session(1), expires=time.time() + 100)
+                assert store.take(HOST) is not None
+                assert r.keys("p:{*") == []
+        finally:
+            r.close()
+
+    def test_prefixes_separate_stores(self, redis_server: RedisServer) -> None:
+        """Two prefixes on one server are two stores."""
+        with RedisStore(redis_server.url, prefix="a") as a, RedisStore(
+            redis_server.url, prefix="b"
+        ) as b:
+            a.put(HOST, session(1), expires=time.time() + 60)
+            assert b.get(HOST) is None
+            assert a.get(HOST) is not None
+
+
+class TestServerDown:
+    def test_down_raises_store_error_then_recovers(self, redis_server: RedisServer) -> None:
+        """With the server stopped every call raises StoreError; after a restart it works again."""
+        with RedisStore(redis_server.url, timeout=0.5) as store:
+            store.put(HOST, session(1), expires=time.time() + 60)
+            redis_server.stop()
+            with pytest.raises(resume.StoreError, match="failed"):
+                store.take(HOST)
+            with pytest.raises(resume.StoreError):
+                store.put(HOST, session(2), expires=time.time() + 60)
+            redis_server.start()
+            # The restarted server is empty (no persistence): a miss, not an error.
+            assert store.take(HOST) is None
+            expires = float(int(time.time()) + 60)
+            store.put(HOST, session(3), expires=expires)
+            assert store.take(HOST) == StoredSession(session(3), expires)
+
+    def test_restarted_server_keeps_running_clients_agreeing(
+        self, redis_server: RedisServer
+    ) -> None:
+        """After an empty restart, a running client puts its salt back; a new client uses it."""
+        with RedisStore(redis_server.url) as old:
+            old.put(HOST, session(1), expires=time.time() + 60)
+            redis_server.stop()
+            redis_server.start()
+            old.put(HOST, session(2), expires=time.time() + 60)
+            with RedisStore(redis_server.url) as new:
+                got = new.take(HOST)
+                assert got is not None and got.data == session(2)
+
+    def test_salt_changed_by_another_client(self, redis_server: RedisServer) -> None:
+        """If another client re-created the salt first, a running client reloads it and retries."""
+        with RedisStore(redis_server.url) as old:
+            old.put(HOST, session(1), expires=time.time() + 60)
+            r = client(redis_server)
+            r.flushall()
+            r.close()
+            with RedisStore(redis_server.url) as new:
+                new.put(HOST, session(2), expires=time.time() + 60)  # creates a new salt
+                got = old.take(HOST)
+                assert got is not None and got.data == session(2)
+
+    def test_never_started(self) -> None:
+        """A URL where nothing listens: StoreError on use, not at construction."""
+        store = RedisStore("redis://127.0.0.1:1/0", timeout=0.5)
+        with store, pytest.raises(resume.StoreError, match="failed"):
+            store.get(HOST)
+
+
+class TestConfiguration:
+    def test_password_is_never_shown(self) -> None:
+        """repr() and error messages hide the password of the URL."""
+        store = RedisStore("redis://user:hunter2@127.0.0.1:1/0", timeout=0.5)
+        with store:
+            assert "hunter2" not in repr(store)
+            with pytest.raises(resume.StoreError) as info:
+                store.get(HOST)
+            assert "hunter2" not in str(info.value)
+            assert "user:***@127.0.0.1:1" in str(info.value)
+
+    def test_bad_url(self) -> None:
+        """A URL that is not Redis is a ValueError."""
+        with pytest.raises(ValueError, match="Redis URL"):
+            RedisStore("http://127.0.0.1/")
+
+    def test_encrypted_store_shares_between_objects(self, redis_server: RedisServer) -> None:
+        """Two encrypted store objects with one key read each other's sessions."""
+        key = os.urandom(32)
+        with RedisStore(redis_server.url, key=key) as a, RedisStore(
+            redis_server.url, key=key
+        ) as b:
+            a.put(HOST, session(1), expires=time.time() + 60)
+            got = b.take(HOST)
+            assert got is not None and got.data == session(1)

@@ -1,0 +1,195 @@
+"""SQLiteStore: file permissions, several processes at once, restarts, bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import resume
+from resume.stores import SQLiteStore, StoredSession, StoreWarning
+
+HOST = ("example.test", 443)
+
+
+def session(n: int) -> bytes:
+    return b"\x30\x82" + n.to_bytes(4, "big") + b"master" * 8
+
+
+def modes(directory: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in directory.iterdir()}
+
+
+@pytest.fixture
+def umask_zero() -> Iterator[None]:
+    """The most permissive umask: the store must not rely on the caller's umask."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+class TestPermissions:
+    @pytest.mark.usefixtures("umask_zero")
+    def test_every_file_is_0600_while_in_use(self, tmp_path: Path) -> None:
+        """The database, its -wal and its -shm are all 0600, even with umask 0."""
+        path = tmp_path / "s.db"
+        with SQLiteStore(path) as store:
+            store.put(HOST, session(1), expires=time.time() + 60)
+            assert store.take(HOST) is not None
+            found = modes(tmp_path)
+            assert {"s.db", "s.db-wal", "s.db-shm"} <= set(found)
+            assert set(found.values()) == {0o600}, found
+        assert set(modes(tmp_path).values()) == {0o600}
+
+    @pytest.mark.usefixtures("umask_zero")
+    def test_encrypted_store_files_too(self, tmp_path: Path) -> None:
+        """The same holds with a key configured (no other file, such as a key, is written)."""
+        with SQLiteStore(tmp_path / "e.db", key=os.urandom(32)) as store:
+            store.put(HOST, session(1), expires=time.time() + 60)
+            assert set(modes(tmp_path).values()) == {0o600}
+            assert all(name.startswith("e.db") for name in modes(tmp_path))
+
+    def test_loose_existing_file_is_tightened_with_a_warning(self, tmp_path: Path) -> None:
+        """An existing store readable by others becomes 0600, with a StoreWarning."""
+        path = tmp_path / "s.db"
+        SQLiteStore(path).close()
+        path.chmod(0o644)
+        with pytest.warns(StoreWarning, match="readable by other users"):
+            store = SQLiteStore(path)
+        store.close()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    def test_directory_missing(self, tmp_path: Path) -> None:
+        """A path in a missing directory is a StoreError naming the file."""
+        with pytest.raises(resume.StoreError, match="cannot create session store"):
+            SQLiteStore(tmp_path / "nope" / "s.db")
+
+    def test_a_directory_is_not_a_store(self, tmp_path: Path) -> None:
+        """A directory given as the path is refused."""
+        with pytest.raises(resume.StoreError):
+            SQLiteStore(tmp_path)
+
+    def test_old_sqlite_is_refused(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without RETURNING (SQLite < 3.35) the store refuses cleanly."""
+        monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+        with pytest.raises(resume.UnsupportedError, match=r"3\.35"):
+            SQLiteStore(tmp_path / "s.db")
+        assert not (tmp_path / "s.db").exists()
+
+
+class TestRestarts:
+    def test_sessions_survive_reopening(self, tmp_path: Path) -> None:
+        """Closing and reopening (a restarted process) keeps sessions, salt and key."""
+        key = os.urandom(32)
+        expires = float(int(time.time()) + 600)
+        with SQLiteStore(tmp_path / "s.db", key=key) as store:
+            for n in range(3):
+                store.put(HOST, session(n), expires=expires)
+        with SQLiteStore(tmp_path / "s.db", key=key) as store:
+            assert len(store) == 3
+            assert store.take(HOST) == StoredSession(session(2), expires)
+
+    def test_purge_removes_expired_rows(self, tmp_path: Path) -> None:
+        """purge() deletes what has expired and keeps the rest."""
+        now = [1_800_000_000.0]
+        with SQLiteStore(tmp_path / "s.db", clock=lambda: now[0]) as store:
+            store.put(HOST, session(1), expires=now[0] + 10)
+            store.put(("b", 1), session(2), expires=now[0] + 100)
+            now[0] += 50
+            assert store.purge() == 1
+            assert len(store) == 1
+
+    def test_wrong_format_version_in_meta(self, tmp_path: Path) -> None:
+        """A database written by a future format is refused with a clear StoreError."""
+        path = tmp_path / "s.db"
+        with SQLiteStore(path) as store:
+            store.put(HOST, session(1), expires=time.time() + 60)
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE resume_meta SET value = 99 WHERE name = 'format'")
+        conn.commit()
+        conn.close()
+        with SQLiteStore(path) as store, pytest.raises(resume.StoreError, match="format 99"):
+            store.get(HOST)
+
+
+# A worker process: open the store, wait for the go file, then take (or put) in a loop.
+WORKER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from resume.stores import SQLiteStore
+    path, mode, go, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    store = SQLiteStore(path, per_key=100000)
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    got = []
+    if mode == "take":
+        while (s := store.take(("example.test", 443))) is not None:
+            got.append(s.data.hex())
+    else:
+        for n in range(count):
+            data = (os.getpid().to_bytes(4, "big") + n.to_bytes(4, "big")) * 4
+            store.put(("example.test", 443), data, expires=time.time() + 600)
+            got.append(data.hex())
+    store.close()
+    print(json.dumps(got))
+    """
+)
+
+
+def run_workers(path: Path, mode: str, workers: int, count: int = 0) -> list[list[str]]:
+    go = path.with_name("go")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(path), mode, str(go), str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(workers)
+    ]
+    go.touch()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        results.append(json.loads(out))
+    go.unlink()
+    return results
+
+
+class TestSeveralProcesses:
+    def test_concurrent_takes_hand_each_session_to_one_process(self, tmp_path: Path) -> None:
+        """Four processes taking from one pool at once: every session goes out exactly once."""
+        path = tmp_path / "s.db"
+        with SQLiteStore(path, per_key=100000) as store:
+            for n in range(400):
+                store.put(HOST, session(n), expires=time.time() + 600)
+        results = run_workers(path, "take", 4)
+        taken = [item for result in results for item in result]
+        assert len(taken) == len(set(taken)) == 400
+        assert set(taken) == {session(n).hex() for n in range(400)}
+
+    def test_concurrent_puts_lose_nothing(self, tmp_path: Path) -> None:
+        """Four processes putting at once: no 'database is locked', every session stored."""
+        path = tmp_path / "s.db"
+        SQLiteStore(path).close()
+        results = run_workers(path, "put", 4, 100)
+        put = {item for result in results for item in result}
+        with SQLiteStore(path, per_key=100000) as store:
+            stored = set()
+            while (s := store.take(HOST)) is not None:
+                stored.add(s.data.hex())
+        assert stored == put
+        assert len(put) == 400
