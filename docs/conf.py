@@ -39,13 +39,13 @@ extensions = [
     # Local helpers in docs/_ext:
     "external_refs",
     "resume_cli",
+    "public_api",
 ]
 
 nitpicky = True
 exclude_patterns = ["_build", "manpages/source", "Thumbs.db", ".DS_Store"]
 templates_path: list[str] = []
 root_doc = "index"
-default_role = "any"
 pygments_style = "friendly"
 
 # The README is Markdown; it is included on the front page with MyST, never copied.

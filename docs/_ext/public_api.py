@@ -1,0 +1,166 @@
+"""The API reference, generated from ``__all__``, and a check that it is complete.
+
+``.. public-api:: resume.trio`` documents every name in the module's ``__all__``
+with the matching autodoc directive, grouped by kind. A name whose object lives
+in another public module (``resume.trio.SessionKey`` is ``resume.SessionKey``) is
+listed as a re-export with a link to the one place it is documented.
+
+At the end of reading, every public module of ``resume`` (every module or package
+whose dotted name has no part starting with ``_``) is imported, and a warning,
+which fails the ``-W`` build, names each public name that no page documents.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import inspect
+import pkgutil
+from typing import Any
+
+from docutils import nodes
+from docutils.nodes import make_id
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
+
+#: (title, kind) in the order the groups appear on a page.
+GROUPS = (
+    ("Functions", "function"),
+    ("Classes", "class"),
+    ("Exceptions and warnings", "exception"),
+    ("Constants", "data"),
+    ("Re-exported names", "alias"),
+)
+
+
+def public_modules(package: str = "resume") -> list[str]:
+    """The public modules of *package*: itself and every submodule without a ``_`` part."""
+    root = importlib.import_module(package)
+    names = [package]
+    for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return names
+
+
+def _home(obj: Any) -> str | None:
+    # The dotted name under which *obj* is documented, if it names its home.
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str) and (
+        inspect.isclass(obj) or inspect.isfunction(obj) or inspect.isbuiltin(obj)
+    ):
+        return f"{module}.{qualname}"
+    return None
+
+
+def _is_public_home(home: str, name: str, module_name: str) -> bool:
+    # True if *home* is another public module that exports the object under *name*.
+    home_module = home.rsplit(".", 1)[0]
+    if home_module == module_name or any(p.startswith("_") for p in home_module.split(".")):
+        return False
+    try:
+        return name in getattr(importlib.import_module(home_module), "__all__", [])
+    except ImportError:
+        return False
+
+
+def _inherits_only_own(cls: type) -> bool:
+    # True if every base class with members is resume's own: then the inherited
+    # methods are part of this class's documented surface (a store's get/put).
+    bases = [
+        base for base in cls.__mro__[1:]
+        if base is not object and base.__module__ not in ("abc", "typing")
+    ]
+    return bool(bases) and all(base.__module__.startswith("resume") for base in bases)
+
+
+def _kind(obj: Any) -> str:
+    if inspect.isclass(obj):
+        return "exception" if issubclass(obj, BaseException) else "class"
+    if callable(obj) and (inspect.isfunction(obj) or inspect.isbuiltin(obj)):
+        return "function"
+    return "data"
+
+
+def api_rst(module_name: str) -> list[tuple[str, list[str]]]:
+    """The reST of a module's public names, as ``(group title, lines)`` pairs."""
+    module = importlib.import_module(module_name)
+    exported: list[str] = list(getattr(module, "__all__", []))
+    groups: dict[str, list[str]] = {kind: [] for _, kind in GROUPS}
+    for name in exported:
+        obj = getattr(module, name)
+        home = _home(obj)
+        if home is not None and _is_public_home(home, name, module_name):
+            # A target under this module's name too (so that references written
+            # in this module's docstrings resolve), shown as a link to the home.
+            kind = _kind(obj)
+            role = {"class": "class", "exception": "exc", "function": "func"}[kind]
+            groups["alias"] += [
+                f".. py:{kind}:: {name}",
+                f"   :module: {module_name}",
+                "   :no-typesetting:",
+                "",
+                f"* ``{module_name}.{name}`` is :{role}:`{home}`.",
+                "",
+            ]
+            continue
+        kind = _kind(obj)
+        target = f"{module_name}.{name}"
+        if kind == "class":
+            lines = [f".. autoclass:: {target}", "   :members:"]
+            if _inherits_only_own(obj):
+                lines.append("   :inherited-members:")
+            if issubclass(obj, enum.Enum):
+                lines.append("   :undoc-members:")
+        elif kind == "exception":
+            lines = [f".. autoexception:: {target}", "   :members:"]
+        elif kind == "function":
+            lines = [f".. autofunction:: {target}"]
+        else:
+            lines = [f".. autodata:: {target}"]
+        groups[kind] += [*lines, ""]
+    return [(title, groups[kind]) for title, kind in GROUPS if groups[kind]]
+
+
+class PublicApiDirective(SphinxDirective):
+    """``.. public-api:: MODULE``: document every name in ``MODULE.__all__``."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        module_name = self.arguments[0]
+        result: list[nodes.Node] = []
+        for title, lines in api_rst(module_name):
+            section = nodes.section(ids=[make_id(f"{module_name}-{title}")])
+            section += nodes.title(title, title)
+            content = StringList(lines, source=f"<{module_name}.__all__>")
+            self.state.nested_parse(content, self.content_offset, section)
+            result.append(section)
+        return result
+
+
+def _check_complete(app: Sphinx, env: BuildEnvironment) -> None:
+    documented = set(env.domains["py"].objects)
+    for module_name in public_modules():
+        module = importlib.import_module(module_name)
+        if module_name not in documented:
+            logger.warning("public module %s is not documented (add a page with "
+                           ".. automodule:: and .. public-api::)", module_name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            home = _home(obj)
+            if f"{module_name}.{name}" not in documented and home not in documented:
+                logger.warning("public name %s.%s is not documented", module_name, name)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the directive and the completeness check."""
+    app.add_directive("public-api", PublicApiDirective)
+    app.connect("env-check-consistency", _check_complete)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
