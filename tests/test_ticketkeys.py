@@ -1,0 +1,494 @@
+"""Shared ticket keys: the [previous, current, next] ring, the OpenSSL callback, file and Redis."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import logging
+import os
+import ssl
+from pathlib import Path
+
+import pytest
+import redis
+from corehelpers import VERSIONS, FakeClock, Pki, handshake, make_pki
+from redis_server import RedisServer, redis_server
+
+from resume import StoreError
+from resume._ticketkeys import (
+    DEFAULT_ROTATION_INTERVAL,
+    KeyFile,
+    KeyRefresher,
+    RedisKeySource,
+    TicketKey,
+    TicketKeyRing,
+    install_from_spec,
+    install_ticket_keys,
+    source_from_spec,
+)
+
+__all__ = ["redis_server"]  # the fixture, imported for pytest
+
+HOUR = 3600.0
+
+
+@pytest.fixture(scope="module", params=sorted(VERSIONS))
+def pki(request: pytest.FixtureRequest) -> Pki:
+    return make_pki(request.param)
+
+
+def other_server(pki: Pki) -> Pki:
+    """A second server of the same fleet: same certificate, its own SSLContext."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    pki.ca.issue_cert("localhost").configure_cert(ctx)
+    ctx.minimum_version = pki.server.minimum_version
+    ctx.maximum_version = pki.server.maximum_version
+    return Pki(pki.ca, ctx, pki.client)
+
+
+def secrets_of(ring: TicketKeyRing) -> list[str]:
+    """Every textual form of every key byte string, to search logs for."""
+    out = []
+    for key in ring.keys:
+        for part in (key.aes_key, key.hmac_key, key.to_bytes()):
+            out += [part.hex(), base64.b64encode(part).decode()]
+    return out
+
+
+class TestTicketKey:
+    """An 80-byte key: 16-byte name, AES-256 key, HMAC-SHA256 key (HAProxy's layout)."""
+
+    def test_layout(self) -> None:
+        """from_bytes/to_bytes split name, AES and HMAC keys at 16 and 48."""
+        raw = bytes(range(80))
+        key = TicketKey.from_bytes(raw)
+        assert (key.name, key.aes_key, key.hmac_key) == (raw[:16], raw[16:48], raw[48:])
+        assert key.to_bytes() == raw
+
+    def test_wrong_sizes(self) -> None:
+        """Anything but 80 bytes (or 16/32/32) is a ValueError."""
+        with pytest.raises(ValueError, match="80 bytes"):
+            TicketKey.from_bytes(b"x" * 79)
+        with pytest.raises(ValueError, match="16-byte name"):
+            TicketKey(name=b"n", aes_key=b"a" * 32, hmac_key=b"h" * 32)
+
+    def test_generate_and_repr(self) -> None:
+        """Fresh keys differ; repr shows a name prefix and no key bytes."""
+        a, b = TicketKey.generate(), TicketKey.generate()
+        assert a != b and a == TicketKey.from_bytes(a.to_bytes())
+        text = repr(a)
+        assert a.aes_key.hex() not in text and a.hmac_key.hex() not in text
+        assert a.name[:4].hex() in text
+
+
+class TestRing:
+    """[previous, current, next]: current encrypts, all decrypt, rotation shifts left."""
+
+    def test_encrypts_with_current_and_decrypts_with_all(self) -> None:
+        """The previous key asks for a renewed ticket; an unknown name is None."""
+        ring = TicketKeyRing()
+        prev, cur, nxt = ring.keys
+        assert ring.current is cur
+        assert ring.encryption_key() == (cur.name, cur.aes_key, cur.hmac_key)
+        assert ring.decryption_key(cur.name) == (cur.aes_key, cur.hmac_key, False)
+        assert ring.decryption_key(nxt.name) == (nxt.aes_key, nxt.hmac_key, False)
+        assert ring.decryption_key(prev.name) == (prev.aes_key, prev.hmac_key, True)
+        assert ring.decryption_key(b"\x00" * 16) is None
+
+    def test_rotation_shifts(self) -> None:
+        """rotate(): [p, c, n] -> [c, n, new]; the time and version move."""
+        clock = FakeClock()
+        ring = TicketKeyRing(clock=clock)
+        prev, cur, nxt = ring.keys
+        clock.advance(5)
+        ring.rotate()
+        assert ring.keys[:2] == (cur, nxt)
+        assert ring.keys[2] not in (prev, cur, nxt)
+        assert ring.rotated_at == clock.now
+        assert ring.version == 1
+
+    def test_schedule(self) -> None:
+        """Due after the interval (default 12 h, well inside a week); auto-rotation on issue."""
+        assert DEFAULT_ROTATION_INTERVAL == 12 * HOUR
+        clock = FakeClock()
+        ring = TicketKeyRing(clock=clock)
+        old = ring.current
+        clock.advance(12 * HOUR - 1)
+        assert not ring.due()
+        ring.encryption_key()
+        assert ring.current is old
+        clock.advance(1)
+        assert ring.due()
+        name, _, _ = ring.encryption_key() or (b"", b"", b"")
+        assert ring.current is not old and name == ring.current.name
+        assert not ring.due()
+
+    def test_no_auto_rotation_for_shared_rings(self) -> None:
+        """A ring fed by a source never rotates by itself (the fleet must move together)."""
+        clock = FakeClock()
+        ring = TicketKeyRing(clock=clock, auto_rotate=False, interval=HOUR)
+        old = ring.current
+        clock.advance(10 * HOUR)
+        ring.encryption_key()
+        assert ring.current is old
+
+    def test_replace(self) -> None:
+        """replace() reports whether anything changed."""
+        ring = TicketKeyRing()
+        keys = ring.keys
+        assert not ring.replace(keys, ring.rotated_at)
+        new = (TicketKey.generate(), TicketKey.generate(), TicketKey.generate())
+        assert ring.replace(new, 42.0)
+        assert ring.keys == new and ring.rotated_at == 42.0 and ring.version == 1
+
+    def test_bad_arguments(self) -> None:
+        """Two keys, duplicate names or a non-positive interval are refused."""
+        key = TicketKey.generate()
+        with pytest.raises(ValueError, match="three keys"):
+            TicketKeyRing([key, TicketKey.generate()])
+        with pytest.raises(ValueError, match="distinct"):
+            TicketKeyRing([key, key, TicketKey.generate()])
+        with pytest.raises(ValueError, match="positive"):
+            TicketKeyRing(interval=0)
+
+
+class TestInstall:
+    """The ring on real server contexts, through SSL_CTX_set_tlsext_ticket_key_evp_cb."""
+
+    def test_servers_sharing_a_ring_resume_each_other(self, pki: Pki) -> None:
+        """A ticket from server A resumes on server B and back."""
+        ring = TicketKeyRing()
+        a, b = other_server(pki), other_server(pki)
+        install_ticket_keys(a.server, ring)
+        install_ticket_keys(b.server, ring)
+        session, reused = handshake(a)
+        assert not reused and session.has_ticket
+        session, reused = handshake(b, session)
+        assert reused
+        _, reused = handshake(a, session)
+        assert reused
+
+    def test_without_shared_keys_no_resumption(self, pki: Pki) -> None:
+        """Servers with their own keys never resume each other's tickets (the baseline)."""
+        a, b = other_server(pki), other_server(pki)
+        install_ticket_keys(a.server, TicketKeyRing())
+        install_ticket_keys(b.server, TicketKeyRing())
+        session, _ = handshake(a)
+        _, reused = handshake(b, session)
+        assert not reused
+
+    def test_rotation_has_no_cliff(self, pki: Pki) -> None:
+        """A ticket survives one rotation (its key is then previous), not two."""
+        ring = TicketKeyRing()
+        a = other_server(pki)
+        install_ticket_keys(a.server, ring)
+        session, _ = handshake(a)
+        ring.rotate()
+        _, reused = handshake(a, session)
+        assert reused
+        ring.rotate()
+        _, reused = handshake(a, session)
+        assert not reused
+
+    def test_fleet_half_rotated(self, pki: Pki) -> None:
+        """While A has rotated and B has not, each resumes the other's new tickets."""
+        ring_a = TicketKeyRing()
+        ring_b = TicketKeyRing(ring_a.keys, rotated_at=ring_a.rotated_at)
+        a, b = other_server(pki), other_server(pki)
+        install_ticket_keys(a.server, ring_a)
+        install_ticket_keys(b.server, ring_b)
+        ring_a.rotate()  # A encrypts with B's "next" key now
+        from_a, _ = handshake(a)
+        _, reused = handshake(b, from_a)
+        assert reused
+        from_b, _ = handshake(b)  # B still encrypts with A's "previous" key
+        _, reused = handshake(a, from_b)
+        assert reused
+
+    def test_install_again_replaces(self, pki: Pki) -> None:
+        """Installing another ring replaces the first one on that context."""
+        a = other_server(pki)
+        install_ticket_keys(a.server, TicketKeyRing())
+        session, _ = handshake(a)
+        install_ticket_keys(a.server, TicketKeyRing())
+        _, reused = handshake(a, session)
+        assert not reused
+
+    def test_bad_arguments(self, pki: Pki) -> None:
+        """A non-ring or a non-context is a TypeError."""
+        with pytest.raises(TypeError, match="TicketKeyRing"):
+            install_ticket_keys(pki.server, object())  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="SSLContext"):
+            install_ticket_keys(object(), TicketKeyRing())  # type: ignore[arg-type]
+
+    def test_encrypt_failure_stays_out_of_c(
+        self, pki: Pki, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An exception while issuing a ticket: logged (no key bytes), no ticket, handshake fine."""
+        ring = TicketKeyRing()
+        a = other_server(pki)
+        install_ticket_keys(a.server, ring)
+
+        def boom(self: TicketKeyRing) -> None:
+            raise RuntimeError("key store exploded")
+
+        monkeypatch.setattr(TicketKeyRing, "encryption_key", boom)
+        with caplog.at_level(logging.ERROR, logger="resume.openssl"):
+            session, _ = handshake(a)
+        assert not session.has_ticket
+        assert "ticket-key callback failed (encrypt)" in caplog.text
+        assert "key store exploded" in caplog.text
+        for secret in secrets_of(ring):
+            assert secret not in caplog.text
+
+    def test_decrypt_failure_means_full_handshake(
+        self, pki: Pki, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An exception while reading a ticket: logged, full handshake, connection fine."""
+        a = other_server(pki)
+        install_ticket_keys(a.server, TicketKeyRing())
+        session, _ = handshake(a)
+
+        def boom(self: TicketKeyRing, name: bytes) -> None:
+            raise RuntimeError("lookup exploded")
+
+        monkeypatch.setattr(TicketKeyRing, "decryption_key", boom)
+        with caplog.at_level(logging.ERROR, logger="resume.openssl"):
+            _, reused = handshake(a, session)
+        assert not reused
+        assert "ticket-key callback failed (decrypt)" in caplog.text
+
+
+class TestKeyFile:
+    """HAProxy's key file: three base64 80-byte keys; rotated under an exclusive lock."""
+
+    def test_created_0600_in_haproxy_format(self, tmp_path: Path) -> None:
+        """A missing file is created mode 0600 with [previous, current, next]."""
+        path = tmp_path / "keys"
+        ring = KeyFile(path).load()
+        assert path.stat().st_mode & 0o777 == 0o600
+        lines = path.read_text().splitlines()
+        assert [base64.b64decode(x) for x in lines] == [k.to_bytes() for k in ring.keys]
+
+    def test_two_servers_load_the_same_keys(self, tmp_path: Path) -> None:
+        """A second reader of the file gets the same ring (and the mtime as rotation time)."""
+        path = tmp_path / "keys"
+        a = KeyFile(path).load()
+        b = KeyFile(path).load()
+        assert a.keys == b.keys
+        assert b.rotated_at == path.stat().st_mtime
+
+    def test_rotation_when_due(self, tmp_path: Path) -> None:
+        """refresh() rotates the file once the interval passed; others pick it up."""
+        clock = FakeClock(1_700_000_000.0)
+        path = tmp_path / "keys"
+        one, two = KeyFile(path, clock=clock), KeyFile(path, clock=clock)
+        ring1, ring2 = one.load(), two.load()
+        old = ring1.keys
+        assert not one.refresh(ring1)
+        clock.advance(DEFAULT_ROTATION_INTERVAL)
+        assert one.refresh(ring1)
+        assert ring1.keys[:2] == old[1:]
+        assert path.stat().st_mtime == clock.now
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert two.refresh(ring2)
+        assert ring2.keys == ring1.keys
+        assert not two.refresh(ring2)
+
+    def test_lock_holder_rotates(self, tmp_path: Path) -> None:
+        """While another process holds the lock, a due refresh does not rotate."""
+        clock = FakeClock(1_700_000_000.0)
+        path = tmp_path / "keys"
+        source = KeyFile(path, clock=clock)
+        ring = source.load()
+        old = ring.keys
+        clock.advance(DEFAULT_ROTATION_INTERVAL + 1)
+        with open(f"{path}.lock", "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            assert not source.refresh(ring)
+            assert ring.keys == old
+        assert source.refresh(ring)
+        assert ring.keys[0] == old[1]
+
+    def test_damaged_file(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """A damaged file: load() is a ValueError; refresh() keeps the keys and warns."""
+        path = tmp_path / "keys"
+        source = KeyFile(path)
+        ring = source.load()
+        old = ring.keys
+        path.write_text("not base64!\nAAAA\n")
+        with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+            assert not source.refresh(ring)
+        assert ring.keys == old
+        assert "cannot refresh ticket keys" in caplog.text
+        with pytest.raises(ValueError, match="expected 3 keys"):
+            KeyFile(path).load()
+        path.write_text("!!!!\n" * 3)
+        with pytest.raises(ValueError, match="not base64"):
+            KeyFile(path).load()
+        path.write_text((base64.b64encode(b"x" * 48).decode() + "\n") * 3)
+        with pytest.raises(ValueError, match="48 bytes"):
+            KeyFile(path).load()
+
+    def test_readable_file_warns(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """A key file that others can read is used, with a warning."""
+        path = tmp_path / "keys"
+        KeyFile(path).load()
+        os.chmod(path, 0o644)
+        with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+            KeyFile(path).load()
+        assert "readable by other users" in caplog.text
+
+    def test_missing_directory(self, tmp_path: Path) -> None:
+        """A path in a missing directory is an OSError at load()."""
+        with pytest.raises(FileNotFoundError):
+            KeyFile(tmp_path / "nope" / "keys").load()
+
+
+class TestRedisKeySource:
+    """Keys shared in Redis: created once, rotated by the lock holder, kept when Redis is down."""
+
+    def test_shared_and_created_once(self, redis_server: RedisServer) -> None:
+        """Two servers load the same ring; the value is versioned JSON."""
+        one, two = RedisKeySource(redis_server.url), RedisKeySource(redis_server.url)
+        try:
+            a, b = one.load(), two.load()
+            assert a.keys == b.keys
+            client = redis.Redis.from_url(redis_server.url)
+            doc = json.loads(client.get("resume:ticket-keys") or b"")
+            client.close()
+            assert doc["format"] == 1 and len(doc["keys"]) == 3
+        finally:
+            one.close()
+            two.close()
+
+    def test_one_rotation_per_interval(self, redis_server: RedisServer) -> None:
+        """When due, each server refreshes; the ring rotates exactly once."""
+        clock = FakeClock(1_700_000_000.0)
+        sources = [RedisKeySource(redis_server.url, clock=clock) for _ in range(3)]
+        try:
+            rings = [s.load() for s in sources]
+            old = rings[0].keys
+            clock.advance(DEFAULT_ROTATION_INTERVAL)
+            for source, ring in zip(sources, rings, strict=True):
+                assert source.refresh(ring)
+            for ring in rings:
+                assert ring.keys[:2] == old[1:]
+                assert ring.rotated_at == clock.now
+        finally:
+            for s in sources:
+                s.close()
+
+    def test_lock_held_elsewhere(self, redis_server: RedisServer) -> None:
+        """rotate_now() does nothing while another server holds the Redis lock."""
+        source = RedisKeySource(redis_server.url)
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            ring = source.load()
+            client.set("resume:ticket-keys:lock", "someone", px=10_000)
+            assert not source.rotate_now()
+            client.delete("resume:ticket-keys:lock")
+            assert source.rotate_now()
+            assert source.refresh(ring)
+        finally:
+            client.close()
+            source.close()
+
+    def test_redis_down_and_back(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Down: keys kept, one warning; back (empty): the ring is put back and shared again."""
+        source = RedisKeySource(redis_server.url, socket_timeout=1.0)
+        try:
+            ring = source.load()
+            old = ring.keys
+            redis_server.stop()
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                assert not source.refresh(ring)
+                assert not source.refresh(ring)
+            assert ring.keys == old
+            assert caplog.text.count("is unavailable") == 1
+            with pytest.raises(StoreError, match="cannot read ticket keys"):
+                RedisKeySource(redis_server.url).load()
+            redis_server.start()
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                assert not source.refresh(ring)
+            assert "is back" in caplog.text
+            other = RedisKeySource(redis_server.url)
+            assert other.load().keys == old
+            other.close()
+        finally:
+            source.close()
+
+    def test_foreign_value(self, redis_server: RedisServer) -> None:
+        """A value that is not a ring is a ValueError at load(), kept out by refresh()."""
+        client = redis.Redis.from_url(redis_server.url)
+        source = RedisKeySource(redis_server.url, key="k")
+        try:
+            client.set("k", "hello")
+            with pytest.raises(ValueError, match="not a resume ticket-key ring"):
+                source.load()
+            client.set("k", json.dumps({"format": 1, "rotated_at": 0, "keys": ["AA=="] * 3}))
+            with pytest.raises(ValueError, match="key 1"):
+                source.load()
+        finally:
+            client.close()
+            source.close()
+
+
+class TestInstallFromSpec:
+    """The entry point of ``resume serve --ticket-keys``."""
+
+    def test_unknown_spec(self) -> None:
+        """Only file:PATH and redis:// URLs are understood."""
+        for spec in ("ftp://x", "file:", "keys.txt"):
+            with pytest.raises(ValueError, match="file:"):
+                source_from_spec(spec)
+
+    def test_file_spec_shares_keys(self, pki: Pki, tmp_path: Path) -> None:
+        """Two contexts given the same file: resume each other's tickets."""
+        a, b = other_server(pki), other_server(pki)
+        spec = f"file:{tmp_path / 'keys'}"
+        close_a = install_from_spec(a.server, spec)
+        close_b = install_from_spec(b.server, spec)
+        try:
+            assert isinstance(close_a, KeyRefresher)
+            session, _ = handshake(a)
+            _, reused = handshake(b, session)
+            assert reused
+        finally:
+            close_a()
+            close_b()
+        close_a()  # idempotent
+
+    def test_redis_spec_shares_keys(self, pki: Pki, redis_server: RedisServer) -> None:
+        """Two contexts on the same Redis resume each other's tickets, also after a rotation."""
+        a, b = other_server(pki), other_server(pki)
+        close_a = install_from_spec(a.server, redis_server.url)
+        close_b = install_from_spec(b.server, redis_server.url)
+        try:
+            session, _ = handshake(a)
+            assert isinstance(close_a.source, RedisKeySource)
+            assert close_a.source.rotate_now()
+            assert close_a.refresh_now()  # A encrypts with the new key, B does not know yet
+            session, reused = handshake(a, session)
+            assert reused
+            _, reused = handshake(b, session)
+            assert reused
+        finally:
+            close_a()
+            close_b()
+
+    def test_redis_down_at_start(self, pki: Pki, redis_server: RedisServer) -> None:
+        """With Redis unreachable at start, install_from_spec raises StoreError."""
+        url = redis_server.url
+        redis_server.stop()
+        with pytest.raises(StoreError):
+            install_from_spec(other_server(pki).server, url)
+
+    def test_refresh_period_must_be_positive(self, tmp_path: Path) -> None:
+        """A refresher with period 0 is a ValueError."""
+        source = KeyFile(tmp_path / "keys")
+        with pytest.raises(ValueError, match="positive"):
+            KeyRefresher(source, source.load(), period=0)
