@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Final, final
 
 from ._errors import SessionError
-from ._handle import SessionHandle
+from ._handle import _REFLOCK, SessionHandle
 
 __all__ = ["CacheMode", "CacheStatistics", "SessionCache"]
 
@@ -178,7 +178,7 @@ class SessionCache:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         if per_key < 1:
             raise ValueError(f"per_key must be >= 1, got {per_key}")
-        self._mode = CacheMode(mode)
+        self._set_flags(CacheMode(mode))
         self._size = size
         self._timeout = float(timeout)
         self._clock = clock
@@ -205,8 +205,22 @@ class SessionCache:
     def set_mode(self, mode: CacheMode) -> CacheMode:
         """Set the cache mode and return the previous one (``SSL_CTX_set_session_cache_mode()``)."""
         with self._lock:
-            previous, self._mode = self._mode, CacheMode(mode)
+            previous = self._mode
+            self._set_flags(CacheMode(mode))
         return previous
+
+    def _set_flags(self, mode: CacheMode) -> None:
+        # IntFlag arithmetic runs in Python and costs about a microsecond per
+        # operation; the hot paths read these plain booleans instead.
+        self._mode = mode
+        self._enabled = bool(mode & CacheMode.BOTH)
+        self._store_internal = not mode & CacheMode.NO_INTERNAL_STORE
+        self._auto_clear = not mode & CacheMode.NO_AUTO_CLEAR
+        self._lookup_internal = not (
+            mode & CacheMode.NO_INTERNAL_LOOKUP and not mode & CacheMode.CLIENT
+        )
+        self._update_time = bool(mode & CacheMode.UPDATE_TIME)
+        self._plain_lookup = self._lookup_internal and not self._update_time
 
     @property
     def size(self) -> int:
@@ -243,14 +257,14 @@ class SessionCache:
             SessionError: *handle* is in a cache under another key or in another
                 cache (a session has one owner; :meth:`~SessionHandle.dup` it).
         """
-        with self._lock:
-            mode = self._mode
-            if not mode & CacheMode.BOTH:
-                handle._live("add()")
-                return False
-            session = handle._live("add()")
-            if not (session.has_ticket or session.id):
-                return False  # not resumable: nothing was established to cache
+        self._lock.acquire()  # explicit calls: half the cost of a with block
+        try:
+            session = handle._session
+            if session is None:
+                handle._live("add()")  # raises UseAfterFreeError
+            assert session is not None
+            if not self._enabled or not (session.has_ticket or session.id):
+                return False  # off, or not resumable: nothing was established to cache
             owner = handle._owner
             if owner is not None:
                 if owner is self._wref and handle._key == key:
@@ -275,9 +289,11 @@ class SessionCache:
                 expires = now + MAX_LIFETIME
             if now > expires:
                 return False
-            stored = not mode & CacheMode.NO_INTERNAL_STORE
+            stored = self._store_internal
             if stored:
-                handle.up_ref()
+                _REFLOCK.acquire()  # up_ref(), inlined: this is the hot path
+                handle._refcount += 1
+                _REFLOCK.release()
                 handle._owner = self._wref
                 handle._key = key
                 handle._expires = expires
@@ -291,45 +307,60 @@ class SessionCache:
                     if len(pool) > self._per_key:
                         self._drop(pool[0], pool, 0)
                         self._replaced += 1
-                self._seq += 1
-                heapq.heappush(self._heap, (expires, self._seq, handle))
-                self._number += 1
+                self._seq = seq = self._seq + 1
+                heapq.heappush(self._heap, (expires, seq, handle))
+                self._number = number = self._number + 1
                 self._added += 1
-                size = self._size
-                if size and self._number > size:
-                    self._evict_to(size)
-                self._compact()
+                if number > self._size and self._size:
+                    self._evict_to(self._size)
+                if len(self._heap) > 2 * self._number + 64:
+                    self._compact()
             if self.on_new is not None:
-                handle.up_ref()
-                try:
-                    kept = self.on_new(self, handle)
-                except BaseException:
-                    handle.free()
-                    raise
-                if not kept:
-                    handle.free()
-            if not mode & CacheMode.NO_AUTO_CLEAR:
+                self._call_on_new(handle)
+            if self._auto_clear:
                 self._since_flush += 1
                 if self._since_flush >= AUTO_CLEAR_EVERY:
                     self._since_flush = 0
                     self._flush(now)
             return stored
+        finally:
+            self._lock.release()
+
+    def _call_on_new(self, handle: SessionHandle) -> None:
+        # SSL_CTX_sess_set_new_cb's rule: the callback gets a reference of its
+        # own and returns whether it keeps it.
+        assert self.on_new is not None
+        handle.up_ref()
+        try:
+            kept = self.on_new(self, handle)
+        except BaseException:
+            handle.free()
+            raise
+        if not kept:
+            handle.free()
 
     def _evict_to(self, size: int) -> None:
         pools = self._pools
         while self._number > size:
-            pool = next(iter(pools.values()))
-            self._drop(pool[0], pool, 0)
+            for key, pool in pools.items():  # the least recently used key comes first
+                break
+            victim = pool[0]
+            if len(pool) == 1 and self.on_remove is None:
+                # The common case, inlined: a key's only session goes.
+                del pools[key]
+                self._number -= 1
+                self._cache_full += 1
+                victim._cache_release()
+                continue
+            self._drop(victim, pool, 0)
             self._cache_full += 1
 
     # -- looking up ---------------------------------------------------------------
 
-    def _find(self, key: Hashable) -> tuple[SessionHandle, list[SessionHandle]] | None:
+    def _find(self, key: Hashable) -> SessionHandle | None:
         # The newest unexpired session under key; expired ones met on the way out.
         pool = self._pools.get(key)
-        if pool is None or (
-            self._mode & CacheMode.NO_INTERNAL_LOOKUP and not self._mode & CacheMode.CLIENT
-        ):
+        if pool is None or not self._lookup_internal:
             self._misses += 1
             return None
         now = self._clock()
@@ -345,11 +376,11 @@ class SessionCache:
                 self._misses += 1
                 return None
             handle = pool[-1]
-        if self._mode & CacheMode.UPDATE_TIME:
+        if self._update_time:
             self._renew(handle, now)
         self._pools.move_to_end(key)
         self._hits += 1
-        return handle, pool
+        return handle
 
     def get1(self, key: Hashable) -> SessionHandle | None:
         """Return the newest usable session under *key* with a new reference, or None.
@@ -359,13 +390,27 @@ class SessionCache:
         session may be offered again); use :meth:`take` for single-use tickets.
         Counts a hit or a miss.
         """
-        with self._lock:
-            found = self._find(key)
-            if found is None:
-                return None
-            handle = found[0]
-            handle.up_ref()
+        self._lock.acquire()
+        try:
+            pool = self._pools.get(key)
+            if pool is not None and self._plain_lookup:
+                # The common case, inlined: the newest entry is fresh.
+                handle: SessionHandle | None = pool[-1]
+                assert handle is not None
+                if self._clock() <= handle._expires:
+                    self._pools.move_to_end(key)
+                    self._hits += 1
+                else:
+                    handle = self._find(key)
+            else:
+                handle = self._find(key)
+            if handle is not None:
+                _REFLOCK.acquire()
+                handle._refcount += 1
+                _REFLOCK.release()
             return handle
+        finally:
+            self._lock.release()
 
     def get0(self, key: Hashable) -> SessionHandle | None:
         """Return the newest usable session under *key*, borrowed, or None.
@@ -375,9 +420,11 @@ class SessionCache:
         expiry). Do not :meth:`~SessionHandle.free` it; call
         :meth:`~SessionHandle.up_ref` at once to keep it. Counts a hit or a miss.
         """
-        with self._lock:
-            found = self._find(key)
-            return None if found is None else found[0]
+        self._lock.acquire()
+        try:
+            return self._find(key)
+        finally:
+            self._lock.release()
 
     def take(self, key: Hashable) -> SessionHandle | None:
         """Remove the newest usable session under *key* and hand over the cache's reference.
@@ -387,10 +434,10 @@ class SessionCache:
         reference the cache held and must free it. Counts a hit or a miss.
         """
         with self._lock:
-            found = self._find(key)
-            if found is None:
+            handle = self._find(key)
+            if handle is None:
                 return None
-            handle, pool = found
+            pool = self._pools[key]
             self._unlink(handle, pool, len(pool) - 1)
             self._taken += 1
             self._compact()
