@@ -40,6 +40,7 @@ extensions = [
     "external_refs",
     "resume_cli",
     "public_api",
+    "markdown_doctests",
 ]
 
 nitpicky = True
