@@ -11,6 +11,7 @@ import gc
 import socket
 import ssl
 import statistics
+import sys
 import threading
 import time
 import tracemalloc
@@ -61,11 +62,11 @@ def bench_round_trips(session: ssl.SSLSession, n: int = 300_000) -> float:
     """add + get1 + free on a default cache (evicting once full); returns ops/s."""
     cache = SessionCache()
     handles = [SessionHandle.from_ssl(session) for _ in range(n)]
-    keys = [("host%d.example" % (i % 50_000), 443) for i in range(n)]
+    keys = [(f"host{i % 50_000}.example", 443) for i in range(n)]
     gc.disable()
     try:
         start, cpu = time.perf_counter(), time.process_time()
-        for key, h in zip(keys, handles):
+        for key, h in zip(keys, handles, strict=True):
             cache.add(key, h)
             got = cache.get1(key)
             got.free()  # type: ignore[union-attr]
@@ -120,10 +121,8 @@ def bench_flush(session: ssl.SSLSession, total: int = 100_000, expired: int = 1_
 
 def bench_memory(session: ssl.SSLSession, n: int = 100_000) -> tuple[float, float]:
     """Bytes per cached handle beyond the SSLSession: (without the key object, with it)."""
-    keys = [("host%d.example" % i, 443) for i in range(n)]
-    key_bytes = sum(
-        __import__("sys").getsizeof(k) + __import__("sys").getsizeof(k[0]) for k in keys
-    )
+    keys = [(f"host{i}.example", 443) for i in range(n)]
+    key_bytes = sum(sys.getsizeof(k) + sys.getsizeof(k[0]) for k in keys)
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -158,6 +157,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     main(sys.argv[1:])

@@ -342,8 +342,8 @@ class SessionCache:
     def _evict_to(self, size: int) -> None:
         pools = self._pools
         while self._number > size:
-            for key, pool in pools.items():  # the least recently used key comes first
-                break
+            key = next(iter(pools))  # the least recently used key comes first
+            pool = pools[key]
             victim = pool[0]
             if len(pool) == 1 and self.on_remove is None:
                 # The common case, inlined: a key's only session goes.
