@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,9 @@ def _mark_ids(node: ast.expr) -> list[str]:
     if not (isinstance(owner, ast.Attribute) and owner.attr == "mark"):
         return []
     return [
-        arg.value for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+        arg.value
+        for arg in node.args
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
     ]
 
 
@@ -168,9 +171,19 @@ def load_pages(folder: Path) -> list[ManPage]:
 
 
 def _python_for(sentence: Sentence, page: ManPage) -> tuple[str, ...]:
-    mentioned = [f for f in PYTHON_EQUIVALENTS if f in sentence.text.replace("()", " ").split()
-                 or f"{f}()" in sentence.text or f"{f} " in f"{sentence.text} "]
-    functions = mentioned or [f for f in page.functions if f in PYTHON_EQUIVALENTS]
+    """The Python equivalents of the functions a sentence names (in its order).
+
+    A sentence that names none ("The copy is not owned by any cache.") is about the
+    page's functions, so it gets theirs.
+    """
+    positions: list[tuple[int, str]] = []
+    for function in PYTHON_EQUIVALENTS:
+        match = re.search(rf"\b{re.escape(function)}\b", sentence.text)
+        if match is not None:
+            positions.append((match.start(), function))
+    functions = [f for _, f in sorted(positions)] or [
+        f for f in page.functions if f in PYTHON_EQUIVALENTS
+    ]
     targets: list[str] = []
     for function in functions:
         target = PYTHON_EQUIVALENTS[function]

@@ -163,7 +163,8 @@ def _plain_blocks(lines: Sequence[str]) -> list[Block]:
         kind: BlockKind = "paragraph"
         term = None
         if label == "SYNOPSIS":
-            kind = "code" if looks_like_code(text) or _continues_prototype(texts, index) else "paragraph"
+            code = looks_like_code(text) or _continues_prototype(texts, index)
+            kind = "code" if code else "paragraph"
         elif label not in ("NAME", "SEE ALSO", "COPYRIGHT", "HISTORY") and looks_like_code(text):
             kind = "code"
         else:
@@ -188,7 +189,9 @@ def _confirm_items(blocks: list[Block]) -> list[Block]:
     for i, block in enumerate(blocks):
         if block.kind != "item":
             continue
-        prev_item = i > 0 and blocks[i - 1].kind == "item" and blocks[i - 1].section == block.section
+        prev_item = (
+            i > 0 and blocks[i - 1].kind == "item" and blocks[i - 1].section == block.section
+        )
         next_item = (
             i + 1 < len(blocks)
             and blocks[i + 1].kind == "item"

@@ -92,6 +92,8 @@ _RETURN_STRONG = re.compile(
     r"\b(?:on|for|upon|in case of)\s+(?:success|failure|error)\b",
     re.IGNORECASE,
 )
+# "SSL_get_session() returns ...", "f() and g() return ..."
+_FUNCTION_RETURNS = re.compile(r"^\S+\(\)(?:,? (?:and |or )?\S+\(\))*\s+(?:returns?|return)\b")
 _BUGS = re.compile(
     r"\b(?:bugs?|buggy|flaws?|flawed|broken|limitations?|inconsistent|unfortunately|"
     r"currently (?:no|not|impossible)|not currently|cannot currently|no way to|"
@@ -153,7 +155,9 @@ def _is_code(text: str) -> bool:
         return False
     if re.match(r"^#\s*(?:include|define|undef|if|ifdef|ifndef|elif|else|endif)\b", stripped):
         return True
-    if stripped.startswith(("typedef ", "/*", "*/", "* ", "//")) or stripped in {"*", "...", "{", "}"}:
+    if stripped.startswith(("typedef ", "/*", "*/", "* ", "//")):
+        return True
+    if stripped in {"*", "...", "{", "}"}:
         return True
     if re.search(r"[;{}]\s*(?:/\*.*\*/\s*)?$", stripped):
         return True
@@ -263,9 +267,7 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             r"\bfollowing (?:return )?values\b|\bvalues? (?:are|is) returned\b", text, re.I
         ):
             row["RETURN VALUES"] = 2.0
-        elif value_item:
-            row["RETURN VALUES"] = 1.0
-        elif re.match(r"^\S+\(\)(?:,? (?:and |or )?\S+\(\))*\s+(?:returns?|return)\b", text):
+        elif value_item or _FUNCTION_RETURNS.match(text):
             row["RETURN VALUES"] = 1.0
         elif _RETURN.search(text):
             row["RETURN VALUES"] = 0.5 if starts_fn else 0.0

@@ -68,7 +68,7 @@ def _known_pages(env: BuildEnvironment, here: str) -> dict[str, str]:
 
 
 def _signature_checker(env: BuildEnvironment) -> Any:
-    from sphinx.domains.c import DefinitionParser
+    from sphinx.domains.c._parser import DefinitionParser
     from sphinx.util.cfamily import DefinitionError
 
     def ok(signature: str) -> bool:

@@ -118,7 +118,8 @@ def main() -> None:
         text, labels = flatten(rendering)
         (here / "plain" / f"{name}.txt").write_text(text)
         (here / "plain" / f"{name}.sections.json").write_text(json.dumps(labels, indent=0) + "\n")
-    (here / "corpus.json").write_text(json.dumps({"dev": DEV, "held_out": HELD_OUT}, indent=1) + "\n")
+    corpus = {"dev": DEV, "held_out": HELD_OUT}
+    (here / "corpus.json").write_text(json.dumps(corpus, indent=1) + "\n")
 
 
 if __name__ == "__main__":
