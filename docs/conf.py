@@ -36,6 +36,8 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
     "myst_parser",
+    # ``.. manpage::`` and ``.. conformance-matrix::``:
+    "resume.manpage.sphinxext",
     # Local helpers in docs/_ext:
     "external_refs",
     "resume_cli",
@@ -70,15 +72,6 @@ autodoc_class_signature = "separated"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
-
-# -- the man pages and the conformance matrix ----------------------------------------
-
-# ``.. manpage::`` and ``.. conformance-matrix::`` come from resume.manpage.sphinxext.
-# TEMPORARY: until that extension lands, a stand-in renders the raw text.
-if importlib.util.find_spec("resume.manpage.sphinxext") is not None:
-    extensions.append("resume.manpage.sphinxext")
-else:
-    extensions.append("manpage_standin")
 
 # -- doctest ---------------------------------------------------------------------------
 

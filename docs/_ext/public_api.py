@@ -12,8 +12,10 @@ which fails the ``-W`` build, names each public name that no page documents.
 
 from __future__ import annotations
 
+import ast
 import enum
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 from typing import Any
@@ -23,6 +25,7 @@ from docutils.nodes import make_id
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
+from sphinx.pycode import ModuleAnalyzer
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
@@ -88,6 +91,34 @@ def _kind(obj: Any) -> str:
     return "data"
 
 
+def _defining_module(module_name: str, name: str) -> str:
+    # The module that *name* is imported from in *module_name* (itself if none).
+    module = importlib.import_module(module_name)
+    source = inspect.getsource(module)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and any(
+            (alias.asname or alias.name) == name for alias in node.names
+        ):
+            package = module_name if hasattr(module, "__path__") else module_name.rpartition(".")[0]
+            return importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+    return module_name
+
+
+def _data_rst(module_name: str, name: str, value: Any) -> list[str]:
+    # A constant: its value and the ``#:`` comment where it is defined. (autodata
+    # would show the docstring of the value's type for a re-exported constant.)
+    home = _defining_module(module_name, name)
+    docs = ModuleAnalyzer.for_module(home).find_attr_docs().get(("", name))
+    if not docs and name == "__version__":
+        docs = ["The version of this package (``resume --version`` prints it too)."]
+    if not docs:
+        logger.warning("public constant %s.%s has no #: comment where it is defined (%s)",
+                       module_name, name, home)
+    lines = [f".. py:data:: {name}", f"   :module: {module_name}", f"   :value: {value!r}", ""]
+    lines += [f"   {line}" for line in (docs or [])]
+    return lines
+
+
 def api_rst(module_name: str) -> list[tuple[str, list[str]]]:
     """The reST of a module's public names, as ``(group title, lines)`` pairs."""
     module = importlib.import_module(module_name)
@@ -123,7 +154,7 @@ def api_rst(module_name: str) -> list[tuple[str, list[str]]]:
         elif kind == "function":
             lines = [f".. autofunction:: {target}"]
         else:
-            lines = [f".. autodata:: {target}"]
+            lines = _data_rst(module_name, name, obj)
         groups[kind] += [*lines, ""]
     return [(title, groups[kind]) for title, kind in GROUPS if groups[kind]]
 
