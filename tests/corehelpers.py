@@ -32,9 +32,13 @@ def make_pki(version: str) -> Pki:
     return Pki(ca, server, client)
 
 
-def handshake(pki: Pki, session: ssl.SSLSession | None = None) -> tuple[ssl.SSLSession, bool]:
-    """One loopback connection: handshake, one byte of data, clean close.
+def handshake(
+    pki: Pki, session: ssl.SSLSession | None = None, *, clean: bool = True
+) -> tuple[ssl.SSLSession, bool]:
+    """One loopback connection: handshake, one byte each way, then close.
 
+    With *clean* both sides shut TLS down (``SSL_shutdown``) before closing the
+    socket; without it they just close, which OpenSSL treats as an unclean end.
     Returns the client's session after the data arrived (TLS 1.3 tickets come
     after the handshake) and whether the connection resumed *session*.
     """
@@ -48,6 +52,8 @@ def handshake(pki: Pki, session: ssl.SSLSession | None = None) -> tuple[ssl.SSLS
                 with pki.server.wrap_socket(conn, server_side=True) as tls:
                     tls.sendall(b"x")
                     tls.recv(1)
+                    if clean:
+                        tls.unwrap().close()
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
 
@@ -62,6 +68,8 @@ def handshake(pki: Pki, session: ssl.SSLSession | None = None) -> tuple[ssl.SSLS
                 tls.sendall(b"y")
                 got = tls.session
                 assert got is not None
+                if clean:
+                    tls.unwrap().close()
         finally:
             thread.join(10)
         if errors:

@@ -405,3 +405,108 @@ def test_public_objects_report_their_public_module() -> None:
         obj = getattr(resume, name)
         if isinstance(obj, type) or callable(obj):
             assert obj.__module__ == "resume", name
+
+
+def _memory_handshake(
+    client: ssl.SSLContext, server: ssl.SSLContext, session: ssl.SSLSession | None = None
+) -> tuple[ssl.SSLObject, ssl.SSLObject, list[ssl.MemoryBIO]]:
+    """Run a handshake between two SSLObjects over memory BIOs (no reads after it)."""
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    cli = client.wrap_bio(c_in, c_out, server_hostname="localhost", session=session)
+    srv = server.wrap_bio(s_in, s_out, server_side=True)
+    done = {"c": False, "s": False}
+    for _ in range(20):
+        for name, obj in (("c", cli), ("s", srv)):
+            if not done[name]:
+                try:
+                    obj.do_handshake()
+                    done[name] = True
+                except ssl.SSLWantReadError:
+                    pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if all(done.values()):
+            break
+    return cli, srv, [c_in, c_out, s_in, s_out]
+
+
+class TestTls13SessionTiming:
+    @pytest.mark.manpage(
+        "SSL_get_session:notes-2",
+        "SSL_get_session:notes-4",
+        "SSL_get_session:notes-5",
+    )
+    def test_a_tls13_session_is_resumable_only_after_the_ticket_arrives(self) -> None:
+        """Right after the handshake the client's session is not resumable; after a read it is."""
+        pki = make_pki("1.3")
+        cli, srv, (c_in, _, _, s_out) = _memory_handshake(pki.client, pki.server)
+        early = SessionHandle.from_ssl(cli.session)  # type: ignore[arg-type]
+        assert not early.is_resumable
+        srv.write(b"x")
+        c_in.write(s_out.read())
+        assert cli.read(1) == b"x"
+        late = SessionHandle.from_ssl(cli.session)  # type: ignore[arg-type]
+        assert late.is_resumable
+        assert late.has_ticket
+        cache = SessionCache()
+        assert cache.add("k", early) is False
+        assert cache.add("k", late) is True
+        early.free()
+        late.free()
+
+    @pytest.mark.manpage("SSL_get_session:notes-3")
+    def test_a_server_may_never_send_a_ticket(self) -> None:
+        """With num_tickets = 0 the client never gets a resumable TLS 1.3 session."""
+        pki = make_pki("1.3")
+        pki.server.num_tickets = 0
+        cli, srv, (c_in, _, _, s_out) = _memory_handshake(pki.client, pki.server)
+        srv.write(b"x")
+        c_in.write(s_out.read())
+        assert cli.read(1) == b"x"
+        h = SessionHandle.from_ssl(cli.session)  # type: ignore[arg-type]
+        assert not h.is_resumable
+        h.free()
+
+
+class TestServerSideCache:
+    @pytest.mark.manpage(
+        "SSL_CTX_set_session_cache_mode:notes-6",
+        "SSL_CTX_set_session_cache_mode:notes-16",
+        "SSL_CTX_set_session_cache_mode:notes-17",
+        "SSL_CTX_set_session_cache_mode:notes-31",
+    )
+    def test_an_ssl_server_caches_session_ids_by_default(self) -> None:
+        """Without tickets, an ssl server finds the session id in its own cache and resumes."""
+        pki = make_pki("1.2")
+        pki.server.options |= ssl.OP_NO_TICKET
+        session, _ = handshake(pki)
+        assert not session.has_ticket
+        _, reused = handshake(pki, session)
+        assert reused
+        assert pki.server.session_stats()["hits"] == 1
+
+    @pytest.mark.manpage("SSL_get_session:notes-12")
+    def test_an_unclean_close_removes_the_session_from_the_server_cache(self) -> None:
+        """A connection closed without SSL_shutdown leaves no resumable session behind."""
+        pki = make_pki("1.2")
+        pki.server.options |= ssl.OP_NO_TICKET
+        session, _ = handshake(pki, clean=False)
+        assert pki.server.session_stats()["number"] == 0
+        _, reused = handshake(pki, session)
+        assert not reused  # that full handshake closed cleanly: its session is kept
+        assert pki.server.session_stats()["number"] == 1
+        fresh, _ = handshake(pki)
+        _, reused = handshake(pki, fresh)
+        assert reused
+
+    @pytest.mark.manpage("SSL_CTX_set_session_cache_mode:notes-8")
+    @pytest.mark.parametrize("version", sorted(VERSIONS))
+    def test_a_server_requiring_client_certificates_still_resumes(self, version: str) -> None:
+        """ssl sets a session id context on every context, so client-cert servers resume."""
+        pki = make_pki(version)
+        pki.server.verify_mode = ssl.CERT_REQUIRED
+        pki.ca.configure_trust(pki.server)
+        pki.ca.issue_cert("client.example").configure_cert(pki.client)
+        session, _ = handshake(pki)
+        _, reused = handshake(pki, session)
+        assert reused
