@@ -485,6 +485,14 @@ class TestServerSideCache:
         assert reused
         assert pki.server.session_stats()["hits"] == 1
 
+    @pytest.mark.manpage("SSL_CTX_set_session_cache_mode:notes-13")
+    def test_an_ssl_client_context_keeps_no_session_cache_of_its_own(self) -> None:
+        """OpenSSL's client caching is off by default: resume's SessionCache is that cache."""
+        pki = make_pki("1.2")
+        handshake(pki)
+        assert pki.client.session_stats()["number"] == 0
+        assert pki.server.session_stats()["number"] == 1
+
     @pytest.mark.manpage("SSL_get_session:notes-12")
     def test_an_unclean_close_removes_the_session_from_the_server_cache(self) -> None:
         """A connection closed without SSL_shutdown leaves no resumable session behind."""
