@@ -21,8 +21,9 @@ import pkgutil
 from typing import Any
 
 from docutils import nodes
-from docutils.nodes import make_id
+from docutils.nodes import Element, TextElement, make_id
 from docutils.statemachine import StringList
+from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.pycode import ModuleAnalyzer
@@ -190,8 +191,30 @@ def _check_complete(app: Sphinx, env: BuildEnvironment) -> None:
                 logger.warning("public name %s.%s is not documented", module_name, name)
 
 
+def _resolve_in_package(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: TextElement
+) -> Element | None:
+    # A docstring of resume.stores that writes :meth:`SessionHandle.to_der` means
+    # resume.SessionHandle.to_der: Python looks names up in the module, Sphinx only
+    # in the module, its class and the top level. Try the top-level package too,
+    # and only for names that are documented there.
+    if node.get("refdomain") != "py":
+        return None
+    target = str(node.get("reftarget", ""))
+    if not target or target.startswith("resume"):
+        return None
+    candidate = f"resume.{target}"
+    domain = env.domains["py"]
+    if candidate not in domain.objects:
+        return None
+    return domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], candidate, node, contnode
+    )
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
-    """Register the directive and the completeness check."""
+    """Register the directive, the completeness check and the package resolver."""
     app.add_directive("public-api", PublicApiDirective)
+    app.connect("missing-reference", _resolve_in_package, priority=800)
     app.connect("env-check-consistency", _check_complete)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
