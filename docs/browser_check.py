@@ -558,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "index.html").is_file():
         parser.error(f"{root} holds no index.html: build the site first")
     pages = args.pages or list(DEFAULT_PAGES)
+    pages += [page for page in args.screenshots or [] if page not in pages]
     for page in pages:
         if not (root / page).is_file():
             parser.error(f"page {page} is not in {root}")

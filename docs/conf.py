@@ -50,6 +50,8 @@ exclude_patterns = ["_build", "manpages/source", "Thumbs.db", ".DS_Store"]
 templates_path: list[str] = []
 root_doc = "index"
 pygments_style = "friendly"
+# Curly quotes and ellipses, but no dashes: "--sessions" must stay two hyphens.
+smartquotes_action = "qe"
 
 # The README is Markdown; it is included on the front page with MyST, never copied.
 source_suffix = {".rst": "restructuredtext"}
@@ -68,7 +70,6 @@ nitpick_ignore = [
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
-autodoc_class_signature = "separated"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
