@@ -64,6 +64,10 @@
 # Python object is gone, e.g. through ``SSL_set_SSL_CTX``), and no exception
 # ever crosses into C: it is logged (never key bytes) and the callback returns
 # 0 ("no ticket" / "ticket not usable": the handshake goes on, in full).
+# On OpenSSL 1.1.1, which lacks the EVP flavour, the same thunk is installed
+# with ``SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, cb)`` and
+# keys its ``HMAC_CTX`` with ``HMAC_Init_ex``; both flavours make identical
+# tickets, so a mixed fleet shares them.
 from __future__ import annotations
 
 import contextlib
@@ -215,9 +219,8 @@ _PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
     ("CRYPTO_free_ex_index", ctypes.c_int, (ctypes.c_int, ctypes.c_int)),
 )
 
-# Needed only for ticket keys (OpenSSL 3.0 and later).
+# Needed only for ticket keys: the ciphers, then one of two callback flavours.
 _TICKET_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
-    ("SSL_CTX_set_tlsext_ticket_key_evp_cb", ctypes.c_int, (ctypes.c_void_p, _TICKET_CB)),
     ("EVP_aes_256_cbc", ctypes.c_void_p, ()),
     (
         "EVP_EncryptInit_ex",
@@ -229,8 +232,24 @@ _TICKET_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
         ctypes.c_int,
         (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p),
     ),
+)
+# OpenSSL 3.0: the callback gets an EVP_MAC_CTX (HMAC set up through OSSL_PARAMs).
+_TICKET_EVP_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
+    ("SSL_CTX_set_tlsext_ticket_key_evp_cb", ctypes.c_int, (ctypes.c_void_p, _TICKET_CB)),
     ("EVP_MAC_CTX_set_params", ctypes.c_int, (ctypes.c_void_p, ctypes.POINTER(_OSSLParam))),
 )
+# OpenSSL 1.1.1 (deprecated in 3.0): the callback gets an HMAC_CTX, installed with
+# SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, cb).
+_TICKET_LEGACY_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
+    ("SSL_CTX_callback_ctrl", ctypes.c_long, (ctypes.c_void_p, ctypes.c_int, _TICKET_CB)),
+    (
+        "HMAC_Init_ex",
+        ctypes.c_int,
+        (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p),
+    ),
+    ("EVP_sha256", ctypes.c_void_p, ()),
+)
+_SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB: Final = 72
 
 
 def _read_ptr(obj: object, offset: int) -> int:
@@ -265,9 +284,15 @@ class Binding:
     :class:`~resume.UnsupportedError` if the probe refused this build.
     """
 
-    def __init__(self, lib: ctypes.CDLL, ticket_error: str | None) -> None:
+    def __init__(
+        self, lib: ctypes.CDLL, ticket_error: str | None, ticket_modes: tuple[str, ...]
+    ) -> None:
         self._lib = lib
         self.ticket_error = ticket_error
+        #: The ticket-key callback flavours this OpenSSL offers, preferred first:
+        #: "evp" (SSL_CTX_set_tlsext_ticket_key_evp_cb, 3.0) and "legacy"
+        #: (SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB with an HMAC_CTX, 1.1.1).
+        self.ticket_modes = ticket_modes
         self._keepalive: list[Any] = []
         self._ticket_params_digest = ctypes.create_string_buffer(b"SHA256")
 
@@ -468,30 +493,55 @@ class Binding:
 
     # -- ticket keys ------------------------------------------------------------------
 
-    def install_ticket_callback(self, context: ssl.SSLContext, lookup: TicketKeyLookup) -> None:
-        """Install the ticket-key callback on *context* (``SSL_CTX_set_tlsext_ticket_key_evp_cb``).
+    def install_ticket_callback(
+        self, context: ssl.SSLContext, lookup: TicketKeyLookup, *, mode: str | None = None
+    ) -> None:
+        """Install the ticket-key callback on *context*.
+
+        Uses ``SSL_CTX_set_tlsext_ticket_key_evp_cb()`` (OpenSSL 3.0) when the
+        library has it, else ``SSL_CTX_callback_ctrl(ctx,
+        SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, cb)`` with an ``HMAC_CTX`` (OpenSSL
+        1.1.1); *mode* ("evp" or "legacy") forces one. Both produce the same
+        tickets (AES-256-CBC, HMAC-SHA256), so servers of either kind share keys.
 
         Raises:
-            UnsupportedError: this OpenSSL has no EVP ticket-key callback.
+            UnsupportedError: this OpenSSL has no usable ticket-key callback.
+            ValueError: unknown *mode*.
         """
         if self.ticket_error is not None:
             raise UnsupportedError(self.ticket_error)
+        if mode is None:
+            mode = self.ticket_modes[0]
+        elif mode not in self.ticket_modes:
+            raise ValueError(f"ticket callback mode {mode!r} is not one of {self.ticket_modes}")
         ctx = self.ctx_ptr(context)
-        callback = _TICKET_CB(self._make_ticket_callback(lookup))
+        callback = _TICKET_CB(self._make_ticket_callback(lookup, legacy=mode == "legacy"))
         self._keepalive.append(callback)
-        if self._lib.SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, callback) != 1:
+        lib = self._lib
+        if mode == "legacy":
+            if "evp" in self.ticket_modes:
+                # OpenSSL prefers an EVP callback if one is set: remove it.
+                lib.SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, _TICKET_CB())
+            ok = lib.SSL_CTX_callback_ctrl(ctx, _SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, callback) == 1
+        else:
+            ok = lib.SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, callback) == 1
+        if not ok:  # pragma: no cover - these calls only store a pointer
             raise UnsupportedError(
-                f"SSL_CTX_set_tlsext_ticket_key_evp_cb() failed: {self.drain_errors()}"
+                f"installing the ticket-key callback failed: {self.drain_errors()}"
             )
 
     def _make_ticket_callback(
-        self, lookup: TicketKeyLookup
+        self, lookup: TicketKeyLookup, *, legacy: bool
     ) -> Callable[[int | None, int | None, int | None, int | None, int | None, int], int]:
         lib = self._lib
         cipher = lib.EVP_aes_256_cbc()
         digest = self._ticket_params_digest
 
+        sha256 = lib.EVP_sha256() if legacy else None
+
         def set_mac_key(hctx: int, hmac_key: bytes) -> bool:
+            if legacy:
+                return bool(lib.HMAC_Init_ex(hctx, hmac_key, len(hmac_key), sha256, None) == 1)
             key_buf = ctypes.create_string_buffer(hmac_key, len(hmac_key))
             params = (_OSSLParam * 3)()
             params[0] = _OSSLParam(
@@ -669,7 +719,7 @@ def _reset_for_tests() -> None:
         _refusal = None
 
 
-def _load() -> tuple[ctypes.CDLL, str | None]:
+def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...]]:
     if sys.implementation.name != "cpython":
         raise UnsupportedError(
             f"the OpenSSL binding needs CPython (this is {sys.implementation.name})"
@@ -696,19 +746,29 @@ def _load() -> tuple[ctypes.CDLL, str | None]:
             ) from None
         func.restype = restype
         func.argtypes = argtypes
-    ticket_error = None
-    for name, restype, argtypes in _TICKET_PROTOTYPES:
-        try:
-            func = getattr(lib, name)
-        except AttributeError:
-            ticket_error = (
-                f"ticket keys need {name}() (OpenSSL 3.0 or later); {ssl.OPENSSL_VERSION} "
-                f"does not export it"
-            )
-            break
-        func.restype = restype
-        func.argtypes = argtypes
-    return lib, ticket_error
+    def bind(prototypes: tuple[tuple[str, Any, tuple[Any, ...]], ...]) -> str | None:
+        for name, restype, argtypes in prototypes:
+            try:
+                func = getattr(lib, name)
+            except AttributeError:
+                return name
+            func.restype = restype
+            func.argtypes = argtypes
+        return None
+
+    modes = []
+    missing = bind(_TICKET_PROTOTYPES)
+    if missing is None:
+        missing = bind(_TICKET_EVP_PROTOTYPES)
+        if missing is None:
+            modes.append("evp")
+        missing = bind(_TICKET_LEGACY_PROTOTYPES)
+        if missing is None:
+            modes.append("legacy")
+    ticket_error = None if modes else (
+        f"ticket keys need {missing}(), which {ssl.OPENSSL_VERSION} does not export"
+    )
+    return lib, ticket_error, tuple(modes)
 
 
 def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
@@ -743,8 +803,8 @@ def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
 
 
 def _probe() -> Binding:
-    lib, ticket_error = _load()
-    b = Binding(lib, ticket_error)
+    lib, ticket_error, ticket_modes = _load()
+    b = Binding(lib, ticket_error, ticket_modes)
     # Step 1: the library is the one ssl uses.
     if lib.OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
         raise UnsupportedError(

@@ -305,13 +305,22 @@ def install_ticket_keys(context: ssl.SSLContext, ring: TicketKeyRing) -> None:
     other's tickets (TLS 1.2 and 1.3). The callback holds the ring for the life
     of the process; installing again replaces it.
 
+    On OpenSSL 1.1.1 the older ``HMAC_CTX`` callback
+    (``SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB``) is used; the tickets are the same.
+
     Raises:
         TypeError: *context* is not an :class:`ssl.SSLContext`.
-        UnsupportedError: this Python build does not allow the OpenSSL binding,
-            or its OpenSSL is older than 3.0.
+        ValueError: *context* has :data:`ssl.OP_NO_TICKET` set (it issues no
+            tickets, so the keys would never be used).
+        UnsupportedError: this Python build does not allow the OpenSSL binding.
     """
     if not isinstance(ring, TicketKeyRing):
         raise TypeError(f"expected a TicketKeyRing, got {type(ring).__name__}")
+    if isinstance(context, ssl.SSLContext) and context.options & ssl.OP_NO_TICKET:
+        raise ValueError(
+            "this SSLContext has ssl.OP_NO_TICKET set, so it issues no session tickets "
+            "and ticket keys would never be used; clear the option first"
+        )
     binding().install_ticket_callback(context, ring)
 
 

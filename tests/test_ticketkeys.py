@@ -15,7 +15,7 @@ import redis
 from corehelpers import VERSIONS, FakeClock, Pki, handshake, make_pki
 from redis_server import RedisServer, redis_server
 
-from resume import StoreError
+from resume import StoreError, _openssl
 from resume._ticketkeys import (
     DEFAULT_ROTATION_INTERVAL,
     KeyFile,
@@ -206,6 +206,26 @@ class TestInstall:
         _, reused = handshake(a, from_b)
         assert reused
 
+    def test_legacy_callback_shares_tickets_with_evp(self, pki: Pki) -> None:
+        """The OpenSSL 1.1.1 HMAC_CTX callback and the 3.0 EVP one read each other's tickets."""
+        b = _openssl.binding()
+        assert b.ticket_modes == ("evp", "legacy")
+        ring = TicketKeyRing()
+        evp, legacy = other_server(pki), other_server(pki)
+        b.install_ticket_callback(evp.server, ring, mode="evp")
+        install_ticket_keys(legacy.server, TicketKeyRing())  # an EVP callback, replaced:
+        b.install_ticket_callback(legacy.server, ring, mode="legacy")
+        session, reused = handshake(legacy)
+        assert not reused and session.has_ticket
+        session, reused = handshake(legacy, session)
+        assert reused
+        session, reused = handshake(evp, session)
+        assert reused
+        _, reused = handshake(legacy, session)
+        assert reused
+        with pytest.raises(ValueError, match="mode"):
+            b.install_ticket_callback(evp.server, ring, mode="rc4")
+
     def test_install_again_replaces(self, pki: Pki) -> None:
         """Installing another ring replaces the first one on that context."""
         a = other_server(pki)
@@ -221,6 +241,13 @@ class TestInstall:
             install_ticket_keys(pki.server, object())  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="SSLContext"):
             install_ticket_keys(object(), TicketKeyRing())  # type: ignore[arg-type]
+
+    def test_context_without_tickets_is_refused(self, pki: Pki) -> None:
+        """A context with OP_NO_TICKET would never use the keys: ValueError, unchanged."""
+        a = other_server(pki)
+        a.server.options |= ssl.OP_NO_TICKET
+        with pytest.raises(ValueError, match="OP_NO_TICKET"):
+            install_ticket_keys(a.server, TicketKeyRing())
 
     def test_encrypt_failure_stays_out_of_c(
         self, pki: Pki, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
