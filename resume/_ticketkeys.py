@@ -316,7 +316,9 @@ def install_ticket_keys(context: ssl.SSLContext, ring: TicketKeyRing) -> None:
     """
     if not isinstance(ring, TicketKeyRing):
         raise TypeError(f"expected a TicketKeyRing, got {type(ring).__name__}")
-    if isinstance(context, ssl.SSLContext) and context.options & ssl.OP_NO_TICKET:
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError(f"expected an ssl.SSLContext, got {type(context).__name__}")
+    if context.options & ssl.OP_NO_TICKET:
         raise ValueError(
             "this SSLContext has ssl.OP_NO_TICKET set, so it issues no session tickets "
             "and ticket keys would never be used; clear the option first"
