@@ -72,6 +72,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, final
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from ._errors import StoreError
 from ._openssl import binding
 
@@ -82,6 +85,7 @@ __all__ = [
     "KeyRefresher",
     "KeySource",
     "RedisKeySource",
+    "SECRET_ENV",
     "TicketKey",
     "TicketKeyRing",
     "install_from_spec",
@@ -101,6 +105,10 @@ _AES_LEN: Final = 32
 _HMAC_LEN: Final = 32
 KEY_SIZE: Final = _NAME_LEN + _AES_LEN + _HMAC_LEN  # 80, as HAProxy and OpenSSL
 _FORMAT: Final = 1
+#: Prefix of a ring sealed with AES-256-GCM in Redis (then a 12-byte nonce).
+_SEALED: Final = b"resume-sealed-1:"
+#: The environment variable install_from_spec reads the Redis secret from.
+SECRET_ENV: Final = "RESUME_TICKET_KEYS_SECRET"
 
 Clock = Callable[[], float]
 
@@ -484,9 +492,12 @@ class RedisKeySource(KeySource):
     the lock ``KEY:lock`` (``SET NX PX``) rotates it. If Redis is unreachable the
     servers keep their last keys and warn once; they resync when it is back.
 
-    The keys are kept in Redis memory in the clear: protect Redis as you would
-    the servers' private keys, and disable its persistence (or encrypt its
-    disk) if keys must never reach a disk.
+    Without *secret* the keys are kept in Redis in the clear: Redis may write
+    them to disk (RDB/AOF persistence). Give every server the same 32-byte
+    *secret* (``install_from_spec`` reads it from ``RESUME_TICKET_KEYS_SECRET``,
+    base64) and the value is sealed with AES-256-GCM; a server with a secret
+    then refuses a value that is not sealed with it (no downgrade by whoever can
+    write to Redis).
 
     Args:
         url: a redis-py URL, e.g. ``redis://127.0.0.1:6379/0``.
@@ -495,8 +506,10 @@ class RedisKeySource(KeySource):
         clock: seconds since the epoch (default :func:`time.time`).
         lock_ms: how long the rotation lock lives if its holder dies.
         socket_timeout: seconds for each Redis operation.
+        secret: 32 bytes that seal the ring in Redis (AES-256-GCM), or None.
 
     Raises:
+        ValueError: *secret* is not 32 bytes.
         StoreError: the ``redis`` package is not installed (``pip install resume-tls[redis]``).
     """
 
@@ -509,7 +522,13 @@ class RedisKeySource(KeySource):
         clock: Clock = time.time,
         lock_ms: int = 10_000,
         socket_timeout: float = 2.0,
+        secret: bytes | None = None,
     ) -> None:
+        self._aead: AESGCM | None = None
+        if secret is not None:
+            if len(secret) != 32:
+                raise ValueError(f"the Redis ticket-key secret must be 32 bytes, got {len(secret)}")
+            self._aead = AESGCM(bytes(secret))
         try:
             import redis
         except ImportError:  # pragma: no cover - the extra is installed in tests
@@ -532,13 +551,30 @@ class RedisKeySource(KeySource):
         )
         self._down = False
 
-    def _encode(self, keys: Sequence[TicketKey], rotated_at: float) -> str:
-        return json.dumps(
+    def _encode(self, keys: Sequence[TicketKey], rotated_at: float) -> bytes:
+        doc = json.dumps(
             {"format": _FORMAT, "rotated_at": rotated_at, "keys": _encode_keys(keys)}
-        )
+        ).encode("ascii")
+        if self._aead is None:
+            return doc
+        nonce = secrets.token_bytes(12)
+        return _SEALED + nonce + self._aead.encrypt(nonce, doc, self.key.encode())
 
     def _decode(self, raw: bytes) -> tuple[tuple[TicketKey, TicketKey, TicketKey], float]:
         where = f"Redis key {self.key!r}"
+        sealed = raw.startswith(_SEALED)
+        if self._aead is None and sealed:
+            raise ValueError(f"{where}: the ring is sealed; give this server the fleet's secret")
+        if self._aead is not None:
+            if not sealed:
+                raise ValueError(f"{where}: the ring is not sealed with this server's secret")
+            body = raw[len(_SEALED) :]
+            try:
+                raw = self._aead.decrypt(body[:12], body[12:], self.key.encode())
+            except InvalidTag:
+                raise ValueError(
+                    f"{where}: the ring is sealed with another secret (or was altered)"
+                ) from None
         try:
             doc = json.loads(raw)
             if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
@@ -691,7 +727,9 @@ def source_from_spec(
 ) -> KeySource:
     """Make the source named by *spec*: ``file:PATH`` or ``redis://HOST:PORT/DB``.
 
-    ``rediss://`` (TLS) and ``unix://`` Redis URLs work too.
+    ``rediss://`` (TLS) and ``unix://`` Redis URLs work too. For Redis, a
+    base64 32-byte secret in the ``RESUME_TICKET_KEYS_SECRET`` environment
+    variable seals the ring at rest (see :class:`RedisKeySource`).
 
     Raises:
         ValueError: *spec* names no known source.
@@ -702,7 +740,14 @@ def source_from_spec(
             raise ValueError("--ticket-keys file: needs a path, e.g. file:/etc/resume/keys")
         return KeyFile(path, interval=interval, clock=clock)
     if spec.startswith(("redis://", "rediss://", "unix://")):
-        return RedisKeySource(spec, interval=interval, clock=clock)
+        secret = None
+        encoded = os.environ.get(SECRET_ENV)
+        if encoded:
+            try:
+                secret = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"{SECRET_ENV} is not base64") from None
+        return RedisKeySource(spec, interval=interval, clock=clock, secret=secret)
     raise ValueError(
         f"unknown ticket-key source {spec!r}: use file:PATH or redis://HOST:PORT/DB"
     )

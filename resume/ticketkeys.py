@@ -9,6 +9,7 @@ other's TLS 1.2 and TLS 1.3 tickets, across rotations.
 
 from ._ticketkeys import DEFAULT_REFRESH as DEFAULT_REFRESH
 from ._ticketkeys import DEFAULT_ROTATION_INTERVAL as DEFAULT_ROTATION_INTERVAL
+from ._ticketkeys import SECRET_ENV as SECRET_ENV
 from ._ticketkeys import KeyFile as KeyFile
 from ._ticketkeys import KeyRefresher as KeyRefresher
 from ._ticketkeys import KeySource as KeySource
@@ -26,6 +27,7 @@ __all__ = [
     "KeyRefresher",
     "KeySource",
     "RedisKeySource",
+    "SECRET_ENV",
     "TicketKey",
     "TicketKeyRing",
     "install_from_spec",

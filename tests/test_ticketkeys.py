@@ -18,6 +18,7 @@ from redis_server import RedisServer, redis_server
 from resume import StoreError, _openssl
 from resume._ticketkeys import (
     DEFAULT_ROTATION_INTERVAL,
+    SECRET_ENV,
     KeyFile,
     KeyRefresher,
     RedisKeySource,
@@ -462,6 +463,74 @@ class TestRedisKeySource:
         finally:
             client.close()
             source.close()
+
+
+class TestSealedRing:
+    """With a secret, the ring is sealed in Redis (AES-256-GCM) and only that secret reads it."""
+
+    def test_sealed_at_rest(self, redis_server: RedisServer) -> None:
+        """No key byte reaches Redis in the clear; servers with the secret share the ring."""
+        secret = os.urandom(32)
+        one = RedisKeySource(redis_server.url, secret=secret)
+        two = RedisKeySource(redis_server.url, secret=secret)
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            ring = one.load()
+            assert two.load().keys == ring.keys
+            stored = client.get("resume:ticket-keys")
+            assert isinstance(stored, bytes)
+            assert stored.startswith(b"resume-sealed-1:")
+            for text in secrets_of(ring):
+                assert text.encode() not in stored
+            assert one.rotate_now()
+            assert two.refresh(ring)
+        finally:
+            client.close()
+            one.close()
+            two.close()
+
+    def test_wrong_or_missing_secret(self, redis_server: RedisServer) -> None:
+        """Another secret, no secret, or an unsealed value (a downgrade) is refused."""
+        sealed = RedisKeySource(redis_server.url, secret=os.urandom(32))
+        other = RedisKeySource(redis_server.url, secret=os.urandom(32))
+        plain = RedisKeySource(redis_server.url)
+        plain_elsewhere = RedisKeySource(redis_server.url, key="plain")
+        sealed_elsewhere = RedisKeySource(redis_server.url, key="plain", secret=os.urandom(32))
+        try:
+            sealed.load()
+            with pytest.raises(ValueError, match="another secret"):
+                other.load()
+            with pytest.raises(ValueError, match="give this server the fleet's secret"):
+                plain.load()
+            plain_elsewhere.load()
+            with pytest.raises(ValueError, match="not sealed"):
+                sealed_elsewhere.load()
+        finally:
+            for source in (sealed, other, plain, plain_elsewhere, sealed_elsewhere):
+                source.close()
+
+    def test_secret_size(self) -> None:
+        """A secret must be 32 bytes."""
+        with pytest.raises(ValueError, match="32 bytes"):
+            RedisKeySource("redis://127.0.0.1:1/0", secret=b"short")
+
+    def test_secret_from_environment(
+        self, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """install_from_spec / source_from_spec read RESUME_TICKET_KEYS_SECRET (base64)."""
+        secret = os.urandom(32)
+        monkeypatch.setenv(SECRET_ENV, base64.b64encode(secret).decode())
+        source = source_from_spec(redis_server.url)
+        try:
+            ring = source.load()
+        finally:
+            source.close()
+        direct = RedisKeySource(redis_server.url, secret=secret)
+        assert direct.load().keys == ring.keys
+        direct.close()
+        monkeypatch.setenv(SECRET_ENV, "not base64!")
+        with pytest.raises(ValueError, match="not base64"):
+            source_from_spec(redis_server.url)
 
 
 class TestInstallFromSpec:
