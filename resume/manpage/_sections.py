@@ -22,6 +22,7 @@
 # property of the OpenSSL manual's style, not of any one page.
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -52,10 +53,15 @@ _RANK: dict[str, int] = {
 KNOWN_SECTIONS = tuple(_RANK)
 
 _SWITCH = 2.0  # cost of starting a new section
+_COMMON_SWITCH = 1.0  # cost of the most common changes (DESCRIPTION -> NOTES, ...)
 _BACK = 9.0  # extra cost of going back to an earlier rank
+_NEW_SUBJECT = 1.2  # DESCRIPTION: a paragraph opens with a function not yet described
+_UNCOVERED = 1.5  # NOTES: DESCRIPTION has not yet named the page's functions
+_NOTES_PROSE = 1.4  # NOTES: general prose once the functions are described
 
 _REF = r"[A-Za-z_][\w.:+-]*\(\d\w*\)"
-_REF_LIST = re.compile(rf"^\s*{_REF}(?:\s*(?:,|and|or)\s*{_REF})*\s*[.,]?\s*$")
+# A list of references (commas sometimes missing): "ssl(7), SSL_new(3) SSL_free(3)"
+_REF_LIST = re.compile(rf"^\s*{_REF}(?:\s*(?:,|and|or)?\s*{_REF})*\s*[.,]?\s*$")
 _REF_ANY = re.compile(_REF)
 _C_LINE = re.compile(
     r"^(?:#\s*(?:include|define|if|ifdef|ifndef|endif|else)\b|typedef\b|struct\b|"
@@ -89,7 +95,8 @@ _RETURN_VALUE = re.compile(
 _RETURN_STRONG = re.compile(
     r"\breturn values?\b|\b(?:returns?|returned)\s+(?:-?\d|NULL|zero|non-?zero|a negative|"
     r"a positive|1 on|0 on|-1 on|no value|nothing)|\bdoes not return a value\b|"
-    r"\b(?:on|for|upon|in case of)\s+(?:success|failure|error)\b",
+    r"\b(?:on|for|upon|in case of)\s+(?:success|failure|error)\b|"
+    r"\breturns? the values?\b|\bvalues? (?:is |are )?returned by\b",
     re.IGNORECASE,
 )
 # "SSL_get_session() returns ...", "f() and g() return ..."
@@ -164,23 +171,59 @@ def _is_code(text: str) -> bool:
     if re.search(r"[.!?:]['\")]*$", stripped):
         # prose, unless it is a C line with a trailing comment or a label ("err:")
         return bool(re.match(r"^[a-z_]\w*:$", stripped))
+    words = stripped.split()
+    plain_words = sum(1 for w in words if re.fullmatch(r"[A-Za-z][a-z'-]*[,.;:]?", w))
+    c_like = re.search(r"[;{}=*]|[,(]$", stripped)
+    if len(words) >= 8 and plain_words >= 0.6 * len(words) and not c_like:
+        return False  # a sentence that merely lacks its full stop ("... added in OpenSSL 3.0")
     if re.search(r"[(),*=&|<>\[\]]", stripped):
         return True
     return len(stripped.split()) <= 2
 
 
+def _after_example_intro(texts: Sequence[str], code: Sequence[bool], index: int) -> bool:
+    """True when the prose before this code line introduces an example."""
+    for i in range(index - 1, 0, -1):
+        if not code[i]:
+            return bool(_IMPERATIVE.match(texts[i]) or _EXAMPLE_WORD.search(texts[i]))
+    return False
+
+
+def _subject(text: str, functions: Sequence[str]) -> str | None:
+    """The page function a paragraph opens with ("SSL_free() frees..." -> "SSL_free")."""
+    words = text.split(None, 1)
+    if not words:
+        return None
+    head = words[0].rstrip(",:;")
+    name = head[:-2] if head.endswith("()") else head
+    return name if name in functions else None
+
+
+def _inside_lists(texts: Sequence[str]) -> list[bool]:
+    """For each block: does it sit between two items of one list (a continuation)?"""
+    items = [i for i, t in enumerate(texts) if item_term(t) is not None]
+    out = [False] * len(texts)
+    for first, second in itertools.pairwise(items):
+        if 1 < second - first <= 8:
+            for i in range(first + 1, second):
+                out[i] = True
+    return out
+
+
 def _coverage(texts: Sequence[str], functions: Sequence[str], start: int) -> list[bool]:
     """For each block: have all the page's functions been named before it?
 
-    DESCRIPTION names every function of the page (usually one paragraph each) before
+    DESCRIPTION names the page's functions (usually one paragraph each) before
     NOTES turns to general remarks, so NOTES is unlikely before that point. Only
     C identifiers count (an overview page's NAME, "ssl", is a common word).
     """
     wanted = {f for f in functions if re.search(r"[_\d]|[a-z][A-Z]", f)}
     seen: set[str] = set()
     out: list[bool] = []
+    # a page with many functions often leaves a few to NOTES or to other pages
+    needed = len(wanted) if len(wanted) <= 4 else -(-3 * len(wanted) // 4)
     for index, text in enumerate(texts):
-        out.append(bool(wanted) and wanted <= seen)
+        out.append(bool(wanted) and len(seen) >= needed)
         if index >= start:
             seen.update(w for w in wanted if re.search(rf"\b{re.escape(w)}\b", text))
     return out
@@ -219,6 +262,8 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
     code_flags = [_is_code(t) for t in texts]
     synopsis_end = _synopsis_end(texts, code_flags)
     covered = _coverage(texts, functions, synopsis_end)
+    in_list = _inside_lists(texts)
+    subjects_seen: set[str] = set()
     for index, text in enumerate(texts):
         row = dict.fromkeys(_RANK, -3.0)
         row["DESCRIPTION"] = 0.0
@@ -234,6 +279,8 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             if index < synopsis_end:
                 row["SYNOPSIS"] = 6.0
             row["EXAMPLES"] = 0.3
+            if index >= synopsis_end and _after_example_intro(texts, code_flags, index):
+                row["EXAMPLES"] = 1.0
             for s in ("RETURN VALUES", "BUGS", "WARNINGS", "NOTES"):
                 row[s] = max(row[s], -0.4)
             row["SEE ALSO"] = row["HISTORY"] = -20.0
@@ -273,13 +320,20 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             row["RETURN VALUES"] = 0.5 if starts_fn else 0.0
         else:
             row["RETURN VALUES"] = -0.5
+        subject = _subject(text, functions)
+        if subject is not None and subject not in subjects_seen and index >= synopsis_end:
+            # a paragraph that introduces one more of the page's functions describes it
+            subjects_seen.add(subject)
+            row["DESCRIPTION"] += _NEW_SUBJECT
         if not covered[index]:
             # DESCRIPTION has not yet described every function of the page
-            row["NOTES"] -= 1.5
-        elif term is not None:
-            pass  # a list item continues the section of its introduction
+            row["NOTES"] -= _UNCOVERED
+        elif term is not None or in_list[index]:
+            # a list item (or a paragraph between items) continues its list's section
+            row["RETURN VALUES"] = max(row["RETURN VALUES"], 0.0)
+            row["NOTES"] = max(row["NOTES"], 0.0)
         elif not starts_fn:
-            row["NOTES"] += 1.4
+            row["NOTES"] += _NOTES_PROSE
         else:
             row["NOTES"] += 0.2
         if _ADVICE.search(text):
@@ -290,7 +344,14 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             row["BUGS"] = 1.0
         if _WARNINGS.search(text):
             row["WARNINGS"] = -0.5
-        if _EXAMPLE_WORD.search(text) or (_IMPERATIVE.match(text) and text.rstrip().endswith(":")):
+        introduces_code = text.rstrip().endswith(":") and index + 1 < len(texts) and code_flags[
+            index + 1
+        ]
+        if _IMPERATIVE.match(text) and introduces_code:
+            # "Create a memory BIO:" followed by code: the shape of EXAMPLES
+            row["EXAMPLES"] = 3.0
+            row["NOTES"] = min(row["NOTES"], 0.0)
+        elif _EXAMPLE_WORD.search(text) or (_IMPERATIVE.match(text) and text.endswith(":")):
             row["EXAMPLES"] = 1.0
         else:
             row["EXAMPLES"] = -1.0
@@ -313,15 +374,15 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
 
 
 # The most common section changes cost less than the others.
-_COMMON = {
-    ("DESCRIPTION", "NOTES"): 1.0,
-    ("DESCRIPTION", "RETURN VALUES"): 1.0,
-    ("NOTES", "RETURN VALUES"): 1.0,
-    ("RETURN VALUES", "SEE ALSO"): 1.0,
-    ("SEE ALSO", "HISTORY"): 1.0,
-    ("HISTORY", "COPYRIGHT"): 1.0,
-    ("SEE ALSO", "COPYRIGHT"): 1.0,
-}
+_COMMON = frozenset({
+    ("DESCRIPTION", "NOTES"),
+    ("DESCRIPTION", "RETURN VALUES"),
+    ("NOTES", "RETURN VALUES"),
+    ("RETURN VALUES", "SEE ALSO"),
+    ("SEE ALSO", "HISTORY"),
+    ("HISTORY", "COPYRIGHT"),
+    ("SEE ALSO", "COPYRIGHT"),
+})
 
 
 def _transition(a: str, b: str) -> float:
@@ -330,7 +391,7 @@ def _transition(a: str, b: str) -> float:
     if a in ("NAME", "SYNOPSIS") and b not in ("SYNOPSIS", "DESCRIPTION"):
         return 1000.0  # every page of the manual has a DESCRIPTION after its SYNOPSIS
     if (a, b) in _COMMON:
-        return _COMMON[(a, b)]
+        return _COMMON_SWITCH
     cost = _SWITCH
     if _RANK[b] < _RANK[a]:
         cost += _BACK
