@@ -158,14 +158,19 @@ class Fleet:
 
 def hop(
     fleet: Fleet, ctx: ssl.SSLContext, rng: random.Random, count: int,
-    session: ssl.SSLSession | None,
+    session: ssl.SSLSession | None, keys: set[str] | None = None,
 ) -> tuple[int, ssl.SSLSession | None]:
-    """*count* connections, each to a random server; return (resumed, newest session)."""
+    """*count* connections, each to a random server; return (resumed, newest session).
+
+    The servers' current key names (public) are added to *keys*.
+    """
     resumed = 0
     for _ in range(count):
-        reused, _, new = fleet.connect(ctx, rng.randrange(len(fleet.ports)), session)
+        reused, reply, new = fleet.connect(ctx, rng.randrange(len(fleet.ports)), session)
         resumed += reused
         session = new or session
+        if keys is not None:
+            keys.add(reply.split()[2])
     return resumed, session
 
 
@@ -191,17 +196,19 @@ def main(argv: list[str]) -> None:
                     ctx = fleet.client_context(version)
                     rng = random.Random(1)
                     start = time.perf_counter()
-                    first, session = hop(fleet, ctx, rng, n // 2, None)
+                    seen: set[str] = set()
+                    first, session = hop(fleet, ctx, rng, n // 2, None, seen)
                     source = RedisKeySource(redis.url)
                     source.rotate_now()  # forced rotation mid-run; servers pick it up in 50 ms
                     source.close()
-                    second, _ = hop(fleet, ctx, rng, n - n // 2, session)
+                    second, _ = hop(fleet, ctx, rng, n - n // 2, session, seen)
                     elapsed = time.perf_counter() - start
                     rate = (first + second) / n
                     print(
                         f"TLS {version}, {args.servers} servers, shared keys in Redis, forced "
                         f"rotation after {n // 2}: {first + second}/{n} resumed = {rate:.2%} "
-                        f"(the first connection is always full); {n / elapsed:.0f} conn/s"
+                        f"(the first connection is always full); {len(seen)} current keys seen; "
+                        f"{n / elapsed:.0f} conn/s"
                     )
                 with Fleet(args.servers, None) as fleet:
                     ctx = fleet.client_context(version)
