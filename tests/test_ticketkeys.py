@@ -588,3 +588,17 @@ class TestInstallFromSpec:
         source = KeyFile(tmp_path / "keys")
         with pytest.raises(ValueError, match="positive"):
             KeyRefresher(source, source.load(), period=0)
+
+
+class TestPublicSurface:
+    """resume.ticketkeys re-exports the implementation under its public name."""
+
+    def test_exports(self) -> None:
+        """Every name in __all__ exists; classes and functions report resume.ticketkeys."""
+        import resume.ticketkeys as public
+
+        for name in public.__all__:
+            obj = getattr(public, name)
+            if callable(obj):
+                assert obj.__module__ == "resume.ticketkeys", name
+        assert {"TicketKeyRing", "install_ticket_keys", "install_from_spec"} <= set(public.__all__)
