@@ -252,7 +252,7 @@ def matrix_rst(
         rows: From :func:`build_matrix`.
         page_docs: Page name -> docname of its generated page, for a link per table.
     """
-    from ._rst import escape
+    from ._rst import escape, sentence_label
 
     page_docs = page_docs or {}
     lines: list[str] = []
@@ -261,13 +261,15 @@ def matrix_rst(
         by_page.setdefault(row.sentence.id.split(":", 1)[0], []).append(row)
     for page, page_rows in by_page.items():
         proved = sum(1 for r in page_rows if r.tests)
+        reasoned = sum(1 for r in page_rows if not r.tests and r.reason)
+        neither = len(page_rows) - proved - reasoned
         title = escape(page)
         lines += [f".. rubric:: {title}", ""]
         if page in page_docs:
             lines += [f"Generated page: :doc:`{page} <{page_docs[page]}>`.", ""]
         lines += [
-            f"{proved} of {len(page_rows)} sentences proved by tests; "
-            f"{len(page_rows) - proved} with a recorded reason.",
+            f"{len(page_rows)} normative sentences: {proved} proved by tests, "
+            f"{reasoned} with a recorded reason{f', {neither} with neither' if neither else ''}.",
             "",
             ".. list-table::",
             "   :header-rows: 1",
@@ -285,7 +287,11 @@ def matrix_rst(
                 proof = [f"``{t.nodeid}`` — **{t.outcome}**" for t in row.tests]
             else:
                 proof = [f"*Not tested:* {escape(row.reason or '')}"]
-            lines += [f"   * - ``{row.sentence.id}``"]
+            if page in page_docs:
+                label = sentence_label(row.sentence.id)
+                lines += [f"   * - :ref:`{row.sentence.id} <{label}>`"]
+            else:
+                lines += [f"   * - ``{row.sentence.id}``"]
             lines += _cell([escape(row.sentence.text)])
             lines += _cell(_as_lines(python) or ["—"])
             lines += _cell(_as_lines(proof))

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ._mapping import python_equivalent, python_target_exists
 from ._model import Block, ManPage, Prototype, Reference
+from ._sentences import NORMATIVE_SECTIONS, split_sentences
 
-__all__ = ["escape", "to_rst"]
+__all__ = ["escape", "sentence_label", "to_rst"]
 
 # ``_`` is markup only at a word's edge (``name_``, ``_target``); inside a word it is text.
 _SPECIAL = re.compile(r"([\\*`|]|(?<!\w)_|_(?!\w))")
@@ -31,7 +32,12 @@ _TOKEN = re.compile(
     r"(?P<ref>\b[A-Za-z_][\w.:+-]*\(\d[A-Za-z0-9]*\))"
     r"|(?P<func>\b[A-Za-z_]\w*\(\))"
     r"|(?P<url>https?://[^\s<>\"']+[^\s<>\"'.,;:)])"
+    r"|(?P<name>\b[A-Za-z_]\w*\b)"
 )
+
+
+# What may follow inline markup directly (docutils' end-string rules), roughly.
+_ENDS_ROLE = re.compile(r"[\s.,;:!?'\")\]}/\\>-]")
 
 
 def escape(text: str) -> str:
@@ -60,11 +66,15 @@ def _inline(
                 out.append(f":c:func:`{name}`")
             else:
                 out.append(f"``{token}``")
-        else:
+        elif match.group("url"):
             out.append(f"`{token} <{token}>`__")
+        elif token in declared:
+            out.append(f":c:func:`{token}`")
+        else:
+            out.append(escape(token))
         pos = match.end()
         # keep the following character from gluing onto the role
-        if pos < len(text) and (text[pos].isalnum() or text[pos] == "_"):
+        if out[-1].endswith("`") and pos < len(text) and not _ENDS_ROLE.match(text[pos]):
             out.append("\\ ")
     out.append(escape(text[pos:]))
     line = "".join(out)
@@ -147,8 +157,22 @@ def _looks_like_declaration(text: str) -> bool:
     return not re.search(r"[.:]\s*$", text) or text.rstrip().endswith(";")
 
 
+def sentence_label(sentence_id: str) -> str:
+    """The Sphinx label of a sentence on its generated page (``:ref:`` target)."""
+    return sentence_id.lower()
+
+
+def _labels(ids: Iterable[str]) -> list[str]:
+    out = [f".. _`{sentence_id}`:" for sentence_id in ids]
+    return [*out, ""] if out else []
+
+
 def _blocks(
-    blocks: Iterable[Block], *, declared: set[str], known_pages: Mapping[str, str]
+    blocks: Iterable[Block],
+    *,
+    declared: set[str],
+    known_pages: Mapping[str, str],
+    labels: Mapping[int, list[str]],
 ) -> list[str]:
     lines: list[str] = []
     pending_code: list[str] = []
@@ -163,6 +187,7 @@ def _blocks(
             pending_code.append(block.text)
             continue
         flush_code()
+        lines.extend(_labels(labels.get(id(block), ())))
         if block.kind == "item" and block.term:
             lines.append(_inline(block.term, declared=declared, known_pages=known_pages))
             body = block.body or block.term
@@ -174,6 +199,19 @@ def _blocks(
         lines.extend([_inline(block.text, declared=declared, known_pages=known_pages), ""])
     flush_code()
     return lines
+
+
+def _sentence_labels(page: ManPage) -> dict[int, list[str]]:
+    """id(block) -> the IDs of the normative sentences in it, for their labels."""
+    remaining = list(page.sentences)
+    out: dict[int, list[str]] = {}
+    for block in page.blocks:
+        if block.section not in NORMATIVE_SECTIONS or block.kind in ("code", "subheading"):
+            continue
+        count = len(split_sentences(block.text))
+        out[id(block)] = [s.id for s in remaining[:count]]
+        del remaining[:count]
+    return out
 
 
 def to_rst(
@@ -191,8 +229,10 @@ def to_rst(
         known_pages: Page name -> Sphinx docname of the other generated pages;
             SEE ALSO entries (and other ``name(N)`` mentions) to these pages become
             ``:doc:`` links, the others stay plain text.
-        no_index: Add ``:no-index:`` to the ``c:function`` entries (for a second
-            rendering of a page whose functions are declared elsewhere).
+        no_index: Add ``:no-index:`` to the ``c:function`` entries and leave out the
+            sentence labels (for a second rendering of a page that is also
+            rendered elsewhere). Otherwise each normative sentence gets a label,
+            ``sentence_label(ID)``, that the conformance matrix links to.
         signature_ok: Optional check of a C signature (the Sphinx extension passes
             Sphinx's own C parser); a prototype it rejects is shown as code.
         heading_chars: Underline characters for the page title and its sections.
@@ -205,6 +245,7 @@ def to_rst(
     declared = {p.name for p in page.synopsis.prototypes}
     if signature_ok is not None:
         declared = {p.name for p in page.synopsis.prototypes if signature_ok(p.signature)}
+    labels = {} if no_index else _sentence_labels(page)
     top, sub = heading_chars[0], heading_chars[1]
     lines = _heading(f"{page.name}({page.manual_section})", top)
     if page.summary:
@@ -227,5 +268,7 @@ def to_rst(
             refs = page.see_also
             lines.extend([", ".join(_page_link(r, known) for r in refs) or "", ""])
         else:
-            lines.extend(_blocks(section.blocks, declared=declared, known_pages=known))
+            lines.extend(
+                _blocks(section.blocks, declared=declared, known_pages=known, labels=labels)
+            )
     return lines

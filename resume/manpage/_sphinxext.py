@@ -19,7 +19,6 @@ from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
-from sphinx.errors import ExtensionError
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
@@ -45,6 +44,16 @@ __all__ = ["ConformanceMatrixDirective", "ManPageDirective", "setup"]
 logger = logging.getLogger(__name__)
 
 _ENV_KEY = "resume_manpage_docs"
+_UNCOVERED_KEY = "resume_manpage_uncovered"
+
+
+def _uncovered(env: BuildEnvironment) -> dict[str, list[str]]:
+    """Docname -> sentence IDs its conformance matrix found without proof or reason."""
+    found: dict[str, list[str]] | None = getattr(env, _UNCOVERED_KEY, None)
+    if found is None:
+        found = {}
+        setattr(env, _UNCOVERED_KEY, found)
+    return found
 
 
 def _manpage_docs(env: BuildEnvironment) -> set[str]:
@@ -176,10 +185,9 @@ class ConformanceMatrixDirective(_LinesDirective):
                 f"{reasons_path.name if reasons_path else 'a reasons file'}: "
                 + ", ".join(missing)
             )
-            if self.config.manpage_uncovered == "warning":
-                logger.warning(message, location=location, type="manpage", subtype="uncovered")
-            else:
-                raise ExtensionError(f"{location}: {message}")
+            logger.warning(message, location=location, type="manpage", subtype="uncovered")
+            if self.config.manpage_uncovered != "warning":
+                _uncovered(self.env)[self.env.docname] = missing
         page_docs = {
             name: doc
             for name, doc in _known_pages(self.env, self.env.docname).items()
@@ -203,12 +211,30 @@ def _resolve_c_types(
 
 def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
     _manpage_docs(env).discard(docname)
+    _uncovered(env).pop(docname, None)
 
 
 def _merge(
     app: Sphinx, env: BuildEnvironment, docnames: set[str], other: BuildEnvironment
 ) -> None:
     _manpage_docs(env).update(_manpage_docs(other) & docnames)
+    _uncovered(env).update(
+        {doc: ids for doc, ids in _uncovered(other).items() if doc in docnames}
+    )
+
+
+def _fail_if_uncovered(app: Sphinx, exception: BaseException | None) -> None:
+    """Make the build fail, even without -W, when a sentence lacks proof and reason."""
+    if exception is not None:
+        return
+    found = _uncovered(app.env)
+    if found:
+        ids = sorted(i for doc_ids in found.values() for i in doc_ids)
+        logger.info(
+            "conformance-matrix: the build fails: %d sentence(s) without a test or a "
+            "reason: %s", len(ids), ", ".join(ids),
+        )
+        app.statuscode = 1
 
 
 def setup(app: Sphinx) -> ExtensionMetadata:
@@ -219,6 +245,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.connect("missing-reference", _resolve_c_types)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
+    app.connect("build-finished", _fail_if_uncovered)
     return {
         "version": __version__,
         "env_version": 1,

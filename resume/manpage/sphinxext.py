@@ -13,9 +13,10 @@ Add ``"resume.manpage.sphinxext"`` to ``extensions`` in ``conf.py``. Then:
     lists every normative sentence of the man pages in ``:manpages:`` with its
     Python equivalent and the tests that prove it (``@pytest.mark.manpage`` in the
     ``test_*.py`` files of ``:tests:``, with outcomes from the JSON ``:report:`` when
-    it exists). A sentence with neither a test nor a reason in ``:reasons:`` stops
-    the build (``manpage_uncovered = "error"``, the default) or warns
-    (``"warning"``). Paths are relative to the document.
+    it exists). A sentence with neither a test nor a reason in ``:reasons:`` is
+    reported as a warning naming its ID, and fails the build even without ``-W``
+    (``manpage_uncovered = "error"``, the default; ``"warning"`` only warns).
+    Paths are relative to the document.
 
 C types of the OpenSSL prototypes (``SSL_SESSION``, ``size_t``...) are not documented
 here; on pages rendered by ``manpage`` their references show as plain text instead
