@@ -1,0 +1,273 @@
+# Theory of operation: the client-side resumption policy
+# ======================================================
+#
+# Every rule about which session a client connection offers, keeps and drops
+# lives here, I/O-free, so that the trio and asyncio adapters cannot drift
+# apart: they only call the five steps of a ClientConnection, in order.
+#
+#   1. start()            -- when the handshake starts. Compute the key (the
+#                            settings then are the ones the handshake uses) and
+#                            look up a session to offer.
+#   2. (adapter)          -- resume._offer.offer(ssl_object, conn.offered),
+#                            then the handshake.
+#   3. handshake_complete -- the server accepted (session_reused) or declined
+#                            the offer. A declined session is dropped from the
+#                            cache: the server forgot it or never had it, and
+#                            offering it again only wastes a handshake.
+#      or fail()          -- the handshake or a post-handshake check failed: the
+#                            offered session is dropped and nothing is kept
+#                            (curl CVE-2024-0853 kept a session whose OCSP check
+#                            had failed).
+#   4. close(clean=True)  -- the application closed the connection and no error
+#                            was seen on it: store what the connection yielded.
+#      close(clean=False) -- cut, cancelled, or failed: store nothing.
+#
+# Which session to offer. TLS 1.3 tickets are single-use (RFC 8446, C.4): a
+# ticket is *taken* out of the cache when offered (SessionCache.take), and the
+# fresh ticket the server sends on the connection is stored at close. TLS 1.2
+# sessions (session ids and RFC 5077 tickets) are reusable until they expire:
+# the cache lends a reference (SessionCache.get1) and keeps the entry. The
+# version of a cached session is not visible on ssl.SSLSession, so this module
+# marks the handles it stores as single-use (a WeakSet) and remembers, per cache
+# and key, whether the last session stored there was a TLS 1.3 ticket, so that
+# the look-up uses take() or get1() in one call. Should a key hold both kinds
+# (a server that changed versions), a ticket that get1() lent is removed before
+# it is offered, and a TLS 1.2 session that take() took is simply not put back:
+# both err on the side of a full handshake.
+#
+# What to store on a clean close. TLS 1.2: the session of a full handshake (or a
+# new one after a resumed handshake in which the server renewed its ticket: a
+# new session id). TLS 1.3: the latest ticket, read from the SSLObject at close
+# (tickets arrive after the handshake, with the application data the client
+# reads; a client that never reads gets no ticket), when it is not the ticket
+# that was offered. Why only on a clean close: OpenSSL itself removes a session
+# from its cache when the connection is freed without SSL_shutdown()
+# (ssl_clear_bad_session()), and a cut connection may be an attack.
+#
+# References. A connection holds at most one reference to "the session in use"
+# (``handle``): the offered handle when the server resumed it, else a handle of
+# the new session. close() and fail() free it, exactly once.
+from __future__ import annotations
+
+import ssl
+import weakref
+from collections.abc import Hashable
+from typing import Protocol, final
+
+from ._cache import SessionCache
+from ._defaults import resolve_cache
+from ._handle import SessionHandle
+from ._key import SessionKey, make_key
+
+__all__ = ["ClientConnection", "TLSObject", "is_single_use"]
+
+
+class TLSObject(Protocol):
+    """What the policy reads from an ``ssl.SSLObject`` (or ``trio.SSLStream``)."""
+
+    @property
+    def session(self) -> ssl.SSLSession | None: ...
+    @property
+    def session_reused(self) -> bool: ...
+    def version(self) -> str | None: ...
+
+
+# Handles of TLS 1.3 tickets stored by this module: offered once, then gone.
+_SINGLE_USE: weakref.WeakSet[SessionHandle] = weakref.WeakSet()
+# Per cache: key -> True when the newest session stored there is a TLS 1.3 ticket.
+_HINTS: weakref.WeakKeyDictionary[SessionCache, dict[Hashable, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def is_single_use(handle: SessionHandle) -> bool:
+    """True if *handle* is a TLS 1.3 ticket that must be offered only once."""
+    return handle in _SINGLE_USE
+
+
+def _hints(cache: SessionCache) -> dict[Hashable, bool]:
+    hints = _HINTS.get(cache)
+    if hints is None:
+        hints = _HINTS.setdefault(cache, {})
+    return hints
+
+
+def _set_hint(cache: SessionCache, key: Hashable, single_use: bool) -> None:
+    hints = _hints(cache)
+    hints[key] = single_use
+    # Keep the hints bounded by the keys the cache still holds (amortised O(1)).
+    if len(hints) > 2 * len(cache) + 64:
+        for stale in [k for k in hints if k not in cache]:
+            del hints[stale]
+
+
+_STARTED, _ESTABLISHED, _FAILED, _CLOSED = range(4)
+
+
+@final
+class ClientConnection:
+    """The resumption bookkeeping of one client connection (I/O-free).
+
+    Made by :meth:`start`; the adapter then offers :attr:`offered`, runs the
+    handshake, and calls :meth:`handshake_complete` (or :meth:`fail`), and
+    finally :meth:`close`.
+    """
+
+    __slots__ = ("_state", "cache", "handle", "key", "offered", "reused", "stored")
+
+    cache: SessionCache | None
+    key: SessionKey
+    offered: SessionHandle | None
+    handle: SessionHandle | None
+    reused: bool
+    stored: bool
+
+    def __init__(self, cache: SessionCache | None, key: SessionKey) -> None:
+        self.cache = cache
+        self.key = key
+        self.offered = None
+        self.handle = None
+        self.reused = False
+        self.stored = False
+        self._state = _STARTED
+
+    @classmethod
+    def start(
+        cls, cache: object, context: ssl.SSLContext, peer: str, port: int
+    ) -> ClientConnection:
+        """Compute the key of a connection about to handshake and find a session to offer.
+
+        *cache* is a ``cache=`` argument: a :class:`~resume.SessionCache`, None
+        for the default cache, or False for none.
+
+        Raises:
+            TypeError, ValueError: a bad argument (see :func:`resume._key.make_key`).
+        """
+        resolved = resolve_cache(cache)
+        conn = cls(resolved, make_key(context, peer, port))
+        if resolved is not None:
+            conn.offered = conn._look_up(resolved)
+        return conn
+
+    def _look_up(self, cache: SessionCache) -> SessionHandle | None:
+        key = self.key
+        hints = _HINTS.get(cache)
+        if hints is not None and hints.get(key):
+            return cache.take(key)
+        handle = cache.get1(key)
+        if handle is not None and handle in _SINGLE_USE:
+            # A ticket under a key last fed a TLS 1.2 session: never lend it twice.
+            cache.remove(key, handle)
+        return handle
+
+    # -- after the handshake ------------------------------------------------------
+
+    def handshake_complete(self, tls: TLSObject) -> None:
+        """Record the outcome of a finished handshake; drop an offer the server declined.
+
+        Raises:
+            RuntimeError: called twice, or after :meth:`fail` or :meth:`close`.
+        """
+        if self._state != _STARTED:
+            raise RuntimeError("handshake_complete() called out of order")
+        self._state = _ESTABLISHED
+        offered = self.offered
+        if offered is not None and tls.session_reused:
+            self.reused = True
+            self.handle = offered
+            return
+        self.reused = False
+        if offered is not None:
+            self.offered = None
+            self._drop(offered)
+        session = tls.session
+        if session is not None:
+            self.handle = SessionHandle.from_ssl(session)
+
+    def _drop(self, handle: SessionHandle) -> None:
+        # Remove *handle* from the cache (if it is still there) and free our reference.
+        cache = self.cache
+        if cache is not None and handle.owner is cache:
+            cache.remove(self.key, handle)
+        handle.free()
+
+    def fail(self) -> None:
+        """The handshake or a post-handshake check failed: keep nothing, drop the offer.
+
+        Idempotent; also safe after :meth:`close`.
+        """
+        if self._state in (_FAILED, _CLOSED):
+            return
+        self._state = _FAILED
+        offered, handle = self.offered, self.handle
+        self.offered = self.handle = None
+        if offered is not None:
+            self._drop(offered)
+        if handle is not None and handle is not offered:
+            handle.free()
+
+    # -- at close -----------------------------------------------------------------
+
+    def close(self, tls: TLSObject | None, *, clean: bool) -> bool:
+        """Finish the connection; on a clean close, store its session. Return True if stored.
+
+        *clean* means the application closed the connection and no error, cut
+        or cancellation was seen on it. Frees the connection's reference to
+        :attr:`handle`. Idempotent.
+        """
+        state = self._state
+        if state == _CLOSED:
+            return False
+        self._state = _CLOSED
+        offered, handle = self.offered, self.handle
+        self.offered = self.handle = None
+        try:
+            if clean and state == _ESTABLISHED and tls is not None and self.cache is not None:
+                self.stored = self._store(self.cache, tls, offered, handle)
+        finally:
+            if handle is not None:
+                handle.free()
+            if offered is not None and offered is not handle:
+                offered.free()
+        return self.stored
+
+    def _store(
+        self,
+        cache: SessionCache,
+        tls: TLSObject,
+        offered: SessionHandle | None,
+        handle: SessionHandle | None,
+    ) -> bool:
+        session = tls.session
+        if session is None:
+            return False
+        if tls.version() == "TLSv1.3":
+            if not session.has_ticket:
+                return False  # no ticket arrived: the client never read after the handshake
+            if offered is not None and session.id == offered.id:
+                return False  # no fresh ticket; the offered one is spent
+            fresh = SessionHandle.from_ssl(session)
+            _SINGLE_USE.add(fresh)
+            try:
+                _set_hint(cache, self.key, True)
+                return cache.add(self.key, fresh)
+            finally:
+                fresh.free()
+        if not (session.id or session.has_ticket):
+            return False
+        if self.reused and offered is not None and session.id == offered.id:
+            return False  # the session is still in the cache
+        if handle is not None and not self.reused and handle.id == session.id:
+            _set_hint(cache, self.key, False)
+            return cache.add(self.key, handle)
+        fresh = SessionHandle.from_ssl(session)
+        try:
+            _set_hint(cache, self.key, False)
+            return cache.add(self.key, fresh)
+        finally:
+            fresh.free()
+
+    @property
+    def established(self) -> bool:
+        """True between a completed handshake and close()."""
+        return self._state == _ESTABLISHED

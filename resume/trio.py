@@ -1,0 +1,27 @@
+"""Resuming TLS clients for trio.
+
+:func:`open_tls_stream` connects and resumes a cached session when one fits;
+:func:`wrap_client_stream` does the same over a transport you already have.
+Both return a :class:`ResumingSSLStream`. The rules of what may be resumed
+where are described in :class:`resume.SessionKey`.
+"""
+
+from __future__ import annotations
+
+from ._defaults import default_cache as default_cache
+from ._key import SessionKey as SessionKey
+from ._trio import ResumingSSLStream as ResumingSSLStream
+from ._trio import open_tls_stream as open_tls_stream
+from ._trio import wrap_client_stream as wrap_client_stream
+
+__all__ = [
+    "ResumingSSLStream",
+    "SessionKey",
+    "default_cache",
+    "open_tls_stream",
+    "wrap_client_stream",
+]
+
+for _obj in (ResumingSSLStream, open_tls_stream, wrap_client_stream):
+    _obj.__module__ = "resume.trio"
+del _obj

@@ -1,0 +1,256 @@
+# Test helpers for the client adapters: certificates, contexts, peers.
+#
+# * trustme CAs and certificates; client and server SSLContexts pinned to one TLS
+#   version (every TLS test runs under TLS 1.2 and TLS 1.3).
+# * memory_handshake(): a real handshake between two ssl.SSLObjects over memory
+#   BIOs, with no sockets, for the I/O-free policy tests.
+# * TrioEchoServer: a minimal trio.SSLStream echo server on 127.0.0.1 (free
+#   port) that records, per connection, whether the server resumed the session
+#   and which client certificate it saw; it can also cut connections without
+#   close_notify.
+# * SServer: ``openssl s_server`` on a free port (``-accept 0``; the port is read
+#   from its ``ACCEPT`` line), with readiness wait and cleanup.
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+import trustme
+
+VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+VERSION_NAMES = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}
+
+
+def pin(context: ssl.SSLContext, version: str) -> ssl.SSLContext:
+    """Pin *context* to TLS *version* ("1.2" or "1.3")."""
+    context.minimum_version = VERSIONS[version]
+    context.maximum_version = VERSIONS[version]
+    return context
+
+
+@dataclass
+class PKI:
+    """A CA, a server certificate for localhost/127.0.0.1/alias.test, and two client certs."""
+
+    ca: trustme.CA = field(default_factory=trustme.CA)
+    other_ca: trustme.CA = field(default_factory=trustme.CA)
+
+    def __post_init__(self) -> None:
+        self.server_cert = self.ca.issue_cert("localhost", "127.0.0.1", "alias.test")
+        self.client_a = self.ca.issue_cert("client-a@example.test")
+        self.client_b = self.ca.issue_cert("client-b@example.test")
+
+    def server_context(
+        self, version: str, *, request_client_cert: bool = False, tickets: bool = True
+    ) -> ssl.SSLContext:
+        ctx = pin(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), version)
+        self.server_cert.configure_cert(ctx)
+        if not tickets:
+            ctx.options |= ssl.OP_NO_TICKET
+        if request_client_cert:
+            self.ca.configure_trust(ctx)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.set_alpn_protocols(["a", "b"])
+        return ctx
+
+    def client_context(self, version: str) -> ssl.SSLContext:
+        ctx = pin(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), version)
+        self.ca.configure_trust(ctx)
+        return ctx
+
+
+def cert_fingerprint(der: bytes | None) -> str | None:
+    return None if der is None else hashlib.sha256(der).hexdigest()[:16]
+
+
+def memory_handshake(
+    client: ssl.SSLContext,
+    server: ssl.SSLContext,
+    *,
+    server_hostname: str = "localhost",
+    session: ssl.SSLSession | None = None,
+    read_tickets: bool = True,
+) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """A real handshake between two SSLObjects over memory BIOs; return (client, server).
+
+    With *read_tickets* the client also reads the server's post-handshake
+    messages (the TLS 1.3 tickets), as a client reading a response would.
+    """
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    c = client.wrap_bio(c_in, c_out, server_hostname=server_hostname, session=session)
+    s = server.wrap_bio(s_in, s_out, server_side=True)
+    done_c = done_s = False
+    for _ in range(20):
+        if not done_c:
+            try:
+                c.do_handshake()
+                done_c = True
+            except ssl.SSLWantReadError:
+                pass
+        s_in.write(c_out.read())
+        if not done_s:
+            try:
+                s.do_handshake()
+                done_s = True
+            except ssl.SSLWantReadError:
+                pass
+        c_in.write(s_out.read())
+        if done_c and done_s:
+            break
+    else:  # pragma: no cover - a broken handshake
+        raise AssertionError("the memory handshake did not finish")
+    s.write(b"x")
+    c_in.write(s_out.read())
+    if read_tickets:
+        assert c.read(10) == b"x"
+    return c, s
+
+
+# -- a minimal trio TLS echo server ---------------------------------------------------
+
+
+@dataclass
+class ServerRecord:
+    reused: bool
+    version: str | None
+    client_cert: str | None
+    alpn: str | None
+
+
+@dataclass
+class TrioEchoServer:
+    """A trio.SSLStream echo server; ``records`` holds one entry per handshake."""
+
+    context: ssl.SSLContext
+    port: int = 0
+    records: list[ServerRecord] = field(default_factory=list)
+    #: When set, the server answers, then closes TCP without close_notify.
+    cut: bool = False
+    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    async def _handle(self, tcp: trio.SocketStream) -> None:
+        stream = trio.SSLStream(tcp, self.context, server_side=True)
+        try:
+            await stream.do_handshake()
+            obj = stream._ssl_object
+            self.records.append(
+                ServerRecord(
+                    obj.session_reused,
+                    obj.version(),
+                    cert_fingerprint(obj.getpeercert(binary_form=True)),
+                    obj.selected_alpn_protocol(),
+                )
+            )
+            while True:
+                data = await stream.receive_some()
+                if not data:
+                    break
+                await stream.send_all(data)
+                if self.cut:
+                    await trio.aclose_forcefully(tcp)
+                    return
+        except trio.BrokenResourceError:
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        with self.cancel_scope:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            self.port = listeners[0].socket.getsockname()[1]
+            await trio.serve_listeners(self._handle, listeners, task_status=task_status)
+
+    @property
+    def reused(self) -> list[bool]:
+        return [r.reused for r in self.records]
+
+
+async def start_echo_server(
+    nursery: trio.Nursery, context: ssl.SSLContext, *, cut: bool = False
+) -> TrioEchoServer:
+    server = TrioEchoServer(context, cut=cut)
+    await nursery.start(server.run)
+    return server
+
+
+# -- openssl s_server ------------------------------------------------------------------
+
+OPENSSL = shutil.which("openssl")
+
+
+class SServer:
+    """``openssl s_server -rev`` (reverses each line) on 127.0.0.1 and a free port."""
+
+    def __init__(self, pki: PKI, version: str, *, tickets: bool = True) -> None:
+        if OPENSSL is None:  # pragma: no cover - CI installs openssl
+            raise RuntimeError("the openssl command is not installed")
+        self._dir = tempfile.TemporaryDirectory()
+        d = Path(self._dir.name)
+        pki.server_cert.private_key_and_cert_chain_pem.write_to_path(str(d / "server.pem"))
+        args = [
+            OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-cert", str(d / "server.pem"),
+            "-rev", "-tls1_3" if version == "1.3" else "-tls1_2",
+        ]
+        if not tickets:
+            args.append("-no_ticket")
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.port = self._wait_ready()
+        assert self.proc.stdout is not None
+        self._drain = threading.Thread(target=self._drain_output, daemon=True)
+        self._drain.start()
+
+    def _wait_ready(self) -> int:
+        assert self.proc.stdout is not None
+        # s_server prints "ACCEPT 127.0.0.1:PORT" once it listens (with -accept
+        # 0, the port the kernel chose). The read blocks until it does or exits.
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace")
+            match = re.match(r"ACCEPT\s+\S*:(\d+)", line)
+            if match:
+                return int(match.group(1))
+        self.close()
+        raise RuntimeError("openssl s_server exited before it listened")
+
+    def _drain_output(self) -> None:
+        assert self.proc.stdout is not None
+        for _ in self.proc.stdout:
+            pass
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.proc.kill()
+                self.proc.wait()
+        if hasattr(self, "_drain"):
+            self._drain.join(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._dir.cleanup()
+
+
+@contextlib.contextmanager
+def s_server(pki: PKI, version: str, *, tickets: bool = True) -> Iterator[SServer]:
+    server = SServer(pki, version, tickets=tickets)
+    try:
+        yield server
+    finally:
+        server.close()
