@@ -71,15 +71,29 @@ class SessionPayload(Protocol):
     """
 
     @property
-    def id(self) -> bytes: ...
+    def id(self) -> bytes:
+        """The session id."""
+        ...
+
     @property
-    def time(self) -> int: ...
+    def time(self) -> int:
+        """When the session was established, in seconds since the epoch."""
+        ...
+
     @property
-    def timeout(self) -> int: ...
+    def timeout(self) -> int:
+        """The session's lifetime in seconds from :attr:`time`."""
+        ...
+
     @property
-    def ticket_lifetime_hint(self) -> int: ...
+    def ticket_lifetime_hint(self) -> int:
+        """The ticket lifetime hint in seconds (0 without a ticket)."""
+        ...
+
     @property
-    def has_ticket(self) -> bool: ...
+    def has_ticket(self) -> bool:
+        """Whether the session carries a session ticket."""
+        ...
 
 
 @final
