@@ -206,6 +206,19 @@ class ClientConnection:
         if handle is not None and handle is not offered:
             handle.free()
 
+    def abandon(self) -> None:
+        """The handshake never started (the connection failed): free, keep the cache as is.
+
+        A TLS 1.2 session stays in the cache; a TLS 1.3 ticket taken for this
+        connection is dropped (it may have been sent). Idempotent.
+        """
+        if self._state in (_FAILED, _CLOSED):
+            return
+        self._state = _CLOSED
+        offered, self.offered = self.offered, None
+        if offered is not None:
+            offered.free()
+
     # -- at close -----------------------------------------------------------------
 
     def close(self, tls: TLSObject | None, *, clean: bool) -> bool:

@@ -1,0 +1,369 @@
+# Theory of operation: the asyncio client adapter
+# ===============================================
+#
+# asyncio has no ``session=`` parameter anywhere. Its SSL transport builds its
+# SSLObject by calling ``sslcontext.wrap_bio(incoming, outgoing, server_side=...,
+# server_hostname=...)`` on whatever object it was given as ``ssl=`` (no type
+# check on that path). So each connection gets a small stand-in,
+# _OfferingContext, whose wrap_bio calls the user's own SSLContext.wrap_bio,
+# then offers the cached session on the new SSLObject through
+# resume._offer.offer() (``SSL_set_session()``), before the handshake starts.
+# The user's context is not changed (apart from the tracking wrappers every
+# context gets, see resume._key), and the session belongs to it: ``ssl`` refuses
+# a session of another SSL_CTX, so a copied or subclassed context could never
+# resume. Every other attribute is forwarded to the real context, and the
+# writer's get_extra_info("sslcontext") returns the real one.
+#
+# open_connection() is asyncio.open_connection() with that stand-in and two
+# small subclasses:
+#
+#   _ResumingProtocol (StreamReaderProtocol) records that the transport saw an
+#     EOF, so the writer can tell a clean end from a cut.
+#   ResumingStreamWriter (StreamWriter) carries the ClientConnection and
+#     decides, when the application calls close(), whether the close is clean.
+#
+# Clean or cut. asyncio's SSL protocol treats a TCP EOF without close_notify
+# like a clean close (no error reaches the reader). The writer therefore asks
+# the SSLObject itself when the peer has ended the stream: after a received
+# close_notify, ``read()`` returns b"" (SSL_ERROR_ZERO_RETURN); after a bare
+# EOF it raises SSLWantReadError (nothing more will come). A cut, an error
+# seen by the reader (connection_lost with an exception), abort(), or leaving
+# ``async with writer`` on an exception all make the close not clean: nothing
+# is stored. A close the application asks for while the connection is healthy
+# is clean.
+#
+# TLS 1.3 tickets arrive after the handshake; asyncio's SSL protocol decrypts
+# incoming data as it arrives, so by the time the application has read a
+# response the tickets have been processed, and close() reads the latest one
+# from the SSLObject.
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, final
+
+from ._client import ClientConnection
+from ._defaults import default_ssl_context, resolve_cache
+from ._handle import SessionHandle
+from ._key import SessionKey, normalize_peer
+from ._offer import offer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["ResumingStreamWriter", "SessionInfo", "open_connection", "session_info"]
+
+#: asyncio.streams' default buffer limit (64 KiB).
+_DEFAULT_LIMIT = 2**16
+
+PostHandshake = Callable[["ResumingStreamWriter"], object]
+
+
+@final
+class _OfferingContext:
+    # Stands in for the user's SSLContext for one connection; see the top.
+    __slots__ = ("_context", "_handle", "ssl_object")
+
+    def __init__(self, context: ssl.SSLContext, handle: SessionHandle | None) -> None:
+        self._context = context
+        self._handle = handle
+        self.ssl_object: ssl.SSLObject | None = None
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        obj = self._context.wrap_bio(
+            incoming, outgoing, server_side=server_side, server_hostname=server_hostname
+        )
+        if self._handle is not None:
+            offer(obj, self._handle)
+        self.ssl_object = obj
+        return obj
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+class _ResumingProtocol(asyncio.StreamReaderProtocol):
+    # Records the EOF of the transport (clean or not; the writer asks the
+    # SSLObject which).
+    saw_eof = False
+
+    def eof_received(self) -> bool:
+        self.saw_eof = True
+        return bool(super().eof_received())
+
+
+@final
+class ResumingStreamWriter(asyncio.StreamWriter):
+    """The writer of :func:`open_connection`: an :class:`asyncio.StreamWriter` that resumes.
+
+    It behaves as the writer of :func:`asyncio.open_connection` and also says
+    whether the session was resumed (:attr:`session_reused`, also
+    ``get_extra_info("ssl_object").session_reused``) and which session is in
+    use. It holds one reference to :attr:`session_handle` and frees it when
+    closed. On a clean :meth:`close` (the application closes a healthy
+    connection, or the server ended it with close_notify) the connection's
+    session goes to the cache; after a cut, an error, :meth:`abort`, or an
+    exception inside ``async with writer:``, nothing does.
+    """
+
+    def __init__(
+        self,
+        transport: asyncio.WriteTransport,
+        protocol: _ResumingProtocol,
+        reader: asyncio.StreamReader,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        conn: ClientConnection,
+        context: ssl.SSLContext,
+        ssl_object: ssl.SSLObject,
+    ) -> None:
+        super().__init__(transport, protocol, reader, loop)
+        self._resume_conn = conn
+        self._resume_context = context
+        self._resume_protocol = protocol
+        self._resume_reader = reader
+        self._ssl_object = ssl_object
+        self._unclean = False
+        self._finished = False
+        self._reused = conn.reused
+        self._handle = conn.handle
+
+    @property
+    def session_reused(self) -> bool:
+        """True if the server resumed the offered session (``SSL_session_reused()``)."""
+        return self._reused
+
+    @property
+    def session_handle(self) -> SessionHandle | None:
+        """The session in use (resumed, or made by the handshake); None once closed."""
+        return None if self._finished else self._handle
+
+    @property
+    def cache_key(self) -> SessionKey:
+        """The :class:`~resume.SessionKey` this connection's sessions are filed under."""
+        return self._resume_conn.key
+
+    @property
+    def session_stored(self) -> bool:
+        """True once a clean close put this connection's session in the cache."""
+        return self._resume_conn.stored
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """As :meth:`asyncio.StreamWriter.get_extra_info`; ``"sslcontext"`` is your context."""
+        if name == "sslcontext":
+            return self._resume_context
+        return super().get_extra_info(name, default)
+
+    def _peer_cut(self) -> bool:
+        # Called at close. The peer ended the stream: with close_notify, or cut?
+        if self._resume_reader.exception() is not None:
+            return True
+        if not self._resume_protocol.saw_eof:
+            return False
+        try:
+            self._ssl_object.read(1)
+        except ssl.SSLWantReadError:
+            return True  # a bare EOF: no close_notify came
+        except (ssl.SSLError, ValueError):
+            return True
+        return False  # b"" after close_notify (or data: the app stopped reading)
+
+    def _finish(self, *, clean: bool) -> None:
+        if not self._finished:
+            self._finished = True
+            self._resume_conn.close(self._ssl_object, clean=clean)
+
+    def close(self) -> None:
+        """Close the connection (sending close_notify); store its session if the close is clean."""
+        if not self._finished:
+            self._finish(clean=not self._unclean and not self._peer_cut())
+        super().close()
+
+    def abort(self) -> None:
+        """Close at once without close_notify (``transport.abort()``); keep nothing."""
+        self._unclean = True
+        self._finish(clean=False)
+        self.transport.abort()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self._unclean = True
+        self.close()
+        try:
+            await self.wait_closed()
+        except (OSError, ssl.SSLError):
+            if exc_type is None:
+                raise
+
+    def __del__(self) -> None:
+        # A writer dropped without close() never feeds the cache; its reference
+        # is freed here (asyncio itself warns about the unclosed transport).
+        try:
+            self._unclean = True
+            self._finish(clean=False)
+        except AttributeError:  # pragma: no cover - half-built
+            pass
+        super().__del__()  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        state = "closed" if self._finished else ("resumed" if self._reused else "full")
+        return f"<resume.asyncio.ResumingStreamWriter {state} key={self._resume_conn.key!r}>"
+
+
+@final
+@dataclass(frozen=True)
+class SessionInfo:
+    """What :func:`session_info` reports about a connection."""
+
+    #: True if the server resumed the offered session.
+    session_reused: bool
+    #: The session in use, or None once the connection is closed.
+    session_handle: SessionHandle | None
+    #: The key the connection's sessions are filed under.
+    cache_key: SessionKey
+    #: True once a clean close stored the connection's session.
+    session_stored: bool
+
+
+def session_info(writer: asyncio.StreamWriter) -> SessionInfo:
+    """Report the resumption state of a connection made by :func:`open_connection`.
+
+    Raises:
+        TypeError: *writer* did not come from :func:`open_connection`.
+    """
+    if not isinstance(writer, ResumingStreamWriter):
+        raise TypeError(
+            f"session_info() needs a writer from resume.asyncio.open_connection(), "
+            f"got {type(writer).__name__}"
+        )
+    return SessionInfo(
+        writer.session_reused, writer.session_handle, writer.cache_key, writer.session_stored
+    )
+
+
+def _resolve_context(ssl_arg: object) -> ssl.SSLContext:
+    if ssl_arg is None or ssl_arg is True:
+        return default_ssl_context()
+    if isinstance(ssl_arg, ssl.SSLContext):
+        return ssl_arg
+    if ssl_arg is False:
+        raise ValueError(
+            "resume.asyncio.open_connection() always uses TLS; use asyncio.open_connection() "
+            "for a plain connection"
+        )
+    raise TypeError(f"ssl must be an ssl.SSLContext, True or None, got {type(ssl_arg).__name__}")
+
+
+async def open_connection(
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    ssl: ssl.SSLContext | bool | None = None,
+    cache: object = None,
+    server_hostname: str | None = None,
+    limit: int = _DEFAULT_LIMIT,
+    post_handshake: PostHandshake | None = None,
+    **kwargs: Any,
+) -> tuple[asyncio.StreamReader, ResumingStreamWriter]:
+    """Open a TLS connection like :func:`asyncio.open_connection`, resuming a cached session.
+
+    The session to offer is looked up under the same key as
+    :func:`resume.trio.open_tls_stream` uses (server name, port, TLS settings:
+    see :class:`~resume.SessionKey`) and offered with ``SSL_set_session()``
+    before the handshake; a clean close stores the session the connection
+    yielded (TLS 1.3: the latest ticket; tickets are used once).
+
+    Args:
+        host: the name or address to connect to (None with ``sock=``).
+        port: the server's port; required (it is part of the session key),
+            also with ``sock=``.
+        ssl: a client :class:`ssl.SSLContext`; None or True means
+            :func:`~resume.default_ssl_context`. Configure ALPN on the context
+            with ``set_alpn_protocols()``: the list is part of the key.
+        cache: a :class:`~resume.SessionCache`; None for the process-wide
+            :func:`~resume.default_cache`; False for no resumption.
+        server_hostname: the name to send as SNI and verify; defaults to
+            *host*. It, not *host*, is the peer of the session key.
+        limit: the reader's buffer limit, as for :func:`asyncio.open_connection`.
+        post_handshake: called with the writer after the handshake; if it
+            raises, the connection is aborted, nothing is kept, an offered
+            session is dropped, and the exception propagates.
+        **kwargs: passed to :meth:`asyncio.loop.create_connection`
+            (``ssl_handshake_timeout``, ``local_addr``, ``sock``, ...).
+
+    Returns:
+        ``(reader, writer)``; the writer is a :class:`ResumingStreamWriter`.
+
+    Raises:
+        TypeError, ValueError: bad arguments, before any connection is made.
+        OSError: the connection failed.
+        ssl.SSLError: the handshake failed (e.g. :class:`ssl.SSLCertVerificationError`).
+    """
+    context = _resolve_context(ssl)
+    resolve_cache(cache)
+    if port is None:
+        raise ValueError("port is required: it is part of the session key")
+    name = server_hostname if server_hostname is not None else host
+    if name is None:
+        raise ValueError("server_hostname is required when host is None (sock=)")
+    normalize_peer(name)
+    sock: socket.socket | None = kwargs.get("sock")
+    if sock is None and host is None:
+        raise ValueError("host is required unless sock= is given")
+
+    conn = ClientConnection.start(cache, context, name, port)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = _ResumingProtocol(reader, loop=loop)
+    stand_in = _OfferingContext(context, conn.offered)
+    # asyncio only calls wrap_bio() on its ssl= argument; typeshed wants an SSLContext.
+    ssl_arg: Any = stand_in
+    try:
+        if sock is not None:
+            transport, _ = await loop.create_connection(
+                lambda: protocol, ssl=ssl_arg, server_hostname=name, **kwargs
+            )
+        else:
+            assert host is not None
+            transport, _ = await loop.create_connection(
+                lambda: protocol, host, port, ssl=ssl_arg, server_hostname=name, **kwargs
+            )
+    except BaseException:
+        if stand_in.ssl_object is None:
+            conn.abandon()  # the handshake never started: the session is not to blame
+        else:
+            conn.fail()
+        raise
+    ssl_object = stand_in.ssl_object
+    try:
+        assert ssl_object is not None
+        conn.handshake_complete(ssl_object)
+        writer = ResumingStreamWriter(
+            transport, protocol, reader, loop, conn=conn, context=context, ssl_object=ssl_object
+        )
+        if post_handshake is not None:
+            post_handshake(writer)
+    except BaseException:
+        conn.fail()
+        transport.abort()
+        raise
+    return reader, writer
