@@ -8,6 +8,8 @@ modules (``resume._handle``, ``resume._cache``, ...). The adapters are
 from ._cache import CacheMode as CacheMode
 from ._cache import CacheStatistics as CacheStatistics
 from ._cache import SessionCache as SessionCache
+from ._defaults import default_cache as default_cache
+from ._defaults import default_ssl_context as default_ssl_context
 from ._errors import DoubleFreeError as DoubleFreeError
 from ._errors import ResumeError as ResumeError
 from ._errors import SessionError as SessionError
@@ -17,6 +19,7 @@ from ._errors import UseAfterFreeError as UseAfterFreeError
 from ._handle import SessionHandle as SessionHandle
 from ._handle import SessionPayload as SessionPayload
 from ._handle import session_free as session_free
+from ._key import SessionKey as SessionKey
 from ._openssl import SessionDecodeError as SessionDecodeError
 from ._store import StoreWarning as StoreWarning
 from ._version import __version__ as __version__
@@ -30,11 +33,14 @@ __all__ = [
     "SessionDecodeError",
     "SessionError",
     "SessionHandle",
+    "SessionKey",
     "SessionPayload",
     "StoreError",
     "StoreWarning",
     "UnsupportedError",
     "UseAfterFreeError",
     "__version__",
+    "default_cache",
+    "default_ssl_context",
     "session_free",
 ]
