@@ -44,8 +44,11 @@ class TestToRst:
     def test_prototypes_are_c_functions(self) -> None:
         text = rst("SSL_SESSION_free")
         assert ".. c:function:: SSL_SESSION *SSL_SESSION_dup(const SSL_SESSION *src)" in text
-        assert ":no-index:" not in text
-        assert ":no-index:" in rst("SSL_SESSION_free", no_index=True)
+        second = rst("SSL_SESSION_free", no_index=True)
+        assert ".. c:function::" not in second
+        assert "   SSL_SESSION *SSL_SESSION_dup(const SSL_SESSION *src);" in second
+        assert ".. _`" not in second
+        assert ":c:func:" not in second
 
     def test_rejected_signature_falls_back_to_code(self) -> None:
         text = rst("SSL_SESSION_free", signature_ok=lambda sig: "dup" not in sig)

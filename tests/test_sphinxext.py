@@ -136,3 +136,35 @@ class TestBuild:
         extension = app.extensions["resume.manpage.sphinxext"]
         assert extension.parallel_read_safe is True
         assert extension.parallel_write_safe is True
+
+
+def test_every_corpus_page_builds(tmp_path: Path) -> None:
+    """Every page of the test corpus, in both formats, renders cleanly under -n -W.
+
+    The heading-less copies are rendered with ``:no-index:`` beside the headed ones,
+    which also checks that a second rendering of a page declares nothing twice.
+    """
+    corpus = ROOT / "tests" / "data" / "manpages"
+    src = tmp_path / "src"
+    docs: list[str] = []
+    for kind in ("headed", "plain"):
+        (src / kind / "source").mkdir(parents=True)
+        for page in sorted((corpus / kind).glob("*.txt")):
+            shutil.copy(page, src / kind / "source" / page.name)
+            option = "   :no-index:\n" if kind == "plain" else ""
+            (src / kind / f"{page.stem}.rst").write_text(
+                f".. manpage:: source/{page.name}\n{option}"
+            )
+            docs.append(f"{kind}/{page.stem}")
+    shutil.copy(PROJECT / "api.rst", src / "api.rst")
+    (src / "conf.py").write_text(
+        'extensions = ["resume.manpage.sphinxext"]\nnitpicky = True\n'
+        'exclude_patterns = ["*/source"]\nhtml_theme = "basic"\n'
+    )
+    toctree = "".join(f"   {doc}\n" for doc in [*docs, "api"])
+    (src / "index.rst").write_text(f"Corpus\n======\n\n.. toctree::\n\n{toctree}")
+    assert len(docs) >= 90
+    assert build(src, tmp_path / "out") == 0
+    html = (tmp_path / "out" / "headed" / "SSL_CTX_set_tlsext_ticket_key_cb.html").read_text()
+    assert "EXAMPLES" in html
+    assert 'id="c.SSL_CTX_set_tlsext_ticket_key_cb"' in html

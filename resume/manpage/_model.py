@@ -51,12 +51,15 @@ class Block:
             SYNOPSIS or code line, kept verbatim) or ``"subheading"``.
         term: For an ``"item"``, its tag (such as ``"SSL_SESS_CACHE_OFF"``);
             ``text`` then starts with it.
+        indent: For a ``"code"`` line of a headed rendering, its indentation
+            relative to the code around it (the heading-less format has none).
     """
 
     section: str
     text: str
     kind: BlockKind = "paragraph"
     term: str | None = None
+    indent: int = 0
 
     @property
     def body(self) -> str:
@@ -78,7 +81,8 @@ class Parameter:
     name: str
 
     def __str__(self) -> str:
-        if not self.name:
+        if not self.name or "(" in self.type:
+            # unnamed, or a function pointer whose type already holds its name
             return self.type
         if self.type.endswith("*"):
             return f"{self.type}{self.name}"
@@ -117,11 +121,14 @@ class Synopsis:
 
     ``other`` keeps what is neither an include nor a parseable prototype (macros,
     typedefs, function-pointer declarations, prose), joined per declaration.
+    ``entries`` holds all of them in their order on the page (an include as its
+    ``#include`` line).
     """
 
     includes: tuple[str, ...] = ()
     prototypes: tuple[Prototype, ...] = ()
     other: tuple[str, ...] = ()
+    entries: tuple[Prototype | str, ...] = ()
 
 
 @final

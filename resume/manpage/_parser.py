@@ -118,23 +118,22 @@ def _headed_blocks(lines: Sequence[str]) -> list[Block]:
         if relative > 0 and relative % 4 != 0:
             # verbatim (SYNOPSIS, code): one block per line
             for line in group:
-                blocks.append(Block(section, line.strip(), "code"))
+                indent = len(line) - len(line.lstrip()) - (_PROSE_INDENT + 1)
+                blocks.append(Block(section, line.strip(), "code", indent=max(indent, 0)))
         elif first < _PROSE_INDENT and section:
             blocks.append(Block(section, _join_wrapped(group), "subheading"))
         else:
             body_at = next((i for i, ind in enumerate(indents) if ind > first), None)
-            if body_at is not None and body_at <= 2 and section:
-                term = _join_wrapped(group[:body_at])
-                text = _join_wrapped(group)
-                blocks.append(Block(section, text, "item", term))
+            # a short tag with its body on the same line: "1   The operation succeeded."
+            inline = re.match(r"^\s*(\S(?:.*?\S)?)\s{2,}(?=\S)", group[0])
+            body_column = indents[body_at] if body_at is not None else first + 4
+            text = _join_wrapped(group)
+            if inline is not None and inline.end() == body_column:
+                blocks.append(Block(section, text, "item", inline.group(1)))
+            elif body_at is not None and body_at <= 2:
+                blocks.append(Block(section, text, "item", _join_wrapped(group[:body_at])))
             else:
-                term = None
-                # a short tag and its body on the same line: "-a   text"
-                m = re.match(r"^(\s*)(\S+)\s{2,}\S", group[0])
-                if m and len(group) > 1 and indents[1] > first and section:
-                    term = m.group(2)
-                text = _join_wrapped(group)
-                blocks.append(Block(section, text, "item" if term else "paragraph", term))
+                blocks.append(Block(section, text, "paragraph"))
         group.clear()
 
     for line in lines:
@@ -301,11 +300,13 @@ def _build_synopsis(blocks: Sequence[Block]) -> Synopsis:
     includes: list[str] = []
     prototypes: list[Prototype] = []
     other: list[str] = []
+    entries: list[Prototype | str] = []
     pending = ""
     for block in blocks:
         line = block.text.strip()
         if not pending and line.startswith("#include"):
             includes.append(line[len("#include") :].strip())
+            entries.append(line)
             continue
         pending = f"{pending} {line}".strip() if pending else line
         balanced = pending.count("(") <= pending.count(")")
@@ -314,12 +315,15 @@ def _build_synopsis(blocks: Sequence[Block]) -> Synopsis:
         prototype = parse_prototype(pending) if pending.endswith(";") else None
         if prototype is not None:
             prototypes.append(prototype)
+            entries.append(prototype)
         else:
             other.append(pending)
+            entries.append(pending)
         pending = ""
     if pending:
         other.append(pending)
-    return Synopsis(tuple(includes), tuple(prototypes), tuple(other))
+        entries.append(pending)
+    return Synopsis(tuple(includes), tuple(prototypes), tuple(other), tuple(entries))
 
 
 def _sentences(page_name: str, blocks: Sequence[Block]) -> tuple[Sentence, ...]:

@@ -116,16 +116,13 @@ def _prototype(
     signature_ok: Callable[[str], bool] | None,
 ) -> list[str]:
     signature = prototype.signature
-    if signature_ok is not None and not signature_ok(signature):
+    if no_index or (signature_ok is not None and not signature_ok(signature)):
         lines = _code_block([prototype.text + ";"])
         target = python_equivalent(prototype.name)
         if target is not None:
             lines.extend(line.strip() for line in _python_line(prototype.name))
         return lines
-    lines = [f".. c:function:: {signature}"]
-    if no_index:
-        lines.append("   :no-index:")
-    lines.append("")
+    lines = [f".. c:function:: {signature}", ""]
     lines.extend(_python_line(prototype.name))
     return lines
 
@@ -139,17 +136,20 @@ def _synopsis(
     known_pages: Mapping[str, str],
 ) -> list[str]:
     lines: list[str] = []
-    synopsis = page.synopsis
-    if synopsis.includes:
-        lines.extend(_code_block(f"#include {inc}" for inc in synopsis.includes))
-    code_other = [o for o in synopsis.other if _looks_like_declaration(o)]
-    prose_other = [o for o in synopsis.other if o not in code_other]
-    for text in prose_other:
-        lines.extend([_inline(text, declared=declared, known_pages=known_pages), ""])
-    for prototype in synopsis.prototypes:
-        lines.extend(_prototype(prototype, no_index=no_index, signature_ok=signature_ok))
-    if code_other:
-        lines.extend(_code_block(code_other))
+    code: list[str] = []
+    for entry in page.synopsis.entries:
+        if isinstance(entry, str) and _looks_like_declaration(entry):
+            code.append(entry)
+            continue
+        if code:
+            lines.extend(_code_block(code))
+            code = []
+        if isinstance(entry, str):
+            lines.extend([_inline(entry, declared=declared, known_pages=known_pages), ""])
+        else:
+            lines.extend(_prototype(entry, no_index=no_index, signature_ok=signature_ok))
+    if code:
+        lines.extend(_code_block(code))
     return lines
 
 
@@ -184,7 +184,7 @@ def _blocks(
 
     for block in blocks:
         if block.kind == "code":
-            pending_code.append(block.text)
+            pending_code.append(" " * block.indent + block.text)
             continue
         flush_code()
         lines.extend(_labels(labels.get(id(block), ())))
@@ -229,10 +229,11 @@ def to_rst(
         known_pages: Page name -> Sphinx docname of the other generated pages;
             SEE ALSO entries (and other ``name(N)`` mentions) to these pages become
             ``:doc:`` links, the others stay plain text.
-        no_index: Add ``:no-index:`` to the ``c:function`` entries and leave out the
-            sentence labels (for a second rendering of a page that is also
-            rendered elsewhere). Otherwise each normative sentence gets a label,
-            ``sentence_label(ID)``, that the conformance matrix links to.
+        no_index: Declare nothing: prototypes are shown as code, not as
+            ``c:function`` entries (Sphinx's C domain has no ``:no-index:``), and
+            the sentence labels are left out. For a second rendering of a page
+            that is also rendered elsewhere. Otherwise each normative sentence
+            gets a label, ``sentence_label(ID)``, that the matrix links to.
         signature_ok: Optional check of a C signature (the Sphinx extension passes
             Sphinx's own C parser); a prototype it rejects is shown as code.
         heading_chars: Underline characters for the page title and its sections.
@@ -243,7 +244,9 @@ def to_rst(
     known = dict(known_pages or {})
     known.pop(page.name, None)
     declared = {p.name for p in page.synopsis.prototypes}
-    if signature_ok is not None:
+    if no_index:
+        declared = set()
+    elif signature_ok is not None:
         declared = {p.name for p in page.synopsis.prototypes if signature_ok(p.signature)}
     labels = {} if no_index else _sentence_labels(page)
     top, sub = heading_chars[0], heading_chars[1]
