@@ -137,9 +137,16 @@ class TrioEchoServer:
     records: list[ServerRecord] = field(default_factory=list)
     #: When set, the server answers, then closes TCP without close_notify.
     cut: bool = False
+    #: When set, the server accepts TCP and never answers the ClientHello.
+    stall: bool = False
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
     async def _handle(self, tcp: trio.SocketStream) -> None:
+        if self.stall:
+            try:
+                await trio.sleep_forever()
+            finally:
+                await trio.aclose_forcefully(tcp)
         stream = trio.SSLStream(tcp, self.context, server_side=True)
         try:
             await stream.do_handshake()
