@@ -202,12 +202,10 @@ def _install_tracking(context: ssl.SSLContext, state: _ContextState) -> None:
 
 
 def _state(context: ssl.SSLContext) -> _ContextState:
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError(f"ssl_context must be an ssl.SSLContext, got {type(context).__name__}")
     state = _STATES.get(context)
     if state is None:
-        if not isinstance(context, ssl.SSLContext):
-            raise TypeError(
-                f"ssl_context must be an ssl.SSLContext, got {type(context).__name__}"
-            )
         if _get.protocol.__get__(context) == ssl.PROTOCOL_TLS_SERVER:
             raise ValueError(
                 "ssl_context is a server-side context (PROTOCOL_TLS_SERVER); a client "
