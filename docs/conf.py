@@ -12,7 +12,6 @@ resolved from a small local table (``_ext/external_refs.py``), not intersphinx.
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -56,14 +55,6 @@ smartquotes_action = "qe"
 # The README is Markdown; it is included on the front page with MyST, never copied.
 source_suffix = {".rst": "restructuredtext"}
 myst_heading_anchors = 2
-
-# TEMPORARY, while the adapters are being written: the core's docstrings name
-# resume.trio and resume.asyncio; ignore those references only until they import.
-nitpick_ignore = [
-    ("py:mod", _name)
-    for _name in ("resume.trio", "resume.asyncio")
-    if importlib.util.find_spec(_name) is None
-]
 
 # -- autodoc ---------------------------------------------------------------------------
 

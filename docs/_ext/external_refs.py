@@ -40,7 +40,23 @@ TARGETS: dict[str, str] = {
     "asyncio.start_server": PYTHON + "library/asyncio-stream.html#asyncio.start_server",
     "asyncio.StreamReader": PYTHON + "library/asyncio-stream.html#asyncio.StreamReader",
     "asyncio.StreamWriter": PYTHON + "library/asyncio-stream.html#asyncio.StreamWriter",
+    "asyncio.AbstractEventLoop": PYTHON
+    + "library/asyncio-eventloop.html#asyncio.AbstractEventLoop",
+    "asyncio.StreamWriter.get_extra_info": PYTHON
+    + "library/asyncio-stream.html#asyncio.StreamWriter.get_extra_info",
+    "asyncio.StreamWriter.close": PYTHON + "library/asyncio-stream.html#asyncio.StreamWriter.close",
+    "asyncio.StreamWriter.wait_closed": PYTHON
+    + "library/asyncio-stream.html#asyncio.StreamWriter.wait_closed",
+    "asyncio.loop.create_connection": PYTHON
+    + "library/asyncio-eventloop.html#asyncio.loop.create_connection",
+    "asyncio.loop.start_tls": PYTHON + "library/asyncio-eventloop.html#asyncio.loop.start_tls",
+    "asyncio.WriteTransport": PYTHON + "library/asyncio-protocol.html#asyncio.WriteTransport",
+    "asyncio.Transport": PYTHON + "library/asyncio-protocol.html#asyncio.Transport",
+    "asyncio.Protocol": PYTHON + "library/asyncio-protocol.html#asyncio.Protocol",
+    "asyncio.CancelledError": PYTHON + "library/asyncio-exceptions.html#asyncio.CancelledError",
+    "asyncio.TimeoutError": PYTHON + "library/asyncio-exceptions.html#asyncio.TimeoutError",
     "asyncio.Server": PYTHON + "library/asyncio-eventloop.html#asyncio.Server",
+    "ssl.OP_NO_TICKET": PYTHON + "library/ssl.html#ssl.OP_NO_TICKET",
     "ssl.SSLError": PYTHON + "library/ssl.html#ssl.SSLError",
     "ssl.SSLCertVerificationError": PYTHON + "library/ssl.html#ssl.SSLCertVerificationError",
     "ssl.TLSVersion": PYTHON + "library/ssl.html#ssl.TLSVersion",
@@ -129,6 +145,11 @@ ALIASES = {
     "trio._highlevel_ssl_helpers": "trio",
     "trio._core._run.Nursery": "trio.Nursery",
     "NoneType": "None",
+    "asyncio.events.AbstractEventLoop": "asyncio.AbstractEventLoop",
+    "asyncio.streams.StreamReader": "asyncio.StreamReader",
+    "asyncio.streams.StreamWriter": "asyncio.StreamWriter",
+    "asyncio.transports.WriteTransport": "asyncio.WriteTransport",
+    "asyncio.transports.Transport": "asyncio.Transport",
 }
 
 

@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import inspect
 import pkgutil
+import re
 from typing import Any
 
 from docutils import nodes
@@ -212,8 +213,24 @@ def _resolve_in_package(
     )
 
 
+_PRIVATE_IN_SIGNATURE = re.compile(r"resume\._|[(,\s]_[A-Za-z]")
+
+
+def _hide_private_constructor(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any,
+    signature: str | None, return_annotation: str | None,
+) -> tuple[str, str | None] | None:
+    # A class whose constructor takes a private type or a private parameter is
+    # made by the library (ResumingSSLStream by open_tls_stream), never by the
+    # reader: show it without a signature rather than with one nobody can call.
+    if what in ("class", "exception") and signature and _PRIVATE_IN_SIGNATURE.search(signature):
+        return "", return_annotation
+    return None
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the directive, the completeness check and the package resolver."""
+    app.connect("autodoc-process-signature", _hide_private_constructor)
     app.add_directive("public-api", PublicApiDirective)
     app.connect("missing-reference", _resolve_in_package, priority=800)
     app.connect("env-check-consistency", _check_complete)
