@@ -130,10 +130,13 @@ class TestBuild:
 
     def test_extension_metadata(self, source: Path, tmp_path: Path) -> None:
         from sphinx.application import Sphinx
+        from sphinx.util.docutils import docutils_namespace
 
-        app = Sphinx(str(source), str(source), str(tmp_path / "out"), str(tmp_path / "dt"),
-                     "html", status=None, warning=None)
-        extension = app.extensions["resume.manpage.sphinxext"]
+        # docutils_namespace undoes the global node registrations, as build_main does
+        with docutils_namespace():
+            app = Sphinx(str(source), str(source), str(tmp_path / "out"),
+                         str(tmp_path / "dt"), "html", status=None, warning=None)
+            extension = app.extensions["resume.manpage.sphinxext"]
         assert extension.parallel_read_safe is True
         assert extension.parallel_write_safe is True
 
