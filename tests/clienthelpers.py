@@ -28,6 +28,9 @@ from typing import Any
 import trio
 import trustme
 
+from resume import SessionHandle
+from resume._offer import offer
+
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 VERSION_NAMES = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}
 
@@ -80,6 +83,7 @@ def memory_handshake(
     *,
     server_hostname: str = "localhost",
     session: ssl.SSLSession | None = None,
+    handle: SessionHandle | None = None,
     read_tickets: bool = True,
 ) -> tuple[ssl.SSLObject, ssl.SSLObject]:
     """A real handshake between two SSLObjects over memory BIOs; return (client, server).
@@ -89,6 +93,8 @@ def memory_handshake(
     """
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
     c = client.wrap_bio(c_in, c_out, server_hostname=server_hostname, session=session)
+    if handle is not None:
+        offer(c, handle)
     s = server.wrap_bio(s_in, s_out, server_side=True)
     done_c = done_s = False
     for _ in range(20):
