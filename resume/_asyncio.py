@@ -25,8 +25,9 @@
 # Clean or cut. asyncio's SSL protocol treats a TCP EOF without close_notify
 # like a clean close (no error reaches the reader). The writer therefore asks
 # the SSLObject itself when the peer has ended the stream: after a received
-# close_notify, ``read()`` returns b"" (SSL_ERROR_ZERO_RETURN); after a bare
-# EOF it raises SSLWantReadError (nothing more will come). A cut, an error
+# close_notify, ``read()`` returns b"" or raises SSLZeroReturnError (both are
+# SSL_ERROR_ZERO_RETURN; which one depends on whether our own close_notify went
+# out too); after a bare EOF it raises SSLWantReadError (nothing more will come). A cut, an error
 # seen by the reader (connection_lost with an exception), abort(), or leaving
 # ``async with writer`` on an exception all make the close not clean: nothing
 # is stored. A close the application asks for while the connection is healthy
@@ -173,6 +174,8 @@ class ResumingStreamWriter(asyncio.StreamWriter):
             return False
         try:
             self._ssl_object.read(1)
+        except ssl.SSLZeroReturnError:
+            return False  # close_notify received (and ours sent): SSL_ERROR_ZERO_RETURN
         except ssl.SSLWantReadError:
             return True  # a bare EOF: no close_notify came
         except (ssl.SSLError, ValueError):
