@@ -226,9 +226,10 @@ class TestMatrix:
         assert unknown_ids(rows, ["P:desc-1", "P:desc-9"]) == ["P:desc-9"]
         table = "\n".join(matrix_rst(rows, page_docs={"P": "/man/P"}))
         assert ".. list-table::" in table
-        assert ":ref:`P:desc-3 <p:desc-3>`" in table
+        assert ":ref:`desc-3 <p:desc-3>`" in table
         assert "5 normative sentences: 4 proved by tests, 1 with a recorded reason." in table
-        assert "``P:desc-3``" in "\n".join(matrix_rst(rows))
+        assert "``desc-3``" in "\n".join(matrix_rst(rows))
+        assert "``test_p.py::test_two`` — **failed**" in table
         assert "*Not tested:* needs a real server" in table
         assert "**failed**" in table
         assert ":doc:`P </man/P>`" in table

@@ -273,7 +273,7 @@ def matrix_rst(
             "",
             ".. list-table::",
             "   :header-rows: 1",
-            "   :widths: 14 46 14 26",
+            "   :widths: 10 50 14 26",
             "   :class: conformance-matrix",
             "",
             "   * - ID",
@@ -282,21 +282,33 @@ def matrix_rst(
             "     - Proof",
         ]
         for row in page_rows:
-            python = [f":py:obj:`{t}`" if _exists(t) else f"``{t}``" for t in row.python]
+            python = [_python_cell(t) for t in row.python]
             if row.tests:
-                proof = [f"``{t.nodeid}`` — **{t.outcome}**" for t in row.tests]
+                proof = [f"``{_short_nodeid(t.nodeid)}`` — **{t.outcome}**" for t in row.tests]
             else:
                 proof = [f"*Not tested:* {escape(row.reason or '')}"]
+            # the page is the table's heading: the cell shows the section part, "desc-4"
+            short = row.sentence.id.split(":", 1)[1]
             if page in page_docs:
                 label = sentence_label(row.sentence.id)
-                lines += [f"   * - :ref:`{row.sentence.id} <{label}>`"]
+                lines += [f"   * - :ref:`{short} <{label}>`"]
             else:
-                lines += [f"   * - ``{row.sentence.id}``"]
+                lines += [f"   * - ``{short}``"]
             lines += _cell([escape(row.sentence.text)])
             lines += _cell(_as_lines(python) or ["—"])
             lines += _cell(_as_lines(proof))
         lines.append("")
     return lines
+
+
+def _python_cell(target: str) -> str:
+    """``resume.SessionCache.flush`` shown as ``SessionCache.flush``, linked if it exists."""
+    shown = target.removeprefix("resume.")
+    return f":py:obj:`{shown} <{target}>`" if _exists(target) else f"``{shown}``"
+
+
+def _short_nodeid(nodeid: str) -> str:
+    return nodeid.removeprefix("tests/")
 
 
 def _as_lines(items: Sequence[str]) -> list[str]:
