@@ -33,10 +33,10 @@
 #   4. only then C is asked about the pointers, and each answer is compared with
 #      a second, independent source: ``SSL_get_SSL_CTX(ssl)`` equals the
 #      context's pointer, ``SSL_CTX_get_options()`` equals ``context.options``
-#      (twice, with different values), ``SSL_get_session(ssl)`` equals the
-#      session's pointer, ``SSL_SESSION_get_id/time/timeout`` equal
-#      ``SSLSession.id/time/timeout``, and an ``i2d``/``d2i``/``i2d`` round trip
-#      is byte-identical.
+#      (twice, with different values), ``SSL_get_session(ssl)`` is the
+#      session's pointer (or, on a build that copies sessions, has its id),
+#      ``SSL_SESSION_get_id/time/timeout`` equal ``SSLSession.id/time/timeout``,
+#      and an ``i2d``/``d2i``/``i2d`` round trip is byte-identical.
 #
 # Any mismatch or missing symbol is a *refusal*: :class:`~resume.UnsupportedError`
 # with the reason, remembered for the life of the process (the probe never runs
@@ -840,7 +840,10 @@ def _probe() -> Binding:
         client_ctx.options ^= flip
         if lib.SSL_CTX_get_options(ctx_ptr) != client_ctx.options:
             raise UnsupportedError("SSL_CTX_get_options() disagrees with SSLContext.options")
-    if lib.SSL_get_session(ssl_ptr) != sess_ptr:
+    current = lib.SSL_get_session(ssl_ptr)
+    if current != sess_ptr and (not current or b.session_id(current) != session.id):
+        # A build whose SSLObject.session returns a copy (SSL_SESSION_dup) has a
+        # different pointer but the same session id; anything else is a mismatch.
         raise UnsupportedError("SSL_get_session() disagrees with the SSLSession's pointer")
     checks = (
         ("id", b.session_id(sess_ptr), session.id),
