@@ -1,0 +1,229 @@
+"""The resume trio client against a hand-written trio loop that reuses sessions itself.
+
+Both talk to the same ``openssl s_server -rev`` (RSA-2048 or ECDSA certificate),
+side by side in one run, over sequential connections that each do a handshake
+and one small request/response (a line, reversed by the server), then close.
+
+* ``hand``: ``trio.open_tcp_stream`` + ``trio.SSLStream``; before the handshake it
+  sets ``session`` to the session it kept from the previous connection, and
+  after the response it keeps ``stream.session``: the least a program can do.
+* ``resume``: ``resume.trio.open_tls_stream`` with a ``SessionCache``.
+* ``full``: ``resume.trio.open_tls_stream`` with ``cache=False``.
+
+The runs alternate in rounds (hand, resume, hand, resume, ...) so that drift in
+the machine's speed hits both alike; each figure is the median of its rounds.
+The target is resume/hand >= 0.97.
+
+    python -m benchmarks bench_client [--connections=N] [--rounds=R]
+        [--key=rsa|ecdsa] [--tls=1.2,1.3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import trio
+import trustme
+
+import resume
+import resume.trio
+
+VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+class SServer:
+    """``openssl s_server -rev`` on a free loopback port."""
+
+    def __init__(self, cert: trustme.LeafCert, version: str) -> None:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise SystemExit("bench_client needs the openssl command")
+        self._dir = tempfile.TemporaryDirectory()
+        pem = Path(self._dir.name) / "server.pem"
+        cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+        self.proc = subprocess.Popen(
+            [openssl, "s_server", "-accept", "127.0.0.1:0", "-cert", str(pem), "-rev",
+             "-tls1_3" if version == "1.3" else "-tls1_2"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        assert self.proc.stdout is not None
+        self.port = 0
+        for raw in self.proc.stdout:
+            m = re.match(rb"ACCEPT\s+\S*:(\d+)", raw)
+            if m:
+                self.port = int(m.group(1))
+                break
+        else:
+            raise SystemExit("openssl s_server did not start")
+        stdout = self.proc.stdout
+        self._drain = threading.Thread(target=lambda: [None for _ in stdout], daemon=True)
+        self._drain.start()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+        self._drain.join()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._dir.cleanup()
+
+
+LINE = b"GET /resume-benchmark\n"
+REPLY = LINE[:-1][::-1] + b"\n"
+
+
+async def _read_line(stream: trio.abc.ReceiveStream) -> bytes:
+    got = b""
+    while not got.endswith(b"\n"):
+        chunk = await stream.receive_some()
+        if not chunk:
+            raise RuntimeError("server closed early")
+        got += chunk
+    return got
+
+
+async def hand_loop(port: int, ctx: ssl.SSLContext, n: int) -> tuple[float, int]:
+    """A trio client that keeps the last session itself."""
+    session: ssl.SSLSession | None = None
+    reused = 0
+    start = time.perf_counter()
+    for _ in range(n):
+        tcp = await trio.open_tcp_stream("127.0.0.1", port)
+        stream = trio.SSLStream(tcp, ctx, server_hostname="localhost")
+        if session is not None:
+            stream.session = session
+        await stream.do_handshake()
+        await stream.send_all(LINE)
+        if await _read_line(stream) != REPLY:
+            raise RuntimeError("bad reply")
+        reused += stream.session_reused
+        new = stream.session
+        if new is not None and (new.has_ticket or new.id):
+            session = new
+        await stream.aclose()
+    return n / (time.perf_counter() - start), reused
+
+
+async def resume_loop(
+    port: int, ctx: ssl.SSLContext, n: int, cache: resume.SessionCache | bool
+) -> tuple[float, int]:
+    """The resume client: open_tls_stream through a cache (or cache=False)."""
+    reused = 0
+    start = time.perf_counter()
+    for _ in range(n):
+        stream = await resume.trio.open_tls_stream(
+            "127.0.0.1", port, ssl_context=ctx, cache=cache, server_hostname="localhost"
+        )
+        await stream.send_all(LINE)
+        if await _read_line(stream) != REPLY:
+            raise RuntimeError("bad reply")
+        reused += stream.session_reused
+        await stream.aclose()
+    return n / (time.perf_counter() - start), reused
+
+
+def client_context(ca: trustme.CA, version: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
+    ca.configure_trust(ctx)
+    return ctx
+
+
+def run_version(args: argparse.Namespace, version: str) -> dict[str, float]:
+    key_type = trustme.KeyType.RSA if args.key == "rsa" else trustme.KeyType.ECDSA
+    ca = trustme.CA(key_type=key_type)
+    cert = ca.issue_cert("localhost", "127.0.0.1", key_type=key_type)
+    server = SServer(cert, version)
+    try:
+        n, rounds = args.connections, args.rounds
+        hand_ctx = client_context(ca, version)
+        resume_ctx = client_context(ca, version)
+        full_ctx = client_context(ca, version)
+        cache = resume.SessionCache()
+        hand_rates: list[float] = []
+        resume_rates: list[float] = []
+        full_rates: list[float] = []
+        reused_resume = reused_hand = 0
+
+        async def main() -> None:
+            nonlocal reused_resume, reused_hand
+            # Warm up both paths (imports, first handshake, caches).
+            await hand_loop(server.port, hand_ctx, 20)
+            await resume_loop(server.port, resume_ctx, 20, cache)
+            for _ in range(rounds):
+                rate, r = await hand_loop(server.port, hand_ctx, n)
+                hand_rates.append(rate)
+                reused_hand += r
+                rate, r = await resume_loop(server.port, resume_ctx, n, cache)
+                resume_rates.append(rate)
+                reused_resume += r
+            full_n = max(n // 2, 20)
+            for _ in range(max(rounds // 2, 1)):
+                rate, r = await resume_loop(server.port, full_ctx, full_n, False)
+                full_rates.append(rate)
+                assert r == 0
+
+        trio.run(main)
+        if args.profile:
+            prof = cProfile.Profile()
+
+            async def profiled() -> None:
+                prof.enable()
+                await resume_loop(server.port, resume_ctx, n, cache)
+                prof.disable()
+
+            trio.run(profiled)
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+            print(out.getvalue())
+    finally:
+        server.close()
+    total = rounds * n
+    return {
+        "hand": statistics.median(hand_rates),
+        "resume": statistics.median(resume_rates),
+        "full": statistics.median(full_rates),
+        "resume_rate": reused_resume / total,
+        "hand_rate": reused_hand / total,
+    }
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench_client", description=__doc__.split("\n")[0])
+    parser.add_argument("--connections", type=int, default=300, help="connections per round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per client")
+    parser.add_argument("--key", choices=["rsa", "ecdsa"], default="rsa")
+    parser.add_argument("--tls", default="1.2,1.3", help="comma-separated TLS versions")
+    parser.add_argument("--profile", action="store_true", help="cProfile one resume round")
+    args = parser.parse_args(argv)
+    key_name = "RSA-2048" if args.key == "rsa" else "ECDSA P-256"
+    print(
+        f"openssl s_server -rev, {key_name}, {args.rounds} rounds x {args.connections} "
+        f"sequential connections (handshake + one line each); medians of rounds"
+    )
+    print(f"{'TLS':5} {'hand conn/s':>12} {'resume conn/s':>14} {'ratio':>6} "
+          f"{'resumed':>8} {'full conn/s':>12} {'resumed/full':>13}")
+    for version in args.tls.split(","):
+        r = run_version(args, version.strip())
+        print(
+            f"{version:5} {r['hand']:12.0f} {r['resume']:14.0f} {r['resume'] / r['hand']:6.3f} "
+            f"{r['resume_rate']:8.1%} {r['full']:12.0f} {r['resume'] / r['full']:13.2f}",
+            flush=True,
+        )
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
