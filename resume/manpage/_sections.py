@@ -96,7 +96,8 @@ _RETURN_STRONG = re.compile(
     r"\breturn values?\b|\b(?:returns?|returned)\s+(?:-?\d|NULL|zero|non-?zero|a negative|"
     r"a positive|1 on|0 on|-1 on|no value|nothing)|\bdoes not return a value\b|"
     r"\b(?:on|for|upon|in case of)\s+(?:success|failure|error)\b|"
-    r"\breturns? the values?\b|\bvalues? (?:is |are )?returned by\b",
+    r"\breturns? the values?\b|\bvalues? (?:is |are )?returned by\b|"
+    r"\b(?:does|do) not (?:provide|return) (?:any )?(?:diagnostic information|values?)\b",
     re.IGNORECASE,
 )
 # "SSL_get_session() returns ...", "f() and g() return ..."
@@ -107,6 +108,11 @@ _BUGS = re.compile(
     r"should (?:really|ideally)|would be (?:better|nice)|is not (?:possible|supported)|"
     r"does not (?:currently )?(?:support|work)|not (?:thread[- ]safe|handled)|"
     r"misleading|ugly|a kludge|workaround)\b",
+    re.IGNORECASE,
+)
+_BUGS_STRONG = re.compile(
+    r"\b(?:bugs?|buggy|flaw(?:s|ed)?|incomplete|inaccurate|unpredictable|only been tested|"
+    r"not (?:yet )?implemented|handled incorrectly|is a limitation)\b",
     re.IGNORECASE,
 )
 _WARNINGS = re.compile(
@@ -158,8 +164,10 @@ def _is_code(text: str) -> bool:
     ``{``, ``}`` or ``)`` and are full of C punctuation.
     """
     stripped = text.strip()
-    if _REF_LIST.match(stripped):
-        return False
+    if _REF_LIST.match(stripped) or stripped.startswith(("•", "o ")):
+        return False  # a list of references, or a bulleted list item
+    if re.fullmatch(r"(?:RFC|FIPS|ISO|ANSI|PKCS|NIST|X9)[\s#\d./-]*\d[\w ,.()-]*", stripped):
+        return False  # a standard's name, as CONFORMING TO lists them
     if re.match(r"^#\s*(?:include|define|undef|if|ifdef|ifndef|elif|else|endif)\b", stripped):
         return True
     if stripped.startswith(("typedef ", "/*", "*/", "* ", "//")):
@@ -172,6 +180,10 @@ def _is_code(text: str) -> bool:
         # prose, unless it is a C line with a trailing comment or a label ("err:")
         return bool(re.match(r"^[a-z_]\w*:$", stripped))
     words = stripped.split()
+    if len(_REF_ANY.findall(stripped)) * 3 >= len(words):
+        return False  # mostly references to other pages: a SEE ALSO line
+    if _CONFORMING.search(stripped) and not re.search(r"[;{}=*]", stripped):
+        return False  # names of standards
     plain_words = sum(1 for w in words if re.fullmatch(r"[A-Za-z][a-z'-]*[,.;:]?", w))
     c_like = re.search(r"[;{}=*]|[,(]$", stripped)
     if len(words) >= 8 and plain_words >= 0.6 * len(words) and not c_like:
@@ -298,7 +310,9 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             row["SEE ALSO"] = 12.0
         else:
             refs = len(_REF_ANY.findall(text))
-            row["SEE ALSO"] = 2.0 if refs and refs * 3 >= words else -6.0
+            row["SEE ALSO"] = 3.0 if refs and refs * 3 >= words else -6.0
+            if text.endswith(":") and index + 1 < len(texts) and _REF_LIST.match(texts[index + 1]):
+                row["SEE ALSO"] = 2.0  # "Supported ciphers are listed in:" and a list of pages
         if _HISTORY_STRONG.search(text):
             row["HISTORY"] = 4.0
         elif _HISTORY.search(text):
@@ -313,7 +327,14 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
         if _RETURN_STRONG.search(text) or re.search(
             r"\bfollowing (?:return )?values\b|\bvalues? (?:are|is) returned\b", text, re.I
         ):
-            row["RETURN VALUES"] = 2.0
+            # a callback's return values are part of its DESCRIPTION
+            callback = re.search(
+                r"\b(?:callbacks?|cb)\b[^.]*\b(?:should return|return value)|"
+                r"\breturn value of the (?:callback|cb)\b",
+                text,
+                re.IGNORECASE,
+            )
+            row["RETURN VALUES"] = 0.5 if callback else 2.0
         elif value_item or _FUNCTION_RETURNS.match(text):
             row["RETURN VALUES"] = 1.0
         elif _RETURN.search(text):
@@ -340,7 +361,9 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             row["NOTES"] += 0.4
         if re.search(r"\bmust (?:only|not|never)\b|\bis (?:only )?safe\b", text):
             row["NOTES"] += 0.8
-        if _BUGS.search(text):
+        if _BUGS_STRONG.search(text):
+            row["BUGS"] = 2.0
+        elif _BUGS.search(text):
             row["BUGS"] = 1.0
         if _WARNINGS.search(text):
             row["WARNINGS"] = -0.5
@@ -351,11 +374,17 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             # "Create a memory BIO:" followed by code: the shape of EXAMPLES
             row["EXAMPLES"] = 3.0
             row["NOTES"] = min(row["NOTES"], 0.0)
-        elif _EXAMPLE_WORD.search(text) or (_IMPERATIVE.match(text) and text.endswith(":")):
+        elif (
+            _EXAMPLE_WORD.search(text)
+            or (_IMPERATIVE.match(text) and text.endswith(":"))
+            or (introduces_code and words <= 8)
+        ):
             row["EXAMPLES"] = 1.0
         else:
             row["EXAMPLES"] = -1.0
-        if _CONFORMING.search(text) and words < 60:
+        if _CONFORMING.search(text) and words < 30:
+            row["CONFORMING TO"] = 3.0  # a short list of standards
+        elif _CONFORMING.search(text) and words < 60:
             row["CONFORMING TO"] = 1.5
         if _ENV.search(text):
             row["ENVIRONMENT"] = 1.5
@@ -382,6 +411,10 @@ _COMMON = frozenset({
     ("SEE ALSO", "HISTORY"),
     ("HISTORY", "COPYRIGHT"),
     ("SEE ALSO", "COPYRIGHT"),
+    ("NOTES", "SEE ALSO"),
+    ("EXAMPLES", "SEE ALSO"),
+    ("BUGS", "SEE ALSO"),
+    ("CONFORMING TO", "SEE ALSO"),
 })
 
 
