@@ -8,6 +8,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 import pytest
 import trio
@@ -294,6 +295,38 @@ class TestOffer:
         finally:
             await trio.to_thread.run_sync(server.close)
             handle.free()
+
+    def test_asyncio_client_resumes(self, pki: Pki, der: bytes) -> None:
+        """asyncio builds its SSLObject with wrap_bio: offering there resumes (DESIGN fact 3)."""
+        import asyncio
+
+        handle = SessionHandle.from_der(der)
+
+        class OfferingContext(ssl.SSLContext):
+            def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+                obj = super().wrap_bio(*args, **kwargs)
+                offer(obj, handle)
+                return obj
+
+        ctx = OfferingContext(ssl.PROTOCOL_TLS_CLIENT)
+        pki.ca.configure_trust(ctx)
+        ctx.minimum_version = ctx.maximum_version = pki.client.maximum_version
+
+        async def main(port: int) -> bool:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=ctx, server_hostname="localhost"
+            )
+            writer.write(b"y")
+            assert await reader.readexactly(1) == b"x"
+            reused = bool(writer.get_extra_info("ssl_object").session_reused)
+            writer.close()
+            await writer.wait_closed()
+            return reused
+
+        with Server(pki.server) as server:
+            reused = asyncio.run(main(server.port))
+        handle.free()
+        assert reused
 
     def test_unknown_session_means_full_handshake(self, pki: Pki, der: bytes) -> None:
         """A DER session offered to a server that cannot resume it: full handshake, no error."""
