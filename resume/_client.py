@@ -59,7 +59,10 @@ from ._defaults import resolve_cache
 from ._handle import SessionHandle
 from ._key import SessionKey, make_key
 
-__all__ = ["ClientConnection", "TLSObject", "is_single_use"]
+__all__ = ["ClientConnection", "TLSObject", "is_single_use", "mark_single_use"]
+
+#: SSL_SESSION_get_protocol_version() of TLS 1.3 (what native payloads report).
+_TLS1_3 = 0x0304
 
 
 class TLSObject(Protocol):
@@ -81,8 +84,27 @@ _HINTS: weakref.WeakKeyDictionary[SessionCache, dict[Hashable, bool]] = (
 
 
 def is_single_use(handle: SessionHandle) -> bool:
-    """True if *handle* is a TLS 1.3 ticket that must be offered only once."""
-    return handle in _SINGLE_USE
+    """True if *handle* is a TLS 1.3 ticket that must be offered only once.
+
+    True for the tickets this module stored, for handles given to
+    :func:`mark_single_use`, and for native (DER-born) sessions whose
+    ``protocol_version`` is TLS 1.3.
+    """
+    if handle in _SINGLE_USE:
+        return True
+    payload = handle.payload
+    if type(payload) is ssl.SSLSession:
+        return False
+    return getattr(payload, "protocol_version", 0) == _TLS1_3
+
+
+def mark_single_use(handle: SessionHandle) -> None:
+    """Mark *handle* as a TLS 1.3 ticket: it will be offered once, then dropped.
+
+    For handles that enter a cache without going through this module (a
+    store's read-through, for example) when their version is not visible.
+    """
+    _SINGLE_USE.add(handle)
 
 
 def _hints(cache: SessionCache) -> dict[Hashable, bool]:
@@ -155,7 +177,7 @@ class ClientConnection:
         if hints is not None and hints.get(key):
             return cache.take(key)
         handle = cache.get1(key)
-        if handle is not None and handle in _SINGLE_USE:
+        if handle is not None and is_single_use(handle):
             # A ticket under a key last fed a TLS 1.2 session: never lend it twice.
             cache.remove(key, handle)
         return handle

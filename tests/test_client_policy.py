@@ -12,8 +12,14 @@ import ssl
 import pytest
 from clienthelpers import PKI, memory_handshake
 
-from resume import SessionCache, SessionKey
-from resume._client import _HINTS, ClientConnection, _set_hint, is_single_use
+from resume import SessionCache, SessionHandle, SessionKey
+from resume._client import (
+    _HINTS,
+    ClientConnection,
+    _set_hint,
+    is_single_use,
+    mark_single_use,
+)
 
 
 @pytest.fixture(params=["1.2", "1.3"])
@@ -238,3 +244,42 @@ class TestOrderAndBookkeeping:
         for i in range(500):
             _set_hint(cache, ("k", i), True)
         assert len(_HINTS[cache]) <= 2 * len(cache) + 65
+
+
+class TestNativeSessions:
+    def test_der_born_session_is_offered_and_resumed(self, peer: Peer) -> None:
+        """A session exported to DER and imported back (a native payload) resumes via offer()."""
+        first = peer.start()
+        c = peer.handshake(first)
+        session = c.session
+        assert session is not None
+        first.close(c, clean=True)
+        (key,) = peer.cache.keys()
+        cached = peer.cache.get1(key)
+        assert cached is not None
+        native = SessionHandle.from_der(cached.to_der())
+        cached.free()
+        peer.cache.clear()
+        assert native.ssl_session is None  # not an ssl.SSLSession: offered through the binding
+        peer.cache.add(key, native)
+        native.free()
+        conn = peer.start()
+        assert conn.offered is not None
+        assert is_single_use(conn.offered) is (peer.version == "1.3")
+        c2 = peer.handshake(conn)
+        assert conn.reused is True and c2.session_reused
+        conn.close(c2, clean=True)
+
+    def test_mark_single_use(self, pki: PKI) -> None:
+        """mark_single_use() makes get1-path look-ups remove the handle before offering it."""
+        peer = Peer(pki, "1.2")
+        peer.connection()
+        (key,) = peer.cache.keys()
+        handle = peer.cache.get0(key)
+        assert handle is not None and not is_single_use(handle)
+        mark_single_use(handle)
+        assert is_single_use(handle)
+        conn = peer.start()
+        assert conn.offered is handle
+        assert len(peer.cache) == 0
+        conn.abandon()
