@@ -1,0 +1,667 @@
+# Theory of operation: serve_tls, a trio TLS server that resumes
+# ==============================================================
+#
+# Why not trio.SSLStream
+# ----------------------
+# ``trio.SSLStream`` runs OpenSSL over memory BIOs: every flight of the
+# handshake is copied out of an ``ssl.MemoryBIO`` in Python and handed to a
+# trio socket, and every incoming chunk is copied back in. The profile of a bare
+# SSLStream server under ``openssl s_time -reuse`` (see benchmarks/bench_server.py)
+# shows that per connection roughly half of the server's CPU time is this Python
+# plumbing (``_retry``, ``send_all``, the trio socket wrappers, three separate
+# ``send()`` calls), not cryptography; that is where its 0.66-0.76 of
+# ``openssl s_server``'s resumed rate goes.
+#
+# It also delays TLS 1.3 session tickets on purpose: OpenSSL writes the
+# NewSessionTicket messages at the end of the server's handshake, and
+# SSLStream holds them back until the application's first ``send_all``
+# (python-trio/trio#819). A handler that only reads therefore never lets the
+# client resume until the connection closes.
+#
+# So serve_tls lets OpenSSL talk to the socket itself: each accepted socket is
+# non-blocking and wrapped in an ``ssl.SSLSocket``; an operation that would
+# block raises ``SSLWantReadError``/``SSLWantWriteError`` and we wait for the
+# file descriptor with ``trio.lowlevel.wait_readable``/``wait_writable``, then
+# retry the same call. All TLS bytes move in C. Tickets go out with the last
+# handshake flight, whether or not the handler ever writes.
+#
+# Never hang
+# ----------
+# * The handshake runs under ``handshake_timeout``: a client that stalls (or never
+#   reads, so that our flights cannot be written) is dropped and counted failed.
+# * The graceful close sends ``close_notify`` once and does not wait for the
+#   peer's reply (as trio does); if the socket is full because the peer never
+#   reads, it waits at most ``close_timeout``, then closes anyway. It is shielded
+#   from cancellation, so a server shutdown still closes every socket.
+# * A send that is cancelled half-way leaves an unknown part of a TLS record on
+#   the wire: the stream is then broken, as trio.SSLStream's is.
+#
+# Statistics are counted by the accept loop and the per-connection task (see
+# resume._server.ServerCounters); one trio thread, so plain integers suffice.
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, final
+
+import trio
+
+from ._server import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    ServerCounters,
+    ServerStatistics,
+    check_port,
+    check_seconds,
+    check_server_context,
+    configure_server_context,
+)
+
+__all__ = ["TLSServer", "TLSServerStream", "serve_tls"]
+
+#: Accept errors that mean "out of resources": wait and retry (as trio.serve_listeners).
+_ACCEPT_CAPACITY_ERRNOS: Final = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+)
+#: Accept errors about one connection that died in the queue: skip it.
+_ACCEPT_SKIP_ERRNOS: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+#: How many connections one wake-up of the accept loop takes at most, so a flood
+#: of connections cannot starve the handshakes already running.
+_ACCEPT_BATCH: Final = 32
+#: The default size of receive_some() (the largest TLS record is 16 KiB).
+_RECEIVE_SIZE: Final = 65536
+#: send_all() hands OpenSSL at most this much at once (bounded memory per call).
+_SEND_CHUNK: Final = 256 * 1024
+
+#: Linux's TCP_DEFER_ACCEPT (see _open_listeners), and how many seconds it waits.
+_DEFER_ACCEPT: Final = getattr(socket, "TCP_DEFER_ACCEPT", None)
+_DEFER_ACCEPT_SECONDS: Final = 1
+
+_wait_readable = trio.lowlevel.wait_readable
+_wait_writable = trio.lowlevel.wait_writable
+_WantRead = ssl.SSLWantReadError
+_WantWrite = ssl.SSLWantWriteError
+
+Handler = Callable[["TLSServerStream"], Awaitable[object]]
+
+
+class _Busy:
+    # A minimal conflict detector: two tasks must not send (or receive) at once.
+    __slots__ = ("_held", "_msg")
+
+    def __init__(self, msg: str) -> None:
+        self._msg = msg
+        self._held = False
+
+    def __enter__(self) -> None:
+        if self._held:
+            raise trio.BusyResourceError(self._msg)
+        self._held = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._held = False
+
+
+def _wrap(
+    context: ssl.SSLContext, sock: socket.socket, owner: object
+) -> tuple[Any, Callable[[], object]]:
+    # Wrap an accepted non-blocking socket for the server side; return the TLS
+    # object and its one-shot SSL_shutdown() call.
+    #
+    # The fast path is the C object that ssl.SSLSocket itself drives
+    # (SSLContext._wrap_socket, present from CPython 3.7 on): 3 us instead of
+    # 29 us for SSLSocket's constructor, which also adds a getpeername() and two
+    # settimeout() calls to every handshake step. Its read/write/do_handshake/
+    # shutdown are SSL_read/SSL_write/SSL_do_handshake/SSL_shutdown on the
+    # socket's descriptor. It holds only a weak reference to *sock*, so the
+    # stream keeps *sock* alive. *owner* is what an SNI callback receives.
+    if _RAW_WRAP is not None:
+        try:
+            raw = _RAW_WRAP(context, sock, True, None, owner=owner)
+        except TypeError:  # pragma: no cover - a future CPython changed it
+            pass
+        else:
+            return raw, raw.shutdown
+    tls = context.wrap_socket(  # pragma: no cover - the public fallback
+        sock, server_side=True, do_handshake_on_connect=False, suppress_ragged_eofs=False
+    )
+    return tls, tls.unwrap  # pragma: no cover
+
+
+_RAW_WRAP: Final = getattr(ssl.SSLContext, "_wrap_socket", None)
+
+
+@final
+class TLSServerStream(trio.abc.Stream):
+    """One accepted TLS connection, handed to a :func:`serve_tls` handler.
+
+    The handshake is done when the handler gets the stream. It behaves like a
+    server-side :class:`trio.SSLStream` (``send_all``, ``receive_some``,
+    ``aclose``, ``wait_send_all_might_not_block``) and tells how the connection
+    was made: :attr:`session_reused`, :attr:`tls_version`, :attr:`peer`,
+    :meth:`cipher`, :meth:`getpeercert`.
+
+    ``receive_some`` returns ``b""`` when the peer closed with ``close_notify``;
+    a peer that just drops the TCP connection (a "ragged EOF") raises
+    :exc:`trio.BrokenResourceError`, as with trio.SSLStream.
+
+    .. warning:: If ``send_all`` is cancelled, part of a record may have been
+       written; the stream is then broken and every later call raises
+       :exc:`trio.BrokenResourceError`.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_broken",
+        "_close_timeout",
+        "_closed",
+        "_handshake_seconds",
+        "_peer",
+        "_receiving",
+        "_sending",
+        "_shutdown",
+        "_socket",
+        "_tls",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: Any,
+        context: ssl.SSLContext,
+        *,
+        close_timeout: float,
+    ) -> None:
+        self._socket = sock
+        self._peer = peer
+        self._close_timeout = close_timeout
+        self._closed = False
+        self._broken = False
+        self._handshake_seconds = math.nan
+        self._sending = _Busy("another task is already sending on this stream")
+        self._receiving = _Busy("another task is already receiving on this stream")
+        self._tls, self._shutdown = _wrap(context, sock, self)
+
+    # -- what the handshake gave ---------------------------------------------------
+
+    @property
+    def session_reused(self) -> bool:
+        """True if the handshake resumed a session (``SSL_session_reused()``)."""
+        return bool(self._tls.session_reused)
+
+    @property
+    def tls_version(self) -> str | None:
+        """The negotiated protocol, e.g. ``"TLSv1.3"`` (``SSL_get_version()``)."""
+        version: str | None = self._tls.version()
+        return version
+
+    @property
+    def peer(self) -> Any:
+        """The client's address, as ``socket.accept()`` returned it."""
+        return self._peer
+
+    @property
+    def handshake_seconds(self) -> float:
+        """Seconds from accepting the TCP connection to the end of the handshake."""
+        return self._handshake_seconds
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        """The connection's context; an SNI callback may set another (``SSL_set_SSL_CTX()``)."""
+        context: ssl.SSLContext = self._tls.context
+        return context
+
+    @context.setter
+    def context(self, context: ssl.SSLContext) -> None:
+        self._tls.context = context
+
+    @property
+    def socket(self) -> socket.socket:
+        """The TCP socket (do not read or write it: OpenSSL does)."""
+        return self._socket
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        """The connection's :class:`ssl.SSLSession` (``SSL_get_session()``)."""
+        session: ssl.SSLSession | None = self._tls.session
+        return session
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        """The cipher in use, as :meth:`ssl.SSLSocket.cipher`."""
+        cipher: tuple[str, str, int] | None = self._tls.cipher()
+        return cipher
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        """The client's certificate, as :meth:`ssl.SSLSocket.getpeercert` (None if none)."""
+        return self._tls.getpeercert(binary_form)
+
+    def selected_alpn_protocol(self) -> str | None:
+        """The ALPN protocol agreed on, if any."""
+        protocol: str | None = self._tls.selected_alpn_protocol()
+        return protocol
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "broken" if self._broken else "open"
+        return (
+            f"<resume.trio.TLSServerStream peer={self._peer!r} "
+            f"{self.tls_version} reused={self.session_reused} {state}>"
+        )
+
+    # -- I/O ----------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this TLS stream was closed")
+        if self._broken:
+            raise trio.BrokenResourceError("this TLS stream is broken")
+
+    async def _handshake(self) -> None:
+        # Step the handshake until OpenSSL says it is done; see the module comment.
+        sock = self._socket
+        do_handshake = self._tls.do_handshake
+        while True:
+            try:
+                do_handshake()
+                return
+            except _WantRead:
+                await _wait_readable(sock)
+            except _WantWrite:
+                await _wait_writable(sock)
+            except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+                self._broken = True
+                raise trio.BrokenResourceError(f"TLS handshake failed: {exc}") from exc
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Receive and decrypt at most *max_bytes* bytes; ``b""`` at a clean EOF.
+
+        See :meth:`trio.abc.ReceiveStream.receive_some`. Mirrors ``SSL_read()``.
+        """
+        if max_bytes is None:
+            max_bytes = _RECEIVE_SIZE
+        elif max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        with self._receiving:
+            self._check()
+            sock = self._socket
+            read = self._tls.read
+            checkpointed = False
+            while True:
+                try:
+                    data: bytes = read(max_bytes)
+                    break
+                except _WantRead:
+                    await _wait_readable(sock)
+                    checkpointed = True
+                except _WantWrite:  # a key update or renegotiation wants to write
+                    await _wait_writable(sock)
+                    checkpointed = True
+                except (ssl.SSLError, OSError) as exc:
+                    self._broken = True
+                    raise trio.BrokenResourceError(f"TLS connection broken: {exc}") from exc
+            if not checkpointed:
+                await trio.lowlevel.checkpoint()
+            return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt and send all of *data* (``SSL_write()``).
+
+        See :meth:`trio.abc.SendStream.send_all`.
+        """
+        with self._sending:
+            self._check()
+            sock = self._socket
+            write = self._tls.write
+            view = memoryview(data).cast("B")
+            checkpointed = False
+            try:
+                for start in range(0, len(view), _SEND_CHUNK):
+                    chunk = view[start : start + _SEND_CHUNK]
+                    while True:
+                        try:
+                            write(chunk)
+                            break
+                        except _WantWrite:
+                            await _wait_writable(sock)
+                            checkpointed = True
+                        except _WantRead:
+                            await _wait_readable(sock)
+                            checkpointed = True
+            except (ssl.SSLError, OSError) as exc:
+                self._broken = True
+                raise trio.BrokenResourceError(f"TLS connection broken: {exc}") from exc
+            except BaseException:
+                # Cancelled half-way: part of a record may be on the wire.
+                self._broken = True
+                raise
+            if not checkpointed:
+                await trio.lowlevel.checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the socket can take more data."""
+        with self._sending:
+            self._check()
+            await _wait_writable(self._socket)
+
+    async def aclose(self) -> None:
+        """Send ``close_notify`` (``SSL_shutdown()`` once) and close the socket.
+
+        Does not wait for the peer's ``close_notify``. Waits at most the server's
+        ``close_timeout`` for room in the socket, shielded from cancellation, so
+        it never hangs and always closes the socket.
+        """
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._close_timeout):
+            await self._close(graceful=True)
+        await trio.lowlevel.checkpoint()
+
+    async def _close(self, *, graceful: bool) -> None:
+        # Close once; the caller bounds the time (see aclose and _Connection.run).
+        if self._closed:
+            return
+        self._closed = True
+        sock = self._socket
+        try:
+            if graceful and not self._broken:
+                shutdown = self._shutdown
+                while True:
+                    try:
+                        shutdown()
+                        break
+                    except _WantRead:
+                        break  # close_notify is out; we do not wait for the peer's.
+                    except _WantWrite:
+                        await _wait_writable(sock)
+                    except (ssl.SSLError, OSError, ValueError):
+                        break
+        finally:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
+
+
+@final
+class TLSServer:
+    """A running :func:`serve_tls`: its listening sockets and statistics.
+
+    ``task_status.started()`` hands this object to ``nursery.start()``.
+    """
+
+    def __init__(
+        self,
+        listeners: list[socket.socket],
+        context: ssl.SSLContext,
+        counters: ServerCounters,
+        cancel_scope: trio.CancelScope,
+    ) -> None:
+        self._listeners = listeners
+        self._context = context
+        self._counters = counters
+        self._cancel_scope = cancel_scope
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The listening sockets (one per address family and address)."""
+        return list(self._listeners)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of each listening socket."""
+        return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._listeners]
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (the real one when bound to port 0)."""
+        return int(self._listeners[0].getsockname()[1])
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The server's context."""
+        return self._context
+
+    def statistics(self) -> ServerStatistics:
+        """A snapshot of the handshake counters and ``SSLContext.session_stats()``."""
+        return self._counters.snapshot(self._context)
+
+    def close(self) -> None:
+        """Stop the server: stop accepting and cancel the running connections."""
+        self._cancel_scope.cancel()
+
+    def __repr__(self) -> str:
+        return f"<resume.trio.TLSServer {self.addresses}>"
+
+
+def _open_listeners(host: str | None, port: int, backlog: int) -> list[socket.socket]:
+    # Like trio.open_tcp_listeners: every address getaddrinfo gives for host
+    # (all interfaces, IPv4 and IPv6, when host is None), SO_REUSEADDR, IPv6-only
+    # sockets for IPv6 so both families can share a port number.
+    check_port(port)
+    infos = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_ADDRCONFIG
+    )
+    listeners: list[socket.socket] = []
+    unsupported = {errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT}
+    try:
+        for family, type_, proto, _, addr in infos:
+            try:
+                sock = socket.socket(family, type_, proto)
+            except OSError as exc:
+                if exc.errno in unsupported:
+                    continue
+                raise
+            try:
+                if sys.platform != "win32":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(addr)
+                sock.listen(backlog)
+                sock.setblocking(False)
+                if _DEFER_ACCEPT is not None:
+                    # Wake the accept loop only once the ClientHello is there: one
+                    # wake-up (and wait) less per connection. The kernel accepts a
+                    # silent connection anyway after a few seconds; the handshake
+                    # timeout then applies as usual.
+                    sock.setsockopt(socket.IPPROTO_TCP, _DEFER_ACCEPT, _DEFER_ACCEPT_SECONDS)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(sock)
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    if not listeners:
+        raise OSError(f"no address to listen on for host={host!r}")
+    return listeners
+
+
+async def serve_tls(
+    handler: Handler,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext,
+    host: str | None = None,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    num_tickets: int | None = None,
+    session_timeout: float | None = None,
+    backlog: int = 128,
+    task_status: trio.TaskStatus[TLSServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept TLS connections on *port* and run ``await handler(stream)`` for each.
+
+    Resumption works out of the box: OpenSSL's internal session cache of
+    *ssl_context* resumes TLS 1.2 session ids, and its tickets resume TLS 1.2
+    and 1.3; TLS 1.3 tickets are sent right after the handshake, even to a
+    handler that never writes. With client certificates
+    (``verify_mode = CERT_REQUIRED``) it works too: CPython gives every context
+    a session id context (``SSL_CTX_set_session_id_context()``).
+
+    Each connection's handshake must finish within *handshake_timeout* seconds or
+    the connection is dropped and counted failed; the handler then gets a
+    :class:`TLSServerStream`, which is closed (``close_notify``, at most
+    *close_timeout* seconds) when the handler returns. A handler that raises
+    :exc:`trio.BrokenResourceError` (the peer went away) ends only its own
+    connection; any other exception propagates and stops the server, as with
+    :func:`trio.serve_tcp`.
+
+    Use it with ``nursery.start()`` to learn the port and read statistics::
+
+        server = await nursery.start(partial(serve_tls, handler, 0, ssl_context=ctx))
+        print(server.port, server.statistics())
+
+    Runs until cancelled (or :meth:`TLSServer.close`).
+
+    Args:
+        handler: ``async def handler(stream: TLSServerStream)``.
+        port: the TCP port; 0 picks a free one (see :attr:`TLSServer.port`).
+        ssl_context: a server context (``ssl.PROTOCOL_TLS_SERVER``) with a
+            certificate loaded.
+        host: the address to bind; None means every interface (IPv4 and IPv6).
+        handshake_timeout: seconds a client gets to finish its handshake.
+        close_timeout: seconds the graceful close may wait for a peer that does
+            not read.
+        num_tickets: TLS 1.3 tickets sent per handshake
+            (``SSL_CTX_set_num_tickets()``); None keeps the context's (2).
+        session_timeout: seconds a session stays resumable
+            (``SSL_CTX_set_timeout()``); None keeps the context's (7200).
+        backlog: the ``listen()`` backlog.
+        task_status: for ``nursery.start()``; started with the :class:`TLSServer`.
+
+    Raises:
+        TypeError, ValueError: bad arguments (nothing is changed then).
+        OSError: the port cannot be bound.
+    """
+    check_server_context(ssl_context)
+    check_seconds("handshake_timeout", handshake_timeout)
+    check_seconds("close_timeout", close_timeout)
+    if not callable(handler):
+        raise TypeError(f"handler must be an async callable, got {type(handler).__name__}")
+    configure_server_context(ssl_context, num_tickets=num_tickets, session_timeout=session_timeout)
+    listeners = _open_listeners(host, port, backlog)
+    counters = ServerCounters()
+    try:
+        async with trio.open_nursery() as nursery:
+            server = TLSServer(listeners, ssl_context, counters, nursery.cancel_scope)
+            connection = _Connection(
+                handler, ssl_context, counters, float(handshake_timeout), float(close_timeout)
+            )
+            for listener in listeners:
+                nursery.start_soon(_accept_loop, listener, nursery, connection, counters)
+            task_status.started(server)
+    finally:
+        for listener in listeners:
+            listener.close()
+
+
+async def _accept_loop(
+    listener: socket.socket,
+    nursery: trio.Nursery,
+    connection: _Connection,
+    counters: ServerCounters,
+) -> None:
+    accept = listener.accept
+    start_soon = nursery.start_soon
+    run = connection.run
+    nodelay = socket.TCP_NODELAY
+    ipproto_tcp = socket.IPPROTO_TCP
+    try:
+        while True:
+            await _wait_readable(listener)
+            for _ in range(_ACCEPT_BATCH):
+                try:
+                    sock, peer = accept()
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno in _ACCEPT_SKIP_ERRNOS:
+                        continue
+                    if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
+                        print(
+                            f"resume.trio.serve_tls: accept() failed: {os.strerror(exc.errno)}; "
+                            "retrying in 0.1 s",
+                            file=sys.stderr,
+                        )
+                        await trio.sleep(0.1)
+                        break
+                    raise
+                sock.setblocking(False)
+                with contextlib.suppress(OSError):  # e.g. the peer already reset it
+                    sock.setsockopt(ipproto_tcp, nodelay, 1)
+                counters.accepted += 1
+                start_soon(run, sock, peer, time.perf_counter())
+    finally:
+        trio.lowlevel.notify_closing(listener)
+
+
+@final
+class _Connection:
+    # The per-connection task of serve_tls, with the server's settings bound once.
+    __slots__ = ("_close_timeout", "_context", "_counters", "_handler", "_handshake_timeout")
+
+    def __init__(
+        self,
+        handler: Handler,
+        context: ssl.SSLContext,
+        counters: ServerCounters,
+        handshake_timeout: float,
+        close_timeout: float,
+    ) -> None:
+        self._handler = handler
+        self._context = context
+        self._counters = counters
+        self._handshake_timeout = handshake_timeout
+        self._close_timeout = close_timeout
+
+    async def run(self, sock: socket.socket, peer: Any, accepted_at: float) -> None:
+        # One cancel scope serves three phases (a scope costs as much as a
+        # handshake step, so we make one, not three): its deadline is the
+        # handshake timeout, then infinity for the handler, then the close
+        # timeout, shielded so a server shutdown still closes gracefully.
+        counters = self._counters
+        try:
+            stream = TLSServerStream(sock, peer, self._context, close_timeout=self._close_timeout)
+        except (OSError, ValueError):
+            # The peer is already gone: nothing to serve.
+            sock.close()
+            counters.failed += 1
+            counters.closed += 1
+            return
+        graceful = False  # the handshake completed
+        try:
+            with trio.CancelScope(deadline=trio.current_time() + self._handshake_timeout) as scope:
+                try:
+                    await stream._handshake()
+                except trio.BrokenResourceError:
+                    pass
+                else:
+                    stream._handshake_seconds = time.perf_counter() - accepted_at
+                    counters.handshake_done(stream.session_reused)
+                    graceful = True
+                    scope.deadline = math.inf
+                    try:
+                        await self._handler(stream)
+                    except trio.BrokenResourceError:
+                        pass  # the peer went away; only this connection ends
+                    finally:
+                        scope.shield = True
+                        scope.deadline = trio.current_time() + self._close_timeout
+                        await stream._close(graceful=True)
+        finally:
+            if not graceful:  # failed, timed out, or the server stopped meanwhile
+                counters.failed += 1
+            if not stream._closed:
+                await stream._close(graceful=False)
+            counters.closed += 1
+
+
+for _obj in (TLSServer, TLSServerStream, serve_tls):
+    _obj.__module__ = "resume.trio"
