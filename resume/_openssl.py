@@ -210,6 +210,8 @@ _PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
     ("SSL_is_init_finished", ctypes.c_int, (ctypes.c_void_p,)),
     ("SSL_in_before", ctypes.c_int, (ctypes.c_void_p,)),
     ("SSL_CTX_get_options", ctypes.c_uint64, (ctypes.c_void_p,)),
+    ("SSL_CTX_get_timeout", ctypes.c_long, (ctypes.c_void_p,)),
+    ("SSL_CTX_set_timeout", ctypes.c_long, (ctypes.c_void_p, ctypes.c_long)),
     (
         "CRYPTO_get_ex_new_index",
         ctypes.c_int,
@@ -351,6 +353,26 @@ class Binding:
         if not ptr or self.session_id(ptr) != session.id or self.session_time(ptr) != session.time:
             raise UnsupportedError("the SSL_SESSION pointer of this SSLSession does not check out")
         return ptr
+
+    # -- SSL_CTX ----------------------------------------------------------------------
+
+    def context_timeout(self, context: ssl.SSLContext) -> int:
+        """``SSL_CTX_get_timeout()``: the session lifetime of *context*, in seconds."""
+        return int(self._lib.SSL_CTX_get_timeout(self.ctx_ptr(context)))
+
+    def set_context_timeout(self, context: ssl.SSLContext, seconds: int) -> int:
+        """``SSL_CTX_set_timeout()``: set the session lifetime; return the previous one.
+
+        On a server it bounds the internal session cache and is the lifetime hint
+        of the tickets it issues.
+
+        Raises:
+            ValueError: *seconds* is not an int between 1 and 2**31 - 1.
+        """
+        value: object = seconds
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+            raise ValueError(f"a session timeout is 1 to 2**31-1 whole seconds, got {seconds!r}")
+        return int(self._lib.SSL_CTX_set_timeout(self.ctx_ptr(context), value))
 
     # -- SSL_SESSION ----------------------------------------------------------------
 

@@ -90,6 +90,23 @@ class TestProbe:
         assert session is not None
         assert b._lib.SSL_get_session(ssl_ptr) == b.session_ptr(session)
 
+    def test_context_timeout(self, pki: Pki) -> None:
+        """SSL_CTX_set_timeout/get_timeout: the sessions of the context then carry it."""
+        b = _openssl.binding()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        pki.ca.issue_cert("localhost").configure_cert(ctx)
+        ctx.minimum_version = ctx.maximum_version = pki.server.maximum_version
+        old = b.set_context_timeout(ctx, 1234)
+        assert old > 0
+        assert b.context_timeout(ctx) == 1234
+        session, _ = handshake(Pki(pki.ca, ctx, pki.client))
+        if pki.server.maximum_version == ssl.TLSVersion.TLSv1_3:
+            assert session.ticket_lifetime_hint == 1234
+        for bad in (0, -1, 2**31, 1.5, True):
+            with pytest.raises(ValueError, match="whole seconds"):
+                b.set_context_timeout(ctx, bad)  # type: ignore[arg-type]
+        assert b.context_timeout(ctx) == 1234
+
     def test_foreign_objects_are_rejected(self) -> None:
         """Objects of the wrong type get a TypeError, before any memory is read."""
         b = _openssl.binding()
