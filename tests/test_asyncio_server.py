@@ -1,0 +1,276 @@
+"""resume.asyncio.start_server: real handshakes on loopback, TLS 1.2 and TLS 1.3.
+
+Each test is a plain function that runs its own event loop with ``asyncio.run``
+(the suite's trio mode does not apply to sync tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import select
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from serverhelpers import ServerPKI, blocking_client
+
+from resume import SessionCache
+from resume._asyncio_server import TLSServer, start_server
+from resume.asyncio import open_connection
+
+pytestmark = pytest.mark.parametrize("version", ["1.2", "1.3"])
+
+
+@pytest.fixture(scope="module")
+def pki() -> ServerPKI:
+    return ServerPKI()
+
+
+def run(main: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(asyncio.wait_for(main(), 60))
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+
+async def talk(port: int, ctx: ssl.SSLContext, cache: SessionCache) -> bool:
+    reader, writer = await open_connection(
+        "127.0.0.1", port, ssl=ctx, cache=cache, server_hostname="localhost"
+    )
+    writer.write(b"hello")
+    assert await reader.readexactly(5) == b"hello"
+    reused = writer.session_reused
+    writer.close()
+    await writer.wait_closed()
+    return reused
+
+
+async def settle(server: TLSServer, closed: int) -> None:
+    # Wait for the server's connection tasks to finish (they are tracked), not a sleep.
+    while server.statistics().closed < closed:
+        await asyncio.gather(*list(server._state.tasks), return_exceptions=True)
+        await asyncio.sleep(0)
+
+
+def test_resumes_with_resume_client(pki: ServerPKI, version: str) -> None:
+    """Every connection after the first resumes through resume.asyncio's client."""
+
+    async def main() -> tuple[list[bool], Any]:
+        cache = SessionCache()
+        client = pki.client_context(version)
+        async with await start_server(echo, "127.0.0.1", 0, ssl=pki.server_context(version)) as srv:
+            reused = [await talk(srv.port, client, cache) for _ in range(5)]
+            await settle(srv, 5)
+            return reused, srv.statistics()
+
+    reused, stats = run(main)
+    assert reused == [False, True, True, True, True]
+    assert (stats.accepted, stats.full, stats.resumed, stats.failed) == (5, 1, 4, 0)
+    assert stats.closed == 5 and stats.in_progress == 0
+    assert stats.session_stats["hits"] == 4
+
+
+def test_client_certificates_resume(pki: ServerPKI, version: str) -> None:
+    """CERT_REQUIRED: resumption works, and the callback sees the client certificate."""
+    certs: list[bool] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        certs.append(writer.get_extra_info("peercert") is not None)
+        await echo(reader, writer)
+
+    async def main() -> list[bool]:
+        cache = SessionCache()
+        client = pki.client_context(version, client_cert=True)
+        server_ctx = pki.server_context(version, client_certs=True)
+        async with await start_server(handler, "127.0.0.1", 0, ssl=server_ctx) as srv:
+            return [await talk(srv.port, client, cache) for _ in range(3)]
+
+    assert run(main) == [False, True, True]
+    assert certs == [True, True, True]
+
+
+def test_callback_that_never_writes_still_lets_clients_resume(pki: ServerPKI, version: str) -> None:
+    """Tickets leave with the handshake; a second client resumes while the first waits."""
+    ctx = pki.client_context(version)
+
+    def first_connection(port: int) -> ssl.SSLSession:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            tls = ctx.wrap_socket(raw, server_hostname="localhost")
+            tls.setblocking(False)
+            while version == "1.3" and not tls.session.has_ticket:  # type: ignore[union-attr]
+                readable, _, _ = select.select([tls], [], [], 10)
+                assert readable, "the server sent no ticket"
+                with pytest.raises(ssl.SSLWantReadError):
+                    tls.recv(100)
+            session = tls.session
+            assert session is not None
+            tls.close()
+            return session
+
+    async def main() -> bool:
+        release = asyncio.Event()
+        calls: list[int] = []
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                await release.wait()
+            else:
+                await echo(reader, writer)
+
+        loop = asyncio.get_running_loop()
+        async with await start_server(
+            handler, "127.0.0.1", 0, ssl=pki.server_context(version)
+        ) as srv:
+            session = await loop.run_in_executor(None, first_connection, srv.port)
+            second = await loop.run_in_executor(
+                None, lambda: blocking_client(srv.port, ctx, session=session)
+            )
+            release.set()
+            return second.reused
+
+    assert run(main)
+
+
+def test_stalled_handshake_is_dropped(pki: ServerPKI, version: str) -> None:
+    """A client that never sends a ClientHello is dropped and counted failed."""
+
+    async def main() -> Any:
+        srv = await start_server(
+            echo, "127.0.0.1", 0, ssl=pki.server_context(version), handshake_timeout=0.2
+        )
+        async with srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            assert await reader.read(10) == b""  # the server hung up
+            writer.close()
+            await writer.wait_closed()
+            await settle(srv, 1)
+            return srv.statistics()
+
+    stats = run(main)
+    assert (stats.accepted, stats.failed, stats.closed, stats.in_progress) == (1, 1, 1, 0)
+
+
+def test_client_that_never_reads(pki: ServerPKI, version: str) -> None:
+    """A client that never reads does not stall the handshake, the reply or the close."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert await reader.readexactly(5) == b"hello"
+        writer.write(b"world" * 1000)
+        await writer.drain()
+
+    ctx = pki.client_context(version)
+
+    async def main() -> Any:
+        srv = await start_server(
+            handler, "127.0.0.1", 0, ssl=pki.server_context(version), close_timeout=0.5
+        )
+        async with srv:
+            loop = asyncio.get_running_loop()
+
+            def connect() -> ssl.SSLSocket:
+                raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                tls = ctx.wrap_socket(raw, server_hostname="localhost")
+                tls.sendall(b"hello")  # and never read
+                return tls
+
+            tls = await loop.run_in_executor(None, connect)
+            await settle(srv, 1)
+            stats = srv.statistics()
+            await loop.run_in_executor(None, tls.close)
+            return stats
+
+    stats = run(main)
+    assert (stats.full, stats.closed, stats.in_progress) == (1, 1, 0)
+
+
+def test_close_cancels_connections(pki: ServerPKI, version: str) -> None:
+    """close() stops accepting and cancels callbacks still running."""
+    cancelled: list[bool] = []
+    started: list[asyncio.Event] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        started[0].set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def main() -> Any:
+        started.append(asyncio.Event())
+        srv = await start_server(handler, "127.0.0.1", 0, ssl=pki.server_context(version))
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", srv.port, ssl=pki.client_context(version), server_hostname="localhost"
+        )
+        await started[0].wait()
+        assert srv.is_serving() and "TLSServer" in repr(srv)
+        srv.close()
+        await srv.wait_closed()
+        assert await reader.read() == b""
+        writer.close()
+        return srv.statistics()
+
+    stats = run(main)
+    assert cancelled == [True]
+    assert stats.closed == 1
+
+
+def test_plain_function_callback(pki: ServerPKI, version: str) -> None:
+    """A non-async callback works too (asyncio.start_server allows it)."""
+    seen: list[bool] = []
+
+    def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("ssl_object").session_reused)
+
+    async def main() -> None:
+        async with await start_server(
+            handler, "127.0.0.1", 0, ssl=pki.server_context(version)
+        ) as srv:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", srv.port, ssl=pki.client_context(version), server_hostname="localhost"
+            )
+            assert await reader.read() == b""  # the server closed after the callback
+            writer.close()
+
+    run(main)
+    assert seen == [False]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"handshake_timeout": 0}, ValueError, "handshake_timeout"),
+        ({"close_timeout": math.nan}, ValueError, "close_timeout"),
+        ({"num_tickets": 65}, ValueError, "num_tickets"),
+        ({"session_timeout": "1h"}, TypeError, "session_timeout"),
+        ({"port": -1}, ValueError, "port"),
+    ],
+)
+def test_bad_input(
+    pki: ServerPKI, version: str, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    """Bad arguments raise before anything is bound or changed."""
+    ctx = pki.server_context(version)
+    before = ctx.num_tickets
+
+    async def main() -> None:
+        await start_server(echo, "127.0.0.1", ssl=ctx, **kwargs)
+
+    with pytest.raises(error, match=match):
+        run(main)
+    assert ctx.num_tickets == before
+
+
+def test_client_context_is_refused(pki: ServerPKI, version: str) -> None:
+    async def main() -> None:
+        await start_server(echo, "127.0.0.1", 0, ssl=pki.client_context(version))
+
+    with pytest.raises(ValueError, match="client context"):
+        run(main)
