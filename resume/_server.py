@@ -41,6 +41,7 @@ from ._errors import UnsupportedError
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
+    "TLS_VERSIONS",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "ServerCounters",
     "ServerStatistics",
@@ -49,6 +50,7 @@ __all__ = [
     "check_server_context",
     "configure_server_context",
     "get_session_timeout",
+    "pin_tls_version",
     "set_session_timeout",
 ]
 
@@ -123,6 +125,25 @@ class ServerCounters:
             closed=self.closed,
             session_stats=dict(context.session_stats()),
         )
+
+
+#: The TLS versions the command line and the demo offer.
+TLS_VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def pin_tls_version(context: ssl.SSLContext, version: str) -> ssl.SSLContext:
+    """Allow only TLS *version* (``"1.2"`` or ``"1.3"``) on *context*; return it.
+
+    Mirrors ``SSL_CTX_set_min_proto_version()`` and ``SSL_CTX_set_max_proto_version()``.
+
+    Raises:
+        ValueError: an unknown version.
+    """
+    if version not in TLS_VERSIONS:
+        raise ValueError(f"TLS version must be '1.2' or '1.3', got {version!r}")
+    context.minimum_version = TLS_VERSIONS[version]
+    context.maximum_version = TLS_VERSIONS[version]
+    return context
 
 
 def check_server_context(context: object) -> ssl.SSLContext:

@@ -80,9 +80,9 @@ _RECEIVE_SIZE: Final = 65536
 #: send_all() hands OpenSSL at most this much at once (bounded memory per call).
 _SEND_CHUNK: Final = 256 * 1024
 
-#: Linux's TCP_DEFER_ACCEPT (see _open_listeners), and how many seconds it waits.
-_DEFER_ACCEPT: Final = getattr(socket, "TCP_DEFER_ACCEPT", None)
-_DEFER_ACCEPT_SECONDS: Final = 1
+# (TCP_DEFER_ACCEPT, which would wake the accept loop only once the ClientHello is
+# there, was tried and dropped: it added 4-5 ms to every other handshake on
+# loopback, as the client's delayed ACK met the deferred accept.)
 
 _wait_readable = trio.lowlevel.wait_readable
 _wait_writable = trio.lowlevel.wait_writable
@@ -464,12 +464,6 @@ def _open_listeners(host: str | None, port: int, backlog: int) -> list[socket.so
                 sock.bind(addr)
                 sock.listen(backlog)
                 sock.setblocking(False)
-                if _DEFER_ACCEPT is not None:
-                    # Wake the accept loop only once the ClientHello is there: one
-                    # wake-up (and wait) less per connection. The kernel accepts a
-                    # silent connection anyway after a few seconds; the handshake
-                    # timeout then applies as usual.
-                    sock.setsockopt(socket.IPPROTO_TCP, _DEFER_ACCEPT, _DEFER_ACCEPT_SECONDS)
             except BaseException:
                 sock.close()
                 raise

@@ -1,11 +1,197 @@
-# Placeholder for the 'serve' subcommand; its owner replaces this module.
+# ``resume serve``: a TLS echo server on serve_tls, for trying clients against.
+#
+# Every TLS option is turned into the server's SSLContext by one function,
+# build_server_context(args); a new option (say --ticket-keys) is one
+# add_argument() in add_tls_options() and a few lines there.
 from __future__ import annotations
 
 import argparse
+import signal
+import ssl
+import sys
+from functools import partial
 from typing import Any
+
+import trio
+
+from .._server import DEFAULT_HANDSHAKE_TIMEOUT, pin_tls_version
+from .._trio_server import TLSServer, TLSServerStream, serve_tls
+
+__all__ = ["add_tls_options", "build_server_context", "register", "run"]
+
+_DESCRIPTION = """\
+Run a TLS echo server: it sends back whatever a client sends, until the client
+closes. Each connection gets one line on stderr with the client's address, the
+TLS version and whether the session was resumed, so you can watch resumption
+work with any client. The server resumes out of the box (OpenSSL's session
+cache and tickets) and stops cleanly on Ctrl-C.
+"""
+
+_EPILOG = """\
+examples:
+  # a self-signed certificate for a quick try
+  openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=localhost \\
+      -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem
+  resume serve --port 8443 --cert cert.pem --key key.pem
+
+  # connect twice, resuming the second time (TLS 1.2 shows "Reused")
+  openssl s_client -connect 127.0.0.1:8443 -reconnect -tls1_2 </dev/null
+
+  # require client certificates signed by ca.pem, TLS 1.3 only
+  resume serve --port 8443 --cert cert.pem --key key.pem \\
+      --cafile ca.pem --require-client-cert --tls 1.3
+
+The log line "listening on HOST:PORT" shows the real port (useful with --port 0).
+"""
+
+
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that shape the server's SSLContext (see build_server_context)."""
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument(
+        "--cert", required=True, metavar="FILE", help="the server certificate chain (PEM)"
+    )
+    tls.add_argument(
+        "--key", metavar="FILE", help="the private key (PEM); default: in the --cert file"
+    )
+    tls.add_argument(
+        "--cafile", metavar="FILE", help="CA certificates to verify client certificates with (PEM)"
+    )
+    tls.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        help="refuse clients without a certificate signed by --cafile",
+    )
+    tls.add_argument(
+        "--tls", choices=("1.2", "1.3"), help="allow only this TLS version (default: both)"
+    )
+    tls.add_argument(
+        "--num-tickets",
+        type=int,
+        metavar="N",
+        help="TLS 1.3 tickets sent per handshake (default: 2)",
+    )
+    tls.add_argument(
+        "--session-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long a session stays resumable (default: 7200)",
+    )
+
+
+def build_server_context(args: argparse.Namespace) -> ssl.SSLContext:
+    """Turn the TLS options into the server's SSLContext.
+
+    Raises:
+        OSError, ssl.SSLError: a file cannot be read or does not match.
+        ValueError: inconsistent options.
+    """
+    if args.require_client_cert and not args.cafile:
+        raise ValueError("--require-client-cert needs --cafile (the CA that signs client certs)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.cert, args.key)
+    if args.cafile:
+        context.load_verify_locations(cafile=args.cafile)
+        context.verify_mode = ssl.CERT_REQUIRED if args.require_client_cert else ssl.CERT_OPTIONAL
+    if args.tls:
+        pin_tls_version(context, args.tls)
+    return context
 
 
 def register(subparsers: Any) -> None:
-    """Register the 'serve' subcommand (not implemented yet)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("serve", help="(not implemented yet)")
-    parser.set_defaults(func=lambda args: 2)
+    """Register the ``serve`` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run a TLS echo server that logs resumption",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; '' for all)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8443, help="TCP port (default: 8443; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=DEFAULT_HANDSHAKE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"drop clients that take longer (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})",
+    )
+    add_tls_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _address(peer: Any) -> str:
+    host, port = peer[0], peer[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+async def _echo(stream: TLSServerStream) -> None:
+    _log(
+        f"{_address(stream.peer)} {stream.tls_version} "
+        f"{'resumed' if stream.session_reused else 'full handshake'}"
+    )
+    while data := await stream.receive_some():
+        await stream.send_all(data)
+
+
+async def _main(args: argparse.Namespace, context: ssl.SSLContext) -> None:
+    async with trio.open_nursery() as nursery:
+        server: TLSServer = await nursery.start(
+            partial(
+                serve_tls,
+                _echo,
+                args.port,
+                ssl_context=context,
+                host=args.host or None,
+                handshake_timeout=args.handshake_timeout,
+                num_tickets=args.num_tickets,
+                session_timeout=args.session_timeout,
+            )
+        )
+        for host, port in server.addresses:
+            _log(f"listening on {_address((host, port))}")
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                _log(f"stopping ({signal.Signals(signum).name})")
+                break
+        stats = server.statistics()
+        _log(
+            f"served {stats.accepted} connections: {stats.resumed} resumed, "
+            f"{stats.full} full, {stats.failed} failed"
+        )
+        server.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``resume serve``; return the exit code."""
+    try:
+        context = build_server_context(args)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        print(f"resume serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(_main, args, context)
+    except Exception as exc:
+        leaf = _unwrap(exc)
+        if isinstance(leaf, (OSError, ValueError, TypeError)):
+            print(f"resume serve: {leaf}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    # trio's nurseries wrap errors in exception groups; report the one inside.
+    inner = getattr(exc, "exceptions", None)
+    while inner and len(inner) == 1:
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
+    return exc
