@@ -1,0 +1,179 @@
+"""``resume serve``: the echo server as a user runs it (a subprocess), TLS 1.2 and 1.3."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from serverhelpers import ServerPKI, blocking_client
+
+from resume._cli import main
+
+
+@pytest.fixture(scope="module")
+def pki() -> ServerPKI:
+    return ServerPKI()
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+        self.proc = proc
+        self.port = port
+
+    def log_line(self) -> str:
+        assert self.proc.stderr is not None
+        return self.proc.stderr.readline().rstrip("\n")
+
+
+@contextmanager
+def serve(pki: ServerPKI, *extra: str) -> Iterator[Served]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "resume",
+            "serve",
+            "--port",
+            "0",
+            "--cert",
+            str(pki.cert_file),
+            "--key",
+            str(pki.key_file),
+            *extra,
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        found = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", first)
+        assert found, first
+        yield Served(proc, int(found.group(1)))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def stop(served: Served) -> str:
+    """Press Ctrl-C; return the rest of stderr after a clean exit."""
+    served.proc.send_signal(signal.SIGINT)
+    assert served.proc.stderr is not None
+    rest = served.proc.stderr.read()
+    assert served.proc.wait(timeout=30) in (0, 130)
+    assert "Traceback" not in rest
+    return rest
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_echo_logs_and_resumes(pki: ServerPKI, version: str) -> None:
+    """It echoes, logs one line per connection, resumes, and stops on Ctrl-C."""
+    client = pki.client_context(version)
+    with serve(pki, "--tls", version) as served:
+        first = blocking_client(served.port, client, message=b"hello")
+        line1 = served.log_line()
+        second = blocking_client(served.port, client, session=first.session, message=b"again")
+        line2 = served.log_line()
+        rest = stop(served)
+    assert (first.reply, second.reply) == (b"hello", b"again")
+    assert (first.reused, second.reused) == (False, True)
+    assert re.fullmatch(rf"127\.0\.0\.1:\d+ TLSv{version} full handshake", line1)
+    assert re.fullmatch(rf"127\.0\.0\.1:\d+ TLSv{version} resumed", line2)
+    assert "stopping (SIGINT)" in rest
+    assert "served 2 connections: 1 resumed, 1 full, 0 failed" in rest
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_client_certificates(pki: ServerPKI, version: str) -> None:
+    """--require-client-cert refuses clients without one and resumes those with one."""
+    with serve(
+        pki, "--tls", version, "--cafile", str(pki.ca_file), "--require-client-cert"
+    ) as served:
+        good = pki.client_context(version, client_cert=True)
+        first = blocking_client(served.port, good)
+        second = blocking_client(served.port, good, session=first.session)
+        assert (first.reused, second.reused) == (False, True)
+        with pytest.raises((ssl.SSLError, OSError)):
+            blocking_client(served.port, pki.client_context(version))
+        rest = stop(served)
+    assert "1 failed" in rest
+
+
+def test_options_feed_the_server(pki: ServerPKI) -> None:
+    """--num-tickets and --session-timeout reach the server (TLS 1.3 ticket lifetime)."""
+    with serve(pki, "--tls", "1.3", "--num-tickets", "1", "--session-timeout", "90") as served:
+        result = blocking_client(served.port, pki.client_context("1.3"))
+        stop(served)
+    assert result.session is not None and result.session.ticket_lifetime_hint == 90
+
+
+def test_missing_certificate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--port", "0", "--cert", "/nonexistent/cert.pem"]) == 2
+    assert "resume serve:" in capsys.readouterr().err
+
+
+def test_client_cert_needs_cafile(pki: ServerPKI, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "serve",
+        "--port",
+        "0",
+        "--cert",
+        str(pki.cert_file),
+        "--key",
+        str(pki.key_file),
+        "--require-client-cert",
+    ]
+    assert main(argv) == 2
+    assert "needs --cafile" in capsys.readouterr().err
+
+
+def test_port_in_use(pki: ServerPKI, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [
+            "serve",
+            "--port",
+            str(port),
+            "--cert",
+            str(pki.cert_file),
+            "--key",
+            str(pki.key_file),
+        ]
+        assert main(argv) == 1
+    assert "in use" in capsys.readouterr().err
+
+
+def test_bad_knob(pki: ServerPKI, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "serve",
+        "--port",
+        "0",
+        "--cert",
+        str(pki.cert_file),
+        "--key",
+        str(pki.key_file),
+        "--num-tickets",
+        "-3",
+    ]
+    assert main(argv) == 1
+    assert "num_tickets" in capsys.readouterr().err
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "echo server" in out and "examples:" in out and "--require-client-cert" in out
