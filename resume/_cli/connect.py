@@ -1,11 +1,234 @@
-# Placeholder for the 'connect' subcommand; its owner replaces this module.
+# ``resume connect``: one TLS connection through a session cache that sits on a
+# store, so that two runs in a row show resumption across processes.
+#
+# Steps: build the client SSLContext (--cafile, --tls), open the store given by
+# --sessions (none: an in-memory cache, which dies with the process), attach a
+# SessionCache to it and register the context with the link (its keys become
+# stable across processes; see resume._storecache), fetch a stored session for
+# this server (read-through), then connect with resume.trio.open_tls_stream,
+# send one line, read the answer (with it come the TLS 1.3 tickets) and close
+# cleanly: the clean close adds the connection's session to the cache, which
+# writes it through to the store. Finally the link writes back what it fetched
+# and did not use, and the store is closed.
+#
+# A store that is down never fails the connection: the link warns (stderr) and
+# the handshake is a full one.
 from __future__ import annotations
 
 import argparse
+import json
+import ssl
+import sys
+import warnings
+from pathlib import Path
 from typing import Any
+
+__all__ = ["parse_target", "register", "run"]
+
+_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+#: The label under which ``resume connect`` registers its context with the store:
+#: it sets no client certificate and no ALPN, so nothing else needs naming.
+_LABEL = "resume connect v1"
 
 
 def register(subparsers: Any) -> None:
-    """Register the 'connect' subcommand (not implemented yet)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("connect", help="(not implemented yet)")
-    parser.set_defaults(func=lambda args: 2)
+    """Register the ``connect`` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "connect",
+        help="make one TLS connection, resuming a stored session if there is one",
+        description=(
+            "Connect to HOST:PORT over TLS, send one line, read the answer and close "
+            "cleanly; report the TLS version and whether the session was resumed. "
+            "With --sessions, sessions are kept in a store between runs: run the "
+            "command twice and the second run resumes."
+        ),
+    )
+    parser.add_argument("target", metavar="HOST:PORT", help="the server (IPv6: [ADDR]:PORT)")
+    parser.add_argument(
+        "--server-name", metavar="NAME",
+        help="the name to send (SNI) and verify; default: HOST",
+    )
+    parser.add_argument(
+        "--cafile", metavar="FILE", type=Path,
+        help="trust the CA certificates in FILE (PEM) instead of the system's",
+    )
+    parser.add_argument(
+        "--tls", choices=sorted(_VERSIONS), help="use only this TLS version",
+    )
+    parser.add_argument(
+        "--sessions", metavar="STORE",
+        help=(
+            "keep sessions in a store: sqlite:PATH (a file, created 0600) or "
+            "redis://HOST:PORT/DB (also rediss://, unix://); default: none"
+        ),
+    )
+    parser.add_argument(
+        "--key-file", metavar="FILE", type=Path,
+        help="encrypt stored sessions with the 32-byte key in FILE (AES-256-GCM; chmod 600)",
+    )
+    parser.add_argument(
+        "--message", default="hello", metavar="TEXT",
+        help="the line to send (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS",
+        help="give up after this long (default: %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def parse_target(target: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (or ``[IPV6]:PORT``) into host and port.
+
+    Raises:
+        ValueError: no port, a bad port, or an empty host.
+    """
+    if target.startswith("["):
+        host, sep, rest = target[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError(f"expected [ADDRESS]:PORT, got {target!r}")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = target.rpartition(":")
+        if not sep:
+            raise ValueError(f"expected HOST:PORT, got {target!r}")
+    if not host:
+        raise ValueError(f"no host in {target!r}")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"the port must be 1-65535, got {port_text!r}")
+    return host, int(port_text)
+
+
+def _open_store(spec: str, key_file: Path | None) -> Any:
+    from ..stores import RedisStore, SQLiteStore
+
+    if spec.startswith("sqlite:"):
+        path = spec[len("sqlite:"):]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise ValueError("sqlite: needs a path, e.g. sqlite:sessions.db")
+        return SQLiteStore(path, key_file=key_file)
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(spec, key_file=key_file)
+    raise ValueError(f"--sessions takes sqlite:PATH or redis://HOST:PORT/DB, got {spec!r}")
+
+
+def _context(args: argparse.Namespace) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cafile=str(args.cafile) if args.cafile is not None else None
+    )
+    if args.tls is not None:
+        context.minimum_version = context.maximum_version = _VERSIONS[args.tls]
+    return context
+
+
+async def _exchange(
+    host: str, port: int, name: str, context: ssl.SSLContext, cache: Any, message: bytes
+) -> dict[str, Any]:
+    from ..trio import open_tls_stream
+
+    stream = await open_tls_stream(
+        host, port, ssl_context=context, cache=cache, server_hostname=name
+    )
+    async with stream:
+        await stream.send_all(message)
+        answer = bytearray()
+        while b"\n" not in answer:
+            data = await stream.receive_some(65536)
+            if not data:
+                break
+            answer += data
+        result = {
+            "resumed": bool(stream.session_reused),
+            "tls_version": stream.version(),
+            "cipher": (stream.cipher() or ("",))[0],
+            "answer": bytes(answer).decode("utf-8", "replace").rstrip("\r\n"),
+        }
+    result["stored"] = bool(stream.session_stored)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``resume connect``; return the exit code (0 connected, 1 failed, 2 bad usage).
+
+    Store warnings (a store that is down, an entry that was dropped) go to
+    stderr as one line each; they never change the exit code.
+    """
+    from .._store import StoreWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StoreWarning)
+        try:
+            return _run(args)
+        finally:
+            for w in caught:
+                if issubclass(w.category, StoreWarning):
+                    print(f"resume connect: warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import trio
+
+    from .._cache import CacheMode, SessionCache
+    from .._errors import ResumeError
+    from .._key import make_key
+    from ..stores import attach_store
+
+    def fail(code: int, message: str) -> int:
+        print(f"resume connect: {message}", file=sys.stderr)
+        return code
+
+    try:
+        host, port = parse_target(args.target)
+        name = args.server_name or host
+        context = _context(args)
+        store = _open_store(args.sessions, args.key_file) if args.sessions else None
+    except (ValueError, OSError, ssl.SSLError) as exc:
+        return fail(2, str(exc))
+    except ResumeError as exc:
+        return fail(1, str(exc))
+    cache = SessionCache(mode=CacheMode.CLIENT, timeout=24 * 3600)
+    link = attach_store(cache, store) if store is not None else None
+    try:
+        if link is not None:
+            link.register_context(context, label=_LABEL)
+            link.fetch(make_key(context, name, port))  # read-through before the lookup
+        message = (args.message.rstrip("\r\n") + "\n").encode()
+        try:
+            result = _run_trio(args.timeout, host, port, name, context, cache, message)
+        except (OSError, trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as exc:
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            what = "timed out" if isinstance(exc, trio.TooSlowError) else str(cause) or repr(cause)
+            return fail(1, f"cannot connect to {args.target}: {what}")
+    finally:
+        if link is not None:
+            link.close()
+        if store is not None:
+            store.close()
+        cache.clear()
+    result = {"server": args.target, "server_name": name, **result}
+    if store is not None:
+        result["store"] = "sqlite" if args.sessions.startswith("sqlite:") else "redis"
+    if args.json:
+        print(json.dumps(result))
+    else:
+        how = "resumed" if result["resumed"] else "full handshake"
+        print(f"{args.target}: {result['tls_version']}, {how}, answer {result['answer']!r}")
+    return 0
+
+
+def _run_trio(
+    timeout: float, host: str, port: int, name: str, context: ssl.SSLContext, cache: Any,
+    message: bytes,
+) -> dict[str, Any]:
+    import trio
+
+    async def main() -> dict[str, Any]:
+        with trio.fail_after(timeout):
+            return await _exchange(host, port, name, context, cache, message)
+
+    return trio.run(main)
