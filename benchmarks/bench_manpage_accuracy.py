@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
     _report("shared", results)
     corpus = json.loads((CORPUS / "corpus.json").read_text())
     headed: list[Score] = []
-    for group in ("dev", "held_out", "unseen"):
+    for group in ("dev", "held_out", "dev2", "final"):
         results = []
         for name in corpus[group]:
             plain = CORPUS / "plain" / f"{name}.txt"

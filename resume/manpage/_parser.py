@@ -39,7 +39,9 @@ from ._sentences import NORMATIVE_SECTIONS, sentence_id, split_sentences
 
 __all__ = ["find_references", "parse", "parse_prototype"]
 
-_HEADER = re.compile(r"^\s*([A-Za-z0-9_.:+-]+)\((\d[A-Za-z0-9]*?)(?:\)|(?=OpenSSL)|(?=\s)|$)")
+# "SSL_FREE(3ssl)"; a long title squeezes the rest of the header line, so the closing
+# parenthesis may be missing: "LONG_TITLE(3SSOpenSSL...", "LONGER_TITLE(3OpLONG..."
+_HEADER = re.compile(r"^\s*([A-Za-z0-9_.:+-]+)\((\d(?:[a-z]+|[A-Z]+(?![a-z]))?)")
 _DATE = re.compile(r"\b(\d{4}-\d\d(?:-\d\d)?)")
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)?[a-z]?(?:-[\w.]+)?)(?![\w-])")
 _HEADING = re.compile(r"^[A-Z][A-Z0-9 ,/&()'_-]*[A-Z0-9)]$")
@@ -382,7 +384,7 @@ def parse(text: str, *, name: str | None = None) -> ManPage:
         if footer is not None and body[-1][:1].isdigit() and len(body[-1].split()) <= 8:
             version, date = footer
             body = body[:-1]
-    if ")" not in lines[0] and version and header is not None:
+    if not lines[0][header.end() :].startswith(")") and version:
         # a long title squeezes the header: take the manual section from the footer
         full = _HEADER.search(lines[-1][lines[-1].find(title[:8]) :] if title[:8] in lines[-1]
                               else "")

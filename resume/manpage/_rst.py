@@ -137,7 +137,10 @@ def _synopsis(
 ) -> list[str]:
     lines: list[str] = []
     code: list[str] = []
+    seen: set[str] = set()
     for entry in page.synopsis.entries:
+        if isinstance(entry, Prototype) and entry.name in seen:
+            entry = entry.text + ";"  # listed twice: declare it once
         if isinstance(entry, str) and _looks_like_declaration(entry):
             code.append(entry)
             continue
@@ -147,6 +150,7 @@ def _synopsis(
         if isinstance(entry, str):
             lines.extend([_inline(entry, declared=declared, known_pages=known_pages), ""])
         else:
+            seen.add(entry.name)
             lines.extend(_prototype(entry, no_index=no_index, signature_ok=signature_ok))
     if code:
         lines.extend(_code_block(code))

@@ -52,8 +52,8 @@ _RANK: dict[str, int] = {
 #: The sections that heading-less input can be recovered into.
 KNOWN_SECTIONS = tuple(_RANK)
 
-_SWITCH = 2.0  # cost of starting a new section
-_COMMON_SWITCH = 1.0  # cost of the most common changes (DESCRIPTION -> NOTES, ...)
+_SWITCH = 3.0  # cost of starting a new section
+_COMMON_SWITCH = 0.5  # cost of the most common changes (DESCRIPTION -> NOTES, ...)
 _BACK = 9.0  # extra cost of going back to an earlier rank
 _NEW_SUBJECT = 1.2  # DESCRIPTION: a paragraph opens with a function not yet described
 _UNCOVERED = 1.5  # NOTES: DESCRIPTION has not yet named the page's functions
@@ -101,7 +101,12 @@ _RETURN_STRONG = re.compile(
     re.IGNORECASE,
 )
 # "SSL_get_session() returns ...", "f() and g() return ..."
-_FUNCTION_RETURNS = re.compile(r"^\S+\(\)(?:,? (?:and |or )?\S+\(\))*\s+(?:returns?|return)\b")
+_FUNCTION_RETURNS = re.compile(
+    r"^(?:(?:The|All|These|Both)\s+)?[\w*]+\(\)(?:,?\s+(?:and\s+|or\s+)?[\w*]+\(\))*"
+    r"(?:\s+(?:functions?|macros?|calls?))?\s+(?:always\s+|will\s+|also\s+)?returns?\b"
+    r"|^(?:These|All these|All of these|Both)\s+(?:functions|macros|calls)\s+"
+    r"(?:always\s+|will\s+)?return\b"
+)
 _BUGS = re.compile(
     r"\b(?:bugs?|buggy|flaws?|flawed|broken|limitations?|inconsistent|unfortunately|"
     r"currently (?:no|not|impossible)|not currently|cannot currently|no way to|"
@@ -140,7 +145,9 @@ _ADVICE = re.compile(
     r"is (?:only|not) (?:useful|necessary|needed)|there is no|if an? \w+ is)\b",
     re.IGNORECASE,
 )
-_TERM_ATOM = r"(?:<[\w/.]+>|[A-Z][A-Z0-9_]{2,}|[<>]=?\s?-?\d+|-?\d+)"
+_TERM_ATOM = (
+    r"(?:<[\w/.]+>|[A-Z][A-Z0-9_]{2,}|[<>]=?\s?-?\d+|-?\d+|\"[^\"]{1,40}\"(?:/\"[^\"]{1,40}\")*)"
+)
 # An item's tag, then its body starting with a capital: "SSL_SESS_CACHE_OFF No session...",
 # "0 The operation failed.", "SSL_CTX (SSL Context) This is...".
 _ITEM_TERM = re.compile(
@@ -319,13 +326,17 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             row["HISTORY"] = 1.5
         else:
             row["HISTORY"] = -4.0
-        starts_fn = _starts_with_function(text, functions)
+        # "The f() and g() functions return ..." is about the functions too
+        starts_fn = _starts_with_function(text, functions) or bool(_FUNCTION_RETURNS.match(text))
         term = item_term(text)
         value_item = term is not None and bool(
             re.match(r"^(?:[<>]=?\s*)?-?\d+$|^NULL$|^[A-Z]+_(?:ERROR|R)_\w+", term.split(",")[0])
         )
         if _RETURN_STRONG.search(text) or re.search(
-            r"\bfollowing (?:return )?values\b|\bvalues? (?:are|is) returned\b", text, re.I
+            r"\bfollowing (?:return )?values\b|\bvalues? (?:are|is) returned\b|"
+            r"\bfollowing [\w ]+ can (?:currently )?occur\b",
+            text,
+            re.I,
         ):
             # a callback's return values are part of its DESCRIPTION
             callback = re.search(
