@@ -147,6 +147,14 @@ TEST_FILE = textwrap.dedent(
 
     def not_a_test():
         pass
+
+
+    from pytest import mark
+
+
+    @mark.manpage("P:ret-1")
+    def test_four():
+        pass
     """
 )
 
@@ -190,10 +198,13 @@ class TestMatrix:
                 "tests/test_p.py::test_one",
                 "tests/test_p.py::test_two",
                 "tests/test_p.py::TestThing::test_three",
+                "tests/test_p.py::test_four",
             ],
             "P:desc-1": ["tests/test_p.py::test_one"],
             "P:desc-2": ["tests/test_p.py::test_one", "tests/test_p.py::test_two"],
-            "P:ret-1": ["tests/test_p.py::TestThing::test_three"],
+            "P:ret-1": [
+                "tests/test_p.py::TestThing::test_three", "tests/test_p.py::test_four",
+            ],
             "P:desc-3": ["tests/test_p.py::TestThing::test_three"],
         }
 

@@ -65,8 +65,11 @@ def _mark_ids(node: ast.expr) -> list[str]:
     func = node.func
     if not (isinstance(func, ast.Attribute) and func.attr == "manpage"):
         return []
-    owner = func.value
-    if not (isinstance(owner, ast.Attribute) and owner.attr == "mark"):
+    owner = func.value  # pytest.mark, or mark after "from pytest import mark"
+    is_mark = (isinstance(owner, ast.Attribute) and owner.attr == "mark") or (
+        isinstance(owner, ast.Name) and owner.id == "mark"
+    )
+    if not is_mark:
         return []
     return [
         arg.value
