@@ -12,6 +12,7 @@ from ._defaults import default_cache as default_cache
 from ._defaults import default_ssl_context as default_ssl_context
 from ._errors import DoubleFreeError as DoubleFreeError
 from ._errors import ResumeError as ResumeError
+from ._errors import SessionDecodeError as SessionDecodeError
 from ._errors import SessionError as SessionError
 from ._errors import StoreError as StoreError
 from ._errors import UnsupportedError as UnsupportedError
@@ -20,7 +21,7 @@ from ._handle import SessionHandle as SessionHandle
 from ._handle import SessionPayload as SessionPayload
 from ._handle import session_free as session_free
 from ._key import SessionKey as SessionKey
-from ._openssl import SessionDecodeError as SessionDecodeError
+from ._server import ServerStatistics as ServerStatistics
 from ._store import StoreWarning as StoreWarning
 from ._version import __version__ as __version__
 
@@ -29,6 +30,7 @@ __all__ = [
     "CacheStatistics",
     "DoubleFreeError",
     "ResumeError",
+    "ServerStatistics",
     "SessionCache",
     "SessionDecodeError",
     "SessionError",

@@ -290,3 +290,6 @@ def get_session_timeout(context: ssl.SSLContext) -> int:
     """
     ptr, _, getter = _bound_timeout_calls(context)
     return int(getter(ptr))  # type: ignore[operator]
+
+
+ServerStatistics.__module__ = "resume"

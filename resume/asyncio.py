@@ -11,6 +11,8 @@ from ._asyncio import ResumingStreamWriter as ResumingStreamWriter
 from ._asyncio import SessionInfo as SessionInfo
 from ._asyncio import open_connection as open_connection
 from ._asyncio import session_info as session_info
+from ._asyncio_server import TLSServer as TLSServer
+from ._asyncio_server import start_server as start_server
 from ._defaults import default_cache as default_cache
 from ._key import SessionKey as SessionKey
 
@@ -18,9 +20,11 @@ __all__ = [
     "ResumingStreamWriter",
     "SessionInfo",
     "SessionKey",
+    "TLSServer",
     "default_cache",
     "open_connection",
     "session_info",
+    "start_server",
 ]
 
 for _obj in (ResumingStreamWriter, SessionInfo, open_connection, session_info):

@@ -13,12 +13,18 @@ from ._key import SessionKey as SessionKey
 from ._trio import ResumingSSLStream as ResumingSSLStream
 from ._trio import open_tls_stream as open_tls_stream
 from ._trio import wrap_client_stream as wrap_client_stream
+from ._trio_server import TLSServer as TLSServer
+from ._trio_server import TLSServerStream as TLSServerStream
+from ._trio_server import serve_tls as serve_tls
 
 __all__ = [
     "ResumingSSLStream",
     "SessionKey",
+    "TLSServer",
+    "TLSServerStream",
     "default_cache",
     "open_tls_stream",
+    "serve_tls",
     "wrap_client_stream",
 ]
 
