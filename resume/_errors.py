@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "DoubleFreeError",
     "ResumeError",
+    "SessionDecodeError",
     "SessionError",
     "StoreError",
     "UnsupportedError",
@@ -56,11 +57,22 @@ class UnsupportedError(ResumeError):
     """
 
 
+class SessionDecodeError(ResumeError, ValueError):
+    """Bytes given to :meth:`~resume.SessionHandle.from_der` are not a usable session.
+
+    Raised for empty, truncated, corrupted, oversized or trailing-garbage input,
+    for DER that ``d2i_SSL_SESSION()`` rejects, and for a decoded session that
+    fails the sanity checks (unknown protocol version, no master key, not
+    resumable). It is a :class:`ValueError`, so code that treats every bad input
+    alike can catch that. The message never contains session bytes.
+    """
+
+
 class StoreError(ResumeError):
     """A session store could not complete an operation (for example, it is down)."""
 
 
 for _cls in (ResumeError, SessionError, DoubleFreeError, UseAfterFreeError,
-             UnsupportedError, StoreError):
+             UnsupportedError, SessionDecodeError, StoreError):
     _cls.__module__ = "resume"
 del _cls

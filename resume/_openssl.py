@@ -80,7 +80,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from ._errors import ResumeError, UnsupportedError
+from ._errors import SessionDecodeError, UnsupportedError
 
 __all__ = [
     "Binding",
@@ -116,18 +116,6 @@ _TICKET_AES_LEN: Final = 32
 _TICKET_HMAC_LEN: Final = 32
 
 
-class SessionDecodeError(ResumeError, ValueError):
-    """Bytes given to :meth:`~resume.SessionHandle.from_der` are not a usable session.
-
-    Raised for empty, truncated, corrupted, oversized or trailing-garbage input,
-    for DER that ``d2i_SSL_SESSION()`` rejects, and for a decoded session that
-    fails the sanity checks (unknown protocol version, no master key, not
-    resumable). It is a :class:`ValueError`, so code that treats every bad input
-    alike can catch that. The message never contains session bytes.
-    """
-
-
-SessionDecodeError.__module__ = "resume"
 
 
 class _OSSLParam(ctypes.Structure):
