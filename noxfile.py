@@ -5,6 +5,8 @@ CI (``.ci/run``) runs the tests with the README's command, then these sessions.
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
@@ -48,3 +50,15 @@ def benchmarks(session: nox.Session) -> None:
     """Run the benchmarks in benchmarks/ and print the figures (not part of CI)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Fuzz SessionHandle.from_der with 1,000,000 fixed-seed inputs (about 3 minutes; opt-in)."""
+    session.install("-e", ".[test]")
+    inputs = os.environ.get("RESUME_FUZZ_INPUTS", "1000000")
+    session.run(
+        "python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "slow",
+        "tests/test_der_fuzz.py", *session.posargs,
+        env={"RESUME_FUZZ_INPUTS": inputs},
+    )
