@@ -12,7 +12,7 @@ from ._defaults import default_cache as default_cache
 from ._defaults import default_ssl_context as default_ssl_context
 from ._errors import DoubleFreeError as DoubleFreeError
 from ._errors import ResumeError as ResumeError
-from ._openssl import SessionDecodeError as SessionDecodeError
+from ._errors import SessionDecodeError as SessionDecodeError
 from ._errors import SessionError as SessionError
 from ._errors import StoreError as StoreError
 from ._errors import UnsupportedError as UnsupportedError
