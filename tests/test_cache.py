@@ -125,7 +125,9 @@ class TestAdd:
         assert got is h
         got.free()
 
-    @pytest.mark.manpage("SSL_get_session:notes-21")
+    @pytest.mark.manpage(
+        "SSL_get_session:notes-21", "d2i_SSL_SESSION:desc-3", "d2i_SSL_SESSION:desc-4"
+    )
     def test_a_session_has_one_owner(self, make: Handles) -> None:
         """Adding a cached handle to another cache or key raises; dup() it instead."""
         first, second = SessionCache(), SessionCache()

@@ -133,6 +133,7 @@ def bio_client(pki: Pki, port: int, handle: SessionHandle) -> bool:
 class TestRoundTrip:
     """to_der then from_der gives back the same session."""
 
+    @pytest.mark.manpage("d2i_SSL_SESSION:desc-1", "d2i_SSL_SESSION:ret-1")
     def test_properties_survive(self, pki: Pki) -> None:
         """id, time, timeout, ticket flag and lifetime hint are read back through C."""
         session, _ = handshake(pki)
@@ -152,6 +153,7 @@ class TestRoundTrip:
             imported.free()
             original.free()
 
+    @pytest.mark.manpage("d2i_SSL_SESSION:desc-1", "d2i_SSL_SESSION:ret-3")
     def test_reexport_is_identical(self, der: bytes) -> None:
         """A DER-born session encodes to the bytes it came from (i2d(d2i(x)) == x)."""
         handle = SessionHandle.from_der(der)
@@ -182,6 +184,7 @@ class TestRoundTrip:
         with pytest.raises(UseAfterFreeError):
             handle.to_der()
 
+    @pytest.mark.manpage("d2i_SSL_SESSION:ret-4")
     def test_empty_handle_has_nothing_to_export(self) -> None:
         """SessionHandle.new() holds no TLS session: to_der() is a ValueError."""
         handle = SessionHandle.new()
@@ -223,6 +226,7 @@ class TestBadInput:
             (b"0" * (_openssl.MAX_DER_SIZE + 1), "too long"),
         ],
     )
+    @pytest.mark.manpage("d2i_SSL_SESSION:ret-2")
     def test_garbage(self, data: bytes, message: str) -> None:
         """Empty, non-SEQUENCE, corrupt, lying-length and oversized inputs are refused."""
         with pytest.raises(SessionDecodeError, match=message):
@@ -353,6 +357,7 @@ class TestOffer:
             offer(client_obj, handle)
         handle.free()
 
+    @pytest.mark.manpage("d2i_SSL_SESSION:desc-4")
     def test_context_is_not_checked_by_c(self, pki: Pki, der: bytes) -> None:
         """Unlike ssl.SSLSession, a DER session is accepted by a context it did not come from.
 
