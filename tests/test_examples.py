@@ -1,0 +1,59 @@
+"""Every file in examples/ runs by itself (loopback only), exits 0 and shows resumption."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: What each example must print: a regular expression per line that must appear.
+EXPECTED = {
+    "trio_client.py": [
+        r"connection 1: TLSv1\.3, resumed=False, reply=b'ping'",
+        *(rf"connection {n}: TLSv1\.3, resumed=True, reply=b'ping'" for n in range(2, 6)),
+        r"cache: 4 hits, 1 misses",
+    ],
+    "trio_server.py": [
+        r"server: 127\.0\.0\.1 TLSv1\.3 full handshake, got b'GET /'",
+        r"server statistics: accepted=4 full=1 resumed=3 failed=0",
+        r"OpenSSL's own counters: hits=3 accept_good=4",
+    ],
+    "asyncio_client.py": [
+        r"connection 1: resumed=False, reply=b'ping'",
+        *(rf"connection {n}: resumed=True, reply=b'ping'" for n in range(2, 6)),
+        r"server: 1 full, 4 resumed",
+    ],
+    "many_hosts.py": [
+        *(rf"round 1: {name}\.localhost +resumed=False" for name in ("alpha", "beta", "gamma")),
+        *(rf"round [23]: {name}\.localhost +resumed=True" for name in ("alpha", "beta", "gamma")),
+        r"cache: 3 keys, 3 sessions, 6 hits, 3 misses",
+        *(rf"server {name}\.localhost: 1 full, 2 resumed" for name in ("alpha", "beta", "gamma")),
+    ],
+}
+
+
+def test_every_example_is_checked() -> None:
+    """A new example must come with its expectations here."""
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=EXAMPLES.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    for pattern in EXPECTED[name]:
+        assert any(re.fullmatch(pattern, line) for line in lines), (pattern, done.stdout)
