@@ -33,10 +33,10 @@ OPENSSL = shutil.which("openssl")
 class SServer:
     """``openssl s_server -rev`` (answers each line reversed) on 127.0.0.1, a free port."""
 
-    def __init__(self, directory: Path, version: str) -> None:
+    def __init__(self, directory: Path, version: str, ca: trustme.CA | None = None) -> None:
         if OPENSSL is None:
             raise RuntimeError("the openssl command is not installed (.ci/run installs it)")
-        ca = trustme.CA()
+        self.ca = ca = ca if ca is not None else trustme.CA()
         cert = ca.issue_cert("localhost", "127.0.0.1")
         self.cafile = directory / "ca.pem"
         ca.cert_pem.write_to_path(str(self.cafile))

@@ -1,0 +1,140 @@
+"""Client persistence across process restarts, with SQLite and with Redis, TLS 1.2 and 1.3.
+
+A real client process (``resume.trio.open_tls_stream`` through a SessionCache
+attached to a store) connects to ``openssl s_server`` and exits; a new process
+on the same store resumes its very first connection, and the ones after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis_server import RedisServer, redis_server
+from test_cli_connect import SServer
+
+__all__ = ["redis_server"]
+
+CLIENT = textwrap.dedent(
+    """
+    import json, ssl, sys
+    import trio
+    from resume import SessionCache
+    from resume._key import make_key
+    from resume.stores import RedisStore, SQLiteStore, attach_store
+    from resume.trio import open_tls_stream
+
+    port, cafile, version, spec, count = sys.argv[1:6]
+    port, count = int(port), int(count)
+    ctx = ssl.create_default_context(cafile=cafile)
+    tls = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+    ctx.minimum_version = ctx.maximum_version = tls
+    store = SQLiteStore(spec[7:]) if spec.startswith("sqlite:") else RedisStore(spec)
+    cache = SessionCache(timeout=3600)
+    link = attach_store(cache, store)
+    link.register_context(ctx, label="persistence test")
+    key = make_key(ctx, "localhost", port)
+
+    async def one():
+        stream = await open_tls_stream("127.0.0.1", port, ssl_context=ctx, cache=cache,
+                                       server_hostname="localhost")
+        async with stream:
+            await stream.send_all(b"ping\\n")
+            answer = b""
+            while b"\\n" not in answer:
+                data = await stream.receive_some()
+                if not data:
+                    break
+                answer += data
+            assert answer == b"gnip\\n", answer
+            return stream.session_reused
+
+    resumed = []
+    for _ in range(count):
+        link.fetch(key)  # read-through; a no-op when the cache already holds a session
+        resumed.append(trio.run(one))
+    link.close()
+    store.close()
+    cache.clear()
+    print(json.dumps({"resumed": resumed, "loaded": link.loaded, "saved": link.saved}))
+    """
+)
+
+
+def client_process(server: SServer, version: str, spec: str, count: int) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(server.port), str(server.cafile), version, spec,
+         str(count)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+@pytest.fixture(params=["1.2", "1.3"], ids=["tls1.2", "tls1.3"])
+def version(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def server(tmp_path: Path, version: str) -> Iterator[SServer]:
+    s = SServer(tmp_path, version)
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def spec(request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'sessions.db'}"
+    return redis_server.url
+
+
+class TestRestartedClient:
+    def test_first_connections_after_a_restart_resume(
+        self, server: SServer, version: str, spec: str
+    ) -> None:
+        """Process 1 fills the store; processes 2 and 3 resume every connection, the first too."""
+        first = client_process(server, version, spec, 3)
+        assert first["resumed"] == [False, True, True]
+        assert first["saved"] >= 1
+        for _ in range(2):
+            again = client_process(server, version, spec, 4)
+            assert again["resumed"] == [True] * 4
+            assert again["loaded"] == 1  # the first connection's session came from the store
+
+    def test_many_short_lived_processes(self, server: SServer, version: str, spec: str) -> None:
+        """Six one-connection processes in a row: all but the first resume."""
+        results = [client_process(server, version, spec, 1)["resumed"][0] for _ in range(6)]
+        assert results == [False] + [True] * 5
+
+
+class TestServerRestart:
+    def test_sessions_a_restarted_server_forgot_cost_one_full_handshake(
+        self, tmp_path: Path, version: str, spec: str
+    ) -> None:
+        """The server restarts (new keys): one full handshake, then resumption again."""
+        server = SServer(tmp_path, version)
+        try:
+            client_process(server, version, spec, 1)
+        finally:
+            server.close()
+        # A new s_server with the same CA: the stored session is offered and declined.
+        replacement = SServer(tmp_path, version, ca=server.ca)
+        try:
+            assert client_process(replacement, version, spec, 1)["resumed"] == [False]
+            assert client_process(replacement, version, spec, 2)["resumed"] == [True, True]
+        finally:
+            replacement.close()
