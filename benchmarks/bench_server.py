@@ -1,0 +1,221 @@
+"""serve_tls under ``openssl s_time``, beside ``openssl s_server -WWW``, in one run.
+
+For TLS 1.2 and TLS 1.3 with an RSA-2048 certificate, each server answers
+``s_time -www /ok.txt`` (a GET and a tiny HTTP/1.0 response, so TLS 1.3 tickets
+are read and ``-reuse`` really resumes) with new sessions (``-new``) and resumed
+ones (``-reuse``). The two servers take turns, ROUNDS times, and the median
+rate of each is reported as connections per second of wall-clock time, with the
+server's CPU time per connection and the ratio serve_tls / s_server. The
+target is a ratio >= 0.85 on resumed handshakes.
+
+Both servers run in their own process (serve_tls: ``python bench_server.py
+--child``), so each has one core while s_time has the other.
+
+Options (``python -m benchmarks bench_server [--seconds=S] [--rounds=N] [--profile]``):
+  --seconds=S   s_time's -time for each measurement (default 3)
+  --rounds=N    turns per server and mode (default 3)
+  --profile     instead, profile serve_tls (cProfile) under s_time -reuse, TLS 1.3,
+                and print the functions where the time goes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESPONSE = b"HTTP/1.0 200 ok\r\nContent-type: text/plain\r\n\r\nok\n"
+VERSION_FLAGS = {"1.2": "-tls1_2", "1.3": "-tls1_3"}
+
+
+# -- the serve_tls child process --------------------------------------------------------
+
+
+def _child(version: str, cert: str, key: str, profile: str | None) -> None:
+    # Serve s_time until SIGTERM; print the port first, the statistics last.
+    import ssl
+    from functools import partial
+
+    import trio
+
+    from resume._server import pin_tls_version
+    from resume.trio import TLSServerStream, serve_tls
+
+    ctx = pin_tls_version(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), version)
+    ctx.load_cert_chain(cert, key)
+
+    async def handler(stream: TLSServerStream) -> None:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            data = await stream.receive_some()
+            if not data:
+                return
+            buf += data
+        await stream.send_all(RESPONSE)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(serve_tls, handler, 0, ssl_context=ctx, host="127.0.0.1")
+            )
+            print(server.port, flush=True)
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
+            s = server.statistics()
+            print(f"{s.accepted} {s.resumed} {s.full} {s.failed}", flush=True)
+            server.close()
+
+    if profile:
+        import cProfile
+
+        cProfile.runctx("trio.run(main)", globals(), {"trio": trio, "main": main}, profile)
+    else:
+        trio.run(main)
+
+
+# -- the parent -------------------------------------------------------------------------
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _s_time(port: int, version: str, mode: str, seconds: int, pid: int) -> tuple[float, float]:
+    """Run s_time once; return (connections per wall second, server CPU ms per connection)."""
+    cpu = _cpu_seconds(pid)
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", VERSION_FLAGS[version],
+         "-www", "/ok.txt", f"-{mode}", "-time", str(seconds)],
+        capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - started
+    cpu = _cpu_seconds(pid) - cpu
+    found = re.search(r"(\d+) connections in [\d.]+s", done.stdout)
+    if not found:
+        raise RuntimeError(f"s_time failed: {done.stdout}{done.stderr}")
+    count = int(found.group(1))
+    return count / wall, 1e3 * cpu / max(count, 1)
+
+
+def _start_s_server(cert: str, key: str, version: str, cwd: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        ["openssl", "s_server", "-accept", "0", "-cert", cert, "-key", key, "-WWW",
+         VERSION_FLAGS[version], "-naccept", "100000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        text=True, cwd=cwd,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.match(r"ACCEPT .*:(\d+)", line)
+        if found:
+            return proc, int(found.group(1))
+    raise RuntimeError("openssl s_server did not start")
+
+
+def _start_child(
+    cert: str, key: str, version: str, profile: str | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    args = [sys.executable, __file__, "--child", version, cert, key]
+    if profile:
+        args.append(profile)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def _stop_child(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    return out.strip()
+
+
+def _make_cert(directory: str) -> tuple[str, str]:
+    import trustme
+
+    ca = trustme.CA(key_type=trustme.KeyType.RSA)
+    leaf = ca.issue_cert("localhost", "127.0.0.1", key_type=trustme.KeyType.RSA)
+    cert, key = Path(directory, "cert.pem"), Path(directory, "key.pem")
+    cert.write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key))
+    Path(directory, "ok.txt").write_bytes(b"ok\n")
+    return str(cert), str(key)
+
+
+def _options(argv: list[str]) -> tuple[int, int, bool]:
+    seconds, rounds, profile = 3, 3, False
+    for arg in argv:
+        if arg.startswith("--seconds="):
+            seconds = int(arg.split("=", 1)[1])
+        elif arg.startswith("--rounds="):
+            rounds = int(arg.split("=", 1)[1])
+        elif arg == "--profile":
+            profile = True
+        else:
+            raise SystemExit(f"bench_server: unknown option {arg!r} (see the module docstring)")
+    return seconds, rounds, profile
+
+
+def _profile(cert: str, key: str, seconds: int, directory: str) -> None:
+    import pstats
+
+    out = str(Path(directory, "serve_tls.prof"))
+    proc, port = _start_child(cert, key, "1.3", profile=out)
+    rate, _ = _s_time(port, "1.3", "reuse", seconds, proc.pid)
+    counts = _stop_child(proc)
+    print(f"serve_tls under cProfile, TLS 1.3, s_time -reuse: {rate:.0f} conn/s "
+          f"(accepted resumed full failed: {counts})")
+    stats = pstats.Stats(out)
+    stats.sort_stats("tottime").print_stats(20)
+
+
+def main(argv: list[str]) -> None:
+    seconds, rounds, profile = _options(argv)
+    print(f"openssl: {subprocess.run(['openssl', 'version'], capture_output=True, text=True).stdout.strip()}; "
+          f"s_time -time {seconds}, {rounds} rounds, RSA-2048, median of rounds")
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as directory:
+        cert, key = _make_cert(directory)
+        if profile:
+            _profile(cert, key, seconds, directory)
+            return
+        print(f"{'TLS':<4} {'mode':<6} {'s_server conn/s':>15} {'serve_tls conn/s':>16} "
+              f"{'ratio':>6} {'s_server cpu ms':>15} {'serve_tls cpu ms':>16}")
+        for version in ("1.2", "1.3"):
+            ossl, ossl_port = _start_s_server(cert, key, version, directory)
+            ours, our_port = _start_child(cert, key, version)
+            try:
+                for mode in ("new", "reuse"):
+                    results: dict[str, list[tuple[float, float]]] = {"ossl": [], "ours": []}
+                    for _ in range(rounds):
+                        results["ossl"].append(_s_time(ossl_port, version, mode, seconds, ossl.pid))
+                        results["ours"].append(_s_time(our_port, version, mode, seconds, ours.pid))
+                    o_rate = statistics.median(r for r, _ in results["ossl"])
+                    u_rate = statistics.median(r for r, _ in results["ours"])
+                    o_cpu = statistics.median(c for _, c in results["ossl"])
+                    u_cpu = statistics.median(c for _, c in results["ours"])
+                    print(f"{version:<4} {mode:<6} {o_rate:>15.0f} {u_rate:>16.0f} "
+                          f"{u_rate / o_rate:>6.2f} {o_cpu:>15.3f} {u_cpu:>16.3f}", flush=True)
+            finally:
+                ossl.kill()
+                ossl.wait()
+                counts = _stop_child(ours)
+            accepted, resumed, full, failed = (int(x) for x in counts.split())
+            print(f"     serve_tls TLS {version}: {accepted} connections, {resumed} resumed, "
+                  f"{full} full, {failed} failed")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 5 and sys.argv[1] == "--child":
+        _child(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None)
+    else:
+        main(sys.argv[1:])
