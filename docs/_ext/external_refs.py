@@ -87,6 +87,7 @@ TARGETS: dict[str, str] = {
     "collections.abc.Callable": PYTHON + "library/collections.abc.html#collections.abc.Callable",
     "collections.abc.Awaitable": PYTHON
     + "library/collections.abc.html#collections.abc.Awaitable",
+    "socket.socket": PYTHON + "library/socket.html#socket.socket",
     "pathlib.Path": PYTHON + "library/pathlib.html#pathlib.Path",
     "os.PathLike": PYTHON + "library/os.html#os.PathLike",
     "tracemalloc": PYTHON + "library/tracemalloc.html#module-tracemalloc",
@@ -146,11 +147,42 @@ ALIASES = {
     "trio._core._run.Nursery": "trio.Nursery",
     "NoneType": "None",
     "asyncio.events.AbstractEventLoop": "asyncio.AbstractEventLoop",
+    "asyncio.base_events.Server": "asyncio.Server",
     "asyncio.streams.StreamReader": "asyncio.StreamReader",
     "asyncio.streams.StreamWriter": "asyncio.StreamWriter",
     "asyncio.transports.WriteTransport": "asyncio.WriteTransport",
     "asyncio.transports.Transport": "asyncio.Transport",
 }
+
+
+#: Members of these documented classes are found at PAGE#FULL.NAME, as both
+#: Python's and trio's docs anchor them.
+MEMBER_PAGES: dict[str, str] = {
+    "ssl.SSLSocket.": PYTHON + "library/ssl.html",
+    "ssl.SSLObject.": PYTHON + "library/ssl.html",
+    "ssl.SSLContext.": PYTHON + "library/ssl.html",
+    "ssl.SSLSession.": PYTHON + "library/ssl.html",
+    "asyncio.StreamReader.": PYTHON + "library/asyncio-stream.html",
+    "asyncio.StreamWriter.": PYTHON + "library/asyncio-stream.html",
+    "asyncio.loop.": PYTHON + "library/asyncio-eventloop.html",
+    "asyncio.Server.": PYTHON + "library/asyncio-eventloop.html",
+    "asyncio.BaseTransport.": PYTHON + "library/asyncio-protocol.html",
+    "asyncio.WriteTransport.": PYTHON + "library/asyncio-protocol.html",
+    "trio.SSLStream.": TRIO + "reference-io.html",
+    "trio.SocketStream.": TRIO + "reference-io.html",
+    "trio.abc.": TRIO + "reference-io.html",
+    "trio.Nursery.": TRIO + "reference-core.html",
+}
+
+
+def _uri(target: str) -> str | None:
+    uri = TARGETS.get(target)
+    if uri is not None:
+        return uri
+    for prefix, page in MEMBER_PAGES.items():
+        if target.startswith(prefix) and target != prefix:
+            return f"{page}#{target}"
+    return None
 
 
 def _resolve(
@@ -160,7 +192,7 @@ def _resolve(
         return None
     target = str(node.get("reftarget", ""))
     target = ALIASES.get(target, target)
-    uri = TARGETS.get(target)
+    uri = _uri(target)
     if uri is None:
         return None
     reference = nodes.reference("", "", internal=False, refuri=uri, reftitle=target)

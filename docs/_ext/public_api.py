@@ -225,11 +225,44 @@ def _hide_private_constructor(
     # reader: show it without a signature rather than with one nobody can call.
     if what in ("class", "exception") and signature and _PRIVATE_IN_SIGNATURE.search(signature):
         return "", return_annotation
+    # A dataclass field with default_factory shows its default as "<factory>",
+    # which is not Python and breaks the parsing of the whole signature.
+    if signature and "<factory>" in signature:
+        return signature.replace("<factory>", "..."), return_annotation
     return None
+
+
+def _is_phrase(text: str) -> bool:
+    # Words with spaces and no type syntax: "The TCP socket (do not read it".
+    return (
+        not any(c in text for c in "[]|.`")
+        and re.search(r"[A-Za-z]+ [a-z]+", text) is not None
+    )
+
+
+def _undo_napoleon_phrase_type(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    # napoleon reads the first line of a property's docstring as "type: text"
+    # when it has a colon, so "The session in use: the resumed one" became the
+    # type "The session in use". The house style writes property docstrings
+    # that way and puts types in annotations: a "type" that is a plain phrase
+    # (capitalised words, no dots, brackets or pipes) goes back into the text.
+    if what not in ("property", "attribute"):
+        return
+    for index, line in enumerate(lines):
+        if line.startswith(":type: ") and _is_phrase(line[7:].strip()):
+            phrase = line[7:].strip()
+            del lines[index]
+            if lines:
+                lines[0] = f"{phrase}: {lines[0]}"
+            return
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the directive, the completeness check and the package resolver."""
+    # After napoleon (priority 500), which makes the ":type:" line.
+    app.connect("autodoc-process-docstring", _undo_napoleon_phrase_type, priority=600)
     app.connect("autodoc-process-signature", _hide_private_constructor)
     app.add_directive("public-api", PublicApiDirective)
     app.connect("missing-reference", _resolve_in_package, priority=800)
