@@ -41,7 +41,7 @@ __all__ = ["find_references", "parse", "parse_prototype"]
 
 # "SSL_FREE(3ssl)"; a long title squeezes the rest of the header line, so the closing
 # parenthesis may be missing: "LONG_TITLE(3SSOpenSSL...", "LONGER_TITLE(3OpLONG..."
-_HEADER = re.compile(r"^\s*([A-Za-z0-9_.:+-]+)\((\d(?:[a-z]+|[A-Z]+(?![a-z]))?)")
+_HEADER = re.compile(r"^\s*([A-Za-z0-9_.:+-]+)\((\d(?:[a-z]+|[A-Z]+(?![a-z]))?)?")
 _DATE = re.compile(r"\b(\d{4}-\d\d(?:-\d\d)?)")
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)?[a-z]?(?:-[\w.]+)?)(?![\w-])")
 _HEADING = re.compile(r"^[A-Z][A-Z0-9 ,/&()'_-]*[A-Z0-9)]$")
@@ -376,7 +376,7 @@ def parse(text: str, *, name: str | None = None) -> ManPage:
             "not a man page: the first line must be the header, such as "
             f"'SSL_SESSION_FREE(3ssl) OpenSSL SSL_SESSION_FREE(3ssl)', not {lines[0][:60]!r}"
         )
-    title, manual_section = header.group(1), header.group(2).lower()
+    title, manual_section = header.group(1), (header.group(2) or "").lower()
     body = lines[1:]
     version = date = ""
     if body:
