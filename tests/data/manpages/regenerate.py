@@ -235,6 +235,9 @@ def flatten(rendering: str) -> tuple[str, list[str]]:
         if _HEADING.match(line):
             flush()
             section = line.strip()
+            # the singular spellings some pages use name the standard sections
+            section = {"NOTE": "NOTES", "RETURN VALUE": "RETURN VALUES",
+                       "EXAMPLE": "EXAMPLES"}.get(section, section)
             continue
         para.append(line)
     flush()
