@@ -3,16 +3,18 @@
 For TLS 1.2 and TLS 1.3 with an RSA-2048 certificate, each server answers
 ``s_time -www /ok.txt`` (a GET and a tiny HTTP/1.0 response, so TLS 1.3 tickets
 are read and ``-reuse`` really resumes) with new sessions (``-new``) and resumed
-ones (``-reuse``). The two servers take turns, ROUNDS times, and the median
-rate of each is reported as connections per second of wall-clock time, with the
-server's CPU time per connection and the ratio serve_tls / s_server. The
-target is a ratio >= 0.85 on resumed handshakes.
+ones (``-reuse``). The two servers take turns, ROUNDS times (alternating who
+goes first); reported are the median rates in connections per second of
+wall-clock time, the median of the per-turn ratios serve_tls / s_server, and
+each server's CPU time per connection (from /proc: the figure least disturbed
+by other load on the machine, which the header line shows). The target is a
+ratio >= 0.85 on resumed handshakes.
 
 Both servers run in their own process (serve_tls: ``python bench_server.py
 --child``), so each has one core while s_time has the other.
 
 Options (``python -m benchmarks bench_server [--seconds=S] [--rounds=N] [--profile]``):
-  --seconds=S   s_time's -time for each measurement (default 3)
+  --seconds=S   s_time's -time for each measurement (default 2)
   --rounds=N    turns per server and mode (default 3)
   --profile     instead, profile serve_tls (cProfile) under s_time -reuse, TLS 1.3,
                 and print the functions where the time goes.
@@ -93,9 +95,21 @@ def _s_time(port: int, version: str, mode: str, seconds: int, pid: int) -> tuple
     cpu = _cpu_seconds(pid)
     started = time.perf_counter()
     done = subprocess.run(
-        ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", VERSION_FLAGS[version],
-         "-www", "/ok.txt", f"-{mode}", "-time", str(seconds)],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "s_time",
+            "-connect",
+            f"127.0.0.1:{port}",
+            VERSION_FLAGS[version],
+            "-www",
+            "/ok.txt",
+            f"-{mode}",
+            "-time",
+            str(seconds),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     wall = time.perf_counter() - started
     cpu = _cpu_seconds(pid) - cpu
@@ -106,12 +120,29 @@ def _s_time(port: int, version: str, mode: str, seconds: int, pid: int) -> tuple
     return count / wall, 1e3 * cpu / max(count, 1)
 
 
-def _start_s_server(cert: str, key: str, version: str, cwd: str) -> tuple[subprocess.Popen[str], int]:
+def _start_s_server(
+    cert: str, key: str, version: str, cwd: str
+) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        ["openssl", "s_server", "-accept", "0", "-cert", cert, "-key", key, "-WWW",
-         VERSION_FLAGS[version], "-naccept", "100000000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        text=True, cwd=cwd,
+        [
+            "openssl",
+            "s_server",
+            "-accept",
+            "0",
+            "-cert",
+            cert,
+            "-key",
+            key,
+            "-WWW",
+            VERSION_FLAGS[version],
+            "-naccept",
+            "100000000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=cwd,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -153,7 +184,7 @@ def _make_cert(directory: str) -> tuple[str, str]:
 
 
 def _options(argv: list[str]) -> tuple[int, int, bool]:
-    seconds, rounds, profile = 3, 3, False
+    seconds, rounds, profile = 2, 3, False
     for arg in argv:
         if arg.startswith("--seconds="):
             seconds = int(arg.split("=", 1)[1])
@@ -173,45 +204,67 @@ def _profile(cert: str, key: str, seconds: int, directory: str) -> None:
     proc, port = _start_child(cert, key, "1.3", profile=out)
     rate, _ = _s_time(port, "1.3", "reuse", seconds, proc.pid)
     counts = _stop_child(proc)
-    print(f"serve_tls under cProfile, TLS 1.3, s_time -reuse: {rate:.0f} conn/s "
-          f"(accepted resumed full failed: {counts})")
+    print(
+        f"serve_tls under cProfile, TLS 1.3, s_time -reuse: {rate:.0f} conn/s "
+        f"(accepted resumed full failed: {counts})"
+    )
     stats = pstats.Stats(out)
     stats.sort_stats("tottime").print_stats(20)
 
 
 def main(argv: list[str]) -> None:
     seconds, rounds, profile = _options(argv)
-    print(f"openssl: {subprocess.run(['openssl', 'version'], capture_output=True, text=True).stdout.strip()}; "
-          f"s_time -time {seconds}, {rounds} rounds, RSA-2048, median of rounds")
+    print(
+        f"openssl: {subprocess.run(['openssl', 'version'], capture_output=True, text=True).stdout.strip()}; "
+        f"s_time -time {seconds}, {rounds} rounds, RSA-2048, median of rounds; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-server-") as directory:
         cert, key = _make_cert(directory)
         if profile:
             _profile(cert, key, seconds, directory)
             return
-        print(f"{'TLS':<4} {'mode':<6} {'s_server conn/s':>15} {'serve_tls conn/s':>16} "
-              f"{'ratio':>6} {'s_server cpu ms':>15} {'serve_tls cpu ms':>16}")
+        print(
+            f"{'TLS':<4} {'mode':<6} {'s_server conn/s':>15} {'serve_tls conn/s':>16} "
+            f"{'ratio':>6} {'s_server cpu ms':>15} {'serve_tls cpu ms':>16}"
+        )
         for version in ("1.2", "1.3"):
             ossl, ossl_port = _start_s_server(cert, key, version, directory)
             ours, our_port = _start_child(cert, key, version)
             try:
                 for mode in ("new", "reuse"):
-                    results: dict[str, list[tuple[float, float]]] = {"ossl": [], "ours": []}
-                    for _ in range(rounds):
-                        results["ossl"].append(_s_time(ossl_port, version, mode, seconds, ossl.pid))
-                        results["ours"].append(_s_time(our_port, version, mode, seconds, ours.pid))
-                    o_rate = statistics.median(r for r, _ in results["ossl"])
-                    u_rate = statistics.median(r for r, _ in results["ours"])
-                    o_cpu = statistics.median(c for _, c in results["ossl"])
-                    u_cpu = statistics.median(c for _, c in results["ours"])
-                    print(f"{version:<4} {mode:<6} {o_rate:>15.0f} {u_rate:>16.0f} "
-                          f"{u_rate / o_rate:>6.2f} {o_cpu:>15.3f} {u_cpu:>16.3f}", flush=True)
+                    rows: list[tuple[float, float, float, float]] = []
+                    for turn in range(rounds):
+                        # Alternate who goes first, and pair the two runs of a
+                        # turn: the ratio of a pair is less exposed to other load
+                        # on the machine than two medians are.
+                        order = [("ossl", ossl_port, ossl.pid), ("ours", our_port, ours.pid)]
+                        if turn % 2:
+                            order.reverse()
+                        got = {
+                            name: _s_time(port, version, mode, seconds, pid)
+                            for name, port, pid in order
+                        }
+                        rows.append((*got["ossl"], *got["ours"]))
+                    o_rate = statistics.median(r[0] for r in rows)
+                    u_rate = statistics.median(r[2] for r in rows)
+                    ratio = statistics.median(r[2] / r[0] for r in rows)
+                    o_cpu = statistics.median(r[1] for r in rows)
+                    u_cpu = statistics.median(r[3] for r in rows)
+                    print(
+                        f"{version:<4} {mode:<6} {o_rate:>15.0f} {u_rate:>16.0f} "
+                        f"{ratio:>6.2f} {o_cpu:>15.3f} {u_cpu:>16.3f}",
+                        flush=True,
+                    )
             finally:
                 ossl.kill()
                 ossl.wait()
                 counts = _stop_child(ours)
             accepted, resumed, full, failed = (int(x) for x in counts.split())
-            print(f"     serve_tls TLS {version}: {accepted} connections, {resumed} resumed, "
-                  f"{full} full, {failed} failed")
+            print(
+                f"     serve_tls TLS {version}: {accepted} connections, {resumed} resumed, "
+                f"{full} full, {failed} failed"
+            )
 
 
 if __name__ == "__main__":
