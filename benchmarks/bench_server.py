@@ -214,8 +214,9 @@ def _profile(cert: str, key: str, seconds: int, directory: str) -> None:
 
 def main(argv: list[str]) -> None:
     seconds, rounds, profile = _options(argv)
+    openssl = subprocess.run(["openssl", "version"], capture_output=True, text=True, check=False)
     print(
-        f"openssl: {subprocess.run(['openssl', 'version'], capture_output=True, text=True).stdout.strip()}; "
+        f"openssl: {openssl.stdout.strip()}; "
         f"s_time -time {seconds}, {rounds} rounds, RSA-2048, median of rounds; "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
