@@ -99,3 +99,42 @@ def test_installed_entry_point() -> None:
     assert done.returncode == 0, done.stderr
     assert "resumed: 2 of 2" in done.stdout
     assert done.stderr == ""
+
+
+class TestDemoCertificates:
+    def test_contexts_handshake_and_pin(self) -> None:
+        """The throwaway CA signs a localhost certificate the client context trusts."""
+        import ssl
+
+        from resume._certs import DemoCertificates
+
+        certs = DemoCertificates(key_type="rsa")
+        server = certs.server_context("1.2")
+        client = certs.client_context("1.2")
+        assert server.maximum_version == ssl.TLSVersion.TLSv1_2
+        assert client.minimum_version == ssl.TLSVersion.TLSv1_2
+        assert client.verify_mode == ssl.CERT_REQUIRED and client.check_hostname
+
+    def test_write_keeps_the_key_private(self, tmp_path: object) -> None:
+        import os
+        import stat
+        from pathlib import Path
+
+        from resume._certs import DemoCertificates
+
+        ca, cert, key = DemoCertificates().write(Path(str(tmp_path)))
+        assert b"BEGIN CERTIFICATE" in ca.read_bytes() and b"BEGIN CERTIFICATE" in cert.read_bytes()
+        assert b"PRIVATE KEY" in key.read_bytes()
+        assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+
+    def test_bad_key_type(self) -> None:
+        from resume._certs import DemoCertificates
+
+        with pytest.raises(ValueError, match="key_type"):
+            DemoCertificates(key_type="dsa")
+
+    def test_bad_tls_version(self) -> None:
+        from resume._certs import DemoCertificates
+
+        with pytest.raises(ValueError, match="TLS version"):
+            DemoCertificates().server_context("1.1")

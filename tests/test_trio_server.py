@@ -21,6 +21,7 @@ from serverhelpers import (
 )
 
 from resume import SessionCache
+from resume._server import get_session_timeout, set_session_timeout
 from resume._trio_server import TLSServer, TLSServerStream, serve_tls
 from resume.trio import open_tls_stream
 
@@ -351,6 +352,18 @@ class TestStream:
                 assert await client.receive_some() == b""
             await client.aclose()
         assert len(errors) == 1
+
+
+class TestSessionTimeout:
+    def test_round_trip(self, pki: ServerPKI, version: str) -> None:
+        """set_session_timeout() and get_session_timeout() mirror SSL_CTX_set/get_timeout()."""
+        ctx = pki.server_context(version)
+        assert get_session_timeout(ctx) == 7200  # OpenSSL's default for TLS servers
+        set_session_timeout(ctx, 59.2)
+        assert get_session_timeout(ctx) == 60  # whole seconds, rounded up
+        with pytest.raises(ValueError, match="session_timeout"):
+            set_session_timeout(ctx, 0)
+        assert get_session_timeout(ctx) == 60
 
 
 class TestBadInput:
