@@ -6,8 +6,11 @@ stores never parse them. Each backend runs unencrypted and encrypted.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -16,9 +19,13 @@ from typing import Any, NamedTuple
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
 from redis_server import RedisServer
 
 import resume
+from resume._store import _Unreadable
 from resume.stores import (
     MemoryStore,
     RedisStore,
@@ -531,3 +538,100 @@ class TestMisc:
             return
         with store, pytest.raises(resume.StoreError, match="not a database"):
             store.get(HOST)
+
+
+class TestProperties:
+    @given(blob=st.binary(max_size=200))
+    @settings(max_examples=300, deadline=None)
+    def test_any_bytes_open_or_are_refused(self, blob: bytes) -> None:
+        """Arbitrary bytes never crash the reader: a session or a refusal, nothing else."""
+        for store in (_PLAIN, _ENCRYPTED):
+            name = store._name(key_bytes(HOST))
+            with contextlib.suppress(_Unreadable):
+                store._open(name, blob)
+
+    @given(data=st.data())
+    @settings(max_examples=60, deadline=None)
+    def test_sealed_entries_refuse_every_single_byte_change(self, data: st.DataObject) -> None:
+        """Changing any one byte of a sealed entry makes it unreadable (plain and AES-GCM)."""
+        for store in (_PLAIN, _ENCRYPTED):
+            name = store._name(key_bytes(HOST))
+            blob = store._seal(name, session(3), 1_900_000_000.0)
+            index = data.draw(st.integers(0, len(blob) - 1))
+            delta = data.draw(st.integers(1, 255))
+            bad = blob[:index] + bytes([blob[index] ^ delta]) + blob[index + 1:]
+            with pytest.raises(_Unreadable):
+                store._open(name, bad)
+            assert store._open(name, blob).data == session(3)
+
+
+_PLAIN = MemoryStore()
+_ENCRYPTED = MemoryStore(key=KEY_A)
+
+
+class StoreModel(RuleBasedStateMachine):
+    """MemoryStore and SQLiteStore against a model: pools, newest first, per_key, expiry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.tmp = Path(tempfile.mkdtemp())
+        self.stores: list[SessionStore] = [
+            MemoryStore(per_key=3, clock=self.clock),
+            SQLiteStore(self.tmp / "m.db", per_key=3, clock=self.clock, key=KEY_A),
+        ]
+        self.model: dict[int, list[tuple[bytes, float]]] = {}
+
+    def live(self, key: int) -> list[tuple[bytes, float]]:
+        pool = [(s, e) for s, e in self.model.get(key, []) if not self.clock.now > e]
+        self.model[key] = pool
+        return pool
+
+    @rule(key=st.integers(0, 2), n=st.integers(0, 5), ttl=st.integers(-5, 50))
+    def put(self, key: int, n: int, ttl: int) -> None:
+        expires = self.clock.now + ttl
+        results = {store.put(("k", key), session(n), expires=expires) for store in self.stores}
+        assert results == {ttl > 0}
+        if ttl > 0:
+            pool = [(s, e) for s, e in self.model.get(key, []) if s != session(n)]
+            pool.append((session(n), expires))
+            self.model[key] = pool[-3:]
+
+    @rule(key=st.integers(0, 2))
+    def get(self, key: int) -> None:
+        pool = self.live(key)
+        want = StoredSession(*pool[-1]) if pool else None
+        for store in self.stores:
+            assert store.get(("k", key)) == want
+
+    @rule(key=st.integers(0, 2))
+    def take(self, key: int) -> None:
+        pool = self.live(key)
+        want = StoredSession(*pool[-1]) if pool else None
+        if pool:
+            pool.pop()
+        for store in self.stores:
+            assert store.take(("k", key)) == want
+
+    @rule(key=st.integers(0, 2), n=st.one_of(st.none(), st.integers(0, 5)))
+    def delete(self, key: int, n: int | None) -> None:
+        pool = self.model.get(key, [])
+        if n is None:
+            self.model[key] = []
+        else:
+            self.model[key] = [(s, e) for s, e in pool if s != session(n)]
+        for store in self.stores:
+            store.delete(("k", key), None if n is None else session(n))
+
+    @rule(seconds=st.integers(1, 30))
+    def advance(self, seconds: int) -> None:
+        self.clock.now += seconds
+
+    def teardown(self) -> None:
+        for store in self.stores:
+            store.close()
+        shutil.rmtree(self.tmp)
+
+
+TestStoreModel = StoreModel.TestCase
+TestStoreModel.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
