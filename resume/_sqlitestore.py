@@ -122,7 +122,11 @@ class SQLiteStore(SessionStore):
             (SQLite's ``busy_timeout``).
         clock: seconds since the epoch; inject a fake for tests.
 
+    Calls block for the time of one SQLite statement (tens of microseconds; up
+    to *timeout* while another process holds the write lock).
+
     Raises:
+        ValueError: *path* is ``":memory:"`` or empty.
         UnsupportedError: the SQLite library is older than 3.35 (no ``RETURNING``).
         StoreError: the file cannot be created or is not a SQLite database.
     """
@@ -143,6 +147,8 @@ class SQLiteStore(SessionStore):
                 f"SQLiteStore needs SQLite >= 3.35 for atomic take (DELETE ... RETURNING); "
                 f"this Python has SQLite {sqlite3.sqlite_version}"
             )
+        if os.fspath(path) in (":memory:", ""):
+            raise ValueError("SQLiteStore needs a file path; for memory, use MemoryStore")
         self._path = Path(path)
         self._lock = threading.Lock()
         self._puts = 0

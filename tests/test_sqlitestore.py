@@ -80,6 +80,13 @@ class TestPermissions:
         with pytest.raises(resume.StoreError):
             SQLiteStore(tmp_path)
 
+    @pytest.mark.parametrize("path", [":memory:", ""])
+    def test_memory_path_is_refused(self, path: str) -> None:
+        """':memory:' is not a file (nothing would persist): use MemoryStore."""
+        with pytest.raises(ValueError, match="MemoryStore"):
+            SQLiteStore(path)
+        assert not os.path.exists(":memory:")
+
     def test_old_sqlite_is_refused(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
