@@ -31,7 +31,7 @@ CLIENT = textwrap.dedent(
     from resume.stores import RedisStore, SQLiteStore, attach_store
     from resume.trio import open_tls_stream
 
-    port, cafile, version, spec, count = sys.argv[1:6]
+    port, cafile, version, spec, count, flavour = sys.argv[1:7]
     port, count = int(port), int(count)
     ctx = ssl.create_default_context(cafile=cafile)
     tls = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
@@ -56,10 +56,24 @@ CLIENT = textwrap.dedent(
             assert answer == b"gnip\\n", answer
             return stream.session_reused
 
+    async def one_asyncio():
+        import resume.asyncio
+        reader, writer = await resume.asyncio.open_connection(
+            "127.0.0.1", port, ssl=ctx, cache=cache, server_hostname="localhost")
+        async with writer:
+            writer.write(b"ping\\n")
+            answer = await reader.readline()
+            assert answer == b"gnip\\n", answer
+            return writer.session_reused
+
     resumed = []
     for _ in range(count):
         link.fetch(key)  # read-through; a no-op when the cache already holds a session
-        resumed.append(trio.run(one))
+        if flavour == "trio":
+            resumed.append(trio.run(one))
+        else:
+            import asyncio
+            resumed.append(asyncio.run(one_asyncio()))
     link.close()
     store.close()
     cache.clear()
@@ -68,10 +82,13 @@ CLIENT = textwrap.dedent(
 )
 
 
-def client_process(server: SServer, version: str, spec: str, count: int) -> dict[str, Any]:
+def client_process(
+    server: SServer, version: str, spec: str, count: int, flavour: str = "trio"
+) -> dict[str, Any]:
+    """Run one client process: *count* connections with the trio or asyncio client."""
     proc = subprocess.run(
         [sys.executable, "-c", CLIENT, str(server.port), str(server.cafile), version, spec,
-         str(count)],
+         str(count), flavour],
         capture_output=True,
         text=True,
         timeout=60,
@@ -119,6 +136,16 @@ class TestRestartedClient:
         """Six one-connection processes in a row: all but the first resume."""
         results = [client_process(server, version, spec, 1)["resumed"][0] for _ in range(6)]
         assert results == [False] + [True] * 5
+
+
+class TestAsyncioClient:
+    def test_asyncio_and_trio_clients_share_a_store(
+        self, server: SServer, version: str, spec: str
+    ) -> None:
+        """A trio process stores, an asyncio process resumes from the store, and back."""
+        assert client_process(server, version, spec, 1, "trio")["resumed"] == [False]
+        assert client_process(server, version, spec, 2, "asyncio")["resumed"] == [True, True]
+        assert client_process(server, version, spec, 1, "trio")["resumed"] == [True]
 
 
 class TestServerRestart:
