@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -339,6 +340,37 @@ class TestStoreDown:
         assert link.fetch(KEY) is False  # tried: the store answers (empty)
         assert link.errors == 1
         link.detach()
+
+
+class TestSQLiteFailures:
+    def test_locked_database_never_fails_a_connection(
+        self, pki: Pki, server: LineServer, tmp_path: Path
+    ) -> None:
+        """Another process holds the write lock past the busy timeout: connections go on."""
+        path = tmp_path / "s.db"
+        store = SQLiteStore(path, timeout=0.05)
+        len(store)  # create the tables
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            cache, link = process(store, retry_after=0)
+            with warnings.catch_warnings(record=True) as record:
+                warnings.simplefilter("always")
+                results = [connect(pki, server, cache, KEY) for _ in range(3)]
+            assert results == [False, True, True]  # resumption from memory still works
+            assert link.errors >= 1
+            down = [w for w in record if issubclass(w.category, StoreWarning)]
+            assert len(down) == 1 and "locked" in str(down[0].message)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        cache.clear()  # forget memory: the next connection needs the store
+        connect(pki, server, cache, KEY)  # the store works again: this session is saved
+        link.close()
+        cache2, link2 = process(store)
+        assert connect(pki, server, cache2, KEY) is True
+        link2.close()
+        store.close()
 
 
 class TestBadEntries:
