@@ -138,7 +138,6 @@ class ResumingStreamWriter(asyncio.StreamWriter):
         self._unclean = False
         self._finished = False
         self._reused = conn.reused
-        self._handle = conn.handle
 
     @property
     def session_reused(self) -> bool:
@@ -148,7 +147,7 @@ class ResumingStreamWriter(asyncio.StreamWriter):
     @property
     def session_handle(self) -> SessionHandle | None:
         """The session in use (resumed, or made by the handshake); None once closed."""
-        return None if self._finished else self._handle
+        return None if self._finished else self._resume_conn.handle
 
     @property
     def cache_key(self) -> SessionKey:

@@ -119,7 +119,6 @@ class ResumingSSLStream(trio.abc.Stream):
         self._unclean = False
         self._closed = False
         self._session_reused = conn.reused
-        self._session_handle = conn.handle
 
     # -- what this stream adds ----------------------------------------------------
 
@@ -137,7 +136,7 @@ class ResumingSSLStream(trio.abc.Stream):
         session before the server's tickets arrived (not resumable); the
         ticket stored at close is another handle.
         """
-        return None if self._closed else self._session_handle
+        return None if self._closed else self._conn.handle
 
     @property
     def cache_key(self) -> SessionKey:
