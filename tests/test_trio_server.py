@@ -289,6 +289,26 @@ class TestNeverHang:
         assert again.reply == b"ping"
 
 
+class TestHandlerErrors:
+    async def test_other_errors_propagate(self, pki: ServerPKI, version: str) -> None:
+        """A handler bug stops the server, as with trio.serve_tcp; the socket is still closed."""
+
+        async def handler(stream: TLSServerStream) -> None:
+            raise ValueError("handler bug")
+
+        ctx = pki.server_context(version)
+        with pytest.raises(Exception) as info:  # noqa: PT011 - an exception group
+            async with trio.open_nursery() as nursery:
+                server: TLSServer = await nursery.start(
+                    partial(serve_tls, handler, 0, ssl_context=ctx, host="127.0.0.1")
+                )
+                with trio.fail_after(30):
+                    await run_blocking_client(server.port, pki.client_context(version))
+        assert info.group_contains(ValueError, match="handler bug", depth=None)
+        stats = server.statistics()
+        assert (stats.full, stats.closed) == (1, 1)
+
+
 class TestStream:
     async def test_stream_api(self, pki: ServerPKI, version: str) -> None:
         """send_all, receive_some, wait_send_all_might_not_block, aclose, closed errors."""
