@@ -57,12 +57,14 @@ from typing import Final, final
 from ._cache import SessionCache
 from ._errors import ResumeError, StoreError, UnsupportedError
 from ._handle import SessionHandle
-from ._store import SessionStore, _WarnLimiter
+from ._store import SessionStore, _WarnLimiter, key_bytes
 
 __all__ = ["StoreLink", "attach_store", "context_label_digest"]
 
 #: Seconds between warnings of one kind from a link.
 _WARN_INTERVAL: Final = 60.0
+#: Cache keys whose store key is remembered (the memo is cleared when full).
+_MEMO_SIZE: Final = 4096
 
 KeyMap = Callable[[Hashable], Hashable | None]
 
@@ -156,6 +158,8 @@ class StoreLink:
         self._unstored: weakref.WeakSet[SessionHandle] = weakref.WeakSet()
         self._loading: SessionHandle | None = None
         self._contexts: dict[str, str] = {}
+        # cache key -> store key (or None), so that keys are mapped and checked once.
+        self._memo: dict[Hashable, Hashable | None] = {}
         self._previous_new = cache.on_new
         self._previous_remove = cache.on_remove
         self._attached = False
@@ -223,9 +227,33 @@ class StoreLink:
         digest = context_digest(context)
         with self._lock:
             self._contexts[digest] = context_label_digest(context, label)
+            self._memo.clear()
 
     def store_key(self, key: Hashable) -> Hashable | None:
-        """The key *key*'s sessions have in the store, or None if they stay in memory."""
+        """The key *key*'s sessions have in the store, or None if they stay in memory.
+
+        A key that cannot be encoded for the store (see
+        :func:`resume.stores.key_bytes`) stays in memory, with one warning.
+        """
+        memo = self._memo
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        skey = self._map_key(key)
+        if skey is not None:
+            try:
+                key_bytes(skey)
+            except TypeError as exc:
+                self._limiter.warn("key", f"sessions of a cache key stay in memory: {exc}",
+                                   stacklevel=4)
+                skey = None
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = skey
+        return skey
+
+    def _map_key(self, key: Hashable) -> Hashable | None:
         if self._key_map is not None:
             return self._key_map(key)
         digest = getattr(key, "digest", None)
@@ -291,6 +319,8 @@ class StoreLink:
             self._succeeded()
         except StoreError as exc:
             self._failed(exc)
+        except ValueError as exc:  # e.g. a session larger than a store accepts
+            self._limiter.warn("put", f"a session was not stored: {exc}", stacklevel=5)
 
     def _on_remove(self, cache: SessionCache, handle: SessionHandle) -> None:
         try:

@@ -523,3 +523,34 @@ def _fake_handle() -> SessionHandle:
 
 def _no_decode(data: bytes) -> SessionHandle:
     raise AssertionError("not called")
+
+
+class TestKeys:
+    def test_unencodable_key_stays_in_memory(self) -> None:
+        """A cache key the store cannot encode: memory only, one warning, no error."""
+        cache = SessionCache()
+        link = attach_store(cache, MemoryStore(), encode=lambda h: b"x" * 8, decode=_no_decode)
+        handle = _fake_handle()
+        key = ("host", object())
+        with pytest.warns(StoreWarning, match="stay in memory"):
+            assert cache.add(key, handle)
+        assert link.saved == 0
+        assert link.fetch(("other", object())) is False  # warned already: silent
+        taken = cache.take(key)
+        assert taken is handle
+        taken.free()
+        handle.free()
+        link.detach()
+
+    def test_oversized_session_is_skipped(self) -> None:
+        """A session the store refuses (over 64 KiB) is kept in memory with a warning."""
+        cache = SessionCache()
+        link = attach_store(cache, MemoryStore(), encode=lambda h: b"x" * 70000,
+                            decode=_no_decode)
+        handle = _fake_handle()
+        with pytest.warns(StoreWarning, match="not stored"):
+            assert cache.add("k", handle)
+        assert link.saved == 0 and len(cache) == 1
+        handle.free()
+        link.detach()
+        cache.clear()
