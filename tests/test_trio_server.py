@@ -297,15 +297,21 @@ class TestHandlerErrors:
             raise ValueError("handler bug")
 
         ctx = pki.server_context(version)
-        with pytest.raises(Exception) as info:  # noqa: PT011 - an exception group
+        servers: list[TLSServer] = []
+
+        async def serve_and_connect() -> None:
             async with trio.open_nursery() as nursery:
                 server: TLSServer = await nursery.start(
                     partial(serve_tls, handler, 0, ssl_context=ctx, host="127.0.0.1")
                 )
+                servers.append(server)
                 with trio.fail_after(30):
                     await run_blocking_client(server.port, pki.client_context(version))
+
+        with pytest.raises(Exception) as info:  # noqa: PT011 - an exception group
+            await serve_and_connect()
         assert info.group_contains(ValueError, match="handler bug", depth=None)
-        stats = server.statistics()
+        stats = servers[0].statistics()
         assert (stats.full, stats.closed) == (1, 1)
 
 
