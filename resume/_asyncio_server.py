@@ -100,7 +100,7 @@ class TLSServer:
         return self.server.is_serving()
 
     async def serve_forever(self) -> None:
-        """Accept connections until cancelled (:meth:`asyncio.Server.serve_forever`)."""
+        """Accept connections until cancelled (``asyncio.Server.serve_forever()``)."""
         await self.server.serve_forever()
 
     def close(self) -> None:
@@ -268,8 +268,8 @@ async def start_server(
         session_timeout: seconds a session stays resumable (``SSL_CTX_set_timeout()``).
         limit: the StreamReader buffer limit.
         backlog: the ``listen()`` backlog.
-        reuse_address: as for :meth:`asyncio.loop.create_server`.
-        start_serving: as for :meth:`asyncio.loop.create_server`.
+        reuse_address: as for ``loop.create_server()``.
+        start_serving: as for ``loop.create_server()``.
 
     Returns:
         the running :class:`TLSServer`.

@@ -257,12 +257,12 @@ class TLSServerStream(trio.abc.Stream):
         return session
 
     def cipher(self) -> tuple[str, str, int] | None:
-        """The cipher in use, as :meth:`ssl.SSLSocket.cipher`."""
+        """The cipher in use, as ``ssl.SSLSocket.cipher()``."""
         cipher: tuple[str, str, int] | None = self._tls.cipher()
         return cipher
 
     def getpeercert(self, binary_form: bool = False) -> Any:
-        """The client's certificate, as :meth:`ssl.SSLSocket.getpeercert` (None if none)."""
+        """The client's certificate, as ``ssl.SSLSocket.getpeercert()`` (None if none)."""
         return self._tls.getpeercert(binary_form)
 
     def selected_alpn_protocol(self) -> str | None:
@@ -310,7 +310,7 @@ class TLSServerStream(trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Receive and decrypt at most *max_bytes* bytes; ``b""`` at a clean EOF.
 
-        See :meth:`trio.abc.ReceiveStream.receive_some`. Mirrors ``SSL_read()``.
+        See ``trio.abc.ReceiveStream.receive_some()``. Mirrors ``SSL_read()``.
         """
         if max_bytes is None:
             max_bytes = _RECEIVE_SIZE
@@ -341,7 +341,7 @@ class TLSServerStream(trio.abc.Stream):
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt and send all of *data* (``SSL_write()``).
 
-        See :meth:`trio.abc.SendStream.send_all`.
+        See ``trio.abc.SendStream.send_all()``.
         """
         with self._sending:
             self._check()
