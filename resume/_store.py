@@ -357,8 +357,7 @@ class SessionStore(ABC):
         self._clock = clock
         self._limiter = _WarnLimiter(WARN_INTERVAL)
         self._keys_lock = threading.Lock()
-        self._name_key: bytes | None = None
-        self._aead: AESGCM | None = None
+        self._derived: tuple[bytes, AESGCM | None] | None = None
         self._current_salt = b""
         self._closed = False
 
@@ -387,16 +386,18 @@ class SessionStore(ABC):
 
     def _keys(self) -> tuple[bytes, AESGCM | None]:
         # Derive the name key and the cipher once, on first use: _setup() may do
-        # I/O (read or create the salt) and may fail with StoreError.
-        name_key = self._name_key
-        if name_key is not None:
-            return name_key, self._aead
+        # I/O (read or create the salt) and may fail with StoreError. The pair
+        # is one attribute, read and replaced atomically, so that no thread
+        # ever sees a name key without the cipher that goes with it.
+        derived = self._derived
+        if derived is not None:
+            return derived
         with self._keys_lock:
-            if self._name_key is None:
+            derived = self._derived
+            if derived is None:
                 salt = self._setup()
-                self._current_salt = salt
                 if self._user_key is None:
-                    self._name_key = salt
+                    derived = (salt, None)
                 else:
                     from cryptography.hazmat.primitives import hashes
                     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -406,9 +407,10 @@ class SessionStore(ABC):
                         algorithm=hashes.SHA256(), length=64, salt=salt,
                         info=b"resume session store v1",
                     ).derive(self._user_key)
-                    self._aead = AESGCM(okm[:32])
-                    self._name_key = okm[32:]
-            return self._name_key, self._aead
+                    derived = (okm[32:], AESGCM(okm[:32]))
+                self._current_salt = salt
+                self._derived = derived
+            return derived
 
     # -- sealing ------------------------------------------------------------------
 
@@ -422,8 +424,7 @@ class SessionStore(ABC):
         if attempt == _ATTEMPTS[-1]:
             raise StoreError(f"{self._describe()}: its salt keeps changing")
         with self._keys_lock:
-            self._name_key = None
-            self._aead = None
+            self._derived = None
 
     def _entry_id(self, session: bytes) -> bytes:
         name_key, _ = self._keys()
@@ -433,6 +434,7 @@ class SessionStore(ABC):
         name_key, aead = self._keys()
         ms = max(0, min(int(expires * 1000), 2**63 - 1))
         if aead is None:
+            assert self._user_key is None, "an encrypted store never writes in clear"
             header = _HEADER.pack(_MAGIC, FORMAT_VERSION, _ALG_NONE, ms)
             tag = hmac.digest(name_key, header + name + session, "sha256")[:_TAG_LEN]
             return header + tag + session
