@@ -66,8 +66,9 @@ class TLSServer:
     :meth:`wait_closed`.
     """
 
-    def __init__(self, state: _State) -> None:
-        self._state = state
+    def __init__(self, _state: _State) -> None:
+        # Made by start_server only.
+        self._state = _state
 
     @property
     def server(self) -> asyncio.Server:
@@ -217,8 +218,9 @@ class _State:
 
 class _AcceptProtocol(asyncio.Protocol):
     # The protocol of each accepted plain TCP connection, until start_tls replaces it.
-    def __init__(self, state: _State) -> None:
-        self._state = state
+    def __init__(self, _state: _State) -> None:
+        # Made by start_server only.
+        self._state = _state
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -231,7 +233,7 @@ class _AcceptProtocol(asyncio.Protocol):
 
 
 async def start_server(
-    client_connected_cb: ClientConnected,
+    client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], object],
     host: str | None = None,
     port: int = 0,
     *,

@@ -194,12 +194,14 @@ class TLSServerStream(trio.abc.Stream):
 
     def __init__(
         self,
-        sock: socket.socket,
-        peer: Any,
-        context: ssl.SSLContext,
+        _sock: socket.socket,
+        _peer: Any,
+        _context: ssl.SSLContext,
         *,
-        close_timeout: float,
+        _close_timeout: float,
     ) -> None:
+        # Made by serve_tls only (hence the private parameter names).
+        sock, peer, context, close_timeout = _sock, _peer, _context, _close_timeout
         self._socket = sock
         self._peer = peer
         self._close_timeout = close_timeout
@@ -449,15 +451,16 @@ class TLSServer:
 
     def __init__(
         self,
-        listeners: list[socket.socket],
-        context: ssl.SSLContext,
-        counters: ServerCounters,
-        cancel_scope: trio.CancelScope,
+        _listeners: list[socket.socket],
+        _context: ssl.SSLContext,
+        _counters: ServerCounters,
+        _cancel_scope: trio.CancelScope,
     ) -> None:
-        self._listeners = listeners
-        self._context = context
-        self._counters = counters
-        self._cancel_scope = cancel_scope
+        # Made by serve_tls only (hence the private parameter names).
+        self._listeners = _listeners
+        self._context = _context
+        self._counters = _counters
+        self._cancel_scope = _cancel_scope
 
     @property
     def sockets(self) -> list[socket.socket]:
@@ -531,7 +534,7 @@ def _open_listeners(host: str | None, port: int, backlog: int) -> list[socket.so
 
 
 async def serve_tls(
-    handler: Handler,
+    handler: Callable[[TLSServerStream], Awaitable[object]],
     port: int,
     *,
     ssl_context: ssl.SSLContext,
@@ -686,7 +689,7 @@ class _Connection:
     async def run(self, sock: socket.socket, peer: Any, accepted_at: float) -> None:
         counters = self._counters
         try:
-            stream = TLSServerStream(sock, peer, self._context, close_timeout=self._close_timeout)
+            stream = TLSServerStream(sock, peer, self._context, _close_timeout=self._close_timeout)
         except (OSError, ValueError):
             # The peer is already gone: nothing to serve.
             sock.close()
