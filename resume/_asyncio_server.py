@@ -38,8 +38,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, final
 
 from ._server import (
-    DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT,
     ServerCounters,
     ServerStatistics,
     check_port,
@@ -238,8 +236,8 @@ async def start_server(
     port: int = 0,
     *,
     ssl: ssl.SSLContext,
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    handshake_timeout: float = 10.0,
+    close_timeout: float = 5.0,
     num_tickets: int | None = None,
     session_timeout: float | None = None,
     limit: int = _DEFAULT_LIMIT,

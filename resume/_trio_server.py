@@ -70,8 +70,6 @@ from typing import Any, Final, final
 import trio
 
 from ._server import (
-    DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT,
     ServerCounters,
     ServerStatistics,
     check_port,
@@ -539,8 +537,8 @@ async def serve_tls(
     *,
     ssl_context: ssl.SSLContext,
     host: str | None = None,
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    handshake_timeout: float = 10.0,
+    close_timeout: float = 5.0,
     num_tickets: int | None = None,
     session_timeout: float | None = None,
     backlog: int = 128,

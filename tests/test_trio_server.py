@@ -443,3 +443,16 @@ class TestBadInput:
                 await serve_tls(
                     echo_handler, port, ssl_context=pki.server_context(version), host="127.0.0.1"
                 )
+
+
+def test_default_timeouts_match_the_constants(version: str) -> None:
+    """The signatures spell the defaults out; they must agree with resume._server."""
+    import inspect
+
+    from resume._asyncio_server import start_server
+    from resume._server import DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT
+
+    for func in (serve_tls, start_server):
+        params = inspect.signature(func).parameters
+        assert params["handshake_timeout"].default == DEFAULT_HANDSHAKE_TIMEOUT
+        assert params["close_timeout"].default == DEFAULT_CLOSE_TIMEOUT
