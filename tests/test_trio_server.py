@@ -315,6 +315,32 @@ class TestHandlerErrors:
         assert (stats.full, stats.closed) == (1, 1)
 
 
+class TestSNI:
+    async def test_sni_callback_can_switch_context(self, pki: ServerPKI, version: str) -> None:
+        """An SNI callback gets the TLSServerStream and may hand it another context."""
+        names: list[tuple[str | None, bool]] = []
+        ctx = pki.server_context(version)
+        other = pki.server_context(version)
+
+        def pick(obj: object, name: str | None, context: ssl.SSLContext) -> None:
+            names.append((name, isinstance(obj, TLSServerStream)))
+            assert isinstance(obj, TLSServerStream)
+            obj.context = other
+
+        ctx.sni_callback = pick
+        contexts: list[ssl.SSLContext] = []
+
+        async def handler(stream: TLSServerStream) -> None:
+            contexts.append(stream.context)
+            await echo_handler(stream)
+
+        async with running(handler, ctx) as server:
+            result = await run_blocking_client(server.port, pki.client_context(version))
+        assert result.reply == b"ping"
+        assert names == [("localhost", True)]
+        assert contexts == [other]
+
+
 class TestStream:
     async def test_stream_api(self, pki: ServerPKI, version: str) -> None:
         """send_all, receive_some, wait_send_all_might_not_block, aclose, closed errors."""
