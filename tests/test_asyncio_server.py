@@ -274,3 +274,19 @@ def test_client_context_is_refused(pki: ServerPKI, version: str) -> None:
 
     with pytest.raises(ValueError, match="client context"):
         run(main)
+
+
+def test_knobs_reach_the_context(pki: ServerPKI, version: str) -> None:
+    """num_tickets and session_timeout configure the server's context."""
+    ctx = pki.server_context(version)
+    client = pki.client_context(version)
+
+    async def main() -> Any:
+        srv = await start_server(echo, "127.0.0.1", 0, ssl=ctx, num_tickets=1, session_timeout=77)
+        async with srv:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, lambda: blocking_client(srv.port, client))
+
+    result = run(main)
+    assert ctx.num_tickets == 1
+    assert result.session is not None and result.session.ticket_lifetime_hint == 77
