@@ -125,8 +125,9 @@ def _set_hint(cache: SessionCache, key: Hashable, single_use: bool) -> None:
     hints[key] = single_use
     # Keep the hints bounded by the keys the cache still holds (amortised O(1)).
     if len(hints) > 2 * len(cache) + 64:
-        for stale in [k for k in hints if k not in cache]:
-            del hints[stale]
+        # A snapshot of the keys: other threads may add hints meanwhile.
+        for stale in [k for k in list(hints) if k not in cache]:
+            hints.pop(stale, None)
 
 
 _STARTED, _ESTABLISHED, _FAILED, _CLOSED = range(4)

@@ -38,7 +38,10 @@
 # set_alpn_protocols, set_npn_protocols, set_ciphers, set_ecdh_curve). Each
 # calls the class's own method and then records what changed (the certificate
 # file's digest, the ALPN list, the CA data's digest) and bumps the context's
-# generation, so the next connection gets a new key and a full handshake. The
+# generation, so the next connection gets a new key and a full handshake.
+# Setters that replace a value (ALPN, ciphers) keep their latest value, so
+# setting an ALPN list back gives the earlier key again; calls that add to the
+# context (certificates, CA locations) are chained, so they never do. The
 # settings in force before resume first saw the context are covered by its
 # token: they cannot change without going through a tracked method. Calling
 # the methods through the class (``ssl.SSLContext.load_cert_chain(ctx, ...)``)
@@ -127,17 +130,35 @@ def _file_digest(path: object) -> str:
         return f"unreadable:{path!r}"
 
 
+#: Methods that replace a setting (the latest call is the state); the others add
+#: to the context's state (certificates, trust), so every call counts, in order.
+_REPLACING = frozenset({"set_alpn_protocols", "set_npn_protocols", "set_ciphers", "set_ecdh_curve"})
+
+
 @final
 class _ContextState:
     # What resume knows about one SSLContext. Guarded by _LOCK for updates.
-    __slots__ = ("digest", "digest_generation", "generation", "history", "snapshot", "token")
+    __slots__ = (
+        "chain",
+        "digest",
+        "digest_generation",
+        "generation",
+        "latest",
+        "snapshot",
+        "token",
+    )
 
     def __init__(self) -> None:
         self.token = secrets.token_bytes(16)
         self.generation = 0
-        # What the tracked methods were told, in order (no secrets: file
-        # digests, ALPN names, cipher strings).
-        self.history: list[tuple[str, str]] = []
+        # The latest value given to each replacing setter (no secrets: ALPN
+        # names, cipher strings), and a running SHA-256 over every adding call
+        # (certificate and CA file digests), so memory stays bounded however
+        # often the context is changed. Loading certificate A, then B, then A
+        # again gives a third state, never the first: which one OpenSSL keeps
+        # per key type is not visible, so no change is ever assumed undone.
+        self.latest: dict[str, str] = {}
+        self.chain = b""
         self.snapshot: tuple[Any, ...] | None = None
         self.digest = ""
         self.digest_generation = -1
@@ -166,7 +187,10 @@ class _ContextState:
         else:
             what = repr(args) + repr(sorted(kwargs.items()))
         with _LOCK:
-            self.history.append((name, what))
+            if name in _REPLACING:
+                self.latest[name] = what
+            else:
+                self.chain = hashlib.sha256(self.chain + f"{name}:{what}".encode()).digest()
             self.generation += 1
 
 
@@ -228,7 +252,8 @@ def _compute_digest(context: ssl.SSLContext, state: _ContextState, snap: tuple[A
     h = hashlib.sha256()
     h.update(state.token)
     h.update(repr(snap).encode())
-    h.update(repr(state.history).encode())
+    h.update(repr(sorted(state.latest.items())).encode())
+    h.update(state.chain)
     h.update(repr([c["name"] for c in context.get_ciphers()]).encode())
     for der in context.get_ca_certs(binary_form=True):
         h.update(hashlib.sha256(der).digest())

@@ -163,6 +163,43 @@ class TestSettingsChangeTheKey:
         k_b = make_key(ctx, "a.test", 443)
         assert k_a != k_b
 
+    def test_reloading_an_earlier_certificate_never_gives_the_earlier_key(
+        self, ca: trustme.CA
+    ) -> None:
+        """Certificates A, B, then A again: three keys (no change is assumed undone)."""
+        ctx = client_context()
+        a, b = ca.issue_cert("a@example.test"), ca.issue_cert("b@example.test")
+        keys = []
+        for cert in (a, b, a):
+            cert.configure_cert(ctx)
+            keys.append(make_key(ctx, "a.test", 443))
+        assert len(set(keys)) == 3
+
+    def test_setting_alpn_back_gives_the_earlier_key(self) -> None:
+        """ALPN is replaced, not added to: the same list means the same key again."""
+        ctx = client_context()
+        make_key(ctx, "a.test", 443)  # tracking starts when resume first sees a context
+        ctx.set_alpn_protocols(["h2"])
+        h2 = make_key(ctx, "a.test", 443)
+        ctx.set_alpn_protocols(["http/1.1"])
+        http11 = make_key(ctx, "a.test", 443)
+        ctx.set_alpn_protocols(["h2"])
+        assert make_key(ctx, "a.test", 443) == h2 != http11
+
+    def test_state_stays_bounded_under_many_changes(self, ca: trustme.CA) -> None:
+        """Thousands of changes keep a constant-size record per context."""
+        from resume._key import _STATES
+
+        ctx = client_context()
+        context_digest(ctx)
+        pem = ca.cert_pem.bytes().decode()
+        for i in range(2000):
+            ctx.set_alpn_protocols([f"p{i % 3}"])
+            ctx.load_verify_locations(cadata=pem)
+        state = _STATES[ctx]
+        assert len(state.latest) == 1
+        assert len(state.chain) == 32
+
     def test_the_same_certificate_loaded_into_two_contexts_still_separates_them(
         self, ca: trustme.CA
     ) -> None:
