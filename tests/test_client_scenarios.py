@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,7 @@ class Driver:
         post_handshake: Callable[[Any], object] | None = None,
         mode: str = "echo",
         handshake_wait: float | None = None,
+        hold: Callable[[], Awaitable[None]] | None = None,
     ) -> Result:
         raise NotImplementedError
 
@@ -109,6 +111,7 @@ class TrioDriver(Driver):
         post_handshake: Callable[[Any], object] | None = None,
         mode: str = "echo",
         handshake_wait: float | None = None,
+        hold: Callable[[], Awaitable[None]] | None = None,
     ) -> Result:
         res = Result()
         stream: resume.trio.ResumingSSLStream | None = None
@@ -136,6 +139,8 @@ class TrioDriver(Driver):
         if res.handle is not None:
             res.session_id = res.handle.id
             res.refcount_during = res.handle.refcount
+        if hold is not None:
+            await hold()
         if mode == "raise":
             try:
                 async with stream:
@@ -173,6 +178,7 @@ class AsyncioDriver(Driver):
         post_handshake: Callable[[Any], object] | None = None,
         mode: str = "echo",
         handshake_wait: float | None = None,
+        hold: Callable[[], Awaitable[None]] | None = None,
     ) -> Result:
         res = Result()
         extra: dict[str, Any] = {}
@@ -205,6 +211,8 @@ class AsyncioDriver(Driver):
             if res.handle is not None:
                 res.session_id = res.handle.id
                 res.refcount_during = res.handle.refcount
+            if hold is not None:
+                trio.from_thread.run(hold)  # this worker thread came from trio.to_thread
             if mode == "raise":
                 try:
                     async with writer:
@@ -276,6 +284,56 @@ async def s_tls13_tickets_single_use_tls12_sessions_reusable(env: Env, drive: Dr
         assert stats.hits == 3
         assert [r.stored for r in results] == [True, False, False, False]
         assert stats.number == 1
+
+
+@scenario
+async def s_expired_session_is_not_offered(env: Env, drive: Driver) -> None:
+    now = [time.time()]
+    env.cache = SessionCache(clock=lambda: now[0], timeout=60)
+    first = await drive.connect(env)
+    second = await drive.connect(env)
+    now[0] += 61  # past the cache's lifetime for the entry
+    third = await drive.connect(env)
+    assert (first.reused, second.reused, third.reused) == (False, True, False)
+    assert env.cache.statistics().timeouts == 1
+
+
+@scenario
+async def s_concurrent_connections_share_sessions_by_the_rules(env: Env, drive: Driver) -> None:
+    # TLS 1.2: one session serves many connections at once. TLS 1.3: one ticket
+    # each; the cache pools the fresh tickets, so the next wave all resume.
+    await drive.connect(env)
+
+    async def wave() -> list[bool | None]:
+        # All three handshake before any of them closes (and stores a ticket).
+        results: list[Result] = []
+        arrived = 0
+        all_in = trio.Event()
+
+        async def hold() -> None:
+            nonlocal arrived
+            arrived += 1
+            if arrived == 3:
+                all_in.set()
+            await all_in.wait()
+
+        async def one() -> None:
+            results.append(await drive.connect(env, hold=hold))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(one)
+        return [r.reused for r in results]
+
+    first_wave = await wave()
+    second_wave = await wave()
+    if env.version == "1.2":
+        assert first_wave == second_wave == [True, True, True]
+        assert len(env.cache) == 1
+    else:
+        assert sorted(first_wave, key=bool) == [False, False, True]  # one ticket to share
+        assert second_wave == [True, True, True]  # three fresh tickets were pooled
+        assert env.cache.statistics().taken == 4
 
 
 @scenario
