@@ -79,9 +79,33 @@ __all__ = ["SessionKey", "context_digest", "make_key", "normalize_peer"]
 class SessionKey(NamedTuple):
     """The cache key of a client session: where it may be offered again.
 
-    Two connections may share sessions only when their keys are equal: same
-    server name (or address), same port, same TLS settings (see
-    :func:`context_digest`).
+    Two connections share sessions only when their keys are equal:
+
+    * the same server name (compared case-insensitively; nothing else is folded,
+      so ``example.com.`` is another peer), or the same address in canonical
+      form when there is no name;
+    * the same port of the TLS server (of the origin, not of a proxy);
+    * the same :class:`ssl.SSLContext` *object* with the same settings: verify
+      mode, hostname checking, verify flags, protocol bounds, options, host
+      flags, post-handshake authentication, ciphers, trusted CAs, client
+      certificate, ALPN list.
+
+    The key is computed when the handshake starts. Settings that :mod:`ssl` has
+    no getter for (client certificate, ALPN list, CA directories) are tracked:
+    the first time resume sees a context it wraps, as instance attributes,
+    ``load_cert_chain``, ``load_verify_locations``, ``load_default_certs``,
+    ``set_default_verify_paths``, ``set_alpn_protocols``, ``set_npn_protocols``,
+    ``set_ciphers`` and ``set_ecdh_curve``; each call after that gives the
+    context's next connections a new key, hence a full handshake. Calling those
+    methods through the class (``ssl.SSLContext.load_cert_chain(ctx, ...)``)
+    bypasses the tracking: do not. Settings made before resume first saw the
+    context are covered by the context's identity (a random token per object,
+    not ``id()``, which is recycled).
+
+    ALPN: there is no ``alpn=`` argument, because :mod:`ssl` sets ALPN on the
+    context only and changing a shared context per connection would race;
+    configure it with ``set_alpn_protocols()``, and use one context per ALPN
+    list if connections need different lists at once.
     """
 
     #: The server name (lower case) or canonical address.
