@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import ssl
+from pathlib import Path
 from collections.abc import Callable
 
 import pytest
@@ -151,6 +152,23 @@ class TestSettingsChangeTheKey:
             ctx.load_verify_locations(cafile=path)
         k2 = make_key(ctx, "a.test", 443)
         assert len({k0, k1, k2}) == 3
+
+    def test_ca_directory_and_default_paths_change_the_key(self, tmp_path: Path) -> None:
+        """A CA directory (capath) or the default paths added after first use change the key.
+
+        Certificates in a directory are loaded lazily, so the trust store shows
+        no change until a handshake needs them (curl CVE-2021-22924 compared CA
+        paths wrongly): the call itself must count.
+        """
+        ctx = client_context()
+        k0 = make_key(ctx, "a.test", 443)
+        ctx.load_verify_locations(capath=str(tmp_path))
+        k1 = make_key(ctx, "a.test", 443)
+        ctx.set_default_verify_paths()
+        k2 = make_key(ctx, "a.test", 443)
+        ctx.load_default_certs()
+        k3 = make_key(ctx, "a.test", 443)
+        assert len({k0, k1, k2, k3}) == 4
 
     def test_client_certificate_change_on_the_same_context_changes_the_key(
         self, ca: trustme.CA
