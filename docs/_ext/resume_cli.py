@@ -33,10 +33,10 @@ def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argpar
     return found
 
 
-def _option_lines(parser: argparse.ArgumentParser) -> list[str]:
+def _option_lines(parser: argparse.ArgumentParser, actions: list[argparse.Action]) -> list[str]:
     formatter = parser._get_formatter()
     lines: list[str] = []
-    for action in parser._actions:
+    for action in actions:
         if action.help == argparse.SUPPRESS or isinstance(action, argparse._SubParsersAction):
             continue
         if action.option_strings:
@@ -56,27 +56,65 @@ def _option_lines(parser: argparse.ArgumentParser) -> list[str]:
     return lines
 
 
+def _groups(parser: argparse.ArgumentParser) -> list[str]:
+    # The arguments, group by group; groups other than argparse's own two get a heading.
+    lines: list[str] = []
+    for group in parser._action_groups:
+        actions = [
+            a for a in group._group_actions
+            if a.help != argparse.SUPPRESS and not isinstance(a, argparse._SubParsersAction)
+        ]
+        if not actions:
+            continue
+        if group.title not in ("positional arguments", "options", "optional arguments"):
+            lines += [f".. rubric:: {group.title}", ""]
+        lines += _option_lines(parser, actions)
+    return lines
+
+
+def _text(parser: argparse.ArgumentParser, text: str | None) -> list[str]:
+    # A description or epilog as reST. With a Raw*HelpFormatter the line breaks
+    # mean something: an indented block (examples) stays a literal block, and a
+    # line ending in ":" before it becomes its lead-in paragraph.
+    if not text:
+        return []
+    raw = issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter)
+    if not raw:
+        return [*textwrap.wrap(" ".join(text.split()), 88), ""]
+    lines: list[str] = []
+    for block in textwrap.dedent(text).strip("\n").split("\n\n"):
+        rows = block.splitlines()
+        lead: list[str] = []
+        if rows and not rows[0].startswith(" ") and rows[0].endswith(":") and len(rows) > 1:
+            lead, rows = [rows[0][:1].upper() + rows[0][1:]], rows[1:]
+        if rows and all(r.startswith(" ") or not r.strip() for r in rows):
+            body = textwrap.dedent("\n".join(rows)).splitlines()
+            lines += [*lead, ""] if lead else []
+            lines += [".. code-block:: sh", "", *(f"   {r}" for r in body), ""]
+        else:
+            lines += [*textwrap.wrap(" ".join(lead + rows), 88), ""]
+    return lines
+
+
 def _usage(parser: argparse.ArgumentParser) -> list[str]:
-    usage = parser.format_usage().strip()
-    usage = usage.removeprefix("usage: ")
-    return ["::", "", *(f"   {line}" for line in usage.splitlines()), ""]
+    # Without argparse's "usage: " prefix; its continuation lines are indented to
+    # follow the prefix, so they lose as many columns.
+    first, *rest = parser.format_usage().strip().removeprefix("usage: ").splitlines()
+    rest = [line[len("usage: "):] if line.startswith(" " * 7) else line for line in rest]
+    return [".. code-block:: text", "", *(f"   {line}" for line in [first, *rest]), ""]
 
 
 def cli_rst(parser: argparse.ArgumentParser) -> list[tuple[str, str, list[str]]]:
     """Turn *parser* into sections: ``(title, section id, reST lines)``, top level first."""
     top: list[str] = [f".. program:: {parser.prog}", "", *_usage(parser)]
-    if parser.description:
-        top += [*textwrap.wrap(parser.description, 88), ""]
-    top += _option_lines(parser)
+    top += _text(parser, parser.description)
+    top += _groups(parser)
     sections = [("", "", top)]
     for name, summary, sub in _subcommands(parser):
         body = [f".. program:: {sub.prog}", "", *_usage(sub)]
-        text = sub.description or summary
-        if text:
-            body += [*textwrap.wrap(text, 88), ""]
-        body += _option_lines(sub)
-        if sub.epilog:
-            body += [*textwrap.wrap(sub.epilog, 88), ""]
+        body += _text(sub, sub.description or summary)
+        body += _groups(sub)
+        body += _text(sub, sub.epilog)
         sections.append((sub.prog, f"cmd-{name}", body))
     return sections
 
