@@ -167,6 +167,7 @@ class _ContextState:
         "digest",
         "digest_generation",
         "generation",
+        "keys",
         "latest",
         "snapshot",
         "token",
@@ -186,6 +187,9 @@ class _ContextState:
         self.snapshot: tuple[Any, ...] | None = None
         self.digest = ""
         self.digest_generation = -1
+        # Keys already built for this digest, by (peer as given, port): most
+        # programs talk to few servers, so the per-connection key is a dict hit.
+        self.keys: dict[tuple[str, int], SessionKey] = {}
 
     def record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if name == "load_cert_chain":
@@ -297,18 +301,29 @@ def context_digest(context: ssl.SSLContext) -> str:
         TypeError: *context* is not an :class:`ssl.SSLContext`.
         ValueError: *context* is a server-side context.
     """
+    return _current(context)[0]
+
+
+def _current(context: ssl.SSLContext) -> tuple[str, dict[tuple[str, int], SessionKey]]:
+    # The digest of the context's settings now, and the key memo that goes with it.
     state = _state(context)
     snap = _snapshot(context)
     generation = state.generation
     if snap == state.snapshot and generation == state.digest_generation:
-        return state.digest
+        return state.digest, state.keys
     digest = _compute_digest(context, state, snap)
+    keys: dict[tuple[str, int], SessionKey] = {}
     with _LOCK:
         if state.generation == generation:
             state.snapshot = snap
             state.digest = digest
             state.digest_generation = generation
-    return digest
+            state.keys = keys
+    return digest, keys
+
+
+#: Most keys memoised per context (a crawler may meet millions of hosts).
+_KEYS_PER_CONTEXT = 4096
 
 
 @functools.lru_cache(maxsize=4096)
@@ -346,7 +361,13 @@ def make_key(context: ssl.SSLContext, peer: str, port: int) -> SessionKey:
         port = int(port)
     if not 0 < port < 65536:
         raise ValueError(f"port must be in 1-65535, got {port}")
-    return SessionKey(normalize_peer(peer), port, context_digest(context))
+    digest, keys = _current(context)
+    key = keys.get((peer, port))
+    if key is None:
+        key = SessionKey(normalize_peer(peer), port, digest)
+        if len(keys) < _KEYS_PER_CONTEXT:
+            keys[(peer, port)] = key
+    return key
 
 
 SessionKey.__module__ = "resume"

@@ -334,7 +334,27 @@ async def wrap_client_stream(
     """
     try:
         context = _check_context(ssl_context)
-        conn = ClientConnection.start(cache, context, server_hostname, _check_port(port))
+        _check_port(port)
+    except BaseException:
+        await trio.aclose_forcefully(transport_stream)
+        raise
+    return await _handshake(
+        transport_stream, server_hostname, port, context, cache, https_compatible, post_handshake
+    )
+
+
+async def _handshake(
+    transport_stream: trio.abc.Stream,
+    server_hostname: str,
+    port: int,
+    context: ssl.SSLContext,
+    cache: object,
+    https_compatible: bool,
+    post_handshake: PostHandshake | None,
+) -> ResumingSSLStream:
+    # Steps 1-4 of the theory of operation; the arguments are checked already.
+    try:
+        conn = ClientConnection.start(cache, context, server_hostname, port)
     except BaseException:
         await trio.aclose_forcefully(transport_stream)
         raise
@@ -403,7 +423,7 @@ async def open_tls_stream(
         OSError: the TCP connection failed.
         trio.BrokenResourceError: the TLS handshake failed.
     """
-    _check_context(ssl_context)
+    context = _check_context(ssl_context)
     resolve_cache(cache)
     _check_port(port)
     name = host if server_hostname is None else server_hostname
@@ -411,12 +431,4 @@ async def open_tls_stream(
     tcp = await trio.open_tcp_stream(
         host, port, happy_eyeballs_delay=happy_eyeballs_delay, local_address=local_address
     )
-    return await wrap_client_stream(
-        tcp,
-        server_hostname=name,
-        port=port,
-        ssl_context=ssl_context,
-        cache=cache,
-        https_compatible=https_compatible,
-        post_handshake=post_handshake,
-    )
+    return await _handshake(tcp, name, port, context, cache, https_compatible, post_handshake)
