@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import select
 import socket
@@ -274,6 +275,39 @@ class TestNeverHang:
         stats = server.statistics()
         await tcp.aclose()
         assert (stats.full, stats.closed) == (1, 1)
+
+    async def test_close_notify_waits_at_most_close_timeout(
+        self, pki: ServerPKI, version: str, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        """When a peer that never reads has filled the socket, close gives up after close_timeout.
+
+        The clock is trio's MockClock: it jumps ahead whenever every task waits,
+        so the timeout passes at once and the elapsed (virtual) time is exact.
+        """
+        returned: list[float] = []
+
+        async def handler(stream: TLSServerStream) -> None:
+            # Fill the kernel's send buffer (the client never reads) so that the
+            # close_notify cannot be written.
+            junk = b"x" * 65536
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    stream.socket.send(junk)
+            returned.append(trio.current_time())
+
+        async with running(
+            handler, pki.server_context(version), close_timeout=3.0, handshake_timeout=1000.0
+        ) as server:
+            tcp = await trio.open_tcp_stream("127.0.0.1", server.port)
+            client = trio.SSLStream(tcp, pki.client_context(version), server_hostname="localhost")
+            await client.do_handshake()
+            while server.statistics().closed < 1:  # noqa: ASYNC110 - counters have no event
+                await trio.sleep(0.5)  # virtual time
+            closed_at = trio.current_time()
+            stats = server.statistics()
+            await tcp.aclose()
+        assert (stats.full, stats.closed, stats.in_progress) == (1, 1, 0)
+        assert 3.0 <= closed_at - returned[0] <= 4.0
 
     async def test_broken_peer_ends_only_its_connection(self, pki: ServerPKI, version: str) -> None:
         """A handler whose peer vanished (BrokenResourceError) does not stop the server."""
