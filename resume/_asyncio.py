@@ -224,7 +224,9 @@ class ResumingStreamWriter(asyncio.StreamWriter):
             self._finish(clean=False)
         except AttributeError:  # pragma: no cover - half-built
             pass
-        super().__del__()  # type: ignore[misc]
+        parent_del = getattr(super(), "__del__", None)  # StreamWriter has one since 3.11
+        if parent_del is not None:
+            parent_del()
 
     def __repr__(self) -> str:
         state = "closed" if self._finished else ("resumed" if self._reused else "full")

@@ -7,6 +7,7 @@ a worker thread under its own event loop (``asyncio.run``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -183,6 +184,35 @@ class TestOpenConnection:
         assert len(cache) == 1
         only = cache.get0(cache.keys()[0])
         assert only is not None and only.refcount == 1
+
+
+    async def test_dropped_writer_keeps_nothing_and_frees_its_reference(
+        self, pki: PKI, tls_version: str
+    ) -> None:
+        """A writer garbage-collected without close() stores nothing and leaks no reference."""
+        cache = SessionCache()
+
+        async def client() -> None:
+            reader, writer = await resume.asyncio.open_connection(
+                "127.0.0.1", port, ssl=pki.client_context(tls_version), cache=cache
+            )
+            await ping(reader, writer)
+            handle = writer.session_handle
+            assert handle is not None
+            with pytest.warns(ResourceWarning, match="unclosed"):
+                del writer
+                gc.collect()
+            assert handle.freed
+            transport = reader._transport  # type: ignore[attr-defined]
+            transport.abort()
+            await asyncio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            server = await start_echo_server(nursery, pki.server_context(tls_version))
+            port = server.port
+            await in_asyncio(client)
+            nursery.cancel_scope.cancel()
+        assert len(cache) == 0
 
 
 class TestBadInput:
