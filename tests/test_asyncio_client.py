@@ -199,8 +199,8 @@ class TestOpenConnection:
             await ping(reader, writer)
             handle = writer.session_handle
             assert handle is not None
+            del writer
             with pytest.warns(ResourceWarning, match="unclosed"):
-                del writer
                 gc.collect()
             assert handle.freed
             transport = reader._transport  # type: ignore[attr-defined]
