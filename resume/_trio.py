@@ -398,7 +398,9 @@ async def open_tls_stream(
     name, port and TLS settings (see :class:`~resume.SessionKey`), with
     ``SSL_set_session()``; after a clean close it stores the session the
     connection yielded. TLS 1.3 tickets are used once; TLS 1.2 sessions until
-    they expire.
+    they expire. A TLS 1.3 server sends its tickets after the handshake, so
+    they reach the client with the first data it reads: a connection that
+    never receives anything yields no ticket.
 
     Args:
         host: the name or address to connect to.
