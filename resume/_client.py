@@ -122,6 +122,8 @@ def _hints(cache: SessionCache) -> dict[Hashable, bool]:
 
 def _set_hint(cache: SessionCache, key: Hashable, single_use: bool) -> None:
     hints = _hints(cache)
+    if hints.get(key) is single_use:
+        return
     hints[key] = single_use
     # Keep the hints bounded by the keys the cache still holds (amortised O(1)).
     if len(hints) > 2 * len(cache) + 64:
