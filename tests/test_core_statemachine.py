@@ -114,16 +114,19 @@ class CacheMachine(RuleBasedStateMachine):
 
     # -- rules ---------------------------------------------------------------------
 
-    @initialize(target=handles)
-    def first(self) -> SessionHandle:
-        return self.make()
-
-    @rule(target=handles)
-    def make(self) -> SessionHandle:
+    def _new_handle(self) -> SessionHandle:
         h = SessionHandle.from_ssl(real_session())
         self.all.append(h)
         self.model.refs[id(h)] = 1
         return h
+
+    @initialize(target=handles)
+    def first(self) -> SessionHandle:
+        return self._new_handle()
+
+    @rule(target=handles)
+    def make(self) -> SessionHandle:
+        return self._new_handle()
 
     @rule(target=handles, h=handles)
     def dup(self, h: SessionHandle) -> SessionHandle:
