@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import ssl
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import Any, Final, final
 
 from ._errors import UnsupportedError
 
@@ -242,44 +242,31 @@ def configure_server_context(
     return context
 
 
-def _bound_timeout_calls(context: ssl.SSLContext) -> tuple[int, object, object]:
-    # SSL_CTX_set_timeout()/SSL_CTX_get_timeout() are not in the binding's
-    # prototype table yet; bind them here on the binding's library, with the
-    # SSL_CTX pointer that the binding checked (see resume._openssl).
-    import ctypes
-
+def _binding() -> Any:
     from ._openssl import binding
 
     try:
-        bound = binding()
+        return binding()
     except UnsupportedError as exc:
         raise UnsupportedError(
             f"session_timeout needs SSL_CTX_set_timeout(), which this Python build "
             f"does not allow reaching: {exc}"
         ) from None
-    lib = bound._lib
-    setter = lib.SSL_CTX_set_timeout
-    setter.restype = ctypes.c_long
-    setter.argtypes = (ctypes.c_void_p, ctypes.c_long)
-    getter = lib.SSL_CTX_get_timeout
-    getter.restype = ctypes.c_long
-    getter.argtypes = (ctypes.c_void_p,)
-    return bound.ctx_ptr(context), setter, getter
 
 
 def set_session_timeout(context: ssl.SSLContext, seconds: float) -> None:
     """Set how long sessions of *context* stay resumable (``SSL_CTX_set_timeout()``).
 
     On a server this bounds the internal session cache and is the lifetime hint of
-    the tickets it issues. Whole seconds; a fraction is rounded up.
+    the tickets it issues. Whole seconds; a fraction is rounded up. The call goes
+    through the guarded OpenSSL binding (:mod:`resume._openssl`).
 
     Raises:
         ValueError: *seconds* is not a finite number > 0.
         UnsupportedError: the OpenSSL binding is not available on this Python.
     """
     check_seconds("session_timeout", seconds)
-    ptr, setter, _ = _bound_timeout_calls(context)
-    setter(ptr, math.ceil(seconds))  # type: ignore[operator]
+    _binding().set_context_timeout(context, math.ceil(seconds))
 
 
 def get_session_timeout(context: ssl.SSLContext) -> int:
@@ -288,8 +275,7 @@ def get_session_timeout(context: ssl.SSLContext) -> int:
     Raises:
         UnsupportedError: the OpenSSL binding is not available on this Python.
     """
-    ptr, _, getter = _bound_timeout_calls(context)
-    return int(getter(ptr))  # type: ignore[operator]
+    return int(_binding().context_timeout(context))
 
 
 ServerStatistics.__module__ = "resume"

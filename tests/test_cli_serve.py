@@ -9,9 +9,11 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import pytest
+from redis_server import RedisServer
 from serverhelpers import ServerPKI, blocking_client
 
 from resume._cli import main
@@ -177,3 +179,50 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["serve", "--help"])
     out = capsys.readouterr().out
     assert "echo server" in out and "examples:" in out and "--require-client-cert" in out
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+@pytest.mark.parametrize("source", ["file", "redis"])
+def test_ticket_keys_let_a_fleet_resume_each_others_sessions(
+    pki: ServerPKI, version: str, source: str, tmp_path: Path
+) -> None:
+    """Two `resume serve` processes sharing --ticket-keys resume each other's tickets."""
+    with ExitStack() as stack:
+        if source == "file":
+            spec = f"file:{tmp_path / 'ticket.keys'}"
+        else:
+            redis = stack.enter_context(RedisServer(tmp_path))
+            spec = redis.url
+        a = stack.enter_context(serve(pki, "--tls", version, "--ticket-keys", spec))
+        b = stack.enter_context(serve(pki, "--tls", version, "--ticket-keys", spec))
+        client = pki.client_context(version)
+        first = blocking_client(a.port, client)
+        assert not first.reused
+        hopped = blocking_client(b.port, client, session=first.session)
+        assert hopped.reused
+        back = blocking_client(a.port, client, session=hopped.session)
+        assert back.reused
+        if source == "file":
+            assert (tmp_path / "ticket.keys").stat().st_mode & 0o777 == 0o600
+        for served in (a, b):
+            stop(served)
+
+
+def test_without_shared_keys_a_fleet_does_not_resume(pki: ServerPKI) -> None:
+    """The control: two servers with their own keys make every hop a full handshake."""
+    with serve(pki, "--tls", "1.3") as a, serve(pki, "--tls", "1.3") as b:
+        client = pki.client_context("1.3")
+        first = blocking_client(a.port, client)
+        assert not blocking_client(b.port, client, session=first.session).reused
+        for served in (a, b):
+            stop(served)
+
+
+def test_bad_ticket_key_source(pki: ServerPKI, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown --ticket-keys scheme is a clear error and exit code 2."""
+    code = main(
+        ["serve", "--port", "0", "--cert", str(pki.cert_file), "--key", str(pki.key_file),
+         "--ticket-keys", "ftp://nowhere"]
+    )
+    assert code == 2
+    assert "--ticket-keys" in capsys.readouterr().err

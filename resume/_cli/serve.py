@@ -72,6 +72,13 @@ def add_tls_options(parser: argparse.ArgumentParser) -> None:
         help="TLS 1.3 tickets sent per handshake (default: 2)",
     )
     tls.add_argument(
+        "--ticket-keys",
+        metavar="SOURCE",
+        help="share session-ticket keys with the other servers of a fleet: "
+        "redis://HOST:PORT/DB or file:PATH (rotated every 12 h; a base64 32-byte "
+        "RESUME_TICKET_KEYS_SECRET in the environment seals them in Redis)",
+    )
+    tls.add_argument(
         "--session-timeout",
         type=float,
         metavar="SECONDS",
@@ -177,6 +184,16 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ssl.SSLError, ValueError) as exc:
         print(f"resume serve: {exc}", file=sys.stderr)
         return 2
+    close_ticket_keys = None
+    if getattr(args, "ticket_keys", None):
+        from .._errors import ResumeError
+        from .._ticketkeys import install_from_spec
+
+        try:
+            close_ticket_keys = install_from_spec(context, args.ticket_keys)
+        except (OSError, ValueError, ResumeError) as exc:
+            print(f"resume serve: --ticket-keys: {exc}", file=sys.stderr)
+            return 2
     try:
         trio.run(_main, args, context)
     except Exception as exc:
@@ -185,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"resume serve: {leaf}", file=sys.stderr)
             return 1
         raise
+    finally:
+        if close_ticket_keys is not None:
+            close_ticket_keys()
     return 0
 
 
