@@ -52,7 +52,7 @@ def connect_once(
             ) as tls:
                 tls.recv(1)
                 tls.sendall(b"y")
-                new_session, reused = tls.session, tls.session_reused
+                new_session, reused = tls.session, bool(tls.session_reused)
         finally:
             thread.join()
     assert new_session is not None

@@ -78,7 +78,10 @@ def _text(parser: argparse.ArgumentParser, text: str | None) -> list[str]:
     # line ending in ":" before it becomes its lead-in paragraph.
     if not text:
         return []
-    raw = issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter)
+    formatter = parser.formatter_class
+    raw = isinstance(formatter, type) and issubclass(
+        formatter, argparse.RawDescriptionHelpFormatter
+    )
     if not raw:
         return [*textwrap.wrap(" ".join(text.split()), 88), ""]
     lines: list[str] = []
