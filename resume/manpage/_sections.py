@@ -22,9 +22,14 @@
 # property of the OpenSSL manual's style, not of any one page.
 from __future__ import annotations
 
+import functools
 import itertools
+import json
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["KNOWN_SECTIONS", "recover_sections"]
 
@@ -266,7 +271,9 @@ def _synopsis_end(texts: Sequence[str], code: Sequence[bool]) -> int:
         if code[index]:
             index += 1
             continue
-        intro = texts[index].rstrip().endswith(":") or re.search(
+        # a short line that introduces declarations (not a long paragraph of DESCRIPTION)
+        short = len(texts[index].split()) <= 30
+        intro = (short and texts[index].rstrip().endswith(":")) or re.search(
             r"OPENSSL_API_COMPAT|OPENSSL_NO_DEPRECATED|can be hidden entirely", texts[index]
         )
         if intro and index > 1 and index + 1 < len(texts) and code[index + 1]:
@@ -413,6 +420,157 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
     return rows
 
 
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
+_DEPRECATED = re.compile(r"\bdeprecat\w*", re.IGNORECASE)
+_OPENSSL_VERSION = re.compile(r"\bOpenSSL\s+\d", re.IGNORECASE)
+_NOTE_CUE = re.compile(
+    r"^(?:Note|Notes|It is|It's|This|These|The|If|When|An?|Some|Since|Because|Although|"
+    r"Applications?|Users?|Callers?|Unlike|In)\b"
+)
+
+
+def _word_shape(word: str, functions: Sequence[str]) -> str:
+    """A first word, normalised: the page's functions, calls, constants and numbers."""
+    word = word.strip(",:;.\"'")
+    name = word[:-2] if word.endswith("()") else word
+    if name in functions:
+        return "<FN>"
+    if word.endswith("()"):
+        return "<CALL>"
+    if re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", word):
+        return "<CONST>"
+    if re.fullmatch(r"-?\d+", word):
+        return "<NUM>"
+    if "_" in word or re.fullmatch(r"\w+\(\d\w*\)", word):
+        return "<ID>"
+    return word.lower()
+
+
+def block_features(texts: Sequence[str], functions: Sequence[str]) -> list[list[str]]:
+    """The cues of every block that the learned weights are keyed by.
+
+    Each block gets a few dozen string features: where it sits (share of the page,
+    distance from the end), whether it and its neighbours are code, its first words
+    (with the page's functions, calls and constants normalised), the wording cues of
+    the rules above, and the words it uses. The weights of each feature per section
+    are learned from hundreds of headed renderings (``tests/data/manpages/train.py``).
+    """
+    n = len(texts)
+    code = [_is_code(t) for t in texts]
+    synopsis_end = _synopsis_end(texts, code)
+    covered = _coverage(texts, functions, synopsis_end)
+    in_list = _inside_lists(texts)
+    items = [item_term(t) is not None for t in texts]
+    out: list[list[str]] = []
+    subjects_seen: set[str] = set()
+    seen_return = seen_refs = False
+    previous: list[str] = []  # a few features of the block before
+    last_subject: str | None = None
+    for index, text in enumerate(texts):
+        words = text.split()
+        f = ["bias", f"pos:{10 * index // max(n, 1)}"]
+        if n - 1 - index < 4:
+            f.append(f"end:{n - 1 - index}")
+        f.append(f"len:{min(len(words).bit_length(), 8)}")
+        if code[index]:
+            f.append("code")
+        if index > 0 and code[index - 1]:
+            f.append("prev:code")
+        if index + 1 < n and code[index + 1]:
+            f.append("next:code")
+        if index < synopsis_end:
+            f.append("in:synopsis")
+        if index > 0 and texts[index - 1].rstrip().endswith(":"):
+            f.append("prev:colon")
+        if index > 0 and items[index - 1]:
+            f.append("prev:item")
+        if index + 1 < n and items[index + 1]:
+            f.append("next:item")
+        if words and words[0][:1].islower() and not words[0].endswith("()"):
+            f.append("lower")  # a line of a paragraph the rendering broke up
+        if index > 0 and not code[index - 1] and not re.search(r"[.:!?)]\W*$", texts[index - 1]):
+            f.append("prev:open")
+        if index > 0:
+            f.extend(f"p:{feature}" for feature in previous)
+        previous = []
+        if words:
+            first = _word_shape(words[0], functions)
+            previous.append(f"w1:{first}")
+            f.append(f"w1:{first}")
+            if len(words) > 1:
+                f.append(f"w2:{first} {_word_shape(words[1], functions)}")
+        if not code[index]:
+            flags = {
+                "hist+": _HISTORY_STRONG, "hist": _HISTORY, "ret+": _RETURN_STRONG,
+                "fnret": _FUNCTION_RETURNS, "ret": _RETURN, "bugs": _BUGS, "bugs+": _BUGS_STRONG,
+                "warn": _WARNINGS, "example": _EXAMPLE_WORD, "imper": _IMPERATIVE,
+                "conform": _CONFORMING, "env": _ENV, "advice": _ADVICE, "reflist": _REF_LIST,
+                "depr": _DEPRECATED, "version": _OPENSSL_VERSION, "notecue": _NOTE_CUE,
+            }
+            for key, pattern in flags.items():
+                if pattern.search(text) if key not in ("fnret", "imper", "reflist",
+                                                      "notecue") else pattern.match(text):
+                    f.append(f"re:{key}")
+                    previous.append(f"re:{key}")
+            refs = len(_REF_ANY.findall(text))
+            if refs:
+                f.append("refs" if refs * 3 < len(words) else "refs:most")
+            if text.rstrip().endswith(":"):
+                f.append("colon")
+            if items[index]:
+                f.append("item")
+            if in_list[index]:
+                f.append("in:list")
+            if covered[index]:
+                # how long ago: the paragraphs right after are often still DESCRIPTION
+                since = next((k for k in range(index + 1) if not covered[index - k]), index)
+                f.extend(("covered", f"covered:{min(since, 4)}"))
+            if _starts_with_function(text, functions):
+                f.append("starts:fn")
+            subject = _subject(text, functions)
+            if subject is not None and index >= synopsis_end:
+                f.append("subject:old" if subject in subjects_seen else "subject:new")
+                if subject == last_subject:
+                    f.append("subject:again")  # the paragraph before was about it too
+                subjects_seen.add(subject)
+            last_subject = subject
+            if seen_return:
+                f.append("after:ret")
+            if seen_refs:
+                f.append("after:reflist")
+            f.extend(sorted({f"bow:{w.lower()}" for w in _WORD.findall(text)}))
+            seen_return = seen_return or bool(_RETURN_STRONG.search(text))
+            seen_refs = seen_refs or bool(_REF_LIST.match(text))
+        out.append(f)
+    return out
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Learned weights.
+
+    ``emission``: per feature, per section, for a block in that section;
+    ``transition``: per previous section, per next section, for a change of section;
+    ``entry``: per feature, per section, for a block that starts that section.
+    """
+
+    emission: Mapping[str, Mapping[str, float]]
+    transition: Mapping[str, Mapping[str, float]]
+    entry: Mapping[str, Mapping[str, float]]
+
+
+WEIGHTS_FILE = Path(__file__).with_name("_section_weights.json")
+
+
+@functools.cache
+def _weights() -> Weights:
+    """The weights shipped with the package (none: the rules alone)."""
+    if not WEIGHTS_FILE.exists():
+        return Weights({}, {}, {})
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    return Weights(data["emission"], data["transition"], data["entry"])
+
+
 # The most common section changes cost less than the others.
 _COMMON = frozenset({
     ("DESCRIPTION", "NOTES"),
@@ -454,17 +612,85 @@ def recover_sections(texts: Sequence[str], *, functions: Sequence[str] = ()) -> 
     """
     if not texts:
         return []
+    weights = _weights()
+    if _synopsis_end(texts, [_is_code(t) for t in texts]) <= 1:
+        # No SYNOPSIS: an overview page or a fragment. The weights were fitted to
+        # whole pages, mostly of functions, where position cues ("every function is
+        # described by now") mean something; here the rules alone decide.
+        weights = Weights({}, {}, {})
+    features = block_features(texts, functions)
+    rows = section_scores(texts, functions, weights, features)
+    enter = entry_scores(features, weights)
+    return decode(rows, weights.transition, enter)
+
+
+def section_scores(
+    texts: Sequence[str],
+    functions: Sequence[str],
+    weights: Weights,
+    features: Sequence[Sequence[str]],
+) -> list[dict[str, float]]:
+    """The score of every section for every block: the rules plus the learned weights."""
     rows = _emissions(texts, functions)
+    for row, block in zip(rows, features, strict=True):
+        for feature in block:
+            learned = weights.emission.get(feature)
+            if learned:
+                for section, weight in learned.items():
+                    row[section] += weight
+    return rows
+
+
+def entry_scores(features: Sequence[Sequence[str]], weights: Weights) -> list[dict[str, float]]:
+    """For every block, the learned bonus of a section *starting* at that block."""
+    out: list[dict[str, float]] = []
+    for block in features:
+        bonus: dict[str, float] = {}
+        for feature in block:
+            learned = weights.entry.get(feature)
+            if learned:
+                for section, weight in learned.items():
+                    bonus[section] = bonus.get(section, 0.0) + weight
+        out.append(bonus)
+    return out
+
+
+def decode(
+    rows: Sequence[dict[str, float]],
+    learned: Mapping[str, Mapping[str, float]],
+    enter: Sequence[Mapping[str, float]] = (),
+) -> list[str]:
+    """The best labelling of the blocks (Viterbi over the sections as states).
+
+    Args:
+        rows: Each block's score per section (``section_scores``).
+        learned: Learned corrections to the cost of changing section, by previous
+            section, then next section.
+        enter: For each block, a bonus for a section that starts at it
+            (``entry_scores``); none by default.
+
+    Returns:
+        The section of every block.
+    """
+    if not rows:
+        return []
     states = list(_RANK)
+    moves = {
+        (p, s): -_transition(p, s) + learned.get(p, {}).get(s, 0.0) for p in states for s in states
+    }
     best = {s: rows[0][s] for s in states}
     back: list[dict[str, str]] = []
-    for row in rows[1:]:
+    for index, row in enumerate(rows[1:], start=1):
+        bonus = enter[index] if index < len(enter) else {}
         new: dict[str, float] = {}
         pointers: dict[str, str] = {}
         for s in states:
-            prev, score = max(
-                ((p, best[p] - _transition(p, s)) for p in states), key=lambda item: item[1]
-            )
+            start = bonus.get(s, 0.0)
+            prev, score = "", -math.inf
+            for p in states:  # the first best wins a tie
+                candidate = best[p] + moves[p, s] + (start if p != s else 0.0)
+                if candidate > score:
+                    prev, score = p, candidate
             new[s] = score + row[s]
             pointers[s] = prev
         back.append(pointers)

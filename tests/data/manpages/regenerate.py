@@ -89,6 +89,8 @@ FINAL = [
 # Drawn by ``train.py`` (random.Random(train.SEED).sample of the distinct 3ssl pages
 # outside the groups above, 80 pages): TUNE chose the learned model's settings, BLIND
 # was measured once at the end and never looked into. Neither was trained on.
+# OSSL_DECODER_CTX was drawn into TUNE but left out: its C declarations clash with
+# other corpus pages in the one Sphinx project of tests/test_sphinxext.py.
 TUNE = [
     "ERR_clear_error",
     "X509_sign",
@@ -123,7 +125,6 @@ TUNE = [
     "SCT_validate",
     "PKCS12_SAFEBAG_create_cert",
     "SSL_SESSION_get0_hostname",
-    "OSSL_DECODER_CTX",
     "PKCS12_SAFEBAG_get1_cert",
     "OSSL_HTTP_REQ_CTX",
     "ERR_set_mark",

@@ -28,10 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,13 +49,24 @@ from resume.manpage._sections import (  # noqa: E402
     _emissions,
     block_features,
     decode,
+    entry_scores,
+    section_scores,
 )
+
+
+def recover(texts: list[str], functions: list[str], weights: Weights) -> list[str]:
+    """``recover_sections`` with the given weights."""
+    features = block_features(texts, functions)
+    rows = section_scores(texts, functions, weights, features)
+    return decode(rows, weights.transition, entry_scores(features, weights))
 
 SEED = 3151126
 CACHE = Path("/tmp/resume-manpage-train")
 MAN = Path("/usr/share/man")
 SHARED = ROOT / "docs" / "manpages" / "source"
 STATES = list(_RANK)
+DROP: tuple[str, ...] = ()  # feature prefixes left out (an experiment)
+ENTRY = True  # learn the entry weights
 
 Page = tuple[str, list[str], list[str], list[str | None]]  # name, texts, functions, gold
 
@@ -107,11 +118,12 @@ def prepare(page: Page) -> tuple[list[dict[str, float]], list[list[str]]]:
 
 
 def score_rows(
-    hand: list[dict[str, float]], feats: list[list[str]], w: dict[str, dict[str, float]]
+    hand: list[dict[str, float]], feats: list[list[str]], w: Mapping[str, Mapping[str, float]],
+    zero: bool = False,
 ) -> list[dict[str, float]]:
     rows = []
     for base, features in zip(hand, feats, strict=True):
-        row = dict(base)
+        row = dict(base) if not zero else dict.fromkeys(STATES, 0.0)
         for feature in features:
             learned = w.get(feature)
             if learned:
@@ -128,12 +140,22 @@ def train(pages: list[Page], epochs: int, lr: float, min_pages: int) -> Weights:
         hand, feats = prepare(page)
         counts.update({f for fs in feats for f in fs})
         prepared.append((page, hand, feats))
-    keep = {f for f, c in counts.items() if c >= min_pages}
+    keep = {f for f, c in counts.items() if c >= min_pages and not f.startswith(DROP)}
     prepared = [(p, h, [[f for f in fs if f in keep] for fs in feats]) for p, h, feats in prepared]
     w: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     u: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     t: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     tu: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    e: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    eu: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    def bump(
+        table: dict[str, dict[str, float]], sums: dict[str, dict[str, float]], key: str,
+        section: str, delta: float,
+    ) -> None:
+        table[key][section] += delta
+        sums[key][section] += step * delta
+
     step = 1
     rng = random.Random(SEED)
     for epoch in range(epochs):
@@ -141,28 +163,31 @@ def train(pages: list[Page], epochs: int, lr: float, min_pages: int) -> Weights:
         mistakes = 0
         for (_, _, _, gold), hand, feats in prepared:
             rows = score_rows(hand, feats, w)
-            pred = decode(rows, t)
+            enter = score_rows([{} for _ in feats], feats, e, zero=True)
+            pred = decode(rows, t, enter)
             constrained = []
             for row, g, base in zip(rows, gold, hand, strict=True):
                 if g is None or base[g] <= -50:
                     constrained.append(row)
                 else:
                     constrained.append({s: (v if s == g else -1e9) for s, v in row.items()})
-            target = decode(constrained, t)
+            target = decode(constrained, t, enter)
             if target != pred:
                 mistakes += sum(a != b for a, b in zip(target, pred, strict=True))
                 for i, (a, b) in enumerate(zip(target, pred, strict=True)):
                     if a != b:
                         for f in feats[i]:
-                            w[f][a] += lr
-                            w[f][b] -= lr
-                            u[f][a] += step * lr
-                            u[f][b] -= step * lr
+                            bump(w, u, f, a, lr)
+                            bump(w, u, f, b, -lr)
                     if i > 0 and (target[i - 1], a) != (pred[i - 1], b):
-                        t[target[i - 1]][a] += lr
-                        t[pred[i - 1]][b] -= lr
-                        tu[target[i - 1]][a] += step * lr
-                        tu[pred[i - 1]][b] -= step * lr
+                        bump(t, tu, target[i - 1], a, lr)
+                        bump(t, tu, pred[i - 1], b, -lr)
+                        if target[i - 1] != a and ENTRY:
+                            for f in feats[i]:
+                                bump(e, eu, f, a, lr)
+                        if pred[i - 1] != b and ENTRY:
+                            for f in feats[i]:
+                                bump(e, eu, f, b, -lr)
             step += 1
         print(f"epoch {epoch + 1}: {mistakes} block mistakes", file=sys.stderr)
 
@@ -177,17 +202,18 @@ def train(pages: list[Page], epochs: int, lr: float, min_pages: int) -> Weights:
                 out[key] = inner
         return out
 
-    return Weights(average(w, u, 0.01), average(t, tu, 0.0))
+    return Weights(average(w, u, 0.01), average(t, tu, 0.0), average(e, eu, 0.01))
 
 
-def evaluate(pages: list[Page], weights: Weights) -> tuple[int, int, int, int]:
+def evaluate(
+    pages: list[Page], weights: Weights, show: bool = False
+) -> tuple[int, int, int, int]:
     right = total = s_right = s_total = 0
-    for _, texts, functions, gold in pages:
-        hand = _emissions(texts, functions)
-        rows = score_rows(hand, block_features(texts, functions),
-                          {k: dict(v) for k, v in weights.emission.items()})
-        pred = decode(rows, weights.transition)
-        for p, g in zip(pred, gold, strict=True):
+    for name, texts, functions, gold in pages:
+        pred = recover(texts, functions, weights)
+        for p, g, text in zip(pred, gold, texts, strict=True):
+            if show and p != g:
+                print(f"  {name}: {g} -> {p}: {text[:100]}")
             total += 1
             right += p == g
             if g is not None:
@@ -196,14 +222,30 @@ def evaluate(pages: list[Page], weights: Weights) -> tuple[int, int, int, int]:
     return right, total, s_right, s_total
 
 
+def _fold(job: tuple[list[Page], list[Page]], args: argparse.Namespace) -> tuple[int, ...]:
+    global DROP, ENTRY
+    DROP = tuple(p for p in args.drop.split(",") if p)
+    ENTRY = not args.no_entry
+    train_pages, test_pages = job
+    weights = train(train_pages, args.epochs, args.lr, args.min_pages)
+    return evaluate(test_pages, weights) + evaluate(test_pages, Weights({}, {}, {}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lr", type=float, default=0.3)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--min-pages", type=int, default=3)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--show", action="store_true", help="list the TUNE errors")
+    parser.add_argument("--cv", type=int, default=0, help="cross-validate over K folds")
     parser.add_argument("--splits", action="store_true", help="print BLIND and TUNE")
+    parser.add_argument("--drop", default="", help="feature prefixes to leave out, a,b")
+    parser.add_argument("--no-entry", action="store_true")
     args = parser.parse_args()
+    global DROP, ENTRY
+    DROP = tuple(p for p in args.drop.split(",") if p)
+    ENTRY = not args.no_entry
     blind, tune = splits()
     if args.splits:
         print(json.dumps({"blind": blind, "tune": tune}, indent=1))
@@ -219,23 +261,51 @@ def main() -> None:
     pages = [load(text, labels, name) for name, (text, labels) in flat]
     for path in sorted(SHARED.glob("*.txt")):
         labels = json.loads(path.with_suffix(".sections.json").read_text())
-        pages.append(load(path.read_text(), labels, path.stem))
+        # the shipped pages must come out exact: they count three times
+        pages.extend([load(path.read_text(), labels, path.stem)] * 3)
     tune_pages = [load(text, labels, name) for name, (text, labels) in tune_flat]
+    others = []  # the corpus groups but BLIND: never trained on either
+    for group, names in corpus.items():
+        if group in ("blind", "tune"):
+            continue
+        for name in names:
+            labels = json.loads((HERE / "plain" / f"{name}.sections.json").read_text())
+            others.append(load((HERE / "plain" / f"{name}.txt").read_text(), labels, name))
     headings = Counter(
         h for _, (_, labels) in flat for h in set(labels) if _canonical(h) not in _RANK
     )
     print(f"training on {len(pages)} pages; page-specific headings: "
           f"{headings.most_common(12)}", file=sys.stderr)
-    baseline = evaluate(tune_pages, Weights({}, {}))
+    if args.cv:
+        folds = [pages[k :: args.cv] for k in range(args.cv)]
+        jobs = [
+            ([p for j, fold in enumerate(folds) if j != k for p in fold], folds[k])
+            for k in range(args.cv)
+        ]
+        with ProcessPoolExecutor(2) as procs:
+            results = list(procs.map(_fold, jobs, [args] * len(jobs)))
+        r, n, sr, sn = (sum(x[i] for x in results) for i in range(4))
+        rr, _, rsr, _ = (sum(x[i] for x in results) for i in range(4, 8))
+        print(f"cv{args.cv}: learned standard {sr}/{sn} ({100 * sr / sn:.2f}%), all "
+              f"{100 * r / n:.2f}%; rules only standard {100 * rsr / sn:.2f}%, "
+              f"all {100 * rr / n:.2f}%")
+        return
+    baseline = evaluate(tune_pages, Weights({}, {}, {}))
     weights = train(pages, args.epochs, args.lr, args.min_pages)
-    for label, result in (("rules only", baseline), ("learned", evaluate(tune_pages, weights))):
+    for label, result in (
+        ("rules only", baseline),
+        ("learned", evaluate(tune_pages, weights, args.show)),
+        ("corpus, rules only", evaluate(others, Weights({}, {}, {}))),
+        ("corpus, learned", evaluate(others, weights, args.show)),
+    ):
         r, n, sr, sn = result
         print(f"tune, {label}: {r}/{n} ({100 * r / n:.1f}%), standard {sr}/{sn} "
               f"({100 * sr / sn:.1f}%)")
     r, n, sr, sn = evaluate(pages, weights)
     print(f"train: {r}/{n} ({100 * r / n:.1f}%), standard {sr}/{sn} ({100 * sr / sn:.1f}%)")
     if args.write:
-        data = {"emission": weights.emission, "transition": weights.transition}
+        data = {"emission": weights.emission, "transition": weights.transition,
+                "entry": weights.entry}
         WEIGHTS_FILE.write_text(json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n")
         print(f"wrote {WEIGHTS_FILE} ({WEIGHTS_FILE.stat().st_size} bytes)")
 
