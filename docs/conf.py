@@ -14,6 +14,7 @@ from __future__ import annotations
 import doctest
 import sys
 from pathlib import Path
+from typing import Any
 
 import resume
 
@@ -87,3 +88,25 @@ html_theme_options = {
     "navigation_with_keys": True,
     "top_of_page_buttons": [],
 }
+
+
+# -- checks ----------------------------------------------------------------------------
+
+
+def _check_manpage_pages(app: object) -> None:
+    # Every shipped man page has its page (docs/manpages/NAME.rst), named after it so
+    # that :doc:`/manpages/NAME` resolves; a new .txt without one fails the build.
+    from sphinx.util import logging
+
+    logger = logging.getLogger("resume.docs")
+    shipped = {p.stem for p in (_HERE / "manpages" / "source").glob("*.txt")}
+    pages = {p.stem for p in (_HERE / "manpages").glob("*.rst")}
+    for name in sorted(shipped - pages):
+        logger.warning("man page source/%s.txt has no page docs/manpages/%s.rst", name, name)
+    for name in sorted(pages - shipped):
+        logger.warning("docs/manpages/%s.rst has no man page source/%s.txt", name, name)
+
+
+def setup(app: Any) -> None:
+    """Connect the site's own checks."""
+    app.connect("builder-inited", _check_manpage_pages)
