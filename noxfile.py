@@ -1,6 +1,8 @@
-"""Nox sessions for resume: tests, lint, typecheck, docs and benchmarks.
+"""Nox sessions for resume: tests, lint, typecheck, docs, browser, benchmarks and fuzz.
 
-CI (``.ci/run``) runs the tests with the README's command, then these sessions.
+CI (``.ci/run``) runs the README's test command, then the same checks as the
+lint, typecheck, docs and browser sessions. ``nox`` alone runs the default set;
+``nox -s benchmarks`` and ``nox -s fuzz`` are opt-in (slow, and measured, not asserted).
 """
 
 from __future__ import annotations
@@ -9,24 +11,26 @@ import os
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "browser"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = ["3.11"]
+REPORT = "docs/_build/conformance.json"
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (real TLS on loopback, openssl, curl, redis-server)."""
+    """Run the test suite (real TLS on loopback, openssl, curl, redis-server, chromium)."""
     session.install("-e", ".[test]")
     session.run("python", "-c", "import ssl; print(ssl.OPENSSL_VERSION)")
-    session.run("python", "-m", "pytest", *session.posargs)
+    os.makedirs("docs/_build", exist_ok=True)
+    session.run("python", "-m", "pytest", f"--conformance-report={REPORT}", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Check style and common bugs with ruff."""
-    session.install("ruff>=0.6")
+    session.install("-e", ".[lint]")
     session.run("ruff", "check", "resume", "tests", "examples", "benchmarks", "docs", "noxfile.py")
 
 
@@ -39,15 +43,25 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
-    """Build the documentation site with -n -W --keep-going, then run its doctests."""
+    """Build the site with -n -W --keep-going (using the last test report), then its doctests."""
     session.install("-e", ".[docs,test]")
-    session.run("sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
-    session.run("sphinx-build", "-n", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
+    for builder in ("html", "doctest"):
+        session.run(
+            "sphinx-build", "-n", "-W", "--keep-going", "-b", builder,
+            "docs", f"docs/_build/{builder}",
+        )
+
+
+@nox.session(python=PYTHON)
+def browser(session: nox.Session) -> None:
+    """Open the built site in headless Chromium: assets, internal links, console errors."""
+    session.install("-e", ".[docs]")
+    session.run("python", "docs/browser_check.py", "docs/_build/html")
 
 
 @nox.session(python=PYTHON)
 def benchmarks(session: nox.Session) -> None:
-    """Run the benchmarks in benchmarks/ and print the figures (not part of CI)."""
+    """Run the benchmarks in benchmarks/ and print the figures (opt-in, not part of CI)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
