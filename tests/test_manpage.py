@@ -18,6 +18,14 @@ from resume.manpage import (
     sentence_id,
     split_sentences,
 )
+from resume.manpage._sections import (
+    KNOWN_SECTIONS,
+    WEIGHTS_FILE,
+    Weights,
+    block_features,
+    decode,
+    recover_sections,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT / "docs" / "manpages" / "source"
@@ -78,6 +86,71 @@ class TestCorpus:
             total += len(expected)
         # A floor that catches regressions; the figures are in benchmarks/.
         assert right / total > 0.70
+
+
+class TestLearnedRecovery:
+    """The learned weights of the heading-less section recovery."""
+
+    def test_weights_ship_with_the_package(self) -> None:
+        data = json.loads(WEIGHTS_FILE.read_text())
+        assert set(data) == {"emission", "transition", "entry"}
+        sections = {s for table in data.values() for row in table.values() for s in row}
+        assert sections <= set(KNOWN_SECTIONS)
+        assert len(data["emission"]) > 1000
+
+    def test_tune_pages_never_trained_on_are_mostly_right(self) -> None:
+        # TUNE pages were kept out of training (tests/data/manpages/train.py); a stale
+        # weights file (features changed, weights not retrained) falls far below this.
+        right = total = 0
+        for name in CORPUS_NAMES["tune"]:
+            page = parse((CORPUS / "plain" / f"{name}.txt").read_text())
+            expected = truth(CORPUS / "plain", name)
+            right += sum(b.section == e for b, e in zip(page.blocks, expected, strict=True))
+            total += len(expected)
+        assert right / total > 0.95
+
+    def test_features_are_deterministic_and_per_block(self) -> None:
+        texts = (SHARED / "SSL_get_session.txt").read_text().splitlines()[1:-1]
+        texts = [t for t in texts if t.strip()]
+        first = block_features(texts, ["SSL_get_session"])
+        assert first == block_features(texts, ["SSL_get_session"])
+        assert len(first) == len(texts)
+        opening = next(i for i, t in enumerate(texts) if t.startswith("SSL_get_session()"))
+        assert "w1:<FN>" in first[opening]
+
+    def test_entry_bonus_moves_a_boundary(self) -> None:
+        flat = dict.fromkeys(KNOWN_SECTIONS, -5.0)
+        rows = [
+            {**flat, "NAME": 10.0},
+            {**flat, "DESCRIPTION": 1.0},
+            {**flat, "DESCRIPTION": 0.5, "NOTES": 0.5},
+            {**flat, "DESCRIPTION": 0.5, "NOTES": 0.5},
+        ]
+        assert decode(rows, {}) == ["NAME", "DESCRIPTION", "DESCRIPTION", "DESCRIPTION"]
+        enter: list[dict[str, float]] = [{}, {}, {"NOTES": 2.0}, {}]
+        assert decode(rows, {}, enter) == ["NAME", "DESCRIPTION", "NOTES", "NOTES"]
+        assert decode([], {}) == []
+
+    def test_a_fragment_is_left_to_the_rules(self) -> None:
+        # a few paragraphs without a SYNOPSIS are not a page the weights describe
+        texts = [
+            "P_do - do things",
+            "P_do() does one thing. It does another.",
+            "P_do() also does a third thing.",
+            "Applications should not care.",
+            "P_do() returns 1 on success or 0 on error.",
+            "Copyright 2024 The OpenSSL Project Authors. All Rights Reserved.",
+        ]
+        assert recover_sections(texts, functions=["P_do"]) == [
+            "NAME", "DESCRIPTION", "DESCRIPTION", "NOTES", "RETURN VALUES", "COPYRIGHT",
+        ]
+        assert Weights({}, {}, {}).emission == {}
+
+    def test_squeezed_header_keeps_its_section(self) -> None:
+        # "TITLE(OTITLE(3SSL)": no room for the first "(3ssl)" at all
+        name = "OSSL_CRMF_MSG_set1_regCtrl_regToken"
+        page = parse((CORPUS / "plain" / f"{name}.txt").read_text())
+        assert (page.name, page.manual_section) == (name, "3ssl")
 
 
 class TestModel:

@@ -377,6 +377,10 @@ def parse(text: str, *, name: str | None = None) -> ManPage:
             f"'SSL_SESSION_FREE(3ssl) OpenSSL SSL_SESSION_FREE(3ssl)', not {lines[0][:60]!r}"
         )
     title, manual_section = header.group(1), (header.group(2) or "").lower()
+    if not manual_section:
+        # squeezed to "TITLE(OTITLE(3SSL)": the header's right-hand copy has it
+        copy = re.search(rf"{re.escape(title)}\((\d[A-Za-z]*)\)", lines[0][header.end() :])
+        manual_section = copy.group(1).lower() if copy else ""
     body = lines[1:]
     version = date = ""
     if body:

@@ -63,6 +63,7 @@ _BACK = 9.0  # extra cost of going back to an earlier rank
 _NEW_SUBJECT = 1.2  # DESCRIPTION: a paragraph opens with a function not yet described
 _UNCOVERED = 1.5  # NOTES: DESCRIPTION has not yet named the page's functions
 _NOTES_PROSE = 1.4  # NOTES: general prose once the functions are described
+_SHORT = 10  # fewer blocks and no SYNOPSIS: a fragment, left to the rules
 
 _REF = r"[A-Za-z_][\w.:+-]*\(\d\w*\)"
 # A list of references (commas sometimes missing): "ssl(7), SSL_new(3) SSL_free(3)"
@@ -449,10 +450,10 @@ def _word_shape(word: str, functions: Sequence[str]) -> str:
 def block_features(texts: Sequence[str], functions: Sequence[str]) -> list[list[str]]:
     """The cues of every block that the learned weights are keyed by.
 
-    Each block gets a few dozen string features: where it sits (share of the page,
-    distance from the end), whether it and its neighbours are code, its first words
-    (with the page's functions, calls and constants normalised), the wording cues of
-    the rules above, and the words it uses. The weights of each feature per section
+    Each block gets a few dozen string features: where it sits (share of the page),
+    whether it and its neighbours are code, its first words (with the page's
+    functions, calls and constants normalised), the wording cues of the rules above,
+    a few cues of the block before, and the words it uses. The weights of each feature per section
     are learned from hundreds of headed renderings (``tests/data/manpages/train.py``).
     """
     n = len(texts)
@@ -469,8 +470,6 @@ def block_features(texts: Sequence[str], functions: Sequence[str]) -> list[list[
     for index, text in enumerate(texts):
         words = text.split()
         f = ["bias", f"pos:{10 * index // max(n, 1)}"]
-        if n - 1 - index < 4:
-            f.append(f"end:{n - 1 - index}")
         f.append(f"len:{min(len(words).bit_length(), 8)}")
         if code[index]:
             f.append("code")
@@ -613,10 +612,10 @@ def recover_sections(texts: Sequence[str], *, functions: Sequence[str] = ()) -> 
     if not texts:
         return []
     weights = _weights()
-    if _synopsis_end(texts, [_is_code(t) for t in texts]) <= 1:
-        # No SYNOPSIS: an overview page or a fragment. The weights were fitted to
-        # whole pages, mostly of functions, where position cues ("every function is
-        # described by now") mean something; here the rules alone decide.
+    if len(texts) < _SHORT and _synopsis_end(texts, [_is_code(t) for t in texts]) <= 1:
+        # A few paragraphs and no SYNOPSIS: a fragment, not a page of the manual. The
+        # weights were fitted to whole pages, where position cues ("every function
+        # is described by now") mean something; here the rules alone decide.
         weights = Weights({}, {}, {})
     features = block_features(texts, functions)
     rows = section_scores(texts, functions, weights, features)

@@ -1,6 +1,6 @@
 """Learn the section-recovery weights from Debian's libssl-doc (not run by the tests).
 
-Usage: ``python tests/data/manpages/train.py [--lr 0.3] [--epochs 8] [--write]`` on a
+Usage: ``python tests/data/manpages/train.py [--write]`` (``--cv 4`` cross-validates) on a
 machine with libssl-doc (``/usr/share/man/man3/*.3ssl.gz``, ``man7/*.7ssl.gz``).
 
 Every distinct page (611 in section 3, 126 in section 7 for OpenSSL 3.0) is rendered
@@ -44,9 +44,12 @@ from regenerate import flatten, render  # noqa: E402
 from resume.manpage._parser import _canonical, _split_name  # noqa: E402
 from resume.manpage._sections import (  # noqa: E402
     _RANK,
+    _SHORT,
     WEIGHTS_FILE,
     Weights,
     _emissions,
+    _is_code,
+    _synopsis_end,
     block_features,
     decode,
     entry_scores,
@@ -55,7 +58,9 @@ from resume.manpage._sections import (  # noqa: E402
 
 
 def recover(texts: list[str], functions: list[str], weights: Weights) -> list[str]:
-    """``recover_sections`` with the given weights."""
+    """``recover_sections`` with the given weights (and its gate)."""
+    if len(texts) < _SHORT and _synopsis_end(texts, [_is_code(t) for t in texts]) <= 1:
+        weights = Weights({}, {}, {})
     features = block_features(texts, functions)
     rows = section_scores(texts, functions, weights, features)
     return decode(rows, weights.transition, entry_scores(features, weights))
@@ -133,7 +138,32 @@ def score_rows(
     return rows
 
 
-def train(pages: list[Page], epochs: int, lr: float, min_pages: int) -> Weights:
+def train(pages: list[Page], epochs: int, lr: float, min_pages: int, bags: int = 1) -> Weights:
+    """Average ``bags`` perceptrons, each trained on its own shuffles of the pages."""
+    models = [_train(pages, epochs, lr, min_pages, SEED + k) for k in range(bags)]
+    if bags == 1:
+        return models[0]
+
+    def mean(tables: list[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for key in sorted({k for t in tables for k in t}):
+            inner = {
+                s: round(sum(t.get(key, {}).get(s, 0.0) for t in tables) / bags, 3)
+                for s in STATES
+            }
+            inner = {s: v for s, v in inner.items() if v}
+            if inner:
+                out[key] = inner
+        return out
+
+    return Weights(
+        mean([m.emission for m in models]),
+        mean([m.transition for m in models]),
+        mean([m.entry for m in models]),
+    )
+
+
+def _train(pages: list[Page], epochs: int, lr: float, min_pages: int, seed: int) -> Weights:
     counts: Counter[str] = Counter()
     prepared = []
     for page in pages:
@@ -157,7 +187,7 @@ def train(pages: list[Page], epochs: int, lr: float, min_pages: int) -> Weights:
         sums[key][section] += step * delta
 
     step = 1
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     for epoch in range(epochs):
         rng.shuffle(prepared)
         mistakes = 0
@@ -205,6 +235,9 @@ def train(pages: list[Page], epochs: int, lr: float, min_pages: int) -> Weights:
     return Weights(average(w, u, 0.01), average(t, tu, 0.0), average(e, eu, 0.01))
 
 
+CONFUSION: Counter[tuple[str | None, str]] = Counter()
+
+
 def evaluate(
     pages: list[Page], weights: Weights, show: bool = False
 ) -> tuple[int, int, int, int]:
@@ -212,6 +245,8 @@ def evaluate(
     for name, texts, functions, gold in pages:
         pred = recover(texts, functions, weights)
         for p, g, text in zip(pred, gold, texts, strict=True):
+            if p != g and weights.emission:
+                CONFUSION[g, p] += 1
             if show and p != g:
                 print(f"  {name}: {g} -> {p}: {text[:100]}")
             total += 1
@@ -227,21 +262,24 @@ def _fold(job: tuple[list[Page], list[Page]], args: argparse.Namespace) -> tuple
     DROP = tuple(p for p in args.drop.split(",") if p)
     ENTRY = not args.no_entry
     train_pages, test_pages = job
-    weights = train(train_pages, args.epochs, args.lr, args.min_pages)
-    return evaluate(test_pages, weights) + evaluate(test_pages, Weights({}, {}, {}))
+    weights = train(train_pages, args.epochs, args.lr, args.min_pages, args.bags)
+    result = evaluate(test_pages, weights) + evaluate(test_pages, Weights({}, {}, {}))
+    print(CONFUSION.most_common(14), file=sys.stderr)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lr", type=float, default=0.3)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--min-pages", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=0.03)
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--min-pages", type=int, default=6)
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--show", action="store_true", help="list the TUNE errors")
     parser.add_argument("--cv", type=int, default=0, help="cross-validate over K folds")
     parser.add_argument("--splits", action="store_true", help="print BLIND and TUNE")
     parser.add_argument("--drop", default="", help="feature prefixes to leave out, a,b")
     parser.add_argument("--no-entry", action="store_true")
+    parser.add_argument("--bags", type=int, default=3)
     args = parser.parse_args()
     global DROP, ENTRY
     DROP = tuple(p for p in args.drop.split(",") if p)
@@ -291,7 +329,7 @@ def main() -> None:
               f"all {100 * rr / n:.2f}%")
         return
     baseline = evaluate(tune_pages, Weights({}, {}, {}))
-    weights = train(pages, args.epochs, args.lr, args.min_pages)
+    weights = train(pages, args.epochs, args.lr, args.min_pages, args.bags)
     for label, result in (
         ("rules only", baseline),
         ("learned", evaluate(tune_pages, weights, args.show)),
