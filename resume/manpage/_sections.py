@@ -243,6 +243,8 @@ def _coverage(texts: Sequence[str], functions: Sequence[str], start: int) -> lis
     C identifiers count (an overview page's NAME, "ssl", is a common word).
     """
     wanted = {f for f in functions if re.search(r"[_\d]|[a-z][A-Z]", f)}
+    plain = {w for w in wanted if re.fullmatch(r"\w+", w)}
+    other = wanted - plain
     seen: set[str] = set()
     out: list[bool] = []
     # a page with many functions often leaves a few to NOTES or to other pages
@@ -250,7 +252,11 @@ def _coverage(texts: Sequence[str], functions: Sequence[str], start: int) -> lis
     for index, text in enumerate(texts):
         out.append(bool(wanted) and len(seen) >= needed)
         if index >= start:
-            seen.update(w for w in wanted if re.search(rf"\b{re.escape(w)}\b", text))
+            # a plain identifier is named when it is one of the text's words (what
+            # rf"\b{name}\b" finds, without a search per name: pages list up to 100)
+            words = set(re.findall(r"\w+", text))
+            seen.update(w for w in plain if w in words)
+            seen.update(w for w in other if re.search(rf"\b{re.escape(w)}\b", text))
     return out
 
 
