@@ -20,6 +20,17 @@
 # search over sections as states): it maximises the summed emission scores minus the
 # switching costs. The scores are additive and small on purpose; every cue is a
 # property of the OpenSSL manual's style, not of any one page.
+#
+# 3. Learned corrections (``_section_weights.json``): each block also gets string
+#    features (``block_features``: first words, position, wording cues, words, cues of
+#    the block before), and a linear-chain averaged perceptron trained on ~580 headed
+#    libssl-doc pages (``tests/data/manpages/train.py``) adds, per feature, a weight to
+#    each section's emission score, a weight to a section *starting* at that block
+#    (``entry_scores``), and a correction to each switching cost. The rules stay the
+#    base (and the hard limits: NAME first, SYNOPSIS only after it, COPYRIGHT only for
+#    a copyright notice); the weights move the DESCRIPTION / NOTES / RETURN VALUES
+#    boundaries where the rules guess. A fragment (under ``_SHORT`` blocks, no
+#    SYNOPSIS) is not a page the weights describe and is left to the rules.
 from __future__ import annotations
 
 import functools
