@@ -180,6 +180,7 @@ def _starts_with_function(text: str, functions: Sequence[str]) -> bool:
     return head in functions or head.rstrip("()") in functions
 
 
+@functools.lru_cache(maxsize=4096)  # the rules and the features both ask, per block
 def _is_code(text: str) -> bool:
     """True when a one-line block reads as C rather than prose.
 
@@ -694,6 +695,7 @@ def decode(
     moves = {
         (p, s): -_transition(p, s) + learned.get(p, {}).get(s, 0.0) for p in states for s in states
     }
+    incoming = {s: [(p, moves[p, s], p != s) for p in states] for s in states}
     best = {s: rows[0][s] for s in states}
     back: list[dict[str, str]] = []
     for index, row in enumerate(rows[1:], start=1):
@@ -703,8 +705,8 @@ def decode(
         for s in states:
             start = bonus.get(s, 0.0)
             prev, score = "", -math.inf
-            for p in states:  # the first best wins a tie
-                candidate = best[p] + moves[p, s] + (start if p != s else 0.0)
+            for p, move, change in incoming[s]:  # the first best wins a tie
+                candidate = best[p] + move + start if change else best[p] + move
                 if candidate > score:
                     prev, score = p, candidate
             new[s] = score + row[s]
@@ -725,6 +727,7 @@ def looks_like_code(text: str) -> bool:
     return _is_code(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def item_term(text: str) -> str | None:
     """The tag of a tagged-list item written on one line, or None.
 
