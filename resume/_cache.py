@@ -53,7 +53,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Final, final
+from typing import Final, Protocol, final
 
 from ._errors import SessionError
 from ._handle import _REFLOCK, SessionHandle
@@ -133,6 +133,11 @@ class CacheStatistics:
     keys: int
 
 
+class _ReadThrough(Protocol):
+    # What a cache needs from the store behind it (resume._storecache.StoreLink).
+    def fetch(self, key: Hashable) -> bool: ...
+
+
 OnNew = Callable[["SessionCache", SessionHandle], bool]
 OnRemove = Callable[["SessionCache", SessionHandle], None]
 
@@ -194,6 +199,9 @@ class SessionCache:
         self._since_flush = 0
         self._hits = self._misses = self._timeouts = self._cache_full = 0
         self._added = self._taken = self._removed = self._replaced = 0
+        # Read-through: set by resume.stores.attach_store(); on a miss, fetch(key)
+        # may add a session from the store before the look-up answers.
+        self._store_link: _ReadThrough | None = None
 
     # -- configuration ------------------------------------------------------------
 
@@ -360,6 +368,8 @@ class SessionCache:
     def _find(self, key: Hashable) -> SessionHandle | None:
         # The newest unexpired session under key; expired ones met on the way out.
         pool = self._pools.get(key)
+        if pool is None and self._store_link is not None and self._store_link.fetch(key):
+            pool = self._pools.get(key)
         if pool is None or not self._lookup_internal:
             self._misses += 1
             return None

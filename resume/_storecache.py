@@ -14,8 +14,8 @@
 #                  (atomically: a single-use TLS 1.3 ticket goes to one process),
 #                  import it with SessionHandle.from_der() and add it to the
 #                  cache, where the lookup that missed now finds it. The cache
-#                  calls fetch() itself when it was made with ``store=``; without
-#                  that, call link.fetch(key) before a lookup.
+#                  calls fetch() itself when a look-up (get1, get0, take) finds
+#                  no entry for the key (SessionCache._find asks its _store_link).
 #   consumption    on_remove: a session that leaves the cache (taken for a
 #                  connection, removed, expired) is deleted from the store too, so
 #                  a ticket used here is not used again by another process. A
@@ -192,11 +192,11 @@ class StoreLink:
 
     def _attach(self) -> None:
         cache = self._cache
-        if getattr(cache, "_store_link", None) not in (None, self):
+        if cache._store_link not in (None, self):
             raise ValueError(f"{cache!r} already sits on a store; detach() that link first")
         cache.on_new = self._on_new
         cache.on_remove = self._on_remove
-        cache._store_link = self  # type: ignore[attr-defined]
+        cache._store_link = self
         self._attached = True
 
     def detach(self) -> None:
@@ -207,8 +207,8 @@ class StoreLink:
             cache = self._cache
             cache.on_new = self._previous_new
             cache.on_remove = self._previous_remove
-            if getattr(cache, "_store_link", None) is self:
-                cache._store_link = None  # type: ignore[attr-defined]
+            if cache._store_link is self:
+                cache._store_link = None
             self._attached = False
 
     def register_context(self, context: ssl.SSLContext, *, label: str = "") -> None:
@@ -447,9 +447,9 @@ def attach_store(
     """Make *cache* sit on *store*: write-through on add, read-through on a miss.
 
     Every session added to *cache* is exported (:meth:`SessionHandle.to_der`)
-    and put in *store*; :meth:`StoreLink.fetch` takes one back on a miss
-    (:meth:`SessionHandle.from_der`) -- the cache calls it itself when it
-    supports read-through, else call it before a lookup; a session that leaves
+    and put in *store*; a look-up that finds nothing under a key makes the
+    cache call :meth:`StoreLink.fetch`, which takes one session back from the
+    store (:meth:`SessionHandle.from_der`); a session that leaves
     the cache is deleted from the store, so single-use tickets stay single-use
     across processes. This is OpenSSL's external session cache
     (``SSL_CTX_sess_set_new_cb()``, ``SSL_CTX_sess_set_get_cb()``,

@@ -113,7 +113,7 @@ _CONTEXTS: weakref.WeakKeyDictionary[SessionCache, ssl.SSLContext] = weakref.Wea
 
 def connect(
     pki: Pki, server: LineServer, cache: SessionCache, key: Hashable,
-    context: ssl.SSLContext | None = None,
+    context: ssl.SSLContext | None = None, *, prefetch: bool = True,
 ) -> bool:
     """One client connection through *cache*, the way the adapters use it.
 
@@ -121,9 +121,9 @@ def connect(
     After the answer arrives (and with it the TLS 1.3 tickets) and a clean
     close, the connection's session is added. Returns whether it resumed.
     """
-    link: StoreLink | None = getattr(cache, "_store_link", None)
-    if link is not None:
-        link.fetch(key)  # read-through (the cache does it itself when it can)
+    link = cache._store_link
+    if prefetch and isinstance(link, StoreLink):
+        link.fetch(key)  # explicit read-through (the cache also does it on a miss)
     handle = cache.take(key) if pki.version == "1.3" else cache.get1(key)
     ctx = context
     if ctx is None:  # one context per "process" (ssl ties sessions to their context)
@@ -277,6 +277,47 @@ class TestWriteThroughReadThrough:
         link2.close()  # nothing was used: the session returns
         after = store.get(KEY)
         assert after is not None and after.data == before.data
+
+
+class TestCacheReadThrough:
+    def test_lookups_read_through_by_themselves(
+        self, pki: Pki, server: LineServer, make_store: Any
+    ) -> None:
+        """A miss in an attached cache fetches from the store: no explicit fetch() needed."""
+        cache1, link1 = process(make_store())
+        assert connect(pki, server, cache1, KEY, prefetch=False) is False
+        link1.close()
+        cache2, link2 = process(make_store())
+        assert [connect(pki, server, cache2, KEY, prefetch=False) for _ in range(3)] == [True] * 3
+        assert link2.loaded == 1
+        stats = cache2.statistics()
+        assert stats.misses == 0 and stats.hits == 3
+        link2.close()
+
+    @pytest.mark.parametrize("lookup", ["get1", "get0", "take"])
+    def test_every_lookup_reads_through(self, lookup: str) -> None:
+        """get1, get0 and take all ask the store on a miss, once per miss."""
+        store = MemoryStore()
+        store.put("k", b"session-bytes", expires=time.time() + 60)
+        cache = SessionCache()
+        link = attach_store(cache, store, decode=lambda data: _fake_handle())
+        found = getattr(cache, lookup)("k")
+        assert found is not None
+        assert link.loaded == 1 and store.get("k") is None
+        assert getattr(cache, lookup)("missing") is None
+        if lookup != "get0":
+            found.free()
+        link.detach()
+        cache.clear()
+
+    def test_detached_cache_does_not_read_through(self) -> None:
+        """After detach() a miss is a plain miss."""
+        store = MemoryStore()
+        store.put("k", b"session-bytes", expires=time.time() + 60)
+        cache = SessionCache()
+        attach_store(cache, store, decode=lambda data: _fake_handle()).detach()
+        assert cache.get1("k") is None
+        assert store.get("k") is not None
 
 
 class TestStoreDown:

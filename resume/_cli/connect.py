@@ -4,9 +4,9 @@
 # Steps: build the client SSLContext (--cafile, --tls), open the store given by
 # --sessions (none: an in-memory cache, which dies with the process), attach a
 # SessionCache to it and register the context with the link (its keys become
-# stable across processes; see resume._storecache), fetch a stored session for
-# this server (read-through), then connect with resume.trio.open_tls_stream,
-# send one line, read the answer (with it come the TLS 1.3 tickets) and close
+# stable across processes; see resume._storecache), then connect with
+# resume.trio.open_tls_stream (its cache look-up misses and reads through the
+# store), send one line, read the answer (with it come the TLS 1.3 tickets) and close
 # cleanly: the clean close adds the connection's session to the cache, which
 # writes it through to the store. Finally the link writes back what it fetched
 # and did not use, and the store is closed.
@@ -175,7 +175,6 @@ def _run(args: argparse.Namespace) -> int:
 
     from .._cache import CacheMode, SessionCache
     from .._errors import ResumeError
-    from .._key import make_key
     from ..stores import attach_store
 
     def fail(code: int, message: str) -> int:
@@ -195,8 +194,8 @@ def _run(args: argparse.Namespace) -> int:
     link = attach_store(cache, store) if store is not None else None
     try:
         if link is not None:
+            # The cache reads through the store when its look-up misses.
             link.register_context(context, label=_LABEL)
-            link.fetch(make_key(context, name, port))  # read-through before the lookup
         message = (args.message.rstrip("\r\n") + "\n").encode()
         try:
             result = _run_trio(args.timeout, host, port, name, context, cache, message)
