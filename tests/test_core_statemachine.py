@@ -265,7 +265,9 @@ class CacheMachine(RuleBasedStateMachine):
         assert (s.number, s.hits, s.misses, s.timeouts, s.cache_full) == (
             m.number(), m.hits, m.misses, m.timeouts, m.cache_full,
         )
-        assert (s.added, s.taken, s.removed, s.replaced) == (m.added, m.taken, m.removed, m.replaced)
+        assert (s.added, s.taken, s.removed, s.replaced) == (
+            m.added, m.taken, m.removed, m.replaced,
+        )
         assert s.added == s.number + s.taken + s.removed + s.replaced + s.timeouts + s.cache_full
         assert len(self.cache) == s.number
         assert s.keys == len(m.pools)
