@@ -12,6 +12,7 @@ Run: ``python -m benchmarks bench_stores`` (``--quick`` for fewer rounds).
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -40,7 +41,8 @@ _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 @contextmanager
 def redis_server(directory: Path) -> Iterator[str]:
-    from tests.redis_server import RedisServer  # the tests' fixture module
+    # The tests' fixture module (imported by name: mypy sees tests/ as top level).
+    RedisServer = importlib.import_module("tests.redis_server").RedisServer
 
     with RedisServer(directory) as server:
         yield server.url
