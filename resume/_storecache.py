@@ -79,13 +79,9 @@ def _mark_single_use(handle: SessionHandle) -> None:
     # handles; tell it about this one, which it did not store itself.
     if getattr(handle.payload, "protocol_version", 0) != _TLS1_3_VERSION:
         return
-    try:
-        from . import _client
-    except ImportError:  # pragma: no cover - no client policy in this build
-        return
-    single_use = getattr(_client, "_SINGLE_USE", None)
-    if single_use is not None:
-        single_use.add(handle)
+    from ._client import mark_single_use
+
+    mark_single_use(handle)
 
 
 def context_label_digest(context: ssl.SSLContext, label: str = "") -> str:
