@@ -320,7 +320,25 @@ class SessionCache:
                 self._number = number = self._number + 1
                 self._added += 1
                 if number > self._size and self._size:
-                    self._evict_to(self._size)
+                    # A full cache drops one entry per add; the common case (the
+                    # least recently used key holds one session, no on_remove)
+                    # is inlined, the rest goes through _evict_to().
+                    lru_key = next(iter(pools))
+                    lru_pool = pools[lru_key]
+                    if len(lru_pool) == 1 and self.on_remove is None and number == self._size + 1:
+                        victim = lru_pool[0]
+                        del pools[lru_key]
+                        self._number = number - 1
+                        self._cache_full += 1
+                        _REFLOCK.acquire()  # victim._cache_release(), inlined
+                        victim._owner = None
+                        count = victim._refcount
+                        victim._refcount = count - 1
+                        _REFLOCK.release()
+                        if count == 1:
+                            victim._release()
+                    else:
+                        self._evict_to(self._size)
                 if len(self._heap) > 2 * self._number + 64:
                     self._compact()
             if self.on_new is not None:
