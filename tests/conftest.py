@@ -53,4 +53,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 sentences.setdefault(str(sentence_id), []).append(
                     {"test": item.nodeid, "outcome": _OUTCOMES.get(item.nodeid, "not run")}
                 )
-    Path(path).write_text(json.dumps({"sentences": sentences}, indent=2, sort_keys=True))
+    report = Path(path)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"sentences": sentences}, indent=2, sort_keys=True))
