@@ -370,15 +370,7 @@ class SessionCache:
         while self._number > size:
             key = next(iter(pools))  # the least recently used key comes first
             pool = pools[key]
-            victim = pool[0]
-            if len(pool) == 1 and self.on_remove is None:
-                # The common case, inlined: a key's only session goes.
-                del pools[key]
-                self._number -= 1
-                self._cache_full += 1
-                victim._cache_release()
-                continue
-            self._drop(victim, pool, 0)
+            self._drop(pool[0], pool, 0)
             self._cache_full += 1
 
     # -- looking up ---------------------------------------------------------------

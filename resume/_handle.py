@@ -111,7 +111,7 @@ class _EmptySession:
 
 
 def _creation_site() -> tuple[str, int]:
-    # Two frames up: past the constructor and the classmethod that called it.
+    # Frame 3: past this function, __init__ and the classmethod that called it.
     frame = sys._getframe(3)
     # Step over frames of this package so the site is the caller's own line.
     while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(

@@ -45,6 +45,13 @@ class Handles:
         self.made.append(h)
         return h
 
+    def cached(self, cache: SessionCache, key: object) -> SessionHandle:
+        """A new handle added to *cache* under *key*, whose only reference is the cache's."""
+        h = self()
+        assert cache.add(key, h)
+        h.free()
+        return h
+
     def cleanup(self) -> None:
         for h in self.made:
             while not h.freed:
@@ -183,9 +190,7 @@ class TestLookups:
     def test_get1_returns_one_session_with_a_new_reference(self, make: Handles) -> None:
         """get1() hands the caller one session and one reference of its own."""
         cache = SessionCache()
-        h = make()
-        cache.add("k", h)
-        h.free()
+        h = make.cached(cache, "k")
         got = cache.get1("k")
         assert got is h
         assert h.refcount == 2
@@ -202,9 +207,7 @@ class TestLookups:
     def test_get0_lends_the_session_without_a_reference(self, make: Handles) -> None:
         """get0() returns the cached session itself and leaves the count alone."""
         cache = SessionCache()
-        h = make()
-        cache.add("k", h)
-        h.free()
+        h = make.cached(cache, "k")
         borrowed = cache.get0("k")
         assert borrowed is h
         assert h.refcount == 1
@@ -220,9 +223,7 @@ class TestLookups:
     def test_freeing_a_borrowed_session_raises_and_changes_nothing(self, make: Handles) -> None:
         """free() of a get0() handle would drop the cache's reference: it raises, count kept."""
         cache = SessionCache()
-        h = make()
-        cache.add("k", h)
-        h.free()
+        h = make.cached(cache, "k")
         borrowed = cache.get0("k")
         assert borrowed is not None
         with pytest.raises(DoubleFreeError, match=r"get0\(\)"):
@@ -235,9 +236,7 @@ class TestLookups:
     def test_a_borrowed_session_dies_with_its_entry(self, make: Handles) -> None:
         """A get0() handle becomes invalid when the cache drops the entry."""
         cache = SessionCache()
-        h = make()
-        cache.add("k", h)
-        h.free()
+        make.cached(cache, "k")
         borrowed = cache.get0("k")
         assert borrowed is not None
         assert cache.remove("k")
@@ -260,9 +259,7 @@ class TestLookups:
         """take() removes the entry: a TLS 1.3 ticket is offered once."""
         removed: list[SessionHandle] = []
         cache = SessionCache(on_remove=lambda c, h: removed.append(h))
-        h = make()
-        cache.add("k", h)
-        h.free()
+        h = make.cached(cache, "k")
         got = cache.take("k")
         assert got is h
         assert h.refcount == 1
@@ -362,13 +359,9 @@ class TestExpiry:
     ) -> None:
         """flush(now) removes exactly the entries expired at now and frees them."""
         cache = SessionCache(timeout=100, clock=clock)
-        old = make()
-        cache.add("old", old)
-        old.free()
+        old = make.cached(cache, "old")
         clock.advance(50)
-        young = make()
-        cache.add("young", young)
-        young.free()
+        young = make.cached(cache, "young")
         assert cache.flush(clock.now + 60) == 1
         assert old.freed
         assert not young.freed
@@ -386,9 +379,7 @@ class TestExpiry:
     def test_a_get1_reference_survives_the_flush(self, make: Handles, clock: FakeClock) -> None:
         """A session kept with get1() stays in memory after its entry expires; one free ends it."""
         cache = SessionCache(timeout=10, clock=clock)
-        h = make()
-        cache.add("k", h)
-        h.free()
+        make.cached(cache, "k")
         kept = cache.get1("k")
         assert kept is not None
         clock.advance(11)
@@ -428,9 +419,7 @@ class TestExpiry:
         """Without NO_AUTO_CLEAR, the 255th add flushes expired entries."""
         clock = FakeClock()
         cache = SessionCache(timeout=10, clock=clock, size=0)
-        first = make()
-        cache.add("first", first)
-        first.free()
+        first = make.cached(cache, "first")
         clock.advance(11)
         for i in range(253):
             cache.add(i, make())
@@ -446,9 +435,7 @@ class TestExpiry:
         clock = FakeClock()
         cache = SessionCache(mode=CacheMode.CLIENT | CacheMode.NO_AUTO_CLEAR, timeout=10,
                              clock=clock, size=0)
-        first = make()
-        cache.add("first", first)
-        first.free()
+        first = make.cached(cache, "first")
         clock.advance(11)
         for i in range(600):
             cache.add(i, make())
@@ -501,9 +488,7 @@ class TestCapacity:
         """size=0 keeps everything."""
         cache = SessionCache(size=0)
         for i in range(500):
-            h = make()
-            cache.add(i, h)
-            h.free()
+            make.cached(cache, i)
         assert len(cache) == 500
         assert stats(cache).cache_full == 0
         assert cache.clear() == 500
@@ -634,14 +619,10 @@ class TestCallbacks:
         cache = SessionCache(size=1, timeout=5, clock=clock,
                              on_remove=lambda c, h: removed.append((str(h._key), h.freed)))
         for key in ("a", "b"):
-            h = make()
-            cache.add(key, h)
-            h.free()
+            make.cached(cache, key)
         assert cache.remove("b")
         assert not cache.remove("b")
-        h = make()
-        cache.add("c", h)
-        h.free()
+        make.cached(cache, "c")
         clock.advance(6)
         assert cache.get0("c") is None
         assert removed == [("a", False), ("b", False), ("c", False)]
