@@ -8,6 +8,7 @@ modules (``resume._handle``, ``resume._cache``, ...). The adapters are
 from ._cache import CacheMode as CacheMode
 from ._cache import CacheStatistics as CacheStatistics
 from ._cache import SessionCache as SessionCache
+from ._defaults import create_client_context as create_client_context
 from ._defaults import default_cache as default_cache
 from ._defaults import default_ssl_context as default_ssl_context
 from ._errors import DoubleFreeError as DoubleFreeError
@@ -16,6 +17,7 @@ from ._errors import SessionDecodeError as SessionDecodeError
 from ._errors import SessionError as SessionError
 from ._errors import StoreError as StoreError
 from ._errors import UnsupportedError as UnsupportedError
+from ._errors import UntrackedContextWarning as UntrackedContextWarning
 from ._errors import UseAfterFreeError as UseAfterFreeError
 from ._handle import SessionHandle as SessionHandle
 from ._handle import SessionPayload as SessionPayload
@@ -40,8 +42,10 @@ __all__ = [
     "StoreError",
     "StoreWarning",
     "UnsupportedError",
+    "UntrackedContextWarning",
     "UseAfterFreeError",
     "__version__",
+    "create_client_context",
     "default_cache",
     "default_ssl_context",
     "session_free",

@@ -5,9 +5,14 @@
 # SSLObject by calling ``sslcontext.wrap_bio(incoming, outgoing, server_side=...,
 # server_hostname=...)`` on whatever object it was given as ``ssl=`` (no type
 # check on that path). So each connection gets a small stand-in,
-# _OfferingContext, whose wrap_bio calls the user's own SSLContext.wrap_bio,
-# then offers the cached session on the new SSLObject through
+# _OfferingContext, whose wrap_bio is the session boundary
+# (ClientConnection.begin): it computes the key from the user's context as it
+# is at that moment, chooses the session, calls the user's own
+# SSLContext.wrap_bio, and offers the session on the new SSLObject through
 # resume._offer.offer() (``SSL_set_session()``), before the handshake starts.
+# asyncio calls wrap_bio after name resolution and the TCP connect, so a
+# setting changed while those were awaited is seen: nothing about the session
+# is decided before the SSLObject exists.
 # The user's context is not changed (apart from the tracking wrappers every
 # context gets, see resume._key), and the session belongs to it: ``ssl`` refuses
 # a session of another SSL_CTX, so a copied or subclassed context could never
@@ -50,8 +55,7 @@ from typing import TYPE_CHECKING, Any, final
 from ._client import ClientConnection
 from ._defaults import default_ssl_context, resolve_cache
 from ._handle import SessionHandle
-from ._key import SessionKey, normalize_peer
-from ._offer import offer
+from ._key import SessionKey, make_key
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -64,14 +68,21 @@ _DEFAULT_LIMIT = 2**16
 PostHandshake = Callable[["ResumingStreamWriter"], object]
 
 
+def _same(obj: ssl.SSLObject) -> ssl.SSLObject:
+    return obj
+
+
 @final
 class _OfferingContext:
     # Stands in for the user's SSLContext for one connection; see the top.
-    __slots__ = ("_context", "_handle", "ssl_object")
+    __slots__ = ("_cache", "_context", "_peer", "_port", "conn", "ssl_object")
 
-    def __init__(self, context: ssl.SSLContext, handle: SessionHandle | None) -> None:
+    def __init__(self, context: ssl.SSLContext, cache: object, peer: str, port: int) -> None:
         self._context = context
-        self._handle = handle
+        self._cache = cache
+        self._peer = peer
+        self._port = port
+        self.conn: ClientConnection | None = None
         self.ssl_object: ssl.SSLObject | None = None
 
     def wrap_bio(
@@ -82,11 +93,16 @@ class _OfferingContext:
         server_hostname: str | None = None,
         session: ssl.SSLSession | None = None,
     ) -> ssl.SSLObject:
-        obj = self._context.wrap_bio(
-            incoming, outgoing, server_side=server_side, server_hostname=server_hostname
+        context = self._context
+
+        def create() -> ssl.SSLObject:
+            return context.wrap_bio(
+                incoming, outgoing, server_side=server_side, server_hostname=server_hostname
+            )
+
+        self.conn, obj = ClientConnection.begin(
+            self._cache, context, self._peer, self._port, create, _same
         )
-        if self._handle is not None:
-            offer(obj, self._handle)
         self.ssl_object = obj
         return obj
 
@@ -292,8 +308,10 @@ async def open_connection(
 
     The session to offer is looked up under the same key as
     :func:`resume.trio.open_tls_stream` uses (server name, port, TLS settings:
-    see :class:`~resume.SessionKey`) and offered with ``SSL_set_session()``
-    before the handshake; a clean close stores the session the connection
+    see :class:`~resume.SessionKey`), computed when the connection's
+    :class:`ssl.SSLObject` is made (after the TCP connect, from the context's
+    settings then), and offered with ``SSL_set_session()`` before the
+    handshake; a clean close stores the session the connection
     yielded (TLS 1.3: the latest ticket; tickets are used once).
 
     Args:
@@ -329,16 +347,18 @@ async def open_connection(
     name = server_hostname if server_hostname is not None else host
     if name is None:
         raise ValueError("server_hostname is required when host is None (sock=)")
-    normalize_peer(name)
+    # Check every argument before connecting; this key is thrown away (the one
+    # that counts is computed in wrap_bio, from the context as it is then).
+    make_key(context, name, port)
     sock: socket.socket | None = kwargs.get("sock")
     if sock is None and host is None:
         raise ValueError("host is required unless sock= is given")
 
-    conn = ClientConnection.start(cache, context, name, port)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = _ResumingProtocol(reader, loop=loop)
-    stand_in = _OfferingContext(context, conn.offered)
+    # The key and the session are chosen in stand_in.wrap_bio(), not here.
+    stand_in = _OfferingContext(context, cache, name, port)
     # asyncio only calls wrap_bio() on its ssl= argument; typeshed wants an SSLContext.
     ssl_arg: Any = stand_in
     try:
@@ -352,14 +372,12 @@ async def open_connection(
                 lambda: protocol, host, port, ssl=ssl_arg, server_hostname=name, **kwargs
             )
     except BaseException:
-        if stand_in.ssl_object is None:
-            conn.abandon()  # the handshake never started: the session is not to blame
-        else:
-            conn.fail()
+        if stand_in.conn is not None:
+            stand_in.conn.fail()  # the handshake started: drop what was offered
         raise
-    ssl_object = stand_in.ssl_object
+    conn, ssl_object = stand_in.conn, stand_in.ssl_object
+    assert conn is not None and ssl_object is not None
     try:
-        assert ssl_object is not None
         conn.handshake_complete(ssl_object)
         writer = ResumingStreamWriter(
             transport, protocol, reader, loop, conn=conn, context=context, ssl_object=ssl_object

@@ -5,11 +5,19 @@
 # lives here, I/O-free, so that the trio and asyncio adapters cannot drift
 # apart: they only call the five steps of a ClientConnection, in order.
 #
-#   1. start()            -- when the handshake starts. Compute the key (the
-#                            settings then are the ones the handshake uses) and
-#                            look up a session to offer.
-#   2. (adapter)          -- resume._offer.offer(ssl_object, conn.offered),
-#                            then the handshake.
+#   1. begin()            -- the boundary, in the one synchronous call that
+#                            creates the SSLObject: compute the key from the
+#                            context's settings at that moment (resume._key),
+#                            look up a session to offer, create the SSLObject
+#                            (the adapter's callable), check that the context
+#                            did not change meanwhile (another thread), and
+#                            offer the session (resume._offer.offer). No await
+#                            can come between the key and the SSLObject, so a
+#                            setting changed while a connect was in flight is
+#                            always seen. An untrackable context (resume._key)
+#                            gets a connection with no cache: nothing offered,
+#                            nothing stored.
+#   2. (adapter)          -- the handshake.
 #   3. handshake_complete -- the server accepted (session_reused) or declined
 #                            the offer. A declined session is dropped from the
 #                            cache: the server forgot it or never had it, and
@@ -28,9 +36,11 @@
 # sessions (session ids and RFC 5077 tickets) are reusable until they expire:
 # the cache lends a reference (SessionCache.get1) and keeps the entry. The
 # version of a cached session is not visible on ssl.SSLSession, so this module
-# marks the handles it stores as single-use (a WeakSet) and remembers, per cache
-# and key, whether the last session stored there was a TLS 1.3 ticket, so that
-# the look-up uses take() or get1() in one call. Should a key hold both kinds
+# marks the handles it stores as single-use (a slot on the handle itself,
+# ``SessionHandle._single_use``) and remembers, per key, on the cache object
+# itself (``_client_hints`` in its __dict__: it lives and dies with the cache),
+# whether the last session stored there was a TLS 1.3 ticket, so that the
+# look-up uses take() or get1() in one call. Should a key hold both kinds
 # (a server that changed versions), a ticket that get1() lent is removed before
 # it is offered, and a TLS 1.2 session that take() took is simply not put back:
 # both err on the side of a full handshake.
@@ -56,14 +66,14 @@
 from __future__ import annotations
 
 import ssl
-import weakref
-from collections.abc import Hashable
-from typing import Protocol, final
+from collections.abc import Callable, Hashable
+from typing import Protocol, TypeVar, final
 
 from ._cache import SessionCache
 from ._defaults import resolve_cache
 from ._handle import SessionHandle
-from ._key import SessionKey, make_key
+from ._key import SessionKey, connection_key, still_current
+from ._offer import offer
 
 __all__ = ["ClientConnection", "TLSObject", "is_single_use", "mark_single_use"]
 
@@ -81,12 +91,7 @@ class TLSObject(Protocol):
     def version(self) -> str | None: ...
 
 
-# Handles of TLS 1.3 tickets stored by this module: offered once, then gone.
-_SINGLE_USE: weakref.WeakSet[SessionHandle] = weakref.WeakSet()
-# Per cache: key -> True when the newest session stored there is a TLS 1.3 ticket.
-_HINTS: weakref.WeakKeyDictionary[SessionCache, dict[Hashable, bool]] = (
-    weakref.WeakKeyDictionary()
-)
+T = TypeVar("T")
 
 
 def is_single_use(handle: SessionHandle) -> bool:
@@ -96,7 +101,7 @@ def is_single_use(handle: SessionHandle) -> bool:
     :func:`mark_single_use`, and for native (DER-born) sessions whose
     ``protocol_version`` is TLS 1.3.
     """
-    if handle in _SINGLE_USE:
+    if handle._single_use:
         return True
     payload = handle.payload
     if type(payload) is ssl.SSLSession:
@@ -109,14 +114,21 @@ def mark_single_use(handle: SessionHandle) -> None:
 
     For handles that enter a cache without going through this module (a
     store's read-through, for example) when their version is not visible.
+    The mark is a slot of the handle: it lives and dies with it.
     """
-    _SINGLE_USE.add(handle)
+    handle._single_use = True
+
+
+#: The name of the per-key hints in a SessionCache's __dict__ (key -> True when
+#: the newest session stored there is a TLS 1.3 ticket).
+_HINTS = "_client_hints"
 
 
 def _hints(cache: SessionCache) -> dict[Hashable, bool]:
-    hints = _HINTS.get(cache)
+    table = vars(cache)
+    hints: dict[Hashable, bool] | None = table.get(_HINTS)
     if hints is None:
-        hints = _HINTS.setdefault(cache, {})
+        hints = table.setdefault(_HINTS, {})
     return hints
 
 
@@ -187,20 +199,72 @@ class ClientConnection:
         """Compute the key of a connection about to handshake and find a session to offer.
 
         *cache* is a ``cache=`` argument: a :class:`~resume.SessionCache`, None
-        for the default cache, or False for none.
+        for the default cache, or False for none. An untrackable *context*
+        (see :class:`~resume.UntrackedContextWarning`) gives a connection with
+        no cache. Adapters call :meth:`begin`, which calls this at the right
+        moment.
 
         Raises:
             TypeError, ValueError: a bad argument (see :func:`resume._key.make_key`).
         """
         resolved = resolve_cache(cache)
-        conn = cls(resolved, make_key(context, peer, port))
-        if resolved is not None:
-            conn.offered = conn._look_up(resolved)
+        key, trusted = connection_key(context, peer, port)
+        conn = cls(resolved if trusted else None, key)
+        if conn.cache is not None:
+            conn.offered = conn._look_up(conn.cache)
         return conn
+
+    @classmethod
+    def begin(
+        cls,
+        cache: object,
+        context: ssl.SSLContext,
+        peer: str,
+        port: int,
+        create: Callable[[], T],
+        tls_of: Callable[[T], ssl.SSLObject | ssl.SSLSocket],
+    ) -> tuple[ClientConnection, T]:
+        """The session boundary: key, choice, SSL object and offer, in one synchronous call.
+
+        Computes the key from *context* as it is now and looks up a session
+        (:meth:`start`), calls *create* (which makes the connection's SSL
+        object from *context*: ``context.wrap_bio(...)``, ``trio.SSLStream(...)``),
+        checks that *context* did not change in between (another thread; then
+        nothing is offered or stored), and offers the session on
+        ``tls_of(created)`` (``SSL_set_session()``). Call it from the function
+        that creates the SSL object, with no ``await`` before it that could
+        let the context change: that is what keeps a session made under loose
+        settings away from a connection made under strict ones.
+
+        Returns:
+            the connection and what *create* returned.
+
+        Raises:
+            whatever :meth:`start` or *create* raise; the connection is then
+            abandoned (an offer that could not be made is dropped).
+        """
+        conn = cls.start(cache, context, peer, port)
+        try:
+            created = create()
+        except BaseException:
+            conn.abandon()
+            raise
+        try:
+            if conn.cache is not None and not still_current(context, conn.key.digest):
+                # The context changed between the key and the SSL object.
+                offered, conn.offered, conn.cache = conn.offered, None, None
+                if offered is not None:
+                    offered.free()
+            if conn.offered is not None:
+                offer(tls_of(created), conn.offered)
+        except BaseException:
+            conn.fail()
+            raise
+        return conn, created
 
     def _look_up(self, cache: SessionCache) -> SessionHandle | None:
         key = self.key
-        hints = _HINTS.get(cache)
+        hints: dict[Hashable, bool] | None = vars(cache).get(_HINTS)
         if hints is not None and hints.get(key):
             return cache.take(key)
         handle = cache.get1(key)
@@ -305,7 +369,7 @@ class ClientConnection:
             if offered is not None and session.id == offered.id:
                 return False  # no fresh ticket; the offered one is spent
             fresh = SessionHandle.from_ssl(session)
-            _SINGLE_USE.add(fresh)
+            fresh._single_use = True
             try:
                 _set_hint(cache, self.key, True)
                 return cache.add(self.key, fresh)

@@ -13,6 +13,7 @@ __all__ = [
     "SessionError",
     "StoreError",
     "UnsupportedError",
+    "UntrackedContextWarning",
     "UseAfterFreeError",
 ]
 
@@ -72,7 +73,21 @@ class StoreError(ResumeError):
     """A session store could not complete an operation (for example, it is down)."""
 
 
+class UntrackedContextWarning(UserWarning):
+    """resume cannot know the full state of an :class:`ssl.SSLContext`: no resumption with it.
+
+    Emitted once per context, with the reason: a tracking wrapper was removed
+    or replaced (``del ctx.load_cert_chain``), a tracked method had been
+    replaced before resume first saw the context, an NPN list was set before
+    it, or (when the context is registered for a store) a client certificate
+    was loaded before resume first saw it. Such a context's connections never
+    offer a session and never store one, in memory or in a store: a full
+    handshake every time. Create client contexts with
+    :func:`~resume.create_client_context` to avoid it.
+    """
+
+
 for _cls in (ResumeError, SessionError, DoubleFreeError, UseAfterFreeError,
-             UnsupportedError, SessionDecodeError, StoreError):
+             UnsupportedError, SessionDecodeError, StoreError, UntrackedContextWarning):
     _cls.__module__ = "resume"
 del _cls

@@ -37,7 +37,9 @@
 # The handle also carries three slots that belong to the cache that owns it
 # (``_owner``, ``_key``, ``_expires``): a session has at most one owner, as in
 # OpenSSL, and keeping the entry data on the handle saves an entry object per
-# cached session. Only resume._cache touches them.
+# cached session. Only resume._cache touches them. A fourth slot,
+# ``_single_use``, belongs to the client policy (resume._client): True for a
+# TLS 1.3 ticket that must be offered once (RFC 8446, C.4).
 from __future__ import annotations
 
 import ssl
@@ -145,6 +147,7 @@ class SessionHandle:
         "_owner",
         "_refcount",
         "_session",
+        "_single_use",
         "_site",
     )
 
@@ -154,6 +157,7 @@ class SessionHandle:
     _key: object
     _expires: float
     _der: bytearray | None
+    _single_use: bool
     _site: tuple[str, int]
 
     def __init__(self, _payload: SessionPayload, _der: bytearray | None = None) -> None:
@@ -163,6 +167,7 @@ class SessionHandle:
         self._key = None
         self._expires = 0.0
         self._der = _der
+        self._single_use = False
         self._site = _creation_site()
 
     # -- constructors -------------------------------------------------------------

@@ -18,12 +18,23 @@
 #   most a full handshake and never offers a session where it does not belong.
 #   Addresses are written in their canonical form (``::1``, not ``0:0::1``).
 # * ``port`` is the port of the server, not of a proxy in between.
-# * ``digest`` is a SHA-256 digest, truncated to 128 bits, of everything the
-#   ``ssl.SSLContext`` would verify or present: a random per-context token, the
-#   verify mode, hostname checking, verify flags, protocol bounds, options,
-#   host flags, post-handshake authentication, the cipher list
-#   (``get_ciphers()``), the trust store (``get_ca_certs(binary_form=True)``),
-#   and what the context was told since resume first saw it (below).
+# * ``digest`` is a SHA-256 digest, truncated to 128 bits, of a random
+#   per-context token and of every entry of KEY_TABLE below.
+#
+# One table, two digests. KEY_TABLE lists everything of an ``ssl.SSLContext``
+# that a handshake verifies or presents, and how resume reads it. The
+# in-process digest hashes the context's random token and the table's values;
+# the persisted digest (``persisted_digests``, behind
+# ``resume.stores.context_label_digest``) hashes the same values without the
+# token, plus the caller's label, so that another process that builds its
+# context alike computes it too. No entry can be in one and not the other.
+#
+# The boundary. The key is computed, and the session chosen, in the same
+# synchronous call that creates the SSLObject (see
+# ``ClientConnection.begin``), from the context's state at that moment: an
+# ``await`` between the two would let a setting change unseen. The context is
+# read again right after the SSLObject exists; if another thread changed it in
+# between, the connection neither offers nor stores a session.
 #
 # Context identity. ``id(context)`` is recycled as soon as a context dies, so a
 # session of a dead context could be offered on a new one with other settings.
@@ -33,19 +44,41 @@
 # What ``ssl`` cannot tell. There is no getter for the client certificate, the
 # ALPN list, or a change of the trust store through a CA directory. The first
 # time a context is seen, resume installs thin tracking wrappers as *instance*
-# attributes over the methods that change those settings (load_cert_chain,
-# load_verify_locations, load_default_certs, set_default_verify_paths,
-# set_alpn_protocols, set_npn_protocols, set_ciphers, set_ecdh_curve). Each
-# calls the class's own method and then records what changed (the certificate
-# file's digest, the ALPN list, the CA data's digest) and bumps the context's
-# generation, so the next connection gets a new key and a full handshake.
-# Setters that replace a value (ALPN, ciphers) keep their latest value, so
+# attributes over the methods that change those settings (TRACKED_METHODS).
+# Each calls the class's own method and then records what changed (the
+# certificate file's digest, the ALPN list, the CA data's digest) and bumps the
+# context's generation, so the next connection gets a new key and a full
+# handshake. Setters that replace a value (ALPN) keep their latest value, so
 # setting an ALPN list back gives the earlier key again; calls that add to the
-# context (certificates, CA locations) are chained, so they never do. The
-# settings in force before resume first saw the context are covered by its
-# token: they cannot change without going through a tracked method. Calling
-# the methods through the class (``ssl.SSLContext.load_cert_chain(ctx, ...)``)
-# goes around the tracking; the documentation says so.
+# context (certificates, CA locations) are chained, so they never do.
+#
+# What resume cannot know, and what it does then. A context is *untrackable*
+# when a later change could escape the table: a tracking wrapper was removed
+# (``del ctx.load_cert_chain``) or replaced, a tracked method was already
+# replaced on the instance when resume first saw it, or an NPN list was set
+# before (NPN's list is not visible in a ClientHello). An untrackable context
+# gets one UntrackedContextWarning; it is never offered a session, none of its
+# sessions is stored, and it is never persisted. Settings made *before* resume
+# first saw a context are fixed parts of that context, covered in-process by
+# its token; they matter only for the persisted digest, which has no token:
+#
+# * ALPN set before: read once, when the context is first seen, from a
+#   ClientHello the context writes into a memory BIO (``_read_hello``); it is
+#   then known like a tracked value.
+# * a client certificate loaded before: visible only through the OpenSSL
+#   binding (``SSL_CTX_get0_certificate()``). Persisting needs the binding
+#   anyway, so the check runs when the context is registered for a store
+#   (probing the binding when a context is first seen would cost every process
+#   a fraction of a second on its first connection). A context that holds a
+#   certificate tracking did not record, or whose history is in doubt (a
+#   tracked certificate loaded after resume first saw it, with the binding
+#   never asked before), is untrackable from then on. Contexts made by
+#   create_client_context() are known to have started empty.
+# * the CA certificates loaded before are visible (``get_ca_certs()``); the
+#   contents of a CA directory are not: the label stands for them.
+#
+# Calling the methods through the class (``ssl.SSLContext.load_cert_chain(ctx,
+# ...)``) goes around the tracking; the documentation says so.
 #
 # Why not ``cert_store_stats()`` as a change detector: a context that trusts a
 # CA *directory* (``capath``, the default paths on Debian) loads certificates
@@ -55,8 +88,9 @@
 # connection.
 #
 # Cost. Per connection, the key costs eight C getter calls (verify mode and
-# friends: settable attributes that no wrapper can watch), one tuple compare
-# and one dict look-up: about 2 us. The expensive part (get_ciphers(),
+# friends: settable attributes that no wrapper can watch), one look-up of the
+# eight wrappers in the context's __dict__ (to see that none was removed), two
+# tuple compares and one dict look-up. The expensive part (get_ciphers(),
 # get_ca_certs(), hashing) runs only when a context is first seen or changed.
 from __future__ import annotations
 
@@ -64,15 +98,31 @@ import _ssl
 import functools
 import hashlib
 import ipaddress
+import operator
 import os
 import secrets
 import ssl
 import threading
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, final
 
-__all__ = ["SessionKey", "context_digest", "make_key", "normalize_peer"]
+from ._errors import UntrackedContextWarning
+
+__all__ = [
+    "KEY_TABLE",
+    "TRACKED_METHODS",
+    "KeyEntry",
+    "SessionKey",
+    "connection_key",
+    "context_digest",
+    "make_key",
+    "normalize_peer",
+    "persisted_digests",
+    "still_current",
+    "track_new_context",
+]
 
 
 @final
@@ -87,20 +137,23 @@ class SessionKey(NamedTuple):
     * the same port of the TLS server (of the origin, not of a proxy);
     * the same :class:`ssl.SSLContext` *object* with the same settings: verify
       mode, hostname checking, verify flags, protocol bounds, options, host
-      flags, post-handshake authentication, ciphers, trusted CAs, client
-      certificate, ALPN list.
+      flags, post-handshake authentication, ciphers and security level,
+      trusted CAs, client certificate, ALPN list.
 
-    The key is computed when the handshake starts. Settings that :mod:`ssl` has
-    no getter for (client certificate, ALPN list, CA directories) are tracked:
-    the first time resume sees a context it wraps, as instance attributes,
-    ``load_cert_chain``, ``load_verify_locations``, ``load_default_certs``,
-    ``set_default_verify_paths``, ``set_alpn_protocols``, ``set_npn_protocols``,
-    ``set_ciphers`` and ``set_ecdh_curve``; each call after that gives the
-    context's next connections a new key, hence a full handshake. Calling those
-    methods through the class (``ssl.SSLContext.load_cert_chain(ctx, ...)``)
-    bypasses the tracking: do not. Settings made before resume first saw the
-    context are covered by the context's identity (a random token per object,
-    not ``id()``, which is recycled).
+    The key is computed, and the session chosen, in the call that creates the
+    connection's SSL object, from the context's settings at that moment.
+    Settings that :mod:`ssl` has no getter for (client certificate, ALPN list,
+    CA directories) are tracked: the first time resume sees a context it wraps,
+    as instance attributes, ``load_cert_chain``, ``load_verify_locations``,
+    ``load_default_certs``, ``set_default_verify_paths``,
+    ``set_alpn_protocols``, ``set_npn_protocols``, ``set_ciphers`` and
+    ``set_ecdh_curve``; each call after that gives the context's next
+    connections a new key, hence a full handshake. Calling those methods
+    through the class (``ssl.SSLContext.load_cert_chain(ctx, ...)``) bypasses
+    the tracking: do not. Removing or replacing a wrapper makes the context
+    untrackable (see :class:`~resume.UntrackedContextWarning`). Create client
+    contexts with :func:`~resume.create_client_context` so that everything is
+    tracked from the start.
 
     ALPN: there is no ``alpn=`` argument, because :mod:`ssl` sets ALPN on the
     context only and changing a shared context per connection would race;
@@ -116,12 +169,66 @@ class SessionKey(NamedTuple):
     digest: str
 
 
-_get: Any = _ssl._SSLContext
-# The settable attributes no wrapper can watch; read through the C getters so
-# that no enum objects are built on the per-connection path.
-_CHEAP_GETTERS: tuple[Callable[[ssl.SSLContext], Any], ...] = tuple(
-    getattr(_get, name).__get__
-    for name in (
+_C: Any = _ssl._SSLContext
+
+
+@final
+class KeyEntry(NamedTuple):
+    """One row of :data:`KEY_TABLE`: a setting of a client context, and how it is read."""
+
+    #: The entry's name.
+    name: str
+    #: ``"attribute"``: a settable attribute, read at every connection;
+    #: ``"getter"``: read back from the context when something changed;
+    #: ``"tracked"``: recorded by the tracking wrappers (no getter exists).
+    source: str
+    #: Reads the entry's value (a repr-stable, process-independent value).
+    read: Callable[[ssl.SSLContext, _ContextState], object]
+
+
+def _attribute(name: str, attr: str) -> KeyEntry:
+    # Read through the C getter: no enum objects on the per-connection path.
+    getter = getattr(_C, attr).__get__
+    return KeyEntry(name, "attribute", lambda context, state: getter(context))
+
+
+def _tracked(name: str) -> KeyEntry:
+    return KeyEntry(name, "tracked", lambda context, state: state.tracked.get(name, ""))
+
+
+def _ca_certs(context: ssl.SSLContext, state: _ContextState) -> object:
+    return sorted(hashlib.sha256(der).hexdigest() for der in context.get_ca_certs(True))
+
+
+#: Everything that goes into a client key, in order. Both digests read this
+#: table: the in-process one (with the context's random token) and the
+#: persisted one (with a label instead).
+KEY_TABLE: tuple[KeyEntry, ...] = (
+    _attribute("verify_mode", "verify_mode"),
+    _attribute("check_hostname", "check_hostname"),
+    _attribute("verify_flags", "verify_flags"),
+    _attribute("minimum_version", "minimum_version"),
+    _attribute("maximum_version", "maximum_version"),
+    _attribute("options", "options"),
+    # hostname_checks_common_name and the other X509_CHECK_FLAG_* bits.
+    _attribute("host_flags", "_host_flags"),
+    _attribute("post_handshake_auth", "post_handshake_auth"),
+    KeyEntry("ciphers", "getter", lambda c, s: [x["name"] for x in c.get_ciphers()]),
+    # Set through set_ciphers("...@SECLEVEL=n"); it bounds the keys verification accepts.
+    KeyEntry("security_level", "getter", lambda c, s: c.security_level),
+    KeyEntry("ca_certs", "getter", _ca_certs),
+    # load_verify_locations / load_default_certs / set_default_verify_paths calls.
+    _tracked("trust_calls"),
+    # load_cert_chain calls: digests of the certificate and key files.
+    _tracked("client_certificate"),
+    _tracked("alpn_protocols"),
+    _tracked("npn_protocols"),
+    _tracked("ecdh_curve"),
+)
+
+_ATTRIBUTE_GETTERS: tuple[Callable[[ssl.SSLContext], Any], ...] = tuple(
+    getattr(_C, attr).__get__
+    for attr in (
         "verify_mode",
         "check_hostname",
         "verify_flags",
@@ -132,18 +239,25 @@ _CHEAP_GETTERS: tuple[Callable[[ssl.SSLContext], Any], ...] = tuple(
         "post_handshake_auth",
     )
 )
+assert len(_ATTRIBUTE_GETTERS) == sum(e.source == "attribute" for e in KEY_TABLE)
 
-#: Methods whose calls change what a handshake verifies or presents.
-TRACKED_METHODS: tuple[str, ...] = (
-    "load_cert_chain",
-    "load_verify_locations",
-    "load_default_certs",
-    "set_default_verify_paths",
-    "set_alpn_protocols",
-    "set_npn_protocols",
-    "set_ciphers",
-    "set_ecdh_curve",
-)
+#: Methods whose calls change what a handshake verifies or presents, and the
+#: KEY_TABLE entry each records into (None: the entry is read back by a getter).
+_RECORDS: dict[str, str | None] = {
+    "load_cert_chain": "client_certificate",
+    "load_verify_locations": "trust_calls",
+    "load_default_certs": "trust_calls",
+    "set_default_verify_paths": "trust_calls",
+    "set_alpn_protocols": "alpn_protocols",
+    "set_npn_protocols": "npn_protocols",
+    "set_ciphers": None,
+    "set_ecdh_curve": "ecdh_curve",
+}
+#: Entries that calls add to (every call counts, in order); the others are replaced.
+_ADDING = frozenset({"client_certificate", "trust_calls"})
+
+#: The tracked methods.
+TRACKED_METHODS: tuple[str, ...] = tuple(_RECORDS)
 
 
 def _file_digest(path: object) -> str:
@@ -154,44 +268,67 @@ def _file_digest(path: object) -> str:
         return f"unreadable:{path!r}"
 
 
-#: Methods that replace a setting (the latest call is the state); the others add
-#: to the context's state (certificates, trust), so every call counts, in order.
-_REPLACING = frozenset({"set_alpn_protocols", "set_npn_protocols", "set_ciphers", "set_ecdh_curve"})
+def _protocols(protocols: object) -> str:
+    # The recorded form of an ALPN/NPN list: the same for a tracked call and for
+    # a list read from a ClientHello; no list and an empty list are alike.
+    names = list(protocols or ())  # type: ignore[call-overload]
+    return repr(names) if names else ""
 
 
 @final
 class _ContextState:
     # What resume knows about one SSLContext. Guarded by _LOCK for updates.
     __slots__ = (
-        "chain",
+        "born_tracked",
+        "certificate_checked",
         "digest",
         "digest_generation",
         "generation",
+        "getter",
+        "hello_pending",
+        "installed",
         "keys",
-        "latest",
         "snapshot",
+        "stable",
         "token",
+        "tracked",
+        "unknown",
+        "warned",
     )
 
     def __init__(self) -> None:
         self.token = secrets.token_bytes(16)
         self.generation = 0
-        # The latest value given to each replacing setter (no secrets: ALPN
-        # names, cipher strings), and a running SHA-256 over every adding call
-        # (certificate and CA file digests), so memory stays bounded however
-        # often the context is changed. Loading certificate A, then B, then A
-        # again gives a third state, never the first: which one OpenSSL keeps
-        # per key type is not visible, so no change is ever assumed undone.
-        self.latest: dict[str, str] = {}
-        self.chain = b""
+        # KEY_TABLE's tracked entries: the latest value of a replacing setter (no
+        # secrets: ALPN names, curve names), or a running SHA-256 over every
+        # adding call (certificate and CA file digests), so memory stays bounded
+        # however often the context is changed. Loading certificate A, then B,
+        # then A again gives a third state, never the first: which one OpenSSL
+        # keeps per key type is not visible, so no change is assumed undone.
+        self.tracked: dict[str, str] = {}
         self.snapshot: tuple[Any, ...] | None = None
         self.digest = ""
+        self.stable = b""
         self.digest_generation = -1
         # Keys already built for this digest, by (peer as given, port): most
         # programs talk to few servers, so the per-connection key is a dict hit.
         self.keys: dict[tuple[str, int], SessionKey] = {}
+        # Why resume cannot know this context's state (None: it can).
+        self.unknown: str | None = None
+        self.warned = False
+        # The wrappers installed, and a getter that reads them back from the
+        # context's __dict__ in one C call.
+        self.installed: tuple[Any, ...] = ()
+        self.getter: Callable[[dict[str, Any]], Any] | None = None
+        # The ClientHello could not be written yet (a context that cannot
+        # handshake as it is); tried again when the context changes.
+        self.hello_pending = False
+        # Made by create_client_context(): nothing was set before tracking.
+        self.born_tracked = False
+        self.certificate_checked = False
 
     def record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        entry = _RECORDS[name]
         if name == "load_cert_chain":
             certfile = args[0] if args else kwargs.get("certfile")
             keyfile = args[1] if len(args) > 1 else kwargs.get("keyfile")
@@ -210,27 +347,44 @@ class _ContextState:
                 parts.append("data:" + hashlib.sha256(data).hexdigest())
             what = ",".join(parts)
         elif name in ("set_alpn_protocols", "set_npn_protocols"):
-            protocols = args[0] if args else kwargs.get("protocols", kwargs.get("alpn_protocols"))
-            what = repr(list(protocols or ()))
+            given = args[0] if args else kwargs.get("protocols", kwargs.get("alpn_protocols"))
+            what = _protocols(given)
         else:
             what = repr(args) + repr(sorted(kwargs.items()))
         with _LOCK:
-            if name in _REPLACING:
-                self.latest[name] = what
-            else:
-                self.chain = hashlib.sha256(self.chain + f"{name}:{what}".encode()).digest()
+            if entry in _ADDING:
+                previous = self.tracked.get(entry, "")
+                chained = f"{previous}|{name}:{what}".encode()
+                self.tracked[entry] = hashlib.sha256(chained).hexdigest()
+            elif entry is not None:
+                self.tracked[entry] = what
             self.generation += 1
 
+    def set_unknown(self, reason: str) -> None:
+        with _LOCK:
+            if self.unknown is None:
+                self.unknown = reason
+                self.generation += 1
 
-_LOCK = threading.Lock()
+
+_LOCK = threading.RLock()
 _STATES: weakref.WeakKeyDictionary[ssl.SSLContext, _ContextState] = weakref.WeakKeyDictionary()
 
 
 def _install_tracking(context: ssl.SSLContext, state: _ContextState) -> None:
     # Instance attributes shadow the class's methods. The wrappers hold a weak
     # reference to the context, so no reference cycle keeps it alive.
+    replaced = [name for name in TRACKED_METHODS if name in vars(context)]
+    if replaced:
+        # Wrapping the user's replacement would trust it to do what it says;
+        # overwriting it would change the program. Neither: untrackable.
+        state.unknown = (
+            f"its {replaced[0]}() had been replaced on the instance before resume first saw it"
+        )
+        return
     ref = weakref.ref(context)
     cls = type(context)
+    names, wrappers = [], []
     for name in TRACKED_METHODS:
         original = getattr(cls, name, None)
         if original is None:  # pragma: no cover - e.g. NPN removed from a build
@@ -251,51 +405,203 @@ def _install_tracking(context: ssl.SSLContext, state: _ContextState) -> None:
 
         functools.update_wrapper(wrapper, original)
         context.__dict__[name] = wrapper
+        names.append(name)
+        wrappers.append(wrapper)
+    state.installed = tuple(wrappers)
+    state.getter = operator.itemgetter(*names)
 
 
-def _state(context: ssl.SSLContext) -> _ContextState:
+# -- reading what was set before tracking ------------------------------------------------
+
+#: TLS extension numbers: ALPN (RFC 7301) and NPN (draft-agl-tls-nextprotoneg).
+_EXT_ALPN = 16
+_EXT_NPN = 13172
+
+
+def _parse_hello(data: bytes) -> tuple[tuple[str, ...], bool]:
+    """Return (ALPN names, NPN offered) from the TLS records of a ClientHello.
+
+    Raises:
+        ValueError: *data* is not a well-formed ClientHello.
+    """
+    body = bytearray()
+    i = 0
+    while i < len(data):
+        if data[i] != 22 or i + 5 > len(data):  # handshake records only
+            raise ValueError("not a handshake record")
+        length = int.from_bytes(data[i + 3 : i + 5], "big")
+        body += data[i + 5 : i + 5 + length]
+        i += 5 + length
+    if len(body) < 4 or body[0] != 1:
+        raise ValueError("not a ClientHello")
+    msg = bytes(body[4 : 4 + int.from_bytes(body[1:4], "big")])
+
+    def take(pos: int, size_len: int) -> tuple[bytes, int]:
+        if pos + size_len > len(msg):
+            raise ValueError("truncated ClientHello")
+        size = int.from_bytes(msg[pos : pos + size_len], "big")
+        end = pos + size_len + size
+        if end > len(msg):
+            raise ValueError("truncated ClientHello")
+        return msg[pos + size_len : end], end
+
+    pos = 2 + 32  # legacy_version, random
+    _, pos = take(pos, 1)  # legacy_session_id
+    _, pos = take(pos, 2)  # cipher_suites
+    _, pos = take(pos, 1)  # legacy_compression_methods
+    extensions, _ = take(pos, 2)
+    alpn: tuple[str, ...] = ()
+    npn = False
+    pos = 0
+    while pos < len(extensions):
+        if pos + 4 > len(extensions):
+            raise ValueError("truncated extension")
+        kind = int.from_bytes(extensions[pos : pos + 2], "big")
+        size = int.from_bytes(extensions[pos + 2 : pos + 4], "big")
+        ext = extensions[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+        if kind == _EXT_ALPN:
+            names, q = [], 2
+            while q < len(ext):
+                n = ext[q]
+                names.append(ext[q + 1 : q + 1 + n].decode("ascii"))
+                q += 1 + n
+            alpn = tuple(names)
+        elif kind == _EXT_NPN:
+            npn = True
+    return alpn, npn
+
+
+def _read_hello(context: ssl.SSLContext, state: _ContextState) -> None:
+    # Once per context, when first seen: let it write a ClientHello into a memory
+    # BIO (no socket, nothing sent) and read the ALPN list set before tracking.
+    # The C-level _wrap_bio is used so that no subclass override runs.
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    try:
+        _C._wrap_bio(context, incoming, outgoing, False, "resume.invalid").do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    except (ssl.SSLError, ValueError, OSError):
+        state.hello_pending = True  # cannot handshake as it is: try again on a change
+        return
+    state.hello_pending = False
+    try:
+        alpn, npn = _parse_hello(outgoing.read())
+    except (ValueError, UnicodeDecodeError):
+        state.unknown = "its ClientHello could not be read to find the ALPN list"
+        return
+    if npn and "npn_protocols" not in state.tracked:
+        state.unknown = "an NPN list was set before resume first saw it (NPN lists are not visible)"
+    if alpn and "alpn_protocols" not in state.tracked:
+        state.tracked["alpn_protocols"] = _protocols(alpn)
+
+
+def _state(context: ssl.SSLContext, *, new: bool = False) -> _ContextState:
     if not isinstance(context, ssl.SSLContext):
         raise TypeError(f"ssl_context must be an ssl.SSLContext, got {type(context).__name__}")
     state = _STATES.get(context)
     if state is None:
-        if _get.protocol.__get__(context) == ssl.PROTOCOL_TLS_SERVER:
+        if _C.protocol.__get__(context) == ssl.PROTOCOL_TLS_SERVER:
             raise ValueError(
                 "ssl_context is a server-side context (PROTOCOL_TLS_SERVER); a client "
-                "needs ssl.create_default_context() or SSLContext(PROTOCOL_TLS_CLIENT)"
+                "needs resume.create_client_context() or ssl.create_default_context()"
             )
         with _LOCK:
             state = _STATES.get(context)
             if state is None:
                 state = _ContextState()
                 _install_tracking(context, state)
+                state.born_tracked = new
+                if not new and state.unknown is None:
+                    _read_hello(context, state)
                 _STATES[context] = state
     return state
 
 
+def track_new_context(context: ssl.SSLContext) -> None:
+    """Start tracking *context*, which its caller has just created and not changed."""
+    _state(context, new=True)
+
+
+# -- the digests ---------------------------------------------------------------------------
+
+
 def _snapshot(context: ssl.SSLContext) -> tuple[Any, ...]:
-    return tuple([getter(context) for getter in _CHEAP_GETTERS])
+    return tuple([getter(context) for getter in _ATTRIBUTE_GETTERS])
 
 
-def _compute_digest(context: ssl.SSLContext, state: _ContextState, snap: tuple[Any, ...]) -> str:
-    h = hashlib.sha256()
-    h.update(state.token)
-    h.update(repr(snap).encode())
-    h.update(repr(sorted(state.latest.items())).encode())
-    h.update(state.chain)
-    h.update(repr([c["name"] for c in context.get_ciphers()]).encode())
-    for der in context.get_ca_certs(binary_form=True):
-        h.update(hashlib.sha256(der).digest())
-    return h.hexdigest()[:32]
+def _values(context: ssl.SSLContext, state: _ContextState, snap: tuple[Any, ...]) -> bytes:
+    # KEY_TABLE's values, as the bytes both digests hash.
+    attributes = iter(snap)
+    values = [
+        (e.name, next(attributes) if e.source == "attribute" else e.read(context, state))
+        for e in KEY_TABLE
+    ]
+    return repr(values).encode()
+
+
+_Current = tuple[str, dict[tuple[str, int], SessionKey], "_ContextState"]
+
+
+def _current(context: ssl.SSLContext) -> _Current:
+    # The digest of the context's settings now, the key memo that goes with it,
+    # and the state (whose ``unknown`` says whether the digest can be trusted).
+    state = _state(context)
+    if state.unknown is None and state.getter is not None:
+        try:
+            intact = state.getter(context.__dict__) == state.installed
+        except KeyError:
+            intact = False
+        if not intact:
+            state.set_unknown(
+                "one of its tracked methods (load_cert_chain, set_alpn_protocols, ...) was "
+                "removed or replaced on the instance, so later changes would go unseen"
+            )
+    snap = _snapshot(context)
+    generation = state.generation
+    if snap == state.snapshot and generation == state.digest_generation:
+        return state.digest, state.keys, state
+    with _LOCK:
+        if state.hello_pending and state.unknown is None:
+            _read_hello(context, state)
+            generation = state.generation
+    stable = _values(context, state, snap)
+    if state.unknown is not None:
+        digest = hashlib.sha256(b"resume untrackable context\0" + state.token).hexdigest()[:32]
+    else:
+        digest = hashlib.sha256(b"resume key v2\0" + state.token + stable).hexdigest()[:32]
+    keys: dict[tuple[str, int], SessionKey] = {}
+    with _LOCK:
+        if state.generation == generation:
+            state.snapshot = snap
+            state.digest = digest
+            state.stable = stable
+            state.digest_generation = generation
+            state.keys = keys
+    return digest, keys, state
+
+
+def _warn(state: _ContextState, stacklevel: int) -> None:
+    if state.warned:
+        return
+    state.warned = True
+    warnings.warn(
+        f"resume cannot know the full state of this SSLContext: {state.unknown}. Its "
+        "connections will neither resume nor store sessions. Create client contexts with "
+        "resume.create_client_context() and configure them (load_cert_chain, "
+        "set_alpn_protocols, ...) through their own methods.",
+        UntrackedContextWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def context_digest(context: ssl.SSLContext) -> str:
     """Return the digest of *context*'s client settings (32 hex digits).
 
     Equal digests mean the same ``ssl.SSLContext`` object, with the same
-    verification, trust store, client certificate, protocol bounds, options,
-    ciphers and ALPN list. The first call on a context installs the tracking
-    wrappers described in :mod:`resume._key` and computes the digest; later
-    calls cost a few C getter calls unless a setting changed.
+    entries of :data:`KEY_TABLE`. The first call on a context installs the
+    tracking wrappers described in :mod:`resume._key` and computes the digest;
+    later calls cost a few C getter calls unless a setting changed.
 
     Raises:
         TypeError: *context* is not an :class:`ssl.SSLContext`.
@@ -304,22 +610,56 @@ def context_digest(context: ssl.SSLContext) -> str:
     return _current(context)[0]
 
 
-def _current(context: ssl.SSLContext) -> tuple[str, dict[tuple[str, int], SessionKey]]:
-    # The digest of the context's settings now, and the key memo that goes with it.
+def still_current(context: ssl.SSLContext, digest: str) -> bool:
+    """True if *context* still has the settings *digest* was computed from, and is trackable."""
+    now, _, state = _current(context)
+    return now == digest and state.unknown is None
+
+
+def _check_certificate(context: ssl.SSLContext, state: _ContextState) -> None:
+    # Was a client certificate loaded before tracking began? See the top.
+    if state.born_tracked or state.certificate_checked or state.unknown is not None:
+        return
+    from ._errors import UnsupportedError
+    from ._openssl import binding
+
+    if "client_certificate" in state.tracked:
+        reason = (
+            "a client certificate was loaded after resume first saw it, and whether "
+            "one was loaded before cannot be told apart any more"
+        )
+    else:
+        try:
+            held = binding().context_has_certificate(context)
+        except UnsupportedError as exc:
+            reason = f"whether a client certificate was loaded before cannot be checked ({exc})"
+        else:
+            if not held:
+                state.certificate_checked = True
+                return
+            reason = "a client certificate was loaded before resume first saw it"
+    state.set_unknown(reason)
+
+
+def persisted_digests(context: ssl.SSLContext, label: str) -> tuple[str, str | None]:
+    """Return (in-process digest, persisted digest) of *context* now.
+
+    The persisted digest hashes the same :data:`KEY_TABLE` values as the
+    in-process one, without the context's random token, plus *label*. It is
+    None when *context* is untrackable (or becomes so now: a client
+    certificate it held before tracking began); the one
+    :class:`~resume.UntrackedContextWarning` is then emitted.
+    """
     state = _state(context)
-    snap = _snapshot(context)
-    generation = state.generation
-    if snap == state.snapshot and generation == state.digest_generation:
-        return state.digest, state.keys
-    digest = _compute_digest(context, state, snap)
-    keys: dict[tuple[str, int], SessionKey] = {}
-    with _LOCK:
-        if state.generation == generation:
-            state.snapshot = snap
-            state.digest = digest
-            state.digest_generation = generation
-            state.keys = keys
-    return digest, keys
+    _check_certificate(context, state)
+    digest, _, state = _current(context)
+    if state.unknown is not None:
+        _warn(state, stacklevel=3)
+        return digest, None
+    h = hashlib.sha256(b"resume store context v2\0")
+    h.update(label.encode("utf-8", "surrogatepass") + b"\0")
+    h.update(state.stable)
+    return digest, h.hexdigest()[:32]
 
 
 #: Most keys memoised per context (a crawler may meet millions of hosts).
@@ -344,16 +684,15 @@ def normalize_peer(host: str) -> str:
         return host.lower()
 
 
-def make_key(context: ssl.SSLContext, peer: str, port: int) -> SessionKey:
-    """Build the :class:`SessionKey` of a connection to *peer*:*port* with *context*.
+def connection_key(context: ssl.SSLContext, peer: str, port: int) -> tuple[SessionKey, bool]:
+    """Return the key of a connection to *peer*:*port* with *context*, and whether to trust it.
 
-    Call it when the handshake starts (the settings then are the ones the
-    handshake uses), not when a session or ticket arrives.
+    False means *context* is untrackable: its connections must neither offer
+    nor store sessions (the one :class:`~resume.UntrackedContextWarning` is
+    emitted here the first time).
 
     Raises:
-        TypeError: a wrong type for an argument.
-        ValueError: an empty or malformed *peer*, a *port* outside 1-65535, or a
-            server-side *context*.
+        TypeError, ValueError: as :func:`make_key`.
     """
     if type(port) is not int:
         if isinstance(port, bool) or not isinstance(port, int):
@@ -361,13 +700,31 @@ def make_key(context: ssl.SSLContext, peer: str, port: int) -> SessionKey:
         port = int(port)
     if not 0 < port < 65536:
         raise ValueError(f"port must be in 1-65535, got {port}")
-    digest, keys = _current(context)
+    digest, keys, state = _current(context)
     key = keys.get((peer, port))
     if key is None:
         key = SessionKey(normalize_peer(peer), port, digest)
         if len(keys) < _KEYS_PER_CONTEXT:
             keys[(peer, port)] = key
-    return key
+    if state.unknown is not None:
+        _warn(state, stacklevel=3)
+        return key, False
+    return key, True
+
+
+def make_key(context: ssl.SSLContext, peer: str, port: int) -> SessionKey:
+    """Build the :class:`SessionKey` of a connection to *peer*:*port* with *context*.
+
+    The key of the settings *now*: the adapters call it in the call that
+    creates the SSL object. A key computed earlier (to prefetch from a store,
+    say) is a hint only.
+
+    Raises:
+        TypeError: a wrong type for an argument.
+        ValueError: an empty or malformed *peer*, a *port* outside 1-65535, or a
+            server-side *context*.
+    """
+    return connection_key(context, peer, port)[0]
 
 
 SessionKey.__module__ = "resume"

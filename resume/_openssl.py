@@ -198,6 +198,7 @@ _PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
     ("SSL_is_init_finished", ctypes.c_int, (ctypes.c_void_p,)),
     ("SSL_in_before", ctypes.c_int, (ctypes.c_void_p,)),
     ("SSL_CTX_get_options", ctypes.c_uint64, (ctypes.c_void_p,)),
+    ("SSL_CTX_get0_certificate", ctypes.c_void_p, (ctypes.c_void_p,)),
     ("SSL_CTX_get_timeout", ctypes.c_long, (ctypes.c_void_p,)),
     ("SSL_CTX_set_timeout", ctypes.c_long, (ctypes.c_void_p, ctypes.c_long)),
     (
@@ -343,6 +344,10 @@ class Binding:
         return ptr
 
     # -- SSL_CTX ----------------------------------------------------------------------
+
+    def context_has_certificate(self, context: ssl.SSLContext) -> bool:
+        """``SSL_CTX_get0_certificate() != NULL``: *context* holds a certificate of its own."""
+        return bool(self._lib.SSL_CTX_get0_certificate(self.ctx_ptr(context)))
 
     def context_timeout(self, context: ssl.SSLContext) -> int:
         """``SSL_CTX_get_timeout()``: the session lifetime of *context*, in seconds."""

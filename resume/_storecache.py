@@ -46,7 +46,6 @@
 # the same lock so that a fetch and a concurrent lookup see one state.
 from __future__ import annotations
 
-import hashlib
 import ssl
 import threading
 import time
@@ -85,31 +84,27 @@ def _mark_single_use(handle: SessionHandle) -> None:
 
 
 def context_label_digest(context: ssl.SSLContext, label: str = "") -> str:
-    """A digest of *context*'s visible client settings and *label*, the same in every process.
+    """A digest of *context*'s client settings and *label*, the same in every process.
 
-    It covers what :mod:`ssl` can show: verification mode, hostname checking,
-    verification flags, protocol bounds, options, the cipher list and the CA
-    certificates loaded. *label* stands for what it cannot show (a client
-    certificate, the ALPN list): change it when those change.
+    It hashes the same table of settings as the in-process session key (see
+    :class:`~resume.SessionKey`: verification, trust, protocol bounds,
+    options, host flags, post-handshake authentication, ciphers, client
+    certificate, ALPN list, ...) without the context's random per-object
+    token, plus *label*. *label* stands for what resume cannot see (the
+    contents of a CA directory, say): change it when those change.
+
+    Raises:
+        ValueError: *context* is untrackable (see
+            :class:`~resume.UntrackedContextWarning`, emitted once): its
+            sessions must not be persisted.
     """
-    h = hashlib.sha256(b"resume store context v1\0")
-    h.update(label.encode("utf-8", "surrogatepass") + b"\0")
-    h.update(
-        repr(
-            (
-                int(context.verify_mode),
-                bool(context.check_hostname),
-                int(context.verify_flags),
-                int(context.minimum_version),
-                int(context.maximum_version),
-                int(context.options),
-                [c["name"] for c in context.get_ciphers()],
-            )
-        ).encode()
-    )
-    for der in sorted(context.get_ca_certs(binary_form=True)):
-        h.update(hashlib.sha256(der).digest())
-    return h.hexdigest()[:32]
+    from ._key import persisted_digests
+
+    stable = persisted_digests(context, label)[1]
+    if stable is None:
+        raise ValueError("the sessions of this SSLContext cannot be persisted: resume cannot "
+                         "know its full state (see the UntrackedContextWarning)")
+    return stable
 
 
 @final
@@ -214,15 +209,23 @@ class StoreLink:
         and never match in another process. Registering a context maps its keys
         to ``(peer, port, context_label_digest(context, label))``, which another
         process that builds its context the same way (and registers it with the
-        same label) computes too. Give a *label* that changes whenever the
-        client certificate or the ALPN list change: :mod:`ssl` cannot show
-        them. Sessions of contexts not registered stay in memory.
-        """
-        from ._key import context_digest
+        same label) computes too. The client certificate and the ALPN list are
+        part of that digest (resume tracks them); give a *label* that changes
+        whenever something resume cannot see changes (the contents of a CA
+        directory, say). Sessions of contexts not registered stay in memory.
 
-        digest = context_digest(context)
+        A context whose full state resume cannot know (a client certificate
+        loaded before resume first saw it, a tracking wrapper removed: see
+        :class:`~resume.UntrackedContextWarning`, emitted once) is not
+        registered; create contexts with :func:`resume.create_client_context`.
+        """
+        from ._key import persisted_digests
+
+        digest, stable = persisted_digests(context, label)
+        if stable is None:
+            return
         with self._lock:
-            self._contexts[digest] = context_label_digest(context, label)
+            self._contexts[digest] = stable
             self._memo.clear()
 
     def store_key(self, key: Hashable) -> Hashable | None:

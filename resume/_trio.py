@@ -6,9 +6,10 @@
 # the policy what happened:
 #
 #   wrap_client_stream()
-#     1. ClientConnection.start(): the key and the session to offer, computed
-#        when the handshake starts.
-#     2. trio.SSLStream(..., https_compatible=False) and
+#     1-2. ClientConnection.begin(), the session boundary: the key and the
+#        session to offer, computed from the context as it is when
+#        trio.SSLStream(..., https_compatible=False) creates the SSLObject
+#        (after the TCP connect: nothing is decided before it), then
 #        resume._offer.offer(ssl_stream._ssl_object, handle): trio keeps its
 #        SSLObject in ``_ssl_object``; going through offer() lets sessions
 #        imported from DER work too, which ``SSLStream.session = ...`` would not.
@@ -45,7 +46,6 @@ from ._client import ClientConnection
 from ._defaults import default_ssl_context, resolve_cache
 from ._handle import SessionHandle
 from ._key import SessionKey, normalize_peer
-from ._offer import offer
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -353,18 +353,19 @@ async def _handshake(
     post_handshake: PostHandshake | None,
 ) -> ResumingSSLStream:
     # Steps 1-4 of the theory of operation; the arguments are checked already.
+    def create() -> trio.SSLStream[Any]:
+        return trio.SSLStream(
+            transport_stream, context, server_hostname=server_hostname, https_compatible=False
+        )
+
     try:
-        conn = ClientConnection.start(cache, context, server_hostname, port)
+        conn, ssl_stream = ClientConnection.begin(
+            cache, context, server_hostname, port, create, _ssl_object_of
+        )
     except BaseException:
         await trio.aclose_forcefully(transport_stream)
         raise
-    ssl_stream: trio.SSLStream[Any] | None = None
     try:
-        ssl_stream = trio.SSLStream(
-            transport_stream, context, server_hostname=server_hostname, https_compatible=False
-        )
-        if conn.offered is not None:
-            offer(ssl_stream._ssl_object, conn.offered)
         await ssl_stream.do_handshake()
         conn.handshake_complete(ssl_stream._ssl_object)
         stream = ResumingSSLStream(
@@ -374,9 +375,14 @@ async def _handshake(
             post_handshake(stream)
     except BaseException:
         conn.fail()
-        await trio.aclose_forcefully(ssl_stream if ssl_stream is not None else transport_stream)
+        await trio.aclose_forcefully(ssl_stream)
         raise
     return stream
+
+
+def _ssl_object_of(ssl_stream: trio.SSLStream[Any]) -> ssl.SSLObject:
+    obj: ssl.SSLObject = ssl_stream._ssl_object
+    return obj
 
 
 async def open_tls_stream(

@@ -14,8 +14,8 @@ from clienthelpers import PKI, memory_handshake
 
 from resume import SessionCache, SessionHandle, SessionKey
 from resume._client import (
-    _HINTS,
     ClientConnection,
+    _hints,
     _set_hint,
     is_single_use,
     mark_single_use,
@@ -243,7 +243,7 @@ class TestOrderAndBookkeeping:
         cache = SessionCache()
         for i in range(500):
             _set_hint(cache, ("k", i), True)
-        assert len(_HINTS[cache]) <= 2 * len(cache) + 65
+        assert len(_hints(cache)) <= 2 * len(cache) + 65
 
 
 class TestNativeSessions:

@@ -215,8 +215,8 @@ class TestSettingsChangeTheKey:
             ctx.set_alpn_protocols([f"p{i % 3}"])
             ctx.load_verify_locations(cadata=pem)
         state = _STATES[ctx]
-        assert len(state.latest) == 1
-        assert len(state.chain) == 32
+        assert set(state.tracked) == {"alpn_protocols", "trust_calls"}
+        assert len(state.tracked["trust_calls"]) == 64
 
     def test_the_same_certificate_loaded_into_two_contexts_still_separates_them(
         self, ca: trustme.CA
