@@ -163,3 +163,113 @@ class TestServerRestart:
             assert client_process(replacement, version, spec, 2)["resumed"] == [True, True]
         finally:
             replacement.close()
+
+
+BOUNDARY_CLIENT = textwrap.dedent(
+    """
+    import json, ssl, sys, warnings
+    import trio
+    import resume
+    from resume import SessionCache
+    from resume.stores import SQLiteStore, attach_store
+    from resume.trio import open_tls_stream
+
+    port, cafile, version, db, mode, certfile = sys.argv[1:7]
+    tls = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+    if mode == "early-cert":  # a certificate loaded before resume sees the context
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.load_cert_chain(certfile)
+    else:
+        ctx = resume.create_client_context(cafile=cafile)
+        if mode == "cert":
+            ctx.load_cert_chain(certfile)
+    ctx.minimum_version = ctx.maximum_version = tls
+    store = SQLiteStore(db)
+    cache = SessionCache(timeout=3600)
+    link = attach_store(cache, store)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", resume.UntrackedContextWarning)
+        link.register_context(ctx, label="boundary test")
+
+    async def one():
+        stream = await open_tls_stream("127.0.0.1", int(port), ssl_context=ctx, cache=cache,
+                                       server_hostname="localhost")
+        async with stream:
+            await stream.send_all(b"ping\\n")
+            answer = b""
+            while b"\\n" not in answer:
+                data = await stream.receive_some()
+                if not data:
+                    break
+                answer += data
+            return stream.session_reused
+
+    resumed = trio.run(one)
+    link.close()
+    store.close()
+    cache.clear()
+    print(json.dumps({"resumed": resumed, "saved": link.saved,
+                      "warnings": [str(w.message) for w in caught]}))
+    """
+)
+
+
+def boundary_process(
+    server: SServer, version: str, db: Path, mode: str, certfile: Path
+) -> dict[str, Any]:
+    """One client process with no certificate, a tracked one, or one loaded before tracking."""
+    proc = subprocess.run(
+        [sys.executable, "-c", BOUNDARY_CLIENT, str(server.port), str(server.cafile), version,
+         str(db), mode, str(certfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+class TestClientCertificateAcrossProcesses:
+    """CVE-2016-5419's pattern across processes sharing one SQLite store.
+
+    A session stored by a process without a client certificate must not be
+    offered by a process with one, and the other way round; the same settings
+    on both sides resume (so the test can fail).
+    """
+
+    @pytest.mark.parametrize(
+        ("first", "second", "resumed"),
+        [
+            ("none", "none", True),
+            ("cert", "cert", True),
+            ("none", "cert", False),
+            ("cert", "none", False),
+            ("none", "early-cert", False),
+            ("early-cert", "none", False),
+        ],
+    )
+    def test_certificate_changes_between_processes(
+        self, server: SServer, version: str, tmp_path: Path, first: str, second: str,
+        resumed: bool,
+    ) -> None:
+        """Only processes with the same client certificate share sessions through a store."""
+        certfile = tmp_path / "client.pem"
+        server.ca.issue_cert("client@example.test").private_key_and_cert_chain_pem.write_to_path(
+            str(certfile)
+        )
+        db = tmp_path / "sessions.db"
+        one = boundary_process(server, version, db, first, certfile)
+        two = boundary_process(server, version, db, second, certfile)
+        assert one["resumed"] is False
+        assert two["resumed"] is resumed
+        for mode, result in ((first, one), (second, two)):
+            if mode == "early-cert":
+                assert len(result["warnings"]) == 1
+                assert "client certificate was loaded before" in result["warnings"][0]
+                assert result["saved"] == 0
+            else:
+                assert result["warnings"] == []
+                if not result["resumed"]:  # a full handshake's session is stored
+                    assert result["saved"] >= 1
