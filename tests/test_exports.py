@@ -80,3 +80,10 @@ def test_private_modules_are_not_exported() -> None:
         module = _module(name)
         for attr in module.__all__:
             assert not inspect.ismodule(getattr(module, attr)), f"{name}.{attr} is a module"
+
+
+def test_boundary_names_are_public() -> None:
+    """The names issue 8 added are re-exported from resume and report it as their home."""
+    for attr in ("create_client_context", "UntrackedContextWarning"):
+        assert attr in resume.__all__
+        assert getattr(resume, attr).__module__ == "resume"
