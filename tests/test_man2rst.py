@@ -25,10 +25,10 @@ class TestMan2Rst:
         assert ".. c:function:: void SSL_SESSION_free(SSL_SESSION *session)" in out
 
     def test_headed_page(self, capsys: pytest.CaptureFixture[str]) -> None:
-        assert main(["man2rst", str(HEADED / "SSL_CTX_new.txt")]) == 0
+        assert main(["man2rst", str(HEADED / "SSL_get_session.txt")]) == 0
         out = capsys.readouterr().out
         assert "RETURN VALUES\n-------------" in out
-        assert ".. c:function:: SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)" in out
+        assert ".. c:function:: SSL_SESSION *SSL_get_session(const SSL *ssl)" in out
 
     def test_links(self, capsys: pytest.CaptureFixture[str]) -> None:
         path = str(SHARED / "SSL_SESSION_free.txt")
