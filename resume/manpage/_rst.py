@@ -29,7 +29,8 @@ __all__ = ["escape", "sentence_label", "to_rst"]
 _SPECIAL = re.compile(r"([\\*`|]|(?<!\w)_|_(?!\w))")
 _LIST_START = re.compile(r"^(?:[-+*•]\s|\d+[.)]\s|\(\d+\)\s|[A-Za-z#][.)]\s|\.\.|:|>>>|\|)")
 _TOKEN = re.compile(
-    r"(?P<ref>\b[A-Za-z_][\w.:+-]*\(\d[A-Za-z0-9]*\))"
+    # a name's length is bounded, as in the parser: linear on a long run without "("
+    r"(?P<ref>\b[A-Za-z_][\w.:+-]{0,127}\(\d[A-Za-z0-9]*\))"
     r"|(?P<func>\b[A-Za-z_]\w*\(\))"
     r"|(?P<url>https?://[^\s<>\"']+[^\s<>\"'.,;:)])"
     r"|(?P<name>\b[A-Za-z_]\w*\b)"

@@ -29,7 +29,6 @@
 # sections per block.
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import re
@@ -68,10 +67,29 @@ _NEW_SUBJECT = 1.2  # DESCRIPTION: a paragraph opens with a function not yet des
 _UNCOVERED = 1.5  # NOTES: DESCRIPTION has not yet named the page's functions
 _NOTES_PROSE = 1.4  # NOTES: general prose once the functions are described
 
-_REF = r"[A-Za-z_][\w.:+-]*\(\d\w*\)"
-# A list of references (commas sometimes missing): "ssl(7), SSL_new(3) SSL_free(3)"
-_REF_LIST = re.compile(rf"^\s*{_REF}(?:\s*(?:,|and|or)?\s*{_REF})*\s*[.,]?\s*$")
+# A reference, "SSL_new(3)". The name's length is bounded (OpenSSL's longest are under
+# 50 characters) so that a long run of name characters without a "(" costs a bounded
+# scan from each of its positions, not a scan to its end: linear, not quadratic.
+_REF = r"[A-Za-z_][\w.:+-]{0,127}\(\d\w*\)"
+# A list of references (commas sometimes missing): "ssl(7), SSL_new(3) SSL_free(3)".
+# Each separator has one reading ("and" only between spaces), so that a line which is
+# almost a list fails in one pass instead of trying every split of it (exponential).
+_REF_LIST = re.compile(
+    rf"^\s*{_REF}(?:(?:\s*,\s*|\s+(?:(?:and|or)\s+)?)?{_REF})*\s*[.,]?\s*$"
+)
 _REF_ANY = re.compile(_REF)
+# The cues read at most the first _CUE_HEAD and the last _CUE_TAIL characters of a
+# block (the longest paragraph of the surveyed pages has 2,100; a NAME list 6,100), so
+# that a pathological block costs the rules a bounded amount of work.
+_CUE_HEAD = 8192
+_CUE_TAIL = 1024
+
+
+def _cue(text: str) -> str:
+    """The part of a block the rules read: all of it, or its head and its tail."""
+    if len(text) <= _CUE_HEAD + _CUE_TAIL:
+        return text
+    return f"{text[:_CUE_HEAD]} {text[-_CUE_TAIL:]}"
 _C_LINE = re.compile(
     r"^(?:#\s*(?:include|define|if|ifdef|ifndef|endif|else)\b|typedef\b|struct\b|"
     r"[\w\s*]+\(\*?\s*\w*\)?\s*\(.*[;,{]$|.*[;{}]\s*(?:/\*.*\*/)?$|[\w\s*]+[,(]$|"
@@ -172,7 +190,6 @@ def _starts_with_function(text: str, functions: Sequence[str]) -> bool:
     return head in functions or head.rstrip("()") in functions
 
 
-@functools.lru_cache(maxsize=4096)  # the rules and the features both ask, per block
 def _is_code(text: str) -> bool:
     """True when a one-line block reads as C rather than prose.
 
@@ -210,12 +227,18 @@ def _is_code(text: str) -> bool:
     return len(stripped.split()) <= 2
 
 
-def _after_example_intro(texts: Sequence[str], code: Sequence[bool], index: int) -> bool:
-    """True when the prose before this code line introduces an example."""
-    for i in range(index - 1, 0, -1):
-        if not code[i]:
-            return bool(_IMPERATIVE.match(texts[i]) or _EXAMPLE_WORD.search(texts[i]))
-    return False
+def _after_example_intro(texts: Sequence[str], code: Sequence[bool]) -> list[bool]:
+    """For each block: does the last prose block before it introduce an example?
+
+    One pass (a run of code lines shares the answer of the prose before it).
+    """
+    out: list[bool] = []
+    intro = False
+    for index, text in enumerate(texts):
+        out.append(intro)
+        if index > 0 and not code[index]:
+            intro = bool(_IMPERATIVE.match(text) or _EXAMPLE_WORD.search(text))
+    return out
 
 
 def _subject(text: str, functions: Sequence[str]) -> str | None:
@@ -248,19 +271,29 @@ def _coverage(texts: Sequence[str], functions: Sequence[str], start: int) -> lis
     """
     wanted = {f for f in functions if re.search(r"[_\d]|[a-z][A-Z]", f)}
     plain = {w for w in wanted if re.fullmatch(r"\w+", w)}
-    other = wanted - plain
+    # the others ("EVP_PKEY-RSA"), by their first word: searched for only in a block
+    # that has that word
+    other: dict[str, list[str]] = {}
+    for name in wanted - plain:
+        other.setdefault(re.findall(r"\w+", name)[0], []).append(name)
     seen: set[str] = set()
     out: list[bool] = []
     # a page with many functions often leaves a few to NOTES or to other pages
     needed = len(wanted) if len(wanted) <= 4 else -(-3 * len(wanted) // 4)
     for index, text in enumerate(texts):
-        out.append(bool(wanted) and len(seen) >= needed)
-        if index >= start:
+        done = bool(wanted) and len(seen) >= needed
+        out.append(done)
+        if index >= start and not done:
             # a plain identifier is named when it is one of the text's words (what
-            # rf"\b{name}\b" finds, without a search per name: pages list up to 100)
+            # rf"\b{name}\b" finds, without a search per name: a set intersection
+            # costs the smaller of the two sets, so the work is linear in the text)
             words = set(re.findall(r"\w+", text))
-            seen.update(w for w in plain if w in words)
-            seen.update(w for w in other if re.search(rf"\b{re.escape(w)}\b", text))
+            seen.update(words & plain)
+            for first in words & other.keys():
+                seen.update(
+                    w for w in other[first]
+                    if w not in seen and re.search(rf"\b{re.escape(w)}\b", text)
+                )
     return out
 
 
@@ -300,6 +333,7 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
     synopsis_end = _synopsis_end(texts, code_flags)
     covered = _coverage(texts, functions, synopsis_end)
     in_list = _inside_lists(texts)
+    example_intro = _after_example_intro(texts, code_flags)
     subjects_seen: set[str] = set()
     for index, text in enumerate(texts):
         row = dict.fromkeys(_RANK, -3.0)
@@ -316,7 +350,7 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             if index < synopsis_end:
                 row["SYNOPSIS"] = 6.0
             row["EXAMPLES"] = 0.3
-            if index >= synopsis_end and _after_example_intro(texts, code_flags, index):
+            if index >= synopsis_end and example_intro[index]:
                 row["EXAMPLES"] = 1.0
             for s in ("RETURN VALUES", "BUGS", "WARNINGS", "NOTES"):
                 row[s] = max(row[s], -0.4)
@@ -470,7 +504,7 @@ def recover_sections(texts: Sequence[str], *, functions: Sequence[str] = ()) -> 
     Returns:
         The canonical section heading of every block.
     """
-    return decode(_emissions(texts, functions))
+    return decode(_emissions([_cue(t) for t in texts], functions))
 
 
 _STATES = tuple(_RANK)
@@ -521,17 +555,16 @@ def decode(rows: Sequence[Mapping[str, float]]) -> list[str]:
 
 def looks_like_code(text: str) -> bool:
     """True when a heading-less block is a line of C (a SYNOPSIS or example line)."""
-    return _is_code(text)
+    return _is_code(_cue(text))
 
 
-@functools.lru_cache(maxsize=4096)
 def item_term(text: str) -> str | None:
     """The tag of a tagged-list item written on one line, or None.
 
     ``"SSL_SESS_CACHE_OFF No session caching..."`` -> ``"SSL_SESS_CACHE_OFF"``;
     ``"SSL_CTX (SSL Context) This is..."`` -> ``"SSL_CTX (SSL Context)"``.
     """
-    match = _ITEM_TERM.match(text)
+    match = _ITEM_TERM.match(text[:_CUE_HEAD])  # a tag is short: the head has it
     if match is None:
         return None
     return match.group(1)
