@@ -167,7 +167,7 @@ def test_the_hook_sees_quadratic_work(monkeypatch: pytest.MonkeyPatch) -> None:
         out = ""
         for line in lines:
             # the module's re at call time: the counting one
-            hyphen = parser_module.re.search(r"[A-Za-z0-9]-$", out)
+            hyphen = vars(parser_module)["re"].search(r"[A-Za-z0-9]-$", out)
             out = out + line if hyphen else f"{out} {line}"
         return out
 
