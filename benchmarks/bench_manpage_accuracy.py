@@ -4,12 +4,10 @@ Prints, per page set, the share of blocks whose recovered section matches the tr
 
 - shared: the six shipped pages (``docs/manpages/source``), heading-less, against
   their ``NAME.sections.json``;
-- dev / held-out / dev2 / final / tune / blind: pages of Debian's libssl-doc flattened
-  to the heading-less format by ``tests/data/manpages/regenerate.py`` (labels from
-  their headings): see that script for which pages were looked at while tuning and
-  which only measured. None of them is in the training set of the learned weights
-  (``tests/data/manpages/train.py``); ``blind`` is the fresh random sample measured
-  once at the end;
+- tune / blind: two random samples of Debian's libssl-doc pages, flattened to the
+  heading-less format by ``tests/data/manpages/regenerate.py`` (labels from their
+  headings; see that script for how they were drawn). ``tune`` may be read while
+  changing the rules; ``blind`` is only measured;
 - headed: the same renderings with their headings, where sections are read, not guessed.
 
 Run: ``python -m benchmarks bench_manpage_accuracy`` (``-v`` lists every wrong block,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from resume._cli import main
+from resume._cli import main, man2rst
+from resume._cli.man2rst import MAX_INPUT_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT / "docs" / "manpages" / "source"
@@ -25,10 +27,10 @@ class TestMan2Rst:
         assert ".. c:function:: void SSL_SESSION_free(SSL_SESSION *session)" in out
 
     def test_headed_page(self, capsys: pytest.CaptureFixture[str]) -> None:
-        assert main(["man2rst", str(HEADED / "SSL_CTX_new.txt")]) == 0
+        assert main(["man2rst", str(HEADED / "SSL_get_session.txt")]) == 0
         out = capsys.readouterr().out
         assert "RETURN VALUES\n-------------" in out
-        assert ".. c:function:: SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)" in out
+        assert ".. c:function:: SSL_SESSION *SSL_get_session(const SSL *ssl)" in out
 
     def test_links(self, capsys: pytest.CaptureFixture[str]) -> None:
         path = str(SHARED / "SSL_SESSION_free.txt")
@@ -63,3 +65,51 @@ class TestMan2Rst:
     def test_missing_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["man2rst", str(tmp_path / "absent.txt")]) == 1
         assert "no such file" in capsys.readouterr().err
+
+
+class TestInputLimit:
+    """Input over MAX_INPUT_BYTES is refused, in one line, with exit status 2."""
+
+    def test_over_the_limit_is_refused(self, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+        path = tmp_path / "huge.txt"
+        with path.open("wb") as file:
+            file.truncate(MAX_INPUT_BYTES + 1)  # sparse: nothing is written
+        assert main(["man2rst", str(path)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.count("\n") == 1
+        assert f"{path}: over the input limit of 16,777,216 bytes (16 MiB)" in captured.err
+
+    def test_the_limit_itself_is_accepted(self, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        text = (SHARED / "SSL_SESSION_free.txt").read_bytes()
+        path = tmp_path / "SSL_SESSION_free.txt"
+        path.write_bytes(text)
+        monkeypatch.setattr(man2rst, "MAX_INPUT_BYTES", len(text))
+        assert main(["man2rst", str(path)]) == 0
+        assert capsys.readouterr().out.startswith("SSL_SESSION_free(3ssl)\n")
+        monkeypatch.setattr(man2rst, "MAX_INPUT_BYTES", len(text) - 1)
+        assert main(["man2rst", str(path)]) == 2
+        assert "over the input limit" in capsys.readouterr().err
+
+    def test_stdin_over_the_limit(self, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        text = (SHARED / "d2i_SSL_SESSION.txt").read_bytes()
+        monkeypatch.setattr(man2rst, "MAX_INPUT_BYTES", len(text) - 1)
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text)))
+        assert main(["man2rst", "-"]) == 2
+        assert "-: over the input limit" in capsys.readouterr().err
+
+    def test_no_traceback_from_the_command(self, tmp_path: Path) -> None:
+        path = tmp_path / "huge.txt"
+        with path.open("wb") as file:
+            file.truncate(MAX_INPUT_BYTES + 1)
+        done = subprocess.run([sys.executable, "-m", "resume", "man2rst", str(path)],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert "Traceback" not in done.stderr
+        assert done.stderr.startswith("resume man2rst: ")
+        assert done.stderr.count("\n") == 1

@@ -18,14 +18,7 @@ from resume.manpage import (
     sentence_id,
     split_sentences,
 )
-from resume.manpage._sections import (
-    KNOWN_SECTIONS,
-    WEIGHTS_FILE,
-    Weights,
-    block_features,
-    decode,
-    recover_sections,
-)
+from resume.manpage._sections import KNOWN_SECTIONS, decode, recover_sections
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT / "docs" / "manpages" / "source"
@@ -88,51 +81,36 @@ class TestCorpus:
         assert right / total > 0.70
 
 
-class TestLearnedRecovery:
-    """The learned weights of the heading-less section recovery."""
+class TestRulesRecovery:
+    """The rules and the order search of the heading-less section recovery."""
 
-    def test_weights_ship_with_the_package(self) -> None:
-        data = json.loads(WEIGHTS_FILE.read_text())
-        assert set(data) == {"emission", "transition", "entry"}
-        sections = {s for table in data.values() for row in table.values() for s in row}
-        assert sections <= set(KNOWN_SECTIONS)
-        assert len(data["emission"]) > 1000
-
-    def test_tune_pages_never_trained_on_are_mostly_right(self) -> None:
-        # TUNE pages were kept out of training (tests/data/manpages/train.py); a stale
-        # weights file (features changed, weights not retrained) falls far below this.
+    def test_tune_pages_are_mostly_right(self) -> None:
+        # the rules alone label 94.0% of the TUNE blocks (bench_manpage_accuracy)
         right = total = 0
         for name in CORPUS_NAMES["tune"]:
             page = parse((CORPUS / "plain" / f"{name}.txt").read_text())
             expected = truth(CORPUS / "plain", name)
             right += sum(b.section == e for b, e in zip(page.blocks, expected, strict=True))
             total += len(expected)
-        assert right / total > 0.95
+        assert right / total > 0.93
 
-    def test_features_are_deterministic_and_per_block(self) -> None:
-        texts = (SHARED / "SSL_get_session.txt").read_text().splitlines()[1:-1]
-        texts = [t for t in texts if t.strip()]
-        first = block_features(texts, ["SSL_get_session"])
-        assert first == block_features(texts, ["SSL_get_session"])
-        assert len(first) == len(texts)
-        opening = next(i for i, t in enumerate(texts) if t.startswith("SSL_get_session()"))
-        assert "w1:<FN>" in first[opening]
-
-    def test_entry_bonus_moves_a_boundary(self) -> None:
+    def test_order_search_keeps_a_section_whole(self) -> None:
+        # the middle block sounds a little like NOTES, but switching there and back costs
+        # more than it gains: the search keeps one DESCRIPTION
         flat = dict.fromkeys(KNOWN_SECTIONS, -5.0)
         rows = [
             {**flat, "NAME": 10.0},
             {**flat, "DESCRIPTION": 1.0},
-            {**flat, "DESCRIPTION": 0.5, "NOTES": 0.5},
-            {**flat, "DESCRIPTION": 0.5, "NOTES": 0.5},
+            {**flat, "DESCRIPTION": 0.0, "NOTES": 1.0},
+            {**flat, "DESCRIPTION": 1.0},
         ]
-        assert decode(rows, {}) == ["NAME", "DESCRIPTION", "DESCRIPTION", "DESCRIPTION"]
-        enter: list[dict[str, float]] = [{}, {}, {"NOTES": 2.0}, {}]
-        assert decode(rows, {}, enter) == ["NAME", "DESCRIPTION", "NOTES", "NOTES"]
-        assert decode([], {}) == []
+        assert decode(rows) == ["NAME", "DESCRIPTION", "DESCRIPTION", "DESCRIPTION"]
+        # a clear run of NOTES at the end is worth the switch
+        rows[3] = {**flat, "DESCRIPTION": 0.0, "NOTES": 2.0}
+        assert decode(rows) == ["NAME", "DESCRIPTION", "NOTES", "NOTES"]
+        assert decode([]) == []
 
-    def test_a_fragment_is_left_to_the_rules(self) -> None:
-        # a few paragraphs without a SYNOPSIS are not a page the weights describe
+    def test_a_fragment(self) -> None:
         texts = [
             "P_do - do things",
             "P_do() does one thing. It does another.",
@@ -144,7 +122,6 @@ class TestLearnedRecovery:
         assert recover_sections(texts, functions=["P_do"]) == [
             "NAME", "DESCRIPTION", "DESCRIPTION", "NOTES", "RETURN VALUES", "COPYRIGHT",
         ]
-        assert Weights({}, {}, {}).emission == {}
 
     def test_squeezed_header_keeps_its_section(self) -> None:
         # "TITLE(OTITLE(3SSL)": no room for the first "(3ssl)" at all
@@ -225,7 +202,7 @@ class TestModel:
         assert len(items) == 9
 
     def test_headed_items_and_code(self) -> None:
-        page = parse((CORPUS / "headed" / "BIO_f_ssl.txt").read_text())
+        page = parse((CORPUS / "headed" / "ASN1_item_sign.txt").read_text())
         assert any(b.kind == "code" and b.section == "EXAMPLES" for b in page.blocks)
         assert all(isinstance(b, Block) for b in page.blocks)
 

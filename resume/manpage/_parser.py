@@ -45,7 +45,8 @@ _HEADER = re.compile(r"^\s*([A-Za-z0-9_.:+-]+)\((\d(?:[a-z]+|[A-Z]+(?![a-z]))?)?
 _DATE = re.compile(r"\b(\d{4}-\d\d(?:-\d\d)?)")
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)?[a-z]?(?:-[\w.]+)?)(?![\w-])")
 _HEADING = re.compile(r"^[A-Z][A-Z0-9 ,/&()'_-]*[A-Z0-9)]$")
-_REFERENCE = re.compile(r"([A-Za-z_][\w.:+-]*)\((\d[A-Za-z0-9]*)\)")
+# bounded like the rules' reference (``_sections._REF``): linear on any input
+_REFERENCE = re.compile(r"([A-Za-z_][\w.:+-]{0,127})\((\d[A-Za-z0-9]*)\)")
 _ALIASES = {"NOTE": "NOTES", "RETURN VALUE": "RETURN VALUES", "EXAMPLE": "EXAMPLES"}
 _PROSE_INDENT = 7
 
@@ -61,16 +62,25 @@ def _canonical(heading: str) -> str:
 
 
 def _join_wrapped(lines: Sequence[str]) -> str:
-    """Join wrapped lines into one, undoing line breaks after a hyphen in a word."""
-    out = ""
+    """Join wrapped lines into one, undoing line breaks after a hyphen in a word.
+
+    Linear: each line is looked at once (only the end of the line before decides
+    whether a space goes between them), and the pieces are joined at the end.
+    """
+    parts: list[str] = []
     for line in lines:
         line = line.strip()
-        if re.search(r"[A-Za-z0-9]-$", out):
-            out += line
-        else:
-            out = f"{out} {line}" if out else line
-    out = re.sub(r"<(https?://[^>\s]+)>", r"\1", out)
+        if not line:
+            continue
+        if parts and not _HYPHENATED.search(parts[-1][-2:]):
+            parts.append(" ")
+        parts.append(line)
+    out = _URL_IN_BRACKETS.sub(r"\1", "".join(parts))
     return " ".join(out.split())
+
+
+_HYPHENATED = re.compile(r"[A-Za-z0-9]-\Z")
+_URL_IN_BRACKETS = re.compile(r"<(https?://[^>\s]+)>")
 
 
 def _check_text(text: object) -> list[str]:
@@ -78,7 +88,7 @@ def _check_text(text: object) -> list[str]:
         raise ManPageError(f"a man page must be given as text (str), not {type(text).__name__}")
     if not text.strip():
         raise ManPageError("the man page is empty")
-    bad = sum(1 for ch in text if ch == "\0" or (ord(ch) < 32 and ch not in "\t\n\r\f\b"))
+    bad = _CONTROL.search(text) is not None
     if bad or text.count("\ufffd") > len(text) // 100 + 1:
         raise ManPageError("the input looks like binary data, not a man page rendering")
     # overstrike sequences (bold "N\bN") from a rendering that kept formatting
@@ -89,6 +99,10 @@ def _check_text(text: object) -> list[str]:
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
+
+
+# control characters other than tab, newline, carriage return, form feed and backspace
+_CONTROL = re.compile(r"[\x00-\x07\x0b\x0e-\x1f]")
 
 
 def _parse_footer(line: str) -> tuple[str, str] | None:
@@ -211,7 +225,13 @@ def _split_name(text: str) -> tuple[tuple[str, ...], str]:
     return names, summary.strip()
 
 
-_PARAM_NAME = re.compile(r"^(.*?)([A-Za-z_]\w*)\s*((?:\[[^\]]*\])*)$")
+# Both read one way only (a word ends at \b; stars after it, then one space), so that
+# a declaration which does not match fails in one pass instead of trying every split
+# of its words (exponential in their length).
+_PARAM_NAME = re.compile(r"^(.*?)\b([A-Za-z_]\w*)\s*((?:\[[^\]]*\])*)$")
+_PROTOTYPE = re.compile(
+    r"^((?:[A-Za-z_]\w*\b\s*(?:\*+\s*)?)+?)\**\s*([A-Za-z_]\w*)\s*\((.*)\)$"
+)
 _FUNC_PTR = re.compile(r"\(\s*\*\s*([A-Za-z_]\w*)\s*\)\s*\(")
 _C_KEYWORDS = {
     "const", "unsigned", "signed", "struct", "enum", "union", "volatile", "long", "short",
@@ -222,19 +242,17 @@ _C_KEYWORDS = {
 def _split_top_level(text: str) -> list[str]:
     parts: list[str] = []
     depth = 0
-    current = ""
-    for ch in text:
+    start = 0
+    for index, ch in enumerate(text):
         if ch in "([":
             depth += 1
         elif ch in ")]":
             depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    if current.strip():
-        parts.append(current.strip())
+        elif ch == "," and depth == 0:
+            parts.append(text[start:index].strip())
+            start = index + 1
+    if text[start:].strip():
+        parts.append(text[start:].strip())
     return parts
 
 
@@ -268,7 +286,7 @@ def parse_prototype(text: str) -> Prototype | None:
     joined = " ".join(text.split()).rstrip().rstrip(";").strip()
     if joined.startswith(("#", "typedef", "/*")) or joined.count("(") == 0:
         return None
-    match = re.match(r"^((?:[A-Za-z_]\w*\s*\**\s*)+?)\**\s*([A-Za-z_]\w*)\s*\((.*)\)$", joined)
+    match = _PROTOTYPE.match(joined)
     if match is None:
         return None
     head = joined[: match.start(2)].strip()
@@ -303,17 +321,24 @@ def _build_synopsis(blocks: Sequence[Block]) -> Synopsis:
     prototypes: list[Prototype] = []
     other: list[str] = []
     entries: list[Prototype | str] = []
-    pending = ""
+    # the lines of the declaration being read, and its parentheses still open: kept as
+    # a list and a count so that a long unbalanced declaration is read in linear time
+    pieces: list[str] = []
+    depth = 0
     for block in blocks:
         line = block.text.strip()
-        if not pending and line.startswith("#include"):
+        if not pieces and line.startswith("#include"):
             includes.append(line[len("#include") :].strip())
             entries.append(line)
             continue
-        pending = f"{pending} {line}".strip() if pending else line
-        balanced = pending.count("(") <= pending.count(")")
-        if not balanced and not pending.endswith(";"):
+        if line:
+            pieces.append(line)
+        depth += line.count("(") - line.count(")")
+        if not pieces or (depth > 0 and not line.endswith(";")):
             continue
+        pending = " ".join(pieces)
+        pieces.clear()
+        depth = 0
         prototype = parse_prototype(pending) if pending.endswith(";") else None
         if prototype is not None:
             prototypes.append(prototype)
@@ -321,8 +346,8 @@ def _build_synopsis(blocks: Sequence[Block]) -> Synopsis:
         else:
             other.append(pending)
             entries.append(pending)
-        pending = ""
-    if pending:
+    if pieces:
+        pending = " ".join(pieces)
         other.append(pending)
         entries.append(pending)
     return Synopsis(tuple(includes), tuple(prototypes), tuple(other), tuple(entries))

@@ -29,7 +29,8 @@ __all__ = ["escape", "sentence_label", "to_rst"]
 _SPECIAL = re.compile(r"([\\*`|]|(?<!\w)_|_(?!\w))")
 _LIST_START = re.compile(r"^(?:[-+*•]\s|\d+[.)]\s|\(\d+\)\s|[A-Za-z#][.)]\s|\.\.|:|>>>|\|)")
 _TOKEN = re.compile(
-    r"(?P<ref>\b[A-Za-z_][\w.:+-]*\(\d[A-Za-z0-9]*\))"
+    # a name's length is bounded, as in the parser: linear on a long run without "("
+    r"(?P<ref>\b[A-Za-z_][\w.:+-]{0,127}\(\d[A-Za-z0-9]*\))"
     r"|(?P<func>\b[A-Za-z_]\w*\(\))"
     r"|(?P<url>https?://[^\s<>\"']+[^\s<>\"'.,;:)])"
     r"|(?P<name>\b[A-Za-z_]\w*\b)"
@@ -55,8 +56,12 @@ def _inline(
     out: list[str] = []
     pos = 0
     for match in _TOKEN.finditer(text):
-        out.append(escape(text[pos : match.start()]))
         token = match.group(0)
+        if match.group("name") and token not in declared:
+            # plain text: escaped with the text around it (a word's edges are never
+            # an escape's context), one call per span rather than per word
+            continue
+        out.append(escape(text[pos : match.start()]))
         if match.group("ref"):
             name, _, rest = token.partition("(")
             out.append(_page_link(Reference(name, rest.rstrip(")")), known_pages))
@@ -68,10 +73,8 @@ def _inline(
                 out.append(f"``{token}``")
         elif match.group("url"):
             out.append(f"`{token} <{token}>`__")
-        elif token in declared:
+        else:  # a name this page declares
             out.append(f":c:func:`{token}`")
-        else:
-            out.append(escape(token))
         pos = match.end()
         # keep the following character from gluing onto the role
         if out[-1].endswith("`") and pos < len(text) and not _ENDS_ROLE.match(text[pos]):

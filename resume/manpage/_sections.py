@@ -21,26 +21,18 @@
 # switching costs. The scores are additive and small on purpose; every cue is a
 # property of the OpenSSL manual's style, not of any one page.
 #
-# 3. Learned corrections (``_section_weights.json``): each block also gets string
-#    features (``block_features``: first words, position, wording cues, words, cues of
-#    the block before), and a linear-chain averaged perceptron trained on ~580 headed
-#    libssl-doc pages (``tests/data/manpages/train.py``) adds, per feature, a weight to
-#    each section's emission score, a weight to a section *starting* at that block
-#    (``entry_scores``), and a correction to each switching cost. The rules stay the
-#    base (and the hard limits: NAME first, SYNOPSIS only after it, COPYRIGHT only for
-#    a copyright notice); the weights move the DESCRIPTION / NOTES / RETURN VALUES
-#    boundaries where the rules guess. A fragment (under ``_SHORT`` blocks, no
-#    SYNOPSIS) is not a page the weights describe and is left to the rules.
+# Rules only, on purpose: a learned layer (an averaged perceptron over ~580 headed
+# pages, 490 KB of weights) was tried and removed; see docs/explanation/manpage-sections.rst
+# for what it gained and cost. Every step is linear in the input: the cues read at most
+# ``_CUE_HEAD`` + ``_CUE_TAIL`` characters of a block, the per-block passes look back
+# at most a fixed number of blocks, and the search costs one pass over the pairs of
+# sections per block.
 from __future__ import annotations
 
-import functools
 import itertools
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 __all__ = ["KNOWN_SECTIONS", "recover_sections"]
 
@@ -74,12 +66,30 @@ _BACK = 9.0  # extra cost of going back to an earlier rank
 _NEW_SUBJECT = 1.2  # DESCRIPTION: a paragraph opens with a function not yet described
 _UNCOVERED = 1.5  # NOTES: DESCRIPTION has not yet named the page's functions
 _NOTES_PROSE = 1.4  # NOTES: general prose once the functions are described
-_SHORT = 10  # fewer blocks and no SYNOPSIS: a fragment, left to the rules
 
-_REF = r"[A-Za-z_][\w.:+-]*\(\d\w*\)"
-# A list of references (commas sometimes missing): "ssl(7), SSL_new(3) SSL_free(3)"
-_REF_LIST = re.compile(rf"^\s*{_REF}(?:\s*(?:,|and|or)?\s*{_REF})*\s*[.,]?\s*$")
+# A reference, "SSL_new(3)". The name's length is bounded (OpenSSL's longest are under
+# 50 characters) so that a long run of name characters without a "(" costs a bounded
+# scan from each of its positions, not a scan to its end: linear, not quadratic.
+_REF = r"[A-Za-z_][\w.:+-]{0,127}\(\d\w*\)"
+# A list of references (commas sometimes missing): "ssl(7), SSL_new(3) SSL_free(3)".
+# Each separator has one reading ("and" only between spaces), so that a line which is
+# almost a list fails in one pass instead of trying every split of it (exponential).
+_REF_LIST = re.compile(
+    rf"^\s*{_REF}(?:(?:\s*,\s*|\s+(?:(?:and|or)\s+)?)?{_REF})*\s*[.,]?\s*$"
+)
 _REF_ANY = re.compile(_REF)
+# The cues read at most the first _CUE_HEAD and the last _CUE_TAIL characters of a
+# block (the longest paragraph of the surveyed pages has 2,100; a NAME list 6,100), so
+# that a pathological block costs the rules a bounded amount of work.
+_CUE_HEAD = 8192
+_CUE_TAIL = 1024
+
+
+def _cue(text: str) -> str:
+    """The part of a block the rules read: all of it, or its head and its tail."""
+    if len(text) <= _CUE_HEAD + _CUE_TAIL:
+        return text
+    return f"{text[:_CUE_HEAD]} {text[-_CUE_TAIL:]}"
 _C_LINE = re.compile(
     r"^(?:#\s*(?:include|define|if|ifdef|ifndef|endif|else)\b|typedef\b|struct\b|"
     r"[\w\s*]+\(\*?\s*\w*\)?\s*\(.*[;,{]$|.*[;{}]\s*(?:/\*.*\*/)?$|[\w\s*]+[,(]$|"
@@ -180,7 +190,6 @@ def _starts_with_function(text: str, functions: Sequence[str]) -> bool:
     return head in functions or head.rstrip("()") in functions
 
 
-@functools.lru_cache(maxsize=4096)  # the rules and the features both ask, per block
 def _is_code(text: str) -> bool:
     """True when a one-line block reads as C rather than prose.
 
@@ -218,12 +227,18 @@ def _is_code(text: str) -> bool:
     return len(stripped.split()) <= 2
 
 
-def _after_example_intro(texts: Sequence[str], code: Sequence[bool], index: int) -> bool:
-    """True when the prose before this code line introduces an example."""
-    for i in range(index - 1, 0, -1):
-        if not code[i]:
-            return bool(_IMPERATIVE.match(texts[i]) or _EXAMPLE_WORD.search(texts[i]))
-    return False
+def _after_example_intro(texts: Sequence[str], code: Sequence[bool]) -> list[bool]:
+    """For each block: does the last prose block before it introduce an example?
+
+    One pass (a run of code lines shares the answer of the prose before it).
+    """
+    out: list[bool] = []
+    intro = False
+    for index, text in enumerate(texts):
+        out.append(intro)
+        if index > 0 and not code[index]:
+            intro = bool(_IMPERATIVE.match(text) or _EXAMPLE_WORD.search(text))
+    return out
 
 
 def _subject(text: str, functions: Sequence[str]) -> str | None:
@@ -256,19 +271,29 @@ def _coverage(texts: Sequence[str], functions: Sequence[str], start: int) -> lis
     """
     wanted = {f for f in functions if re.search(r"[_\d]|[a-z][A-Z]", f)}
     plain = {w for w in wanted if re.fullmatch(r"\w+", w)}
-    other = wanted - plain
+    # the others ("EVP_PKEY-RSA"), by their first word: searched for only in a block
+    # that has that word
+    other: dict[str, list[str]] = {}
+    for name in wanted - plain:
+        other.setdefault(re.findall(r"\w+", name)[0], []).append(name)
     seen: set[str] = set()
     out: list[bool] = []
     # a page with many functions often leaves a few to NOTES or to other pages
     needed = len(wanted) if len(wanted) <= 4 else -(-3 * len(wanted) // 4)
     for index, text in enumerate(texts):
-        out.append(bool(wanted) and len(seen) >= needed)
-        if index >= start:
+        done = bool(wanted) and len(seen) >= needed
+        out.append(done)
+        if index >= start and not done:
             # a plain identifier is named when it is one of the text's words (what
-            # rf"\b{name}\b" finds, without a search per name: pages list up to 100)
+            # rf"\b{name}\b" finds, without a search per name: a set intersection
+            # costs the smaller of the two sets, so the work is linear in the text)
             words = set(re.findall(r"\w+", text))
-            seen.update(w for w in plain if w in words)
-            seen.update(w for w in other if re.search(rf"\b{re.escape(w)}\b", text))
+            seen.update(words & plain)
+            for first in words & other.keys():
+                seen.update(
+                    w for w in other[first]
+                    if w not in seen and re.search(rf"\b{re.escape(w)}\b", text)
+                )
     return out
 
 
@@ -308,6 +333,7 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
     synopsis_end = _synopsis_end(texts, code_flags)
     covered = _coverage(texts, functions, synopsis_end)
     in_list = _inside_lists(texts)
+    example_intro = _after_example_intro(texts, code_flags)
     subjects_seen: set[str] = set()
     for index, text in enumerate(texts):
         row = dict.fromkeys(_RANK, -3.0)
@@ -324,7 +350,7 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             if index < synopsis_end:
                 row["SYNOPSIS"] = 6.0
             row["EXAMPLES"] = 0.3
-            if index >= synopsis_end and _after_example_intro(texts, code_flags, index):
+            if index >= synopsis_end and example_intro[index]:
                 row["EXAMPLES"] = 1.0
             for s in ("RETURN VALUES", "BUGS", "WARNINGS", "NOTES"):
                 row[s] = max(row[s], -0.4)
@@ -439,155 +465,6 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
     return rows
 
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
-_DEPRECATED = re.compile(r"\bdeprecat\w*", re.IGNORECASE)
-_OPENSSL_VERSION = re.compile(r"\bOpenSSL\s+\d", re.IGNORECASE)
-_NOTE_CUE = re.compile(
-    r"^(?:Note|Notes|It is|It's|This|These|The|If|When|An?|Some|Since|Because|Although|"
-    r"Applications?|Users?|Callers?|Unlike|In)\b"
-)
-
-
-def _word_shape(word: str, functions: Sequence[str]) -> str:
-    """A first word, normalised: the page's functions, calls, constants and numbers."""
-    word = word.strip(",:;.\"'")
-    name = word[:-2] if word.endswith("()") else word
-    if name in functions:
-        return "<FN>"
-    if word.endswith("()"):
-        return "<CALL>"
-    if re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", word):
-        return "<CONST>"
-    if re.fullmatch(r"-?\d+", word):
-        return "<NUM>"
-    if "_" in word or re.fullmatch(r"\w+\(\d\w*\)", word):
-        return "<ID>"
-    return word.lower()
-
-
-def block_features(texts: Sequence[str], functions: Sequence[str]) -> list[list[str]]:
-    """The cues of every block that the learned weights are keyed by.
-
-    Each block gets a few dozen string features: where it sits (share of the page),
-    whether it and its neighbours are code, its first words (with the page's
-    functions, calls and constants normalised), the wording cues of the rules above,
-    a few cues of the block before, and the words it uses. The weights of each feature per section
-    are learned from hundreds of headed renderings (``tests/data/manpages/train.py``).
-    """
-    n = len(texts)
-    code = [_is_code(t) for t in texts]
-    synopsis_end = _synopsis_end(texts, code)
-    covered = _coverage(texts, functions, synopsis_end)
-    in_list = _inside_lists(texts)
-    items = [item_term(t) is not None for t in texts]
-    out: list[list[str]] = []
-    subjects_seen: set[str] = set()
-    seen_return = seen_refs = False
-    previous: list[str] = []  # a few features of the block before
-    last_subject: str | None = None
-    for index, text in enumerate(texts):
-        words = text.split()
-        f = ["bias", f"pos:{10 * index // max(n, 1)}"]
-        f.append(f"len:{min(len(words).bit_length(), 8)}")
-        if code[index]:
-            f.append("code")
-        if index > 0 and code[index - 1]:
-            f.append("prev:code")
-        if index + 1 < n and code[index + 1]:
-            f.append("next:code")
-        if index < synopsis_end:
-            f.append("in:synopsis")
-        if index > 0 and texts[index - 1].rstrip().endswith(":"):
-            f.append("prev:colon")
-        if index > 0 and items[index - 1]:
-            f.append("prev:item")
-        if index + 1 < n and items[index + 1]:
-            f.append("next:item")
-        if words and words[0][:1].islower() and not words[0].endswith("()"):
-            f.append("lower")  # a line of a paragraph the rendering broke up
-        if index > 0 and not code[index - 1] and not re.search(r"[.:!?)]\W*$", texts[index - 1]):
-            f.append("prev:open")
-        if index > 0:
-            f.extend(f"p:{feature}" for feature in previous)
-        previous = []
-        if words:
-            first = _word_shape(words[0], functions)
-            previous.append(f"w1:{first}")
-            f.append(f"w1:{first}")
-            if len(words) > 1:
-                f.append(f"w2:{first} {_word_shape(words[1], functions)}")
-        if not code[index]:
-            flags = {
-                "hist+": _HISTORY_STRONG, "hist": _HISTORY, "ret+": _RETURN_STRONG,
-                "fnret": _FUNCTION_RETURNS, "ret": _RETURN, "bugs": _BUGS, "bugs+": _BUGS_STRONG,
-                "warn": _WARNINGS, "example": _EXAMPLE_WORD, "imper": _IMPERATIVE,
-                "conform": _CONFORMING, "env": _ENV, "advice": _ADVICE, "reflist": _REF_LIST,
-                "depr": _DEPRECATED, "version": _OPENSSL_VERSION, "notecue": _NOTE_CUE,
-            }
-            for key, pattern in flags.items():
-                if pattern.search(text) if key not in ("fnret", "imper", "reflist",
-                                                      "notecue") else pattern.match(text):
-                    f.append(f"re:{key}")
-                    previous.append(f"re:{key}")
-            refs = len(_REF_ANY.findall(text))
-            if refs:
-                f.append("refs" if refs * 3 < len(words) else "refs:most")
-            if text.rstrip().endswith(":"):
-                f.append("colon")
-            if items[index]:
-                f.append("item")
-            if in_list[index]:
-                f.append("in:list")
-            if covered[index]:
-                # how long ago: the paragraphs right after are often still DESCRIPTION
-                since = next((k for k in range(index + 1) if not covered[index - k]), index)
-                f.extend(("covered", f"covered:{min(since, 4)}"))
-            if _starts_with_function(text, functions):
-                f.append("starts:fn")
-            subject = _subject(text, functions)
-            if subject is not None and index >= synopsis_end:
-                f.append("subject:old" if subject in subjects_seen else "subject:new")
-                if subject == last_subject:
-                    f.append("subject:again")  # the paragraph before was about it too
-                subjects_seen.add(subject)
-            last_subject = subject
-            if seen_return:
-                f.append("after:ret")
-            if seen_refs:
-                f.append("after:reflist")
-            f.extend(sorted({f"bow:{w.lower()}" for w in _WORD.findall(text)}))
-            seen_return = seen_return or bool(_RETURN_STRONG.search(text))
-            seen_refs = seen_refs or bool(_REF_LIST.match(text))
-        out.append(f)
-    return out
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Learned weights.
-
-    ``emission``: per feature, per section, for a block in that section;
-    ``transition``: per previous section, per next section, for a change of section;
-    ``entry``: per feature, per section, for a block that starts that section.
-    """
-
-    emission: Mapping[str, Mapping[str, float]]
-    transition: Mapping[str, Mapping[str, float]]
-    entry: Mapping[str, Mapping[str, float]]
-
-
-WEIGHTS_FILE = Path(__file__).with_name("_section_weights.json")
-
-
-@functools.cache
-def _weights() -> Weights:
-    """The weights shipped with the package (none: the rules alone)."""
-    if not WEIGHTS_FILE.exists():
-        return Weights({}, {}, {})
-    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
-    return Weights(data["emission"], data["transition"], data["entry"])
-
-
 # The most common section changes cost less than the others.
 _COMMON = frozenset({
     ("DESCRIPTION", "NOTES"),
@@ -627,114 +504,67 @@ def recover_sections(texts: Sequence[str], *, functions: Sequence[str] = ()) -> 
     Returns:
         The canonical section heading of every block.
     """
-    if not texts:
-        return []
-    weights = _weights()
-    if len(texts) < _SHORT and _synopsis_end(texts, [_is_code(t) for t in texts]) <= 1:
-        # A few paragraphs and no SYNOPSIS: a fragment, not a page of the manual. The
-        # weights were fitted to whole pages, where position cues ("every function
-        # is described by now") mean something; here the rules alone decide.
-        weights = Weights({}, {}, {})
-    features = block_features(texts, functions)
-    rows = section_scores(texts, functions, weights, features)
-    enter = entry_scores(features, weights)
-    return decode(rows, weights.transition, enter)
+    return decode(_emissions([_cue(t) for t in texts], functions))
 
 
-def section_scores(
-    texts: Sequence[str],
-    functions: Sequence[str],
-    weights: Weights,
-    features: Sequence[Sequence[str]],
-) -> list[dict[str, float]]:
-    """The score of every section for every block: the rules plus the learned weights."""
-    rows = _emissions(texts, functions)
-    for row, block in zip(rows, features, strict=True):
-        for feature in block:
-            learned = weights.emission.get(feature)
-            if learned:
-                for section, weight in learned.items():
-                    row[section] += weight
-    return rows
+_STATES = tuple(_RANK)
+# _MOVES[p][s]: the score of going from section p to section s (0 to stay).
+_MOVES = tuple(tuple(-_transition(p, s) for s in _STATES) for p in _STATES)
 
 
-def entry_scores(features: Sequence[Sequence[str]], weights: Weights) -> list[dict[str, float]]:
-    """For every block, the learned bonus of a section *starting* at that block."""
-    out: list[dict[str, float]] = []
-    for block in features:
-        bonus: dict[str, float] = {}
-        for feature in block:
-            learned = weights.entry.get(feature)
-            if learned:
-                for section, weight in learned.items():
-                    bonus[section] = bonus.get(section, 0.0) + weight
-        out.append(bonus)
-    return out
-
-
-def decode(
-    rows: Sequence[dict[str, float]],
-    learned: Mapping[str, Mapping[str, float]],
-    enter: Sequence[Mapping[str, float]] = (),
-) -> list[str]:
+def decode(rows: Sequence[Mapping[str, float]]) -> list[str]:
     """The best labelling of the blocks (Viterbi over the sections as states).
 
+    Maximises the summed scores of the blocks' sections minus the cost of each change
+    of section (``_transition``). Linear in the number of blocks: each block costs
+    one pass over the pairs of sections.
+
     Args:
-        rows: Each block's score per section (``section_scores``).
-        learned: Learned corrections to the cost of changing section, by previous
-            section, then next section.
-        enter: For each block, a bonus for a section that starts at it
-            (``entry_scores``); none by default.
+        rows: Each block's score per section (``_emissions``).
 
     Returns:
         The section of every block.
     """
     if not rows:
         return []
-    states = list(_RANK)
-    moves = {
-        (p, s): -_transition(p, s) + learned.get(p, {}).get(s, 0.0) for p in states for s in states
-    }
-    incoming = {s: [(p, moves[p, s], p != s) for p in states] for s in states}
-    best = {s: rows[0][s] for s in states}
-    back: list[dict[str, str]] = []
-    for index, row in enumerate(rows[1:], start=1):
-        bonus = enter[index] if index < len(enter) else {}
-        new: dict[str, float] = {}
-        pointers: dict[str, str] = {}
-        for s in states:
-            start = bonus.get(s, 0.0)
-            prev, score = "", -math.inf
-            for p, move, change in incoming[s]:  # the first best wins a tie
-                candidate = best[p] + move + start if change else best[p] + move
+    count = len(_STATES)
+    order = range(count)
+    best = [rows[0][s] for s in _STATES]
+    back: list[list[int]] = []
+    for row in rows[1:]:
+        new: list[float] = []
+        pointers: list[int] = []
+        for s, state in enumerate(_STATES):
+            prev, score = 0, -math.inf
+            for p in order:  # the first best wins a tie
+                candidate = best[p] + _MOVES[p][s]
                 if candidate > score:
                     prev, score = p, candidate
-            new[s] = score + row[s]
-            pointers[s] = prev
+            new.append(score + row[state])
+            pointers.append(prev)
         back.append(pointers)
         best = new
-    state = max(states, key=lambda s: best[s])
-    labels = [state]
+    index = max(order, key=lambda s: best[s])
+    labels = [index]
     for pointers in reversed(back):
-        state = pointers[state]
-        labels.append(state)
+        index = pointers[index]
+        labels.append(index)
     labels.reverse()
-    return labels
+    return [_STATES[i] for i in labels]
 
 
 def looks_like_code(text: str) -> bool:
     """True when a heading-less block is a line of C (a SYNOPSIS or example line)."""
-    return _is_code(text)
+    return _is_code(_cue(text))
 
 
-@functools.lru_cache(maxsize=4096)
 def item_term(text: str) -> str | None:
     """The tag of a tagged-list item written on one line, or None.
 
     ``"SSL_SESS_CACHE_OFF No session caching..."`` -> ``"SSL_SESS_CACHE_OFF"``;
     ``"SSL_CTX (SSL Context) This is..."`` -> ``"SSL_CTX (SSL Context)"``.
     """
-    match = _ITEM_TERM.match(text)
+    match = _ITEM_TERM.match(text[:_CUE_HEAD])  # a tag is short: the head has it
     if match is None:
         return None
     return match.group(1)

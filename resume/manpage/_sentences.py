@@ -52,7 +52,10 @@ def split_sentences(paragraph: str) -> list[str]:
     start = 0
     for match in _END.finditer(text):
         end = match.end()
-        if _NOT_AN_END.search(text[start:end]):
+        # only the sentence's last word can be an abbreviation: looking at it alone
+        # keeps a paragraph of many "e.g. X" linear
+        word = max(start, text.rfind(" ", start, end) + 1)
+        if _NOT_AN_END.search(text[word:end]):
             continue
         sentences.append(text[start:end].strip())
         start = end
