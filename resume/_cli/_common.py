@@ -307,7 +307,7 @@ def describe_connect_error(exc: BaseException, target: str, name: str) -> str:
     leaves = list(_leaves(exc))
     for leaf in leaves:
         if isinstance(leaf, ssl.SSLCertVerificationError):
-            reason = leaf.verify_message or leaf.reason or str(leaf)
+            reason = (leaf.verify_message or leaf.reason or str(leaf)).rstrip(".")
             if "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
                 hint = "pass the name the certificate is for with --server-name NAME"
             else:

@@ -217,7 +217,9 @@ def _run(args: argparse.Namespace) -> int:
         context = _context(args)
         store = _open_store(args.sessions, args.key_file) if args.sessions else None
     except ssl.SSLError as exc:
-        raise CLIError(f"--cafile {args.cafile}: no usable CA certificate in it ({exc})", 2) from None
+        raise CLIError(
+            f"--cafile {args.cafile}: no usable CA certificate in it ({exc.reason or exc})", 2
+        ) from None
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc), 2) from None
     except ResumeError as exc:
@@ -268,7 +270,7 @@ def _run(args: argparse.Namespace) -> int:
             store.close()
         cache.clear()
     if args.count > 1 and not args.json:
-        print(f"{plural(resumed, 'connection')} of {args.count} resumed")
+        print(f"{resumed} of {plural(args.count, 'connection')} resumed")
     return 0
 
 

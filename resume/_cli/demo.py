@@ -269,8 +269,7 @@ def _print_table(report: dict[str, Any]) -> None:
         f"{server['full']} full, {server['failed']} failed",
         file=out,
     )
-    handles = plural(report["live_handles"], "live session handle")
-    print(f"{handles} (held by the cache)", file=out)
+    print(f"live session handles: {report['live_handles']} (held by the cache)", file=out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -117,9 +117,8 @@ def build_server_context(args: argparse.Namespace) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=args.cafile)
         except ssl.SSLError as exc:
-            raise CLIError(
-                f"--cafile {args.cafile}: no usable CA certificate in it ({exc.reason or exc})", 2
-            ) from None
+            message = f"--cafile {args.cafile}: no usable CA certificate in it"
+            raise CLIError(f"{message} ({exc.reason or exc})", 2) from None
         context.verify_mode = ssl.CERT_REQUIRED if args.require_client_cert else ssl.CERT_OPTIONAL
     if args.tls:
         pin_tls_version(context, args.tls)
@@ -139,7 +138,10 @@ def register(subparsers: Any) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; '' for all)"
     )
     parser.add_argument(
-        "--port", type=listen_port, default=8443, help="TCP port (default: 8443; 0 picks a free one)"
+        "--port",
+        type=listen_port,
+        default=8443,
+        help="TCP port (default: 8443; 0 picks a free one)",
     )
     parser.add_argument(
         "--handshake-timeout",
