@@ -43,7 +43,10 @@ async def main() -> None:
             )
             writer.write(b"ping")
             reply = await reader.readexactly(4)
-            print(f"connection {number}: resumed={writer.session_reused}, reply={reply!r}")
+            print(
+                f"connection {number}: resumed={writer.session_reused}, "
+                f"reply={reply!r}"
+            )
             writer.close()
             await writer.wait_closed()  # a clean close stores the session
         stats = server.statistics()

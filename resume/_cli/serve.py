@@ -222,7 +222,9 @@ def run(args: argparse.Namespace) -> int:
         leaf = _unwrap(exc)
         if isinstance(leaf, OSError):
             raise CLIError(describe_listen_error(leaf, args.host, args.port)) from None
-        if isinstance(leaf, (ValueError, TypeError)):
+        from .._errors import ResumeError
+
+        if isinstance(leaf, (ValueError, TypeError, ResumeError)):
             raise CLIError(str(leaf)) from None
         raise
     finally:

@@ -294,7 +294,9 @@ def matrix_rst(
         for row in page_rows:
             python = [_python_cell(t) for t in row.python]
             if row.tests:
-                proof = [f"``{_short_nodeid(t.nodeid)}`` — {_outcome_rst(t.outcome)}" for t in row.tests]
+                proof = [
+                    f"``{_short_nodeid(t.nodeid)}`` — {_outcome_rst(t.outcome)}" for t in row.tests
+                ]
             else:
                 proof = [f"*Not tested:* {escape(row.reason or '')}"]
             # the page is the table's heading: the cell shows the section part, "desc-4"
