@@ -5,7 +5,8 @@ Usage::
 
     python docs/browser_check.py docs/_build/html
 
-It fails on a missing asset, a broken internal link or a console error:
+It fails on a missing asset, a broken internal link, a console error, a clipped
+code line or a proof that could have run but shows "not run":
 
 1. Every internal link (``href``/``src``, with its ``#fragment``) of every built HTML
    page is checked against the files on disk and the ids in the target page.
@@ -16,7 +17,16 @@ It fails on a missing asset, a broken internal link or a console error:
    exception, ``console.error`` or error log entry fails the check, and so does any
    request the server answers with a 4xx or 5xx status (a missing asset).
 3. The offline search is run once (``search.html?q=...``) and must find something.
-4. A screenshot of the ``SSL_SESSION_free`` page is kept as
+4. On every page opened, no code block (``<pre>``) may be wider than its box at the
+   default window width (1280 px): a line that does not fit is cut at the edge of
+   the box, and a reader sees no sign of the rest. A block meant to scroll says so
+   with the class ``resume-scroll`` on an ancestor.
+5. In a conformance matrix (``table.conformance-matrix``), a proof that shows
+   "not run" fails unless its reason names a program that is missing here
+   ("needs redis-server"), and so does a proof "skipped" for a program that is
+   installed here: the check runs where the site was built, so such a proof could
+   have run.
+6. A screenshot of the ``SSL_SESSION_free`` page is kept as
    ``screenshots/SSL_SESSION_free.png`` beside the HTML folder (the CI artifact).
 
 Only the standard library is used: the DevTools protocol runs over a WebSocket,
@@ -34,6 +44,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -428,6 +439,68 @@ def chromium(binary: str) -> Iterator[DevTools]:
                 process.wait()
 
 
+# -- clipped code and proofs that could have run -------------------------------------------
+
+#: The code blocks of the open page whose content is wider than their box:
+#: [box width, content width, the longest line].
+CLIPPED_CODE_JS = """
+Array.from(document.querySelectorAll('pre'))
+  .filter(p => p.offsetParent !== null && !p.closest('.resume-scroll')
+               && p.scrollWidth > p.clientWidth + 1)
+  .map(p => [p.clientWidth, p.scrollWidth,
+             p.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '')])
+"""
+
+#: The text of the proof cells of every conformance matrix on the open page.
+PROOF_CELLS_JS = """
+Array.from(document.querySelectorAll('table.conformance-matrix tbody tr'),
+           tr => tr.lastElementChild ? tr.lastElementChild.innerText : '')
+"""
+
+_NOT_RUN = re.compile(
+    r"(?P<test>\S+)\s+\u2014\s+(?P<outcome>not run|skipped)(?:\s+\((?P<reason>.*)\))?\s*$"
+)
+_NEEDS = re.compile(r"\bneeds?\s+(?:the\s+)?(?P<program>[A-Za-z0-9][\w.+-]*)")
+
+
+def clipped_code(blocks: list[list[Any]]) -> list[str]:
+    """Problems for the code blocks :data:`CLIPPED_CODE_JS` found too wide."""
+    return [
+        f"code line clipped at the default width ({box} px box, {content} px of code): "
+        f"{str(line).strip()[:80]!r}"
+        for box, content, line in blocks
+    ]
+
+
+def unrun_proofs(cells: list[str], which: Any = shutil.which) -> list[str]:
+    """Problems for proofs in matrix *cells* that show "not run" but could have run here.
+
+    A proof "not run" passes only when its reason names a program missing here
+    ("needs redis-server"); a proof "skipped" fails when its reason names a
+    program that *is* installed here.
+    """
+    problems = []
+    for cell in cells:
+        for line in cell.splitlines():
+            found = _NOT_RUN.search(line.strip())
+            if found is None:
+                continue
+            reason = found["reason"] or ""
+            needs = _NEEDS.search(reason)
+            missing = needs is not None and which(needs["program"]) is None
+            if found["outcome"] == "not run" and not missing:
+                problems.append(
+                    f"proof {found['test']} shows 'not run' ({reason or 'no reason'}) "
+                    "but could have run where the site was built"
+                )
+            elif found["outcome"] == "skipped" and needs is not None and not missing:
+                problems.append(
+                    f"proof {found['test']} was skipped ({reason}) but {needs['program']} "
+                    "is installed where the site was built"
+                )
+    return problems
+
+
 # -- the check ---------------------------------------------------------------------------
 
 
@@ -453,6 +526,13 @@ def _open(tools: DevTools, url: str) -> list[str]:
     tools.wait_for("Page.loadEventFired")
     tools.evaluate(f"new Promise(r => setTimeout(r, {SETTLE_MS}))")
     return console_errors(tools.events)
+
+
+def _page_problems(tools: DevTools) -> list[str]:
+    # Clipped code and unrun proofs on the page that is open.
+    return clipped_code(tools.evaluate(CLIPPED_CODE_JS) or []) + unrun_proofs(
+        tools.evaluate(PROOF_CELLS_JS) or []
+    )
 
 
 def _fetch(url: str) -> tuple[int, str]:
@@ -484,6 +564,7 @@ def run_check(root: Path, *, pages: list[str], screenshots: list[str], screensho
             for error in _open(tools, url):
                 report.console_errors += 1
                 report.problems.append(f"{name}: {error}")
+            report.problems += [f"{name}: {p}" for p in _page_problems(tools)]
             if name in screenshots:
                 shot = tools.call("Page.captureScreenshot", format="png")
                 screenshot_dir.mkdir(parents=True, exist_ok=True)
@@ -517,6 +598,9 @@ def run_check(root: Path, *, pages: list[str], screenshots: list[str], screensho
                 for error in _open(tools, url):
                     report.console_errors += 1
                     report.problems.append(f"{url.removeprefix(base)}: {error}")
+                report.problems += [
+                    f"{url.removeprefix(base)}: {p}" for p in _page_problems(tools)
+                ]
         if search and (root / "search.html").is_file():
             _open(tools, urljoin(base, f"search.html?q={search}"))
             deadline = time.monotonic() + STEP_TIMEOUT

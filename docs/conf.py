@@ -7,11 +7,21 @@ Build it as CI does (warnings are errors, every cross-reference must resolve)::
 
 The build needs no network: references to the standard library and to trio are
 resolved from a small local table (``_ext/external_refs.py``), not intersphinx.
+
+The conformance matrix shows the outcomes of ``docs/_build/conformance.json``,
+written by the test run (``pytest --conformance-report=docs/_build/conformance.json``,
+as ``.ci/run`` does). A build on its own (Read the Docs, where ``READTHEDOCS`` is
+set, or any build with ``RESUME_DOCS_RUN_PROOFS=1``) runs the proof tests itself
+(``pytest -m manpage``, about 20 s) when there is no report, so the published
+matrix shows real results; a proof that fails is a build warning (an error
+under ``-W``). The tests need the ``test`` extra: ``pip install -e '.[docs,test]'``.
 """
 
 from __future__ import annotations
 
 import doctest
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,6 +92,7 @@ html_title = f"resume {release}"
 html_static_path = ["_static"]
 html_favicon = "_static/favicon.svg"
 html_css_files = ["resume.css"]
+html_js_files = ["resume.js"]
 html_copy_source = False
 html_show_sourcelink = False
 html_theme_options = {
@@ -107,6 +118,35 @@ def _check_manpage_pages(app: object) -> None:
         logger.warning("docs/manpages/%s.rst has no man page source/%s.txt", name, name)
 
 
+#: Where the test run leaves its conformance report (reference/conformance.rst reads it).
+CONFORMANCE_REPORT = _HERE / "_build" / "conformance.json"
+
+
+def _run_proofs(app: object) -> None:
+    # A build on its own runs the proof tests so that the matrix shows real results.
+    from sphinx.util import logging
+
+    wanted = os.environ.get("RESUME_DOCS_RUN_PROOFS", "")
+    if wanted in ("", "0") and not os.environ.get("READTHEDOCS"):
+        return
+    if CONFORMANCE_REPORT.exists() and wanted != "always":
+        return
+    logger = logging.getLogger("resume.docs")
+    logger.info("running the proof tests for the conformance matrix (pytest -m manpage)")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "manpage", "-q", "-p", "no:cacheprovider",
+         f"--conformance-report={CONFORMANCE_REPORT}"],
+        cwd=_HERE.parent, capture_output=True, text=True, check=False,
+    )
+    if not CONFORMANCE_REPORT.exists():
+        logger.warning("the proof tests wrote no report (pytest exit %s): %s",
+                       done.returncode, done.stdout[-2000:] + done.stderr[-2000:])
+    elif done.returncode != 0:
+        summary = (done.stdout.strip().splitlines() or ["?"])[-1]
+        logger.warning("some proof tests failed: %s (the matrix shows which)", summary)
+
+
 def setup(app: Any) -> None:
-    """Connect the site's own checks."""
+    """Connect the site's own checks and the proof run."""
     app.connect("builder-inited", _check_manpage_pages)
+    app.connect("builder-inited", _run_proofs)

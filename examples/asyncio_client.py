@@ -35,11 +35,18 @@ async def main() -> None:
     async with await start_server(echo, "127.0.0.1", 0, ssl=server_ctx) as server:
         for number in range(1, 6):
             reader, writer = await open_connection(
-                "127.0.0.1", server.port, ssl=client_ctx, cache=cache, server_hostname="localhost"
+                "127.0.0.1",
+                server.port,
+                ssl=client_ctx,
+                cache=cache,
+                server_hostname="localhost",
             )
             writer.write(b"ping")
             reply = await reader.readexactly(4)
-            print(f"connection {number}: resumed={writer.session_reused}, reply={reply!r}")
+            print(
+                f"connection {number}: resumed={writer.session_reused}, "
+                f"reply={reply!r}"
+            )
             writer.close()
             await writer.wait_closed()  # a clean close stores the session
         stats = server.statistics()

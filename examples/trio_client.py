@@ -47,8 +47,8 @@ async def main() -> None:
             await stream.send_all(b"ping")
             reply = await stream.receive_some()  # reading also collects TLS 1.3 tickets
             print(
-                f"connection {number}: {stream.version()}, resumed={stream.session_reused}, "
-                f"reply={reply!r}"
+                f"connection {number}: {stream.version()}, "
+                f"resumed={stream.session_reused}, reply={reply!r}"
             )
             await stream.aclose()  # a clean close stores the session in the cache
         nursery.cancel_scope.cancel()

@@ -61,7 +61,9 @@ async def main() -> None:
         )
         session = None
         for _ in range(4):
-            session = await trio.to_thread.run_sync(client, server.port, client_ctx, session)
+            session = await trio.to_thread.run_sync(
+                client, server.port, client_ctx, session
+            )
         stats = server.statistics()
         print(
             f"server statistics: accepted={stats.accepted} full={stats.full} "

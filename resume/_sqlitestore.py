@@ -104,6 +104,18 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+#: SQLite's result codes (``sqlite3.SQLITE_FULL`` and friends exist from Python 3.11).
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself after some errors (SQLITE_FULL, SQLITE_IOERR);
+    # a ROLLBACK then fails with "no transaction is active" and would hide them.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 @final
 class SQLiteStore(SessionStore):
     """A :class:`SessionStore` in one SQLite database file: persistence for one host.
@@ -171,7 +183,7 @@ class SQLiteStore(SessionStore):
         except sqlite3.Error as exc:
             conn.close()
             self._conn = None
-            raise StoreError(f"cannot open session store {str(self._path)!r}: {exc}") from None
+            raise self._fail(exc, f"cannot open session store {str(self._path)!r}") from None
 
     @property
     def path(self) -> Path:
@@ -187,8 +199,17 @@ class SQLiteStore(SessionStore):
             raise StoreError(f"{self._describe()} is closed")
         return conn
 
-    def _fail(self, exc: sqlite3.Error) -> StoreError:
-        return StoreError(f"{self._describe()} failed: {exc}")
+    def _fail(self, exc: sqlite3.Error, doing: str | None = None) -> StoreError:
+        # A full disk and an I/O error say so and name the file.
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+        if code == _SQLITE_FULL or (code is None and "disk is full" in str(exc)):
+            return StoreError(f"cannot write session store {str(self._path)!r}: the disk is full")
+        if code is not None and code & 0xFF == _SQLITE_IOERR:
+            return StoreError(
+                f"cannot write session store {str(self._path)!r}: I/O error "
+                "(disk full, file size limit or a failing disk?)"
+            )
+        return StoreError(f"{doing or self._describe() + ' failed'}: {exc}")
 
     def _setup(self) -> bytes:
         with self._lock:
@@ -206,7 +227,7 @@ class SQLiteStore(SessionStore):
                     rows = dict(conn.execute("SELECT name, value FROM resume_meta"))
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
             except sqlite3.Error as exc:
                 raise self._fail(exc) from None
@@ -244,7 +265,7 @@ class SQLiteStore(SessionStore):
                         conn.execute("DELETE FROM resume_sessions WHERE expires < ?", (now,))
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
             except sqlite3.Error as exc:
                 raise self._fail(exc) from None

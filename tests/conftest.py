@@ -6,7 +6,8 @@
 # ...) and N the 1-based number of the sentence within that section (see
 # resume.manpage). The docs build renders these marks as the conformance matrix;
 # ``--conformance-report=PATH`` writes, for each sentence ID, the tests that prove
-# it and their outcome in this run.
+# it and their outcome in this run, with the reason of each skip (by convention it
+# says "needs PROGRAM" when a program is missing; docs/browser_check.py relies on it).
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 _OUTCOMES: dict[str, str] = {}
+_SKIP_REASONS: dict[str, str] = {}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -39,6 +41,10 @@ def pytest_runtest_makereport(
             previous = _OUTCOMES.get(item.nodeid)
             if previous in (None, "passed"):
                 _OUTCOMES[item.nodeid] = outcome
+                if outcome == "skipped" and isinstance(report.longrepr, tuple):
+                    _SKIP_REASONS[item.nodeid] = str(report.longrepr[2]).removeprefix(
+                        "Skipped: "
+                    )
     return report
 
 
@@ -50,9 +56,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for item in session.items:
         for mark in item.iter_markers("manpage"):
             for sentence_id in mark.args:
-                sentences.setdefault(str(sentence_id), []).append(
-                    {"test": item.nodeid, "outcome": _OUTCOMES.get(item.nodeid, "not run")}
-                )
+                entry = {"test": item.nodeid, "outcome": _OUTCOMES.get(item.nodeid, "not run")}
+                if item.nodeid in _SKIP_REASONS:
+                    entry["reason"] = _SKIP_REASONS[item.nodeid]
+                elif entry["outcome"] == "not run":
+                    entry["reason"] = "the test run stopped before it"
+                sentences.setdefault(str(sentence_id), []).append(entry)
     report = Path(path)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps({"sentences": sentences}, indent=2, sort_keys=True))

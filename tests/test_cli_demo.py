@@ -68,7 +68,7 @@ def test_one_connection(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "message"),
     [
         (["--count", "0"], "between 1 and 100000"),
-        (["--count", "many"], "not a whole number"),
+        (["--count", "many"], "expected a whole number"),
         (["--tls", "1.1"], "invalid choice"),
     ],
 )

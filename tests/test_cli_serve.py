@@ -170,8 +170,10 @@ def test_bad_knob(pki: ServerPKI, capsys: pytest.CaptureFixture[str]) -> None:
         "--num-tickets",
         "-3",
     ]
-    assert main(argv) == 1
-    assert "num_tickets" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "argument --num-tickets" in capsys.readouterr().err
 
 
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:

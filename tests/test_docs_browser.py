@@ -7,9 +7,12 @@ run the script as CI does, with the real headless Chromium.
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +84,84 @@ class TestBrowserCheck:
         result = _run(tmp_path)
         assert result.returncode == 2
         assert "holds no index.html: build the site first" in result.stderr
+
+
+def _load_check() -> Any:
+    spec = importlib.util.spec_from_file_location("browser_check", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("browser_check", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return sys.modules["browser_check"]
+
+
+class TestUnrunProofs:
+    def test_rules(self) -> None:
+        """'not run' fails unless a missing program is named; 'skipped' fails if it is here."""
+        check = _load_check()
+        installed = {"openssl"}
+
+        def which(name: str) -> str | None:
+            return f"/usr/bin/{name}" if name in installed else None
+
+        cells = [
+            "test_a.py::test_one \u2014 passed",
+            "test_a.py::test_two \u2014 not run (this build was given no test report)",
+            "test_a.py::test_three \u2014 not run",
+            "test_b.py::test_four \u2014 skipped (needs redis-server)",
+            "test_b.py::test_five \u2014 skipped (needs openssl)",
+            "test_b.py::test_six \u2014 not run (needs redis-server)\n"
+            "test_b.py::test_seven \u2014 skipped (Linux only)",
+        ]
+        problems = check.unrun_proofs(cells, which=which)
+        assert problems == [
+            "proof test_a.py::test_two shows 'not run' (this build was given no test report) "
+            "but could have run where the site was built",
+            "proof test_a.py::test_three shows 'not run' (no reason) "
+            "but could have run where the site was built",
+            "proof test_b.py::test_five was skipped (needs openssl) but openssl is installed "
+            "where the site was built",
+        ]
+
+
+MATRIX = """<table class="conformance-matrix"><tbody>
+<tr><td>desc-1</td><td>A sentence.</td><td>x</td>
+<td><p><code>test_p.py::test_ran</code> \u2014 <strong>passed</strong></p>
+<p><code>test_p.py::test_skipped</code> \u2014 <strong>skipped</strong>
+(needs no-such-program-here)</p></td></tr>
+<tr><td>desc-2</td><td>Another.</td><td>x</td>
+<td><code>test_p.py::test_idle</code> \u2014 <strong>not run</strong>
+(this build was given no test report)</td></tr>
+</tbody></table>"""
+
+LONG = "x = " + "1 + " * 60 + "1"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
+class TestNewChecks:
+    def test_clipped_code_and_unrun_proof_fail(self, site: Path) -> None:
+        """A code line wider than its box and a proof that could have run both fail."""
+        _write(site, "index.html", "Index",
+               f'<pre style="width: 300px; overflow: auto">{LONG}</pre>'
+               '<div class="resume-scroll"><pre style="width: 300px; overflow: auto">'
+               f"{LONG.replace('x', 'y')}</pre></div>"
+               '<pre style="width: 300px">short = 1</pre>' + MATRIX)
+        result = _run(site, "index.html")
+        out = result.stdout
+        assert result.returncode == 1, out + result.stderr
+        assert "index.html: code line clipped at the default width (300 px box" in out
+        assert "'x = 1 + 1 + " in out
+        assert "'y = " not in out  # marked resume-scroll: deliberately scrollable
+        assert "short = 1" not in out
+        assert ("index.html: proof test_p.py::test_idle shows 'not run' (this build was "
+                "given no test report) but could have run where the site was built") in out
+        assert "test_ran" not in out and "test_skipped" not in out
+        assert "2 problems" in out
+
+    def test_code_that_fits_passes(self, site: Path) -> None:
+        """The same page with a wide enough box and proofs that ran passes."""
+        _write(site, "index.html", "Index",
+               f'<pre style="width: 1100px; font-size: 12px">{LONG[:100]}</pre>'
+               + MATRIX.replace("not run", "passed"))
+        result = _run(site, "index.html")
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -230,7 +230,16 @@ class TestMatrix:
             ("tests/test_p.py::test_one", "passed"),
             ("tests/test_p.py::test_two", "failed"),
         ]
-        assert rows[0].tests[0].outcome == "not run"
+        assert rows[0].tests[0].outcome == (
+            "not run (the test run that made the report did not include it)"
+        )
+        without_report = build_matrix(pages, marks, {}, {})
+        assert without_report[0].tests[0].outcome == (
+            "not run (this build was given no test report)"
+        )
+        assert "**not run** (this build was given no test report)" in "\n".join(
+            matrix_rst(without_report)
+        )
         rows = build_matrix(pages, marks, {"P:desc-3": "needs a real server"}, report)
         assert uncovered(rows) == []
         assert rows[2].reason == "needs a real server"
@@ -263,6 +272,10 @@ class TestMatrix:
             {"sentences": {"P:desc-1": [{"test": "t::a", "outcome": "passed"}]}}
         ))
         assert load_report(report) == {"P:desc-1": {"t::a": "passed"}}
+        report.write_text(json.dumps({"sentences": {"P:desc-1": [
+            {"test": "t::a", "outcome": "skipped", "reason": "needs redis-server"}
+        ]}}))
+        assert load_report(report) == {"P:desc-1": {"t::a": "skipped (needs redis-server)"}}
         report.write_text('{"tests": []}')
         with pytest.raises(ValueError, match="not a conformance report"):
             load_report(report)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from .._version import __version__
+from ._common import CLIError, Parser
 
 __all__ = ["build_parser", "main"]
 
@@ -18,7 +20,7 @@ _COMMANDS = ("demo", "serve", "connect", "man2rst")
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``resume`` argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="resume",
         description=(
             "TLS session resumption for async Python. "
@@ -34,17 +36,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``resume`` command line; return the exit code."""
+    """Run the ``resume`` command line; return the exit code.
+
+    Errors are one line on stderr (``resume COMMAND: ...``): exit code 2 for bad
+    usage, 1 for a failure at run time. An unexpected exception is one line too;
+    ``RESUME_DEBUG=1`` in the environment shows its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    prog = f"resume {func.__module__.rpartition('.')[2]}"
     try:
         return int(func(args))
     except KeyboardInterrupt:
         return 130
+    except CLIError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.code
+    except Exception as exc:
+        if os.environ.get("RESUME_DEBUG"):
+            raise
+        print(
+            f"{prog}: unexpected error: {type(exc).__name__}: {exc} "
+            "(RESUME_DEBUG=1 shows the traceback; please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

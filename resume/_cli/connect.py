@@ -1,5 +1,6 @@
-# ``resume connect``: one TLS connection through a session cache that sits on a
-# store, so that two runs in a row show resumption across processes.
+# ``resume connect``: TLS connections through a session cache that sits on a
+# store, so that two runs in a row show resumption across processes, and
+# ``--count N`` shows it within one run.
 #
 # Steps: build the client SSLContext (--cafile, --tls), open the store given by
 # --sessions (none: an in-memory cache, which dies with the process), attach a
@@ -13,6 +14,9 @@
 #
 # A store that is down never fails the connection: the link warns (stderr) and
 # the handshake is a full one.
+#
+# Errors are one line naming the file, address or value at fault (see
+# resume._cli._common): usage errors exit 2, failures to connect exit 1.
 from __future__ import annotations
 
 import argparse
@@ -22,6 +26,18 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any
+
+from ._common import (
+    CLIError,
+    count,
+    describe_connect_error,
+    parse_port,
+    plural,
+    regular_file,
+    seconds,
+    server_name,
+    store_file,
+)
 
 __all__ = ["parse_target", "register", "run"]
 
@@ -35,17 +51,18 @@ def register(subparsers: Any) -> None:
     """Register the ``connect`` subcommand."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "connect",
-        help="make one TLS connection, resuming a stored session if there is one",
+        help="make TLS connections, resuming a stored session if there is one",
         description=(
             "Connect to HOST:PORT over TLS, send one line, read the answer and close "
             "cleanly; report the TLS version and whether the session was resumed. "
-            "With --sessions, sessions are kept in a store between runs: run the "
-            "command twice and the second run resumes."
+            "With --count N, connect N times through one session cache: the second "
+            "connection resumes. With --sessions, sessions are kept in a store between "
+            "runs: run the command twice and the second run resumes."
         ),
     )
     parser.add_argument("target", metavar="HOST:PORT", help="the server (IPv6: [ADDR]:PORT)")
     parser.add_argument(
-        "--server-name", metavar="NAME",
+        "--server-name", metavar="NAME", type=server_name,
         help="the name to send (SNI) and verify; default: HOST",
     )
     parser.add_argument(
@@ -71,10 +88,17 @@ def register(subparsers: Any) -> None:
         help="the line to send (default: %(default)s)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=10.0, metavar="SECONDS",
-        help="give up after this long (default: %(default)s)",
+        "--timeout", type=seconds, default=10.0, metavar="SECONDS",
+        help="give up on a connection after this long (default: %(default)s)",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--count", type=count, default=1, metavar="N",
+        help="connect N times, one after the other, through one session cache (default: 1)",
+    )
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print each connection's result as one line of JSON",
+    )
     parser.set_defaults(func=run)
 
 
@@ -95,9 +119,7 @@ def parse_target(target: str) -> tuple[str, int]:
             raise ValueError(f"expected HOST:PORT, got {target!r}")
     if not host:
         raise ValueError(f"no host in {target!r}")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"the port must be 1-65535, got {port_text!r}")
-    return host, int(port_text)
+    return host, parse_port(port_text)
 
 
 def _open_store(spec: str, key_file: Path | None) -> Any:
@@ -109,6 +131,7 @@ def _open_store(spec: str, key_file: Path | None) -> Any:
             path = path[2:]
         if not path:
             raise ValueError("sqlite: needs a path, e.g. sqlite:sessions.db")
+        store_file(path, "--sessions")
         return SQLiteStore(path, key_file=key_file)
     if spec.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(spec, key_file=key_file)
@@ -116,6 +139,8 @@ def _open_store(spec: str, key_file: Path | None) -> Any:
 
 
 def _context(args: argparse.Namespace) -> ssl.SSLContext:
+    if args.cafile is not None:
+        regular_file(args.cafile, "--cafile")
     context = ssl.create_default_context(
         cafile=str(args.cafile) if args.cafile is not None else None
     )
@@ -151,7 +176,11 @@ async def _exchange(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``resume connect``; return the exit code (0 connected, 1 failed, 2 bad usage).
+    """Run ``resume connect``; return the exit code (0: every connection succeeded).
+
+    Raises:
+        CLIError: bad usage (code 2) or a connection that failed (code 1); the
+            connections before it have been reported.
 
     Store warnings (a store that is down, an entry that was dropped) go to
     stderr as one line each; they never change the exit code.
@@ -177,46 +206,71 @@ def _run(args: argparse.Namespace) -> int:
     from .._errors import ResumeError
     from ..stores import attach_store
 
-    def fail(code: int, message: str) -> int:
-        print(f"resume connect: {message}", file=sys.stderr)
-        return code
-
     try:
         host, port = parse_target(args.target)
-        name = args.server_name or host
+    except ValueError as exc:
+        raise CLIError(str(exc), 2) from None
+    name = args.server_name or host
+    if args.key_file is not None:
+        regular_file(args.key_file, "--key-file")
+    try:
         context = _context(args)
         store = _open_store(args.sessions, args.key_file) if args.sessions else None
-    except (ValueError, OSError, ssl.SSLError) as exc:
-        return fail(2, str(exc))
+    except ssl.SSLError as exc:
+        raise CLIError(
+            f"--cafile {args.cafile}: no usable CA certificate in it ({exc.reason or exc})", 2
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc), 2) from None
     except ResumeError as exc:
-        return fail(1, str(exc))
+        raise CLIError(str(exc), 1) from None
     cache = SessionCache(mode=CacheMode.CLIENT, timeout=24 * 3600)
     link = attach_store(cache, store) if store is not None else None
+    shown = args.target
+
+    def report(number: int, result: dict[str, Any]) -> None:
+        result = {"server": args.target, "server_name": name, **result}
+        if args.count > 1:
+            result = {"connection": number, **result}
+        if store is not None:
+            result["store"] = "sqlite" if args.sessions.startswith("sqlite:") else "redis"
+        if args.json:
+            print(json.dumps(result), flush=True)
+        else:
+            how = "resumed" if result["resumed"] else "full handshake"
+            prefix = f"#{number} " if args.count > 1 else ""
+            print(
+                f"{prefix}{args.target}: {result['tls_version']}, {how}, "
+                f"answer {result['answer']!r}",
+                flush=True,
+            )
+
+    resumed = 0
     try:
         if link is not None:
             # The cache reads through the store when its look-up misses.
             link.register_context(context, label=_LABEL)
         message = (args.message.rstrip("\r\n") + "\n").encode()
-        try:
-            result = _run_trio(args.timeout, host, port, name, context, cache, message)
-        except (OSError, trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as exc:
-            cause = exc.__cause__ if exc.__cause__ is not None else exc
-            what = "timed out" if isinstance(exc, trio.TooSlowError) else str(cause) or repr(cause)
-            return fail(1, f"cannot connect to {args.target}: {what}")
+        for number in range(1, args.count + 1):
+            try:
+                result = _run_trio(args.timeout, host, port, name, context, cache, message)
+            except trio.TooSlowError:
+                raise CLIError(
+                    f"{shown}: no answer within {args.timeout:g} s (--timeout)"
+                ) from None
+            except (OSError, trio.BrokenResourceError, ssl.SSLError, ValueError) as exc:
+                prefix = f"connection {number} of {args.count}: " if args.count > 1 else ""
+                raise CLIError(prefix + describe_connect_error(exc, shown, name)) from None
+            resumed += result["resumed"]
+            report(number, result)
     finally:
         if link is not None:
             link.close()
         if store is not None:
             store.close()
         cache.clear()
-    result = {"server": args.target, "server_name": name, **result}
-    if store is not None:
-        result["store"] = "sqlite" if args.sessions.startswith("sqlite:") else "redis"
-    if args.json:
-        print(json.dumps(result))
-    else:
-        how = "resumed" if result["resumed"] else "full handshake"
-        print(f"{args.target}: {result['tls_version']}, {how}, answer {result['answer']!r}")
+    if args.count > 1 and not args.json:
+        print(f"{resumed} of {plural(args.count, 'connection')} resumed")
     return 0
 
 

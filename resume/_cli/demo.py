@@ -28,6 +28,7 @@ from .._cache import SessionCache
 from .._certs import DemoCertificates
 from .._handle import SessionHandle
 from .._server import ServerStatistics
+from ._common import count, plural
 
 __all__ = ["register", "run"]
 
@@ -50,16 +51,6 @@ examples:
 """
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 100000, got {value}")
-    return value
-
-
 def register(subparsers: Any) -> None:
     """Register the ``demo`` subcommand."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -74,7 +65,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--count",
-        type=_count,
+        type=count,
         default=20,
         metavar="N",
         help="how many connections to make (default: 20)",
@@ -234,7 +225,7 @@ def build_report(
 def _print_table(report: dict[str, Any]) -> None:
     out = sys.stdout
     print(
-        f"resume demo: {report['connections']} connections to a loopback TLS server "
+        f"resume demo: {plural(report['connections'], 'connection')} to a loopback TLS server "
         f"({report['adapter']}, {report['tls_version']}), one session cache\n",
         file=out,
     )
@@ -246,13 +237,15 @@ def _print_table(report: dict[str, Any]) -> None:
             file=out,
         )
     rate = report["resumption_rate"]
-    rate_text = "n/a (only one connection)" if rate is None else f"{100 * rate:.0f}%"
     print(file=out)
-    print(
-        f"resumed: {report['resumed']} of {report['resumable']} connections that could "
-        f"resume ({rate_text})",
-        file=out,
-    )
+    if rate is None:
+        print("resumed: n/a (one connection, and the first one is a full handshake)", file=out)
+    else:
+        print(
+            f"resumed: {report['resumed']} of {plural(report['resumable'], 'connection')} "
+            f"that could resume ({100 * rate:.0f}%)",
+            file=out,
+        )
 
     def ms(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f} ms"
@@ -264,8 +257,9 @@ def _print_table(report: dict[str, Any]) -> None:
     )
     cache = report["cache"]
     print(
-        f"cache: {cache['number']} sessions under {cache['keys']} keys; "
-        f"{cache['hits']} hits, {cache['misses']} misses, {cache['added']} added, "
+        f"cache: {plural(cache['number'], 'session')} under {plural(cache['keys'], 'key')}; "
+        f"{plural(cache['hits'], 'hit')}, {plural(cache['misses'], 'miss', 'misses')}, "
+        f"{cache['added']} added, "
         f"{cache['taken']} taken",
         file=out,
     )

@@ -16,6 +16,15 @@ import trio
 
 from .._server import DEFAULT_HANDSHAKE_TIMEOUT, pin_tls_version
 from .._trio_server import TLSServer, TLSServerStream, serve_tls
+from ._common import (
+    CLIError,
+    describe_listen_error,
+    listen_port,
+    load_cert_chain,
+    plural,
+    regular_file,
+    seconds,
+)
 
 __all__ = ["add_tls_options", "build_server_context", "register", "run"]
 
@@ -67,7 +76,7 @@ def add_tls_options(parser: argparse.ArgumentParser) -> None:
     )
     tls.add_argument(
         "--num-tickets",
-        type=int,
+        type=_tickets,
         metavar="N",
         help="TLS 1.3 tickets sent per handshake (default: 2)",
     )
@@ -80,25 +89,36 @@ def add_tls_options(parser: argparse.ArgumentParser) -> None:
     )
     tls.add_argument(
         "--session-timeout",
-        type=float,
+        type=seconds,
         metavar="SECONDS",
         help="how long a session stays resumable (default: 7200)",
     )
+
+
+def _tickets(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) > 1000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 1000, got {text!r}")
+    return int(text)
 
 
 def build_server_context(args: argparse.Namespace) -> ssl.SSLContext:
     """Turn the TLS options into the server's SSLContext.
 
     Raises:
-        OSError, ssl.SSLError: a file cannot be read or does not match.
+        CLIError: (exit code 2) a file cannot be read or the key does not match.
         ValueError: inconsistent options.
     """
     if args.require_client_cert and not args.cafile:
         raise ValueError("--require-client-cert needs --cafile (the CA that signs client certs)")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
+    load_cert_chain(context, args.cert, args.key)
     if args.cafile:
-        context.load_verify_locations(cafile=args.cafile)
+        regular_file(args.cafile, "--cafile")
+        try:
+            context.load_verify_locations(cafile=args.cafile)
+        except ssl.SSLError as exc:
+            message = f"--cafile {args.cafile}: no usable CA certificate in it"
+            raise CLIError(f"{message} ({exc.reason or exc})", 2) from None
         context.verify_mode = ssl.CERT_REQUIRED if args.require_client_cert else ssl.CERT_OPTIONAL
     if args.tls:
         pin_tls_version(context, args.tls)
@@ -118,11 +138,14 @@ def register(subparsers: Any) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; '' for all)"
     )
     parser.add_argument(
-        "--port", type=int, default=8443, help="TCP port (default: 8443; 0 picks a free one)"
+        "--port",
+        type=listen_port,
+        default=8443,
+        help="TCP port (default: 8443; 0 picks a free one)",
     )
     parser.add_argument(
         "--handshake-timeout",
-        type=float,
+        type=seconds,
         default=DEFAULT_HANDSHAKE_TIMEOUT,
         metavar="SECONDS",
         help=f"drop clients that take longer (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})",
@@ -171,7 +194,7 @@ async def _main(args: argparse.Namespace, context: ssl.SSLContext) -> None:
                 break
         stats = server.statistics()
         _log(
-            f"served {stats.accepted} connections: {stats.resumed} resumed, "
+            f"served {plural(stats.accepted, 'connection')}: {stats.resumed} resumed, "
             f"{stats.full} full, {stats.failed} failed"
         )
         server.close()
@@ -182,8 +205,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         context = build_server_context(args)
     except (OSError, ssl.SSLError, ValueError) as exc:
-        print(f"resume serve: {exc}", file=sys.stderr)
-        return 2
+        raise CLIError(str(exc), 2) from None
     close_ticket_keys = None
     if getattr(args, "ticket_keys", None):
         from .._errors import ResumeError
@@ -198,9 +220,12 @@ def run(args: argparse.Namespace) -> int:
         trio.run(_main, args, context)
     except Exception as exc:
         leaf = _unwrap(exc)
-        if isinstance(leaf, (OSError, ValueError, TypeError)):
-            print(f"resume serve: {leaf}", file=sys.stderr)
-            return 1
+        if isinstance(leaf, OSError):
+            raise CLIError(describe_listen_error(leaf, args.host, args.port)) from None
+        from .._errors import ResumeError
+
+        if isinstance(leaf, (ValueError, TypeError, ResumeError)):
+            raise CLIError(str(leaf)) from None
         raise
     finally:
         if close_ticket_keys is not None:

@@ -130,6 +130,8 @@ def collect_marks(tests_dir: Path, *, root: Path | None = None) -> dict[str, lis
 def load_report(path: Path | None) -> dict[str, dict[str, str]]:
     """Sentence ID -> {node ID: outcome} from a conformance report, {} if absent.
 
+    An outcome with a reason (a skip's) reads ``skipped (needs redis-server)``.
+
     Raises:
         ValueError: the file exists but is not a report of the expected shape.
     """
@@ -139,7 +141,10 @@ def load_report(path: Path | None) -> dict[str, dict[str, str]]:
         data = json.loads(path.read_text(encoding="utf-8"))
         sentences = data["sentences"]
         return {
-            str(sid): {str(e["test"]): str(e["outcome"]) for e in entries}
+            str(sid): {
+                str(e["test"]): str(e["outcome"]) + (f" ({e['reason']})" if e.get("reason") else "")
+                for e in entries
+            }
             for sid, entries in sentences.items()
         }
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -195,10 +200,12 @@ def _python_for(sentence: Sentence, page: ManPage) -> tuple[str, ...]:
     return tuple(targets)
 
 
-def _outcome(nodeid: str, report: Mapping[str, str]) -> str:
+def _outcome(nodeid: str, report: Mapping[str, str], *, have_report: bool = True) -> str:
     outcomes = [o for n, o in report.items() if n == nodeid or n.startswith(f"{nodeid}[")]
     if not outcomes:
-        return "not run"
+        if not have_report:
+            return "not run (this build was given no test report)"
+        return "not run (the test run that made the report did not include it)"
     for bad in ("failed", "error"):
         if bad in outcomes:
             return bad
@@ -219,7 +226,7 @@ def build_matrix(
         for sentence in page.sentences:
             results = report.get(sentence.id, {})
             tests = tuple(
-                ProvingTest(nodeid, _outcome(nodeid, results))
+                ProvingTest(nodeid, _outcome(nodeid, results, have_report=bool(report)))
                 for nodeid in marks.get(sentence.id, ())
             )
             rows.append(
@@ -287,7 +294,9 @@ def matrix_rst(
         for row in page_rows:
             python = [_python_cell(t) for t in row.python]
             if row.tests:
-                proof = [f"``{_short_nodeid(t.nodeid)}`` — **{t.outcome}**" for t in row.tests]
+                proof = [
+                    f"``{_short_nodeid(t.nodeid)}`` — {_outcome_rst(t.outcome)}" for t in row.tests
+                ]
             else:
                 proof = [f"*Not tested:* {escape(row.reason or '')}"]
             # the page is the table's heading: the cell shows the section part, "desc-4"
@@ -302,6 +311,14 @@ def matrix_rst(
             lines += _cell(_as_lines(proof))
         lines.append("")
     return lines
+
+
+def _outcome_rst(outcome: str) -> str:
+    """``skipped (needs redis-server)`` as ``**skipped** (needs redis-server)``."""
+    from ._rst import escape
+
+    word, sep, reason = outcome.partition(" (")
+    return f"**{word}**" + (f" ({escape(reason)}" if sep else "")
 
 
 def _python_cell(target: str) -> str:
