@@ -33,18 +33,20 @@ OPENSSL = shutil.which("openssl")
 class SServer:
     """``openssl s_server -rev`` (answers each line reversed) on 127.0.0.1, a free port."""
 
-    def __init__(self, directory: Path, version: str, ca: trustme.CA | None = None) -> None:
+    def __init__(
+        self, directory: Path, version: str, ca: trustme.CA | None = None, port: int = 0
+    ) -> None:
         if OPENSSL is None:
             raise RuntimeError("the openssl command is not installed (.ci/run installs it)")
         self.ca = ca = ca if ca is not None else trustme.CA()
         cert = ca.issue_cert("localhost", "127.0.0.1")
-        self.cafile = directory / "ca.pem"
+        self.cafile = directory / f"ca-{port}.pem" if port else directory / "ca.pem"
         ca.cert_pem.write_to_path(str(self.cafile))
-        server_pem = directory / "server.pem"
+        server_pem = directory / (f"server-{port}.pem" if port else "server.pem")
         cert.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
         self.proc = subprocess.Popen(
             [
-                OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-cert", str(server_pem),
+                OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(server_pem),
                 "-rev", "-tls1_3" if version == "1.3" else "-tls1_2",
             ],
             stdin=subprocess.DEVNULL,
@@ -52,6 +54,7 @@ class SServer:
             stderr=subprocess.STDOUT,
         )
         self.port = 0
+        self._want = port
         self._listening = threading.Event()
         self._drain = threading.Thread(target=self._read_output, daemon=True)
         self._drain.start()
@@ -64,9 +67,10 @@ class SServer:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             if not self.port:
-                match = re.match(rb"ACCEPT\s+\S*:(\d+)", raw)
+                # With an explicit port, s_server prints a bare "ACCEPT".
+                match = re.match(rb"ACCEPT(?:\s+\S*:(\d+))?\s*$", raw)
                 if match:
-                    self.port = int(match.group(1))
+                    self.port = int(match.group(1)) if match.group(1) else self._want
                     self._listening.set()
         self._listening.set()  # exited
 
