@@ -84,8 +84,7 @@ def check_directory(directory: Path, what: str) -> None:
     try:
         st = os.stat(directory)
     except OSError as exc:
-        raise StoreError(f"cannot use the directory of {what} {str(directory)!r}: "
-                         f"{exc.strerror}") from None
+        raise StoreError(f"cannot create {what}: {exc.strerror}") from None
     if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
         raise StoreError(
             f"the directory {str(directory)!r} of {what} is writable by everybody and not "

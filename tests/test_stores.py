@@ -656,3 +656,62 @@ class StoreModel(RuleBasedStateMachine):
 
 TestStoreModel = StoreModel.TestCase
 TestStoreModel.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+class TestUnforgeable:
+    """Whoever can write the store but lacks the key cannot plant a session (issue 8)."""
+
+    def test_old_format_1_entry_is_dropped_not_trusted(
+        self, backend: Backend, clock: Clock
+    ) -> None:
+        """A format-1 entry tagged with the store's own salt (forgeable) is dropped."""
+        import hmac
+        import struct
+
+        with backend.make(clock=clock) as store:
+            store.put(HOST, session(1), expires=clock.now + 60)
+            name, entry, _ = raw_entry(store, HOST)
+            header = struct.pack(">2sBBQ", b"RS", 1, 0, int((clock.now + 60) * 1000))
+            salt = store._current_salt
+            forged = header + hmac.digest(salt, header + name + session(9), "sha256")[:16]
+            store._put_raw(name, entry, clock.now + 60, forged + session(9), 4, clock.now)
+            with pytest.warns(StoreWarning, match="old format 1.*not trusted.*dropped"):
+                assert store.take(HOST) is None
+
+    def test_entry_sealed_under_the_opt_out_is_refused_by_a_keyed_store(
+        self, backend: Backend, clock: Clock
+    ) -> None:
+        """An attacker seals with the salt-only key (everything the store holds): refused."""
+        with backend.make(clock=clock) as store:
+            store.put(HOST, session(1), expires=clock.now + 60)
+            name, entry, _ = raw_entry(store, HOST)
+            with backend.make(key="insecure", clock=clock) as forger:
+                forger._keys()
+                forged = forger._seal(name, session(9), clock.now + 60)
+            store._put_raw(name, entry, clock.now + 60, forged, 4, clock.now)
+            with pytest.warns(StoreWarning, match="sealed without a key"):
+                assert store.take(HOST) is None
+
+    def test_each_memory_store_has_its_own_default_key(self, clock: Clock) -> None:
+        """Two MemoryStores made without a key do not open each other's entries."""
+        one, two = MemoryStore(clock=clock), MemoryStore(clock=clock)
+        one.put(HOST, session(1), expires=clock.now + 60)
+        name, entry, blob = raw_entry(one, HOST)
+        two._put_raw(two._name(key_bytes(HOST)), entry, clock.now + 60, blob, 4, clock.now)
+        with pytest.warns(StoreWarning, match="failed authentication"):
+            assert two.take(HOST) is None
+        assert one.encrypted and two.encrypted
+
+    def test_warnings_never_hold_session_bytes(self, backend: Backend, clock: Clock) -> None:
+        """The warning about a planted entry names the problem, never a session byte."""
+        with backend.make(key=KEY_A, clock=clock) as store, backend.make(
+            key=KEY_B, clock=clock
+        ) as other:
+            store.put(HOST, session(1), expires=clock.now + 60)
+            name, entry, _ = raw_entry(store, HOST)
+            store._put_raw(name, entry, clock.now + 60,
+                           other._seal(name, session(2), clock.now + 60), 4, clock.now)
+            with pytest.warns(StoreWarning) as record:
+                assert store.get(HOST) is None
+        message = one_warning(list(record))
+        assert "secret-master-key" not in message and "dropped" in message
