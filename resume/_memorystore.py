@@ -6,8 +6,9 @@
 # with; it lives and dies with the process. One lock makes every primitive
 # atomic, so take() hands a session to one thread only. Entries are sealed like
 # in every store, by default with a random key made for this object alone (a
-# memory dump of the dict shows no server names and no session bytes). Expired entries are dropped when their name is touched and,
-# every 256 puts, by a full sweep.
+# memory dump of the dict shows no server names and no session bytes). Expired
+# entries are dropped when their name is touched and, every 256 puts, by a full
+# sweep.
 from __future__ import annotations
 
 import os

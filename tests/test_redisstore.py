@@ -199,7 +199,7 @@ class TestConfiguration:
 
     def test_a_key_is_required(self) -> None:
         """Without a key (and without the opt-out) a RedisStore is refused, saying what to give."""
-        with pytest.raises(ValueError, match="needs a key.*insecure_unauthenticated=True"):
+        with pytest.raises(ValueError, match=r"needs a key.*insecure_unauthenticated=True"):
             RedisStore("redis://127.0.0.1:1/0")
 
     def test_the_opt_out_warns_every_time(self) -> None:

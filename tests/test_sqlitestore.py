@@ -158,7 +158,8 @@ class TestFilesOpenedSafely:
             store.put(HOST, session(1), expires=time.time() + 60)
         path.chmod(mode)
         before = snapshot(path)
-        with pytest.raises(resume.StoreError, match=f"writable by group or others .mode {mode:04o}"):
+        expected = rf"writable by group or others \(mode {mode:04o}"
+        with pytest.raises(resume.StoreError, match=expected):
             SQLiteStore(path)
         assert snapshot(path) == before
 

@@ -22,8 +22,8 @@ import hmac
 import json
 import os
 import socket
-import ssl
 import sqlite3
+import ssl
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -50,17 +50,18 @@ def _attacker_session(port: int) -> bytes:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-            tls.sendall(b"hello\n")
-            answer = b""
-            while b"\n" not in answer:
-                data = tls.recv(4096)
-                if not data:
-                    break
-                answer += data
-            session = tls.session  # read after the answer: TLS 1.3 tickets are in
-            assert session is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(
+        raw, server_hostname="localhost"
+    ) as tls:
+        tls.sendall(b"hello\n")
+        answer = b""
+        while b"\n" not in answer:
+            data = tls.recv(4096)
+            if not data:
+                break
+            answer += data
+        session = tls.session  # read after the answer: TLS 1.3 tickets are in
+        assert session is not None
     handle = SessionHandle.from_ssl(session)
     try:
         return handle.to_der()

@@ -696,7 +696,7 @@ class TestUnforgeable:
         """Two MemoryStores made without a key do not open each other's entries."""
         one, two = MemoryStore(clock=clock), MemoryStore(clock=clock)
         one.put(HOST, session(1), expires=clock.now + 60)
-        name, entry, blob = raw_entry(one, HOST)
+        _, entry, blob = raw_entry(one, HOST)
         two._put_raw(two._name(key_bytes(HOST)), entry, clock.now + 60, blob, 4, clock.now)
         with pytest.warns(StoreWarning, match="failed authentication"):
             assert two.take(HOST) is None
