@@ -38,7 +38,14 @@ from redis_server import RedisServer, redis_server
 from test_cli_connect import SServer, resume_connect
 
 from resume import CacheMode, SessionCache, SessionHandle
-from resume.stores import RedisStore, SessionStore, SQLiteStore, StoreWarning, attach_store
+from resume.stores import (
+    MemoryStore,
+    RedisStore,
+    SessionStore,
+    SQLiteStore,
+    StoreWarning,
+    attach_store,
+)
 
 __all__ = ["redis_server"]
 
@@ -83,12 +90,25 @@ def _forge_foreign(name: bytes, der: bytes, directory: Path) -> bytes:
         return attacker._seal(name, der, time.time() + 3600)
 
 
-FORGERIES = ["legacy-salt-tag", "foreign-key"]
+def _forge_salt_only(salt: bytes, name: bytes, der: bytes) -> bytes:
+    """An entry in the current format, sealed as the keyless opt-out does: from the salt."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        forger = MemoryStore(insecure_unauthenticated=True)
+    forger._salt = salt  # everything the store holds is the attacker's
+    return forger._seal(name, der, time.time() + 3600)
+
+
+FORGERIES = ["legacy-salt-tag", "salt-only", "foreign-key"]
 
 
 def _forge(how: str, salt: bytes, name: bytes, der: bytes, directory: Path) -> bytes:
     if how == "legacy-salt-tag":
         return _forge_legacy(salt, name, der)
+    if how == "salt-only":
+        return _forge_salt_only(salt, name, der)
     return _forge_foreign(name, der, directory)
 
 
