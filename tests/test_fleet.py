@@ -81,7 +81,8 @@ def current_key_in_redis(url: str, secret: bytes) -> str | None:
         client.close()
     if raw is None:
         return None
-    assert isinstance(raw, bytes) and raw.startswith(b"resume-sealed-1:")  # never in the clear in Redis
+    # Never in the clear in Redis.
+    assert isinstance(raw, bytes) and raw.startswith(b"resume-sealed-1:")
     source = RedisKeySource(url, secret=secret)
     try:
         keys, _ = source._decode(raw)
