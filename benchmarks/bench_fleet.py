@@ -16,6 +16,7 @@ fleet tests (tests/test_fleet.py) use the same :class:`Fleet`.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import random
 import shutil
@@ -87,7 +88,10 @@ class Fleet:
         self.processes: list[subprocess.Popen[str]] = []
         self.ports: list[int] = []
         root = str(Path(__file__).resolve().parent.parent)
+        #: The fleet's ticket-key secret (Redis rings are sealed with it).
+        self.secret = os.urandom(32)
         env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env["RESUME_TICKET_KEYS_SECRET"] = base64.b64encode(self.secret).decode()
         try:
             for i in range(count):
                 command = [
@@ -198,7 +202,7 @@ def main(argv: list[str]) -> None:
                     start = time.perf_counter()
                     seen: set[str] = set()
                     first, session = hop(fleet, ctx, rng, n // 2, None, seen)
-                    source = RedisKeySource(redis.url)
+                    source = RedisKeySource(redis.url, secret=fleet.secret)
                     source.rotate_now()  # forced rotation mid-run; servers pick it up in 50 ms
                     source.close()
                     second, _ = hop(fleet, ctx, rng, n - n // 2, session, seen)

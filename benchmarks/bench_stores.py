@@ -208,14 +208,16 @@ def restart_rate(
     return resumed, restarts * per_run
 
 
-def subprocess_restart_rate(spec: str, port: int, cafile: Path, version: str, runs: int) -> int:
+def subprocess_restart_rate(
+    spec: list[str], port: int, cafile: Path, version: str, runs: int
+) -> int:
     """The same with real processes: ``resume connect`` run *runs* times after a first run."""
     import json
 
     def run() -> bool:
         out = subprocess.run(
             [sys.executable, "-m", "resume", "connect", f"localhost:{port}", "--cafile",
-             str(cafile), "--tls", version, "--sessions", spec, "--json"],
+             str(cafile), "--tls", version, "--sessions", *spec, "--json"],
             capture_output=True, text=True, check=True,
         ).stdout
         return bool(json.loads(out)["resumed"])
@@ -240,15 +242,22 @@ def main(argv: list[str]) -> None:
             ports = {"1.2": port12, "1.3": port13}
             print("store round trip, put + take of a real DER session (one thread):")
             key = os.urandom(32)
+            key_file = tmp / "redis.key"
+            key_file.write_bytes(os.urandom(32).hex().encode())
+            key_file.chmod(0o600)
             for version in ("1.2", "1.3"):
                 der = real_der(ports[version], client_context(ca, version))
                 print(f" TLS {version} session, {len(der)} bytes of DER:")
+                # Since issue 8 every store seals with AES-GCM under a key that is not
+                # in the store: the first rows use each backend's default (MemoryStore: a
+                # random key; SQLiteStore: PATH.key; RedisStore has none: a key file).
                 for label, store, target in (
                     ("MemoryStore", MemoryStore(), None),
                     ("MemoryStore, AES-GCM", MemoryStore(key=key), None),
                     ("SQLiteStore", SQLiteStore(tmp / f"rt{version}.db"), 0.5),
                     ("SQLiteStore, AES-GCM", SQLiteStore(tmp / f"rte{version}.db", key=key), 0.5),
-                    ("RedisStore (loopback)", RedisStore(url, prefix=f"rt{version}"), 1.0),
+                    ("RedisStore (loopback)",
+                     RedisStore(url, prefix=f"rt{version}", key_file=key_file), 1.0),
                     ("RedisStore (loopback), AES-GCM",
                      RedisStore(url, key=key, prefix=f"rte{version}"), 1.0),
                 ):
@@ -269,7 +278,8 @@ def main(argv: list[str]) -> None:
             for version in ("1.2", "1.3"):
                 for label, factory in (
                     ("SQLiteStore", lambda v=version: SQLiteStore(tmp / f"restart{v}.db")),
-                    ("RedisStore", lambda v=version: RedisStore(url, prefix=f"restart{v}")),
+                    ("RedisStore",
+                     lambda v=version: RedisStore(url, prefix=f"restart{v}", key_file=key_file)),
                 ):
                     got, total = restart_rate(factory, ports[version], ca, version, restarts)
                     rate = 100.0 * got / total
@@ -277,8 +287,9 @@ def main(argv: list[str]) -> None:
                           f"target >= 99%: {'PASS' if rate >= 99 else 'FAIL'}")
             print(f"process restarts: 'resume connect' run {runs} times after a first run:")
             for version in ("1.2", "1.3"):
-                for label, spec in (("sqlite", f"sqlite:{tmp / f'cli{version}.db'}"),
-                                    ("redis", url.replace("/0", "/1"))):
+                for label, spec in (("sqlite", [f"sqlite:{tmp / f'cli{version}.db'}"]),
+                                    ("redis", [url.replace("/0", "/1"),
+                                               "--store-key-file", str(key_file)])):
                     got = subprocess_restart_rate(spec, ports[version], cafile, version, runs)
                     rate = 100.0 * got / runs
                     print(f"  TLS {version} {label:<12} {got}/{runs} resumed = {rate:.1f}%  "

@@ -5,9 +5,10 @@
 # It is the default store and the reference backend the tests compare the others
 # with; it lives and dies with the process. One lock makes every primitive
 # atomic, so take() hands a session to one thread only. Entries are sealed like
-# in every store (a memory dump shows no server names, and with a key no session
-# bytes either). Expired entries are dropped when their name is touched and,
-# every 256 puts, by a full sweep.
+# in every store, by default with a random key made for this object alone (a
+# memory dump of the dict shows no server names and no session bytes). Expired
+# entries are dropped when their name is touched and, every 256 puts, by a full
+# sweep.
 from __future__ import annotations
 
 import os
@@ -31,11 +32,13 @@ class MemoryStore(SessionStore):
     :class:`RedisStore` for that. Thread-safe.
 
     Args:
-        key: the 32-byte encryption key (see :func:`resume.stores.load_key`);
-            None keeps sessions unencrypted (names are still hashed).
+        key: the 32-byte key (see :func:`resume.stores.load_key`); None: a
+            random key made for this store alone.
         key_file: read the key from this file instead.
         per_key: the most sessions kept under one cache key.
         clock: seconds since the epoch; inject a fake for tests.
+        insecure_unauthenticated: seal with a key derived from the store's salt
+            (see :class:`SessionStore`); for tests of that mode only.
     """
 
     def __init__(
@@ -45,8 +48,10 @@ class MemoryStore(SessionStore):
         key_file: str | os.PathLike[str] | None = None,
         per_key: int = 4,
         clock: Callable[[], float] = time.time,
+        insecure_unauthenticated: bool = False,
     ) -> None:
-        super().__init__(key=key, key_file=key_file, per_key=per_key, clock=clock)
+        super().__init__(key=key, key_file=key_file, per_key=per_key, clock=clock,
+                         insecure_unauthenticated=insecure_unauthenticated)
         self._lock = threading.Lock()
         self._data: dict[bytes, dict[bytes, tuple[int, float, bytes]]] = {}
         self._seq = 0
@@ -56,6 +61,9 @@ class MemoryStore(SessionStore):
         """The number of entries held, expired ones included until they are swept."""
         with self._lock:
             return sum(len(pool) for pool in self._data.values())
+
+    def _default_key(self) -> bytes:
+        return os.urandom(32)
 
     def _setup(self) -> bytes:
         return self._salt

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, final
 
 from ._errors import StoreError
+from ._safefile import redact_url, scrub
 from ._store import SessionStore, _new_salt, _SaltChanged
 
 if TYPE_CHECKING:
@@ -141,14 +142,24 @@ class RedisStore(SessionStore):
     Args:
         url: a Redis URL, e.g. ``redis://127.0.0.1:6379/0`` or
             ``rediss://user:password@host:6380/2`` (see :func:`redis.from_url`).
-        key: the 32-byte encryption key (see :func:`resume.stores.load_key`);
-            None keeps sessions unencrypted (names are still hashed). With
-            Redis shared between hosts, configure one.
+            Its password is never printed, logged or shown by ``repr()``.
+        key: the 32-byte key (see :func:`resume.stores.load_key`), required:
+            every process and host that shares the store needs the same key,
+            and Redis must never hold it.
         key_file: read the key from this file instead.
         prefix: the prefix of every Redis key the store uses.
         per_key: the most sessions kept under one cache key.
         timeout: seconds to wait for the server to connect or answer.
         clock: seconds since the epoch; inject a fake for tests.
+        insecure_unauthenticated: run without a key. Anyone who can write to
+            this Redis (on loopback without a password: every local user) can
+            then make this process resume with a server it does not trust, and
+            anyone who can read it gets the stored master secrets. Warns with a
+            :class:`~resume.StoreWarning` every time such a store is made.
+
+    Raises:
+        ValueError: no key and no ``insecure_unauthenticated=True``, or *url*
+            is not a Redis URL.
 
     Creating the store does not connect; the first operation does. While the
     server is unreachable every operation raises :class:`~resume.StoreError`
@@ -167,8 +178,11 @@ class RedisStore(SessionStore):
         per_key: int = 4,
         timeout: float = 1.0,
         clock: Callable[[], float] = time.time,
+        insecure_unauthenticated: bool = False,
     ) -> None:
-        super().__init__(key=key, key_file=key_file, per_key=per_key, clock=clock)
+        self._url = url
+        super().__init__(key=key, key_file=key_file, per_key=per_key, clock=clock,
+                         insecure_unauthenticated=insecure_unauthenticated)
         try:
             import redis
             from redis.backoff import NoBackoff
@@ -187,8 +201,7 @@ class RedisStore(SessionStore):
                 health_check_interval=0,
             )
         except ValueError as exc:
-            raise ValueError(f"not a Redis URL: {exc}") from None
-        self._url = url
+            raise ValueError(f"not a Redis URL: {scrub(str(exc), url)}") from None
         self._prefix = prefix
         self._salt_key = f"{prefix}:salt"
         self._scripts: dict[str, Any] = {
@@ -197,7 +210,18 @@ class RedisStore(SessionStore):
         }
 
     def _describe(self) -> str:
-        return f"RedisStore({_redact(self._url)!r})"
+        return f"RedisStore({redact_url(self._url)!r})"
+
+    def _default_key(self) -> bytes:
+        raise ValueError(
+            f"{self._describe()} needs a key that Redis does not hold (key= or key_file=; "
+            f"'resume connect' takes --store-key-file FILE): without one, anyone who can "
+            f"write to Redis could make this process resume with a server it does not "
+            f"trust. To run without one anyway, pass insecure_unauthenticated=True"
+        )
+
+    def _fail(self, exc: Exception) -> StoreError:
+        return StoreError(f"{self._describe()} failed: {scrub(str(exc), self._url)}")
 
     def _run(self, script: str, name: bytes, *args: bytes | int | float | str) -> Any:
         hexname = name.hex()
@@ -215,14 +239,14 @@ class RedisStore(SessionStore):
         except self._redis_error as exc:
             if "RESUME_SALT" in str(exc):
                 raise _SaltChanged() from None
-            raise StoreError(f"{self._describe()} failed: {exc}") from None
+            raise self._fail(exc) from None
 
     def _setup(self) -> bytes:
         try:
             self._client.set(self._salt_key, _new_salt(), nx=True)
             salt = self._client.get(self._salt_key)
         except self._redis_error as exc:
-            raise StoreError(f"{self._describe()} failed: {exc}") from None
+            raise self._fail(exc) from None
         if not isinstance(salt, bytes) or len(salt) < 16:
             raise StoreError(f"{self._describe()}: the salt key {self._salt_key!r} is damaged")
         return salt
@@ -249,21 +273,7 @@ class RedisStore(SessionStore):
         self._client.close()
 
     def __repr__(self) -> str:
-        return f"<resume.stores.RedisStore {_redact(self._url)!r} encrypted={self.encrypted}>"
-
-
-def _redact(url: str) -> str:
-    # Never print a password from a URL.
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+        return f"<resume.stores.RedisStore {redact_url(self._url)!r} encrypted={self.encrypted}>"
 
 
 RedisStore.__module__ = "resume.stores"

@@ -4,13 +4,33 @@
 # SQLiteStore is the embedded store for persistence: one database file that
 # survives restarts and that several processes may use at once.
 #
-# Files and permissions. A serialized session holds a master secret, so the file
-# is created 0600 with os.open(O_CREAT | O_EXCL, 0o600) *before* SQLite opens it
-# (SQLite would create it with 0644 & ~umask). SQLite's unix VFS gives the files
-# it creates next to the database (the ``-wal`` write-ahead log and the ``-shm``
-# shared-memory index) the permissions of the database file itself, so they are
-# 0600 too; the tests check every file in the directory. An existing database
-# that others may read is tightened to 0600 with a StoreWarning.
+# Files and permissions (issue 8, finding 5). Whoever can write the database
+# could plant sessions, so the file is never trusted blindly (resume._safefile):
+#
+# * a new database is created 0600 with os.open(O_CREAT | O_EXCL | O_NOFOLLOW)
+#   *before* SQLite opens it (SQLite would create it with 0644 & ~umask);
+# * an existing one is opened with O_NOFOLLOW (a symbolic link is refused, and
+#   the file it points to is left as it was), then checked on the descriptor,
+#   in this order and before any change: a regular file, owned by this user,
+#   not writable by group or others, starting with the SQLite header
+#   "SQLite format 3\0" (or empty). Only then is a file that others may read
+#   tightened to 0600, with a StoreWarning;
+# * the files SQLite keeps beside it (``-wal``, ``-shm``, ``-journal``) get the
+#   same checks if they exist (SQLite gives the ones it creates the database's
+#   owner and mode); a directory that everybody may write without the sticky
+#   bit is refused;
+# * after SQLite opened the path, the path must still be the file checked.
+#
+# The key (issue 8, finding 2). Sessions are sealed with a key that is not in
+# the database (resume._store): given, or by default the key file
+# ``PATH.key`` beside the database, made on first use (0600, O_EXCL, written
+# to a temporary name and linked into place, so processes that start together
+# share one key) and held to the same checks as a key file given by the user.
+#
+# Format. resume_meta holds the store's salt and its format (2). A database of
+# format 1 (resume before issue 8: entries that anyone with the salt could
+# forge) is emptied when first opened, with a StoreWarning: its entries are
+# never trusted.
 #
 # Concurrency. The database is in WAL mode: readers never block the writer and
 # the writer never blocks readers; writers queue on SQLite's write lock, and
@@ -47,11 +67,15 @@ from pathlib import Path
 from typing import Final, final
 
 from ._errors import StoreError, UnsupportedError
+from ._safefile import check_directory, check_file, load_or_create_key, open_checked
 from ._store import FORMAT_VERSION, SessionStore, StoreWarning, _new_salt
 
 __all__ = ["SQLiteStore"]
 
 _SWEEP_EVERY: Final = 256
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 _MIN_SQLITE: Final = (3, 35, 0)
 
 _SCHEMA: Final = """
@@ -70,38 +94,58 @@ CREATE INDEX IF NOT EXISTS resume_sessions_expires ON resume_sessions (expires);
 """
 
 
-def _create_private(path: Path) -> None:
-    # Create the file 0600 before SQLite sees it; tighten an existing loose one.
+def _tighten(fd: int, st: os.stat_result, path: Path) -> None:
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        os.fchmod(fd, 0o600)
+        warnings.warn(
+            f"session store file {str(path)!r} was readable by other users "
+            f"(mode {mode:04o}); it is now 0600",
+            StoreWarning,
+            stacklevel=5,
+        )
+
+
+def _open_private(path: Path) -> tuple[int, int]:
+    """Create the database file 0600, or check the one there; return its (device, inode).
+
+    Nothing is changed in a file before it passed every check (see the module's
+    theory of operation).
+    """
+    check_directory(path.parent, f"session store {str(path)!r}")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
     except FileExistsError:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_checked(path, "session store", private=False)
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise StoreError(f"{str(path)!r} is not a regular file") from None
-            if st.st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-                warnings.warn(
-                    f"session store {str(path)!r} was readable by other users "
-                    f"(mode {st.st_mode & 0o777:04o}); it is now 0600",
-                    StoreWarning,
-                    stacklevel=4,
+            head = os.pread(fd, len(_SQLITE_HEADER), 0)
+            if head and head != _SQLITE_HEADER:
+                raise StoreError(
+                    f"session store {str(path)!r} is not a SQLite database; refusing to use it"
                 )
+            _tighten(fd, st, path)
         finally:
             os.close(fd)
-        for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            try:
-                if side.stat().st_mode & 0o077:
-                    side.chmod(0o600)
-            except FileNotFoundError:
-                pass
-        return
-    try:
-        os.fchmod(fd, 0o600)  # in case the umask removed owner bits
-    finally:
-        os.close(fd)
+    else:
+        try:
+            os.fchmod(fd, 0o600)  # in case the umask removed owner bits
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    for suffix in _SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        try:
+            side_fd = open_checked(side, "session store file", private=False)
+        except FileNotFoundError:
+            continue
+        try:
+            _tighten(side_fd, os.fstat(side_fd), side)
+        finally:
+            os.close(side_fd)
+    return st.st_dev, st.st_ino
 
 
 #: SQLite's result codes (``sqlite3.SQLITE_FULL`` and friends exist from Python 3.11).
@@ -124,15 +168,25 @@ class SQLiteStore(SessionStore):
     mode 0600. Several processes may use the same file at once; :meth:`take`
     is atomic across them. Sessions survive restarts until they expire.
 
+    The files are opened safely: a symbolic link is refused, and so is a file
+    owned by another user, writable by group or others, or that is not a
+    SQLite database, with a one-line :class:`~resume.StoreError` naming the
+    path, before anything is changed. Sessions are sealed with a key kept
+    outside the database: by default the key file ``PATH.key`` beside it, made
+    (0600) on first use.
+
     Args:
         path: the database file; created if missing (its directory must exist).
-        key: the 32-byte encryption key (see :func:`resume.stores.load_key`);
-            None keeps sessions unencrypted (names are still hashed).
+        key: the 32-byte key (see :func:`resume.stores.load_key`); None: the
+            key in ``PATH.key``, made on first use.
         key_file: read the key from this file instead.
         per_key: the most sessions kept under one cache key.
         timeout: seconds to wait for another process's write lock
             (SQLite's ``busy_timeout``).
         clock: seconds since the epoch; inject a fake for tests.
+        insecure_unauthenticated: make no key file and seal with a key derived
+            from the database's salt (see :class:`SessionStore`): anyone who
+            can write the file can then plant sessions. Warns every time.
 
     Calls block for the time of one SQLite statement (tens of microseconds; up
     to *timeout* while another process holds the write lock).
@@ -140,7 +194,9 @@ class SQLiteStore(SessionStore):
     Raises:
         ValueError: *path* is ``":memory:"`` or empty.
         UnsupportedError: the SQLite library is older than 3.35 (no ``RETURNING``).
-        StoreError: the file cannot be created or is not a SQLite database.
+        StoreError: the file cannot be created, is a symbolic link, belongs to
+            another user, may be written by others or is not a SQLite
+            database; or the key file is refused likewise.
     """
 
     def __init__(
@@ -152,8 +208,9 @@ class SQLiteStore(SessionStore):
         per_key: int = 4,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
+        insecure_unauthenticated: bool = False,
     ) -> None:
-        super().__init__(key=key, key_file=key_file, per_key=per_key, clock=clock)
+        self._conn: sqlite3.Connection | None = None
         if sqlite3.sqlite_version_info < _MIN_SQLITE:
             raise UnsupportedError(
                 f"SQLiteStore needs SQLite >= 3.35 for atomic take (DELETE ... RETURNING); "
@@ -165,18 +222,34 @@ class SQLiteStore(SessionStore):
         self._lock = threading.Lock()
         self._puts = 0
         try:
-            _create_private(self._path)
+            identity = _open_private(self._path)
         except OSError as exc:
             raise StoreError(
                 f"cannot create session store {str(self._path)!r}: {exc.strerror}"
             ) from None
+        super().__init__(key=key, key_file=key_file, per_key=per_key, clock=clock,
+                         insecure_unauthenticated=insecure_unauthenticated)
         try:
             conn = sqlite3.connect(
                 self._path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open session store {str(self._path)!r}: {exc}") from None
-        self._conn: sqlite3.Connection | None = conn
+        self._conn = conn
+        try:
+            st = os.lstat(self._path)
+            check_file(st, self._path, "session store", private=False)
+            if (st.st_dev, st.st_ino) != identity:
+                raise StoreError(
+                    f"session store {str(self._path)!r} was replaced while it was opened"
+                )
+        except (OSError, StoreError) as exc:
+            conn.close()
+            self._conn = None
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"cannot open session store {str(self._path)!r}: "
+                             f"{exc.strerror}") from None
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -189,6 +262,15 @@ class SQLiteStore(SessionStore):
     def path(self) -> Path:
         """The database file."""
         return self._path
+
+    @property
+    def default_key_file(self) -> Path:
+        """Where the store keeps its key when none is given: ``PATH.key``."""
+        return self._path.with_name(self._path.name + ".key")
+
+    def _default_key(self) -> bytes:
+        key, _ = load_or_create_key(self.default_key_file)
+        return key
 
     def _describe(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"
@@ -225,12 +307,22 @@ class SQLiteStore(SessionStore):
                         (_new_salt(), FORMAT_VERSION),
                     )
                     rows = dict(conn.execute("SELECT name, value FROM resume_meta"))
+                    dropped = 0
+                    if rows.get("format") == 1:
+                        # Format 1 entries could be forged with the salt: never trust them.
+                        dropped = conn.execute("DELETE FROM resume_sessions").rowcount
+                        conn.execute("UPDATE resume_meta SET value = ? WHERE name = 'format'",
+                                     (FORMAT_VERSION,))
+                        rows["format"] = FORMAT_VERSION
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback(conn)
                     raise
             except sqlite3.Error as exc:
                 raise self._fail(exc) from None
+        if dropped:
+            self._warn("legacy", f"{dropped} entries in the old unauthenticated format 1 "
+                                 f"were dropped; they are not trusted")
         salt = rows.get("salt")
         if not isinstance(salt, bytes) or len(salt) < 16:
             raise StoreError(f"{self._describe()} has a damaged salt; delete the file")

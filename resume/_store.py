@@ -19,16 +19,25 @@
 #   _take_raw(name, now)            -> the same, removed atomically
 #   _delete_raw(name, entry|None)   -> how many were removed
 #
+# The key. A resumed session skips certificate verification, so whoever can
+# write a store could make its users resume with a server they do not trust
+# (issue 8, finding 2). Every entry is therefore sealed with a 32-byte key that
+# is NOT in the store: given (key=, key_file=), or the backend's default (a
+# random key per MemoryStore; a key file made on first use beside a SQLite
+# database). RedisStore has no default: a key is required, and running without
+# one takes an explicit, loudly named opt-out (insecure_unauthenticated=True),
+# which warns every time a store is made.
+#
 # Names. A cache key names a server (host, port, TLS settings); a stolen store
 # must not list where its owner connects. The backend therefore only ever sees
 #
 #     name = HMAC-SHA256(name_key, key_bytes(key))            (32 bytes)
 #
-# where ``name_key`` is the per-store random salt (created by the first user of
-# the store and kept in it) or, when an encryption key is configured, a key
-# derived from the user's key and the salt with HKDF-SHA256. Without a user key
-# a thief holding the store and its salt can still test guesses ("was it
-# example.com:443?"); with one, the names are opaque.
+# where ``name_key`` and the AES-256-GCM key are derived from the user's key and
+# the per-store random salt (created by the first user of the store and kept in
+# it) with HKDF-SHA256. Without the key the names are opaque. Under the opt-out
+# the keys are derived from the salt alone: names and sessions are then only
+# obfuscated, and anyone who can read the store can forge entries.
 #
 # Entries. Each pool member is identified by
 #
@@ -38,23 +47,29 @@
 # by value (the cache tells the store which ticket it consumed) without the
 # backend ever comparing secrets.
 #
-# Sealed format, version 1 (all integers big-endian):
+# Sealed format, version 2 (all integers big-endian):
 #
 #     offset  size  field
 #     0       2     magic b"RS"
-#     2       1     version (1)
-#     3       1     algorithm: 0 = none (integrity tag only), 1 = AES-256-GCM
+#     2       1     version (2)
+#     3       1     algorithm: 1 = AES-256-GCM under the user's key,
+#                              2 = AES-256-GCM under a key derived from the salt
+#                                  alone (insecure_unauthenticated=True)
 #     4       8     expires, milliseconds since the epoch
-#     12      ...   algorithm 0: tag (16) || session
-#                   algorithm 1: nonce (12) || AES-GCM(session) || GCM tag (16)
+#     12      ...   nonce (12, random) || AES-GCM(session) || GCM tag (16)
 #
 # The 12-byte header and the 32-byte name are the associated data: an entry moved
-# under another host's name, or whose expiry was edited, no longer opens. With
-# algorithm 0 the tag is HMAC-SHA256(name_key, header || name || session)[:16]:
-# it detects corruption and misfiled entries, not an attacker who also holds the
-# salt (configure a key for that). An entry that does not open (garbage,
-# truncated, wrong key, unknown version, another host's entry) is deleted and
-# reported with a :class:`StoreWarning` that never contains a session byte; the
+# under another host's name, or whose expiry was edited, no longer opens. A
+# store with a key opens algorithm 1 only: an entry sealed under the opt-out is
+# forgeable by anyone, so it is never trusted by a store that has a key.
+#
+# Version 1 (resume before issue 8) could store sessions in the clear, with a
+# tag keyed by the salt that sits in the same store: an attacker who can write
+# the store could forge it. Version 1 entries are never trusted: met, they are
+# dropped with a warning (and a SQLite database of format 1 is emptied when
+# first opened). An entry that does not open (garbage, truncated, wrong key,
+# old or unknown version, another host's entry) is deleted and reported with a
+# rate-limited :class:`StoreWarning` that never contains a session byte; the
 # caller sees a miss and does a full handshake.
 #
 # Expiry. Every entry carries its absolute expiry; an expired entry is never
@@ -96,10 +111,13 @@ __all__ = [
 ]
 
 #: The version byte of sealed entries written by this module.
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 _MAGIC: Final = b"RS"
-_ALG_NONE: Final = 0
 _ALG_AESGCM: Final = 1
+_ALG_SALT_ONLY: Final = 2
+#: HKDF info strings: a keyed store and an opted-out one never share keys.
+_INFO_KEYED: Final = b"resume session store v2 keyed"
+_INFO_SALT_ONLY: Final = b"resume session store v2 insecure unauthenticated"
 _HEADER: Final = struct.Struct(">2sBBQ")  # magic, version, algorithm, expires (ms)
 _TAG_LEN: Final = 16
 _NONCE_LEN: Final = 12
@@ -220,24 +238,25 @@ def load_key(key: bytes | bytearray | str | os.PathLike[str] | None = None, *,
             characters and optional surrounding whitespace). The file should be
             readable by its owner only; a file that others can read is refused.
 
-    Returns None when neither is given (entries are then stored unencrypted).
+    Returns None when neither is given (the store then uses its default key).
+
+    The key file is opened without following a symbolic link and must be a
+    regular file owned by this user and neither readable nor writable by
+    group or others.
 
     Raises:
         ValueError: both or a malformed key were given.
-        StoreError: the key file cannot be read or others may read it.
+        StoreError: the key file cannot be read, is a link, belongs to another
+            user, or others may read or write it.
     """
     if key is not None and key_file is not None:
         raise ValueError("give the store key either as key= or as key_file=, not both")
     if key_file is not None:
+        from ._safefile import read_private
+
         path = Path(key_file)
         try:
-            mode = path.stat().st_mode
-            if mode & 0o077:
-                raise StoreError(
-                    f"key file {str(path)!r} may be read by other users "
-                    f"(mode {mode & 0o777:04o}); chmod 600 it"
-                )
-            raw = path.read_bytes()
+            raw = read_private(path, "key file")
         except OSError as exc:
             raise StoreError(f"cannot read key file {str(path)!r}: {exc.strerror}") from None
         return _parse_key(raw, f"key file {str(path)!r}")
@@ -321,11 +340,14 @@ class SessionStore(ABC):
     so a single-use TLS 1.3 ticket (RFC 8446, appendix C.4) reaches one client
     only, even across processes and hosts when the backend is shared.
 
-    Entries are sealed before the backend sees them: keys are stored as salted
-    HMAC-SHA256 hashes, and with an encryption *key* the session bytes are
-    encrypted with AES-256-GCM (see the module's theory of operation, and
-    :func:`load_key`). An entry that cannot be opened is deleted with a
-    :class:`StoreWarning` and reads as a miss.
+    Entries are sealed before the backend sees them, with a 32-byte key that
+    is not in the store: cache keys are stored as keyed HMAC-SHA256 hashes and
+    sessions are encrypted and authenticated with AES-256-GCM, bound to their
+    entry name. Whoever can write the store but does not hold the key cannot
+    plant a session: an entry that does not open (tampered, sealed with another
+    key, moved under another name, or in the old unauthenticated format 1) is
+    deleted with a rate-limited :class:`StoreWarning` and reads as a miss, so
+    the connection makes a full handshake.
 
     This is the role of OpenSSL's external session cache
     (``SSL_CTX_sess_set_new_cb()``, ``SSL_CTX_sess_set_get_cb()``,
@@ -333,11 +355,16 @@ class SessionStore(ABC):
     store through :func:`resume.stores.attach_store`.
 
     Args:
-        key: the 32-byte encryption key (see :func:`load_key`); None stores
-            sessions unencrypted (names are still hashed).
+        key: the 32-byte key (see :func:`load_key`); None uses the backend's
+            default key (see each backend).
         key_file: read the key from this file instead.
         per_key: the most sessions kept under one cache key.
         clock: seconds since the epoch; inject a fake for tests.
+        insecure_unauthenticated: run without a key: entries are then sealed
+            with a key derived from the store's own salt, so anyone who can
+            read or write the store can read and forge them, and make this
+            process resume with a server it does not trust. A
+            :class:`StoreWarning` says so each time such a store is made.
 
     Methods raise :class:`~resume.StoreError` when the backend fails.
     """
@@ -349,15 +376,33 @@ class SessionStore(ABC):
         key_file: str | os.PathLike[str] | None = None,
         per_key: int = 4,
         clock: Callable[[], float] = time.time,
+        insecure_unauthenticated: bool = False,
     ) -> None:
         if per_key < 1:
             raise ValueError(f"per_key must be >= 1, got {per_key}")
-        self._user_key = load_key(key, key_file=key_file)
+        user_key = load_key(key, key_file=key_file)
+        self._insecure = bool(insecure_unauthenticated)
+        if self._insecure:
+            if user_key is not None:
+                raise ValueError(
+                    "give a store key or insecure_unauthenticated=True, not both"
+                )
+            warnings.warn(
+                f"{self._describe()}: insecure_unauthenticated=True: entries are not "
+                f"authenticated, so anyone who can write this store can make this process "
+                f"resume with a server it does not trust, and anyone who can read it gets "
+                f"the master secrets of the stored sessions; configure a key instead",
+                StoreWarning,
+                stacklevel=3,
+            )
+        elif user_key is None:
+            user_key = self._default_key()
+        self._user_key = user_key
         self._per_key = per_key
         self._clock = clock
         self._limiter = _WarnLimiter(WARN_INTERVAL)
         self._keys_lock = threading.Lock()
-        self._derived: tuple[bytes, AESGCM | None] | None = None
+        self._derived: tuple[bytes, AESGCM] | None = None
         self._current_salt = b""
         self._closed = False
 
@@ -370,8 +415,16 @@ class SessionStore(ABC):
 
     @property
     def encrypted(self) -> bool:
-        """Whether entries are encrypted (a key was configured)."""
+        """Whether entries are sealed with a key that is not in the store.
+
+        False only for a store made with ``insecure_unauthenticated=True``.
+        """
         return self._user_key is not None
+
+    def _default_key(self) -> bytes:
+        # The key used when none is given; a backend without a safe default
+        # raises ValueError saying what to give.
+        raise ValueError(f"{type(self).__name__} needs a key: give key= or key_file=")
 
     @property
     def warnings_emitted(self) -> int:
@@ -384,7 +437,7 @@ class SessionStore(ABC):
     def _describe(self) -> str:
         return type(self).__name__
 
-    def _keys(self) -> tuple[bytes, AESGCM | None]:
+    def _keys(self) -> tuple[bytes, AESGCM]:
         # Derive the name key and the cipher once, on first use: _setup() may do
         # I/O (read or create the salt) and may fail with StoreError. The pair
         # is one attribute, read and replaced atomically, so that no thread
@@ -396,18 +449,18 @@ class SessionStore(ABC):
             derived = self._derived
             if derived is None:
                 salt = self._setup()
-                if self._user_key is None:
-                    derived = (salt, None)
-                else:
-                    from cryptography.hazmat.primitives import hashes
-                    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-                    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+                from cryptography.hazmat.primitives import hashes
+                from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+                from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-                    okm = HKDF(
-                        algorithm=hashes.SHA256(), length=64, salt=salt,
-                        info=b"resume session store v1",
-                    ).derive(self._user_key)
-                    derived = (okm[32:], AESGCM(okm[:32]))
+                if self._user_key is None:
+                    ikm, info = b"\0" * KEY_LEN, _INFO_SALT_ONLY
+                else:
+                    ikm, info = self._user_key, _INFO_KEYED
+                okm = HKDF(
+                    algorithm=hashes.SHA256(), length=64, salt=salt, info=info,
+                ).derive(ikm)
+                derived = (okm[32:], AESGCM(okm[:32]))
                 self._current_salt = salt
                 self._derived = derived
             return derived
@@ -430,59 +483,56 @@ class SessionStore(ABC):
         name_key, _ = self._keys()
         return hmac.digest(name_key, b"entry" + session, "sha256")[:_ENTRY_LEN]
 
+    @property
+    def _alg(self) -> int:
+        return _ALG_SALT_ONLY if self._user_key is None else _ALG_AESGCM
+
     def _seal(self, name: bytes, session: bytes, expires: float) -> bytes:
-        name_key, aead = self._keys()
+        _, aead = self._keys()
         ms = max(0, min(int(expires * 1000), 2**63 - 1))
-        if aead is None:
-            assert self._user_key is None, "an encrypted store never writes in clear"
-            header = _HEADER.pack(_MAGIC, FORMAT_VERSION, _ALG_NONE, ms)
-            tag = hmac.digest(name_key, header + name + session, "sha256")[:_TAG_LEN]
-            return header + tag + session
-        header = _HEADER.pack(_MAGIC, FORMAT_VERSION, _ALG_AESGCM, ms)
+        header = _HEADER.pack(_MAGIC, FORMAT_VERSION, self._alg, ms)
         nonce = os.urandom(_NONCE_LEN)
         return header + nonce + aead.encrypt(nonce, session, header + name)
 
     def _open(self, name: bytes, blob: bytes) -> StoredSession:
-        name_key, aead = self._keys()
+        _, aead = self._keys()
         if len(blob) < _HEADER.size:
             raise _Unreadable("an entry was truncated")
         magic, version, alg, ms = _HEADER.unpack_from(blob)
         if magic != _MAGIC:
             raise _Unreadable("an entry is not in the resume store format")
+        if version == 1:
+            raise _Unreadable(
+                "an entry in the old format 1 (not authenticated with a key) is not trusted"
+            )
         if version != FORMAT_VERSION:
             raise _Unreadable(
                 f"an entry has format version {version}; this resume reads version "
                 f"{FORMAT_VERSION}"
             )
-        header, body = blob[: _HEADER.size], blob[_HEADER.size:]
-        if alg == _ALG_NONE:
-            if aead is not None:
-                raise _Unreadable("an unencrypted entry was found in an encrypted store")
-            if len(body) < _TAG_LEN:
-                raise _Unreadable("an entry was truncated")
-            tag, session = body[:_TAG_LEN], body[_TAG_LEN:]
-            want = hmac.digest(name_key, header + name + session, "sha256")[:_TAG_LEN]
-            if not hmac.compare_digest(tag, want):
+        if alg != self._alg:
+            if alg == _ALG_SALT_ONLY:
                 raise _Unreadable(
-                    "an entry failed its integrity check (corrupted, or filed under "
-                    "another server's name)"
+                    "an entry sealed without a key (insecure_unauthenticated) is not "
+                    "trusted by a store with a key"
                 )
-        elif alg == _ALG_AESGCM:
-            if aead is None:
-                raise _Unreadable("an encrypted entry was found but no key is configured")
-            if len(body) < _NONCE_LEN + _TAG_LEN:
-                raise _Unreadable("an entry was truncated")
-            from cryptography.exceptions import InvalidTag
-
-            try:
-                session = aead.decrypt(body[:_NONCE_LEN], body[_NONCE_LEN:], header + name)
-            except InvalidTag:
+            if alg == _ALG_AESGCM:
                 raise _Unreadable(
-                    "an entry did not decrypt (wrong key, corrupted, or filed under "
-                    "another server's name)"
-                ) from None
-        else:
+                    "an entry sealed with a key was found, but this store has no key"
+                )
             raise _Unreadable(f"an entry uses unknown algorithm {alg}")
+        header, body = blob[: _HEADER.size], blob[_HEADER.size:]
+        if len(body) < _NONCE_LEN + _TAG_LEN:
+            raise _Unreadable("an entry was truncated")
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            session = aead.decrypt(body[:_NONCE_LEN], body[_NONCE_LEN:], header + name)
+        except InvalidTag:
+            raise _Unreadable(
+                "an entry failed authentication (sealed with another key, altered, or "
+                "moved from another server's name)"
+            ) from None
         return StoredSession(bytes(session), ms / 1000.0)
 
     # -- the public operations ----------------------------------------------------

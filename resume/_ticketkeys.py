@@ -45,12 +45,19 @@
 #   the last rotation. Whoever holds an exclusive ``flock`` on ``PATH.lock``
 #   rotates it (write to a 0600 temporary file, fsync, rename); others re-read
 #   it when its mtime changes. Keys are only on disk because the user asked for a
-#   key file.
+#   key file. The file (and its lock) is opened without following a symbolic
+#   link and refused, like a store key file, when it is not a regular file
+#   owned by this user, or when group or others may read or write it.
 # * :class:`RedisKeySource`: one JSON value in Redis shared by the fleet; every
 #   server polls it; when the rotation is due, the server that wins a Redis lock
 #   (``SET lock token NX PX``) rotates it and releases the lock with a
 #   compare-and-delete script. Redis down: servers keep their last keys (warning
-#   logged once per outage) and resync when it is back.
+#   logged once per outage) and resync when it is back. Whoever can write to
+#   Redis could otherwise install keys of their own (and read every ticket), so
+#   the ring is sealed with a 32-byte secret that Redis does not hold
+#   (AES-256-GCM, the Redis key's name as associated data); running without one
+#   takes the explicit opt-out insecure_unauthenticated=True, logged as a
+#   warning at every start. The URL's password is redacted from every message.
 #
 # A :class:`KeyRefresher` thread polls the source (default every 60 s, far less
 # than the 12 h default interval). The clock is injectable everywhere.
@@ -77,6 +84,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._errors import StoreError
 from ._openssl import binding
+from ._safefile import check_file, open_checked, redact_url, scrub
 
 __all__ = [
     "DEFAULT_REFRESH",
@@ -109,6 +117,7 @@ _FORMAT: Final = 1
 _SEALED: Final = b"resume-sealed-1:"
 #: The environment variable install_from_spec reads the Redis secret from.
 SECRET_ENV: Final = "RESUME_TICKET_KEYS_SECRET"
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
 Clock = Callable[[], float]
 
@@ -379,7 +388,20 @@ class KeyFile(KeySource):
         self._seen: tuple[int, int] | None = None
 
     def _lock(self, blocking: bool) -> int | None:
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock = Path(f"{self.path}.lock")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(
+                    f"ticket-key lock file {str(lock)!r} is a symbolic link; refusing to follow it"
+                ) from None
+            raise
+        try:
+            check_file(os.fstat(fd), lock, "ticket-key lock file", private=False)
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as exc:
@@ -395,12 +417,15 @@ class KeyFile(KeySource):
         os.close(fd)
 
     def _read(self) -> tuple[tuple[TicketKey, TicketKey, TicketKey], float, tuple[int, int]]:
-        with open(self.path, encoding="ascii") as f:
+        # No symbolic link, ours alone (see resume._safefile), like a store key file.
+        fd = open_checked(self.path, "ticket key file", private=True)
+        with open(fd, encoding="ascii", closefd=True) as f:
             st = os.fstat(f.fileno())
-            if st.st_mode & 0o077:
-                log.warning("ticket key file %s is readable by other users (mode %o)",
-                            self.path, st.st_mode & 0o777)
-            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+            try:
+                text = f.read()
+            except UnicodeDecodeError:
+                raise ValueError(f"{self.path}: not a ticket key file (not ASCII)") from None
+            lines = [ln for ln in text.splitlines() if ln.strip()]
         return _decode_keys(lines, str(self.path)), st.st_mtime, (st.st_mtime_ns, st.st_ino)
 
     def _write(self, keys: Sequence[TicketKey], when: float) -> None:
@@ -423,12 +448,14 @@ class KeyFile(KeySource):
 
         Raises:
             ValueError: the file is not three base64 80-byte keys.
+            StoreError: the file (or its lock) is a symbolic link, belongs to
+                another user, or group or others may read or write it.
             OSError: the file cannot be read or created.
         """
         fd = self._lock(blocking=True)
         assert fd is not None
         try:
-            if not self.path.exists():
+            if not os.path.lexists(self.path):
                 ring = TicketKeyRing(clock=self._clock, interval=self.interval)
                 self._write(ring.keys, ring.rotated_at)
             keys, mtime, seen = self._read()
@@ -460,7 +487,7 @@ class KeyFile(KeySource):
             if self._seen == (st.st_mtime_ns, st.st_ino):
                 return False
             keys, mtime, seen = self._read()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, StoreError) as exc:
             log.warning("cannot refresh ticket keys from %s (keeping the current keys): %s",
                         self.path, exc)
             return False
@@ -492,12 +519,14 @@ class RedisKeySource(KeySource):
     the lock ``KEY:lock`` (``SET NX PX``) rotates it. If Redis is unreachable the
     servers keep their last keys and warn once; they resync when it is back.
 
-    Without *secret* the keys are kept in Redis in the clear: Redis may write
-    them to disk (RDB/AOF persistence). Give every server the same 32-byte
-    *secret* (``install_from_spec`` reads it from ``RESUME_TICKET_KEYS_SECRET``,
-    base64) and the value is sealed with AES-256-GCM; a server with a secret
-    then refuses a value that is not sealed with it (no downgrade by whoever can
-    write to Redis).
+    Give every server the same 32-byte *secret* (``install_from_spec`` reads
+    it from ``RESUME_TICKET_KEYS_SECRET``, base64): the value is sealed with
+    AES-256-GCM, and a value that is not sealed with it is refused (no
+    downgrade by whoever can write to Redis). The secret is required: without
+    it whoever can write to Redis could install ticket keys of their own, and
+    whoever can read it (or its RDB/AOF files) could decrypt every ticket.
+    ``insecure_unauthenticated=True`` runs without one anyway, keeping the
+    ring in the clear, and logs a warning every time the ring is loaded.
 
     Args:
         url: a redis-py URL, e.g. ``redis://127.0.0.1:6379/0``.
@@ -506,10 +535,12 @@ class RedisKeySource(KeySource):
         clock: seconds since the epoch (default :func:`time.time`).
         lock_ms: how long the rotation lock lives if its holder dies.
         socket_timeout: seconds for each Redis operation.
-        secret: 32 bytes that seal the ring in Redis (AES-256-GCM), or None.
+        secret: 32 bytes that seal the ring in Redis (AES-256-GCM).
+        insecure_unauthenticated: run without *secret* (see above).
 
     Raises:
-        ValueError: *secret* is not 32 bytes.
+        ValueError: *secret* is not 32 bytes, or missing without
+            *insecure_unauthenticated*.
         StoreError: the ``redis`` package is not installed (``pip install resume-tls[redis]``).
     """
 
@@ -523,8 +554,19 @@ class RedisKeySource(KeySource):
         lock_ms: int = 10_000,
         socket_timeout: float = 2.0,
         secret: bytes | None = None,
+        insecure_unauthenticated: bool = False,
     ) -> None:
         self._aead: AESGCM | None = None
+        self._insecure = bool(insecure_unauthenticated)
+        if secret is not None and self._insecure:
+            raise ValueError("give a ticket-key secret or insecure_unauthenticated=True, not both")
+        if secret is None and not self._insecure:
+            raise ValueError(
+                f"ticket keys in Redis ({redact_url(url)}) need a 32-byte secret that Redis "
+                f"does not hold (base64 in {SECRET_ENV}): without one, whoever can write to "
+                f"Redis could install their own ticket keys; to run without one anyway, "
+                f"pass insecure_unauthenticated=True (--insecure-unauthenticated-store)"
+            )
         if secret is not None:
             if len(secret) != 32:
                 raise ValueError(f"the Redis ticket-key secret must be 32 bytes, got {len(secret)}")
@@ -546,10 +588,20 @@ class RedisKeySource(KeySource):
         self.interval = float(interval)
         self._clock = clock
         self._lock_ms = int(lock_ms)
-        self._client: Any = redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-        )
+        try:
+            self._client: Any = redis.Redis.from_url(
+                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+            )
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL: {scrub(str(exc), url)}") from None
         self._down = False
+
+    @property
+    def _where(self) -> str:
+        return redact_url(self.url)
+
+    def _scrub(self, exc: BaseException) -> str:
+        return scrub(str(exc), self.url)
 
     def _encode(self, keys: Sequence[TicketKey], rotated_at: float) -> bytes:
         doc = json.dumps(
@@ -594,6 +646,13 @@ class RedisKeySource(KeySource):
             StoreError: Redis is unreachable (a server needs the keys to start).
             ValueError: the value under *key* is not a ring.
         """
+        if self._insecure:
+            log.warning(
+                "ticket keys in Redis at %s are kept without a secret "
+                "(insecure_unauthenticated): whoever can write to this Redis can install "
+                "their own ticket keys, and whoever can read it can decrypt every ticket",
+                self._where,
+            )
         try:
             raw = self._client.get(self.key)
             if raw is None:
@@ -601,7 +660,9 @@ class RedisKeySource(KeySource):
                 self._client.set(self.key, self._encode(fresh.keys, fresh.rotated_at), nx=True)
                 raw = self._client.get(self.key)
         except self._redis_errors as exc:
-            raise StoreError(f"cannot read ticket keys from Redis at {self.url}: {exc}") from exc
+            raise StoreError(
+                f"cannot read ticket keys from Redis at {self._where}: {self._scrub(exc)}"
+            ) from None
         if raw is None:  # pragma: no cover - deleted between SET and GET
             raise StoreError(f"the ticket keys vanished from Redis key {self.key!r}")
         keys, rotated_at = self._decode(raw)
@@ -639,7 +700,9 @@ class RedisKeySource(KeySource):
             finally:
                 self._client.eval(_UNLOCK_SCRIPT, 1, lock_key, token)
         except self._redis_errors as exc:
-            raise StoreError(f"cannot rotate ticket keys in Redis at {self.url}: {exc}") from exc
+            raise StoreError(
+                f"cannot rotate ticket keys in Redis at {self._where}: {self._scrub(exc)}"
+            ) from None
 
     def refresh(self, ring: TicketKeyRing) -> bool:
         """Rotate the shared ring if due (lock winner only), then copy it into *ring*.
@@ -661,11 +724,11 @@ class RedisKeySource(KeySource):
         except self._refresh_errors as exc:
             if not self._down:
                 log.warning("ticket keys: Redis at %s is unavailable, keeping the current "
-                            "keys: %s", self.url, exc)
+                            "keys: %s", self._where, self._scrub(exc))
             self._down = True
             return False
         if self._down:
-            log.warning("ticket keys: Redis at %s is back", self.url)
+            log.warning("ticket keys: Redis at %s is back", self._where)
             self._down = False
         return ring.replace(keys, rotated_at)
 
@@ -674,7 +737,7 @@ class RedisKeySource(KeySource):
         self._client.close()
 
     def __repr__(self) -> str:
-        return f"<resume.ticketkeys.RedisKeySource {self.url!r} key={self.key!r}>"
+        return f"<resume.ticketkeys.RedisKeySource {self._where!r} key={self.key!r}>"
 
 
 # -- refresher and the command-line entry point ------------------------------------------
@@ -723,16 +786,22 @@ class KeyRefresher:
 
 
 def source_from_spec(
-    spec: str, *, interval: float = DEFAULT_ROTATION_INTERVAL, clock: Clock = time.time
+    spec: str,
+    *,
+    interval: float = DEFAULT_ROTATION_INTERVAL,
+    clock: Clock = time.time,
+    insecure_unauthenticated: bool = False,
 ) -> KeySource:
     """Make the source named by *spec*: ``file:PATH`` or ``redis://HOST:PORT/DB``.
 
     ``rediss://`` (TLS) and ``unix://`` Redis URLs work too. For Redis, a
     base64 32-byte secret in the ``RESUME_TICKET_KEYS_SECRET`` environment
-    variable seals the ring at rest (see :class:`RedisKeySource`).
+    variable seals the ring at rest (see :class:`RedisKeySource`); it is
+    required unless *insecure_unauthenticated* is true.
 
     Raises:
-        ValueError: *spec* names no known source.
+        ValueError: *spec* names no known source, or Redis is named without
+            a secret (and without *insecure_unauthenticated*).
     """
     if spec.startswith("file:"):
         path = spec[len("file:") :]
@@ -747,9 +816,12 @@ def source_from_spec(
                 secret = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
                 raise ValueError(f"{SECRET_ENV} is not base64") from None
-        return RedisKeySource(spec, interval=interval, clock=clock, secret=secret)
+        return RedisKeySource(
+            spec, interval=interval, clock=clock, secret=secret,
+            insecure_unauthenticated=insecure_unauthenticated and secret is None,
+        )
     raise ValueError(
-        f"unknown ticket-key source {spec!r}: use file:PATH or redis://HOST:PORT/DB"
+        f"unknown ticket-key source {redact_url(spec)!r}: use file:PATH or redis://HOST:PORT/DB"
     )
 
 
@@ -760,6 +832,7 @@ def install_from_spec(
     interval: float = DEFAULT_ROTATION_INTERVAL,
     refresh: float = DEFAULT_REFRESH,
     clock: Clock = time.time,
+    insecure_unauthenticated: bool = False,
 ) -> KeyRefresher:
     """Install shared ticket keys from *spec* on a server context; return the closer.
 
@@ -767,6 +840,8 @@ def install_from_spec(
     ``redis://HOST:PORT/DB``. The keys are loaded (created if absent), installed
     with :func:`install_ticket_keys`, and refreshed every *refresh* seconds by a
     daemon thread. Call the returned object when the server stops.
+    *insecure_unauthenticated* lets a Redis source run without its secret
+    (see :class:`RedisKeySource`).
 
     Raises:
         ValueError: *spec* is not understood, or the source holds no valid ring.
@@ -774,7 +849,8 @@ def install_from_spec(
         OSError: the key file cannot be read or created.
         UnsupportedError: ticket keys are not available on this Python build.
     """
-    source = source_from_spec(spec, interval=interval, clock=clock)
+    source = source_from_spec(spec, interval=interval, clock=clock,
+                              insecure_unauthenticated=insecure_unauthenticated)
     try:
         binding()  # refuse before touching the source
         ring = source.load()

@@ -33,18 +33,20 @@ OPENSSL = shutil.which("openssl")
 class SServer:
     """``openssl s_server -rev`` (answers each line reversed) on 127.0.0.1, a free port."""
 
-    def __init__(self, directory: Path, version: str, ca: trustme.CA | None = None) -> None:
+    def __init__(
+        self, directory: Path, version: str, ca: trustme.CA | None = None, port: int = 0
+    ) -> None:
         if OPENSSL is None:
             raise RuntimeError("the openssl command is not installed (.ci/run installs it)")
         self.ca = ca = ca if ca is not None else trustme.CA()
         cert = ca.issue_cert("localhost", "127.0.0.1")
-        self.cafile = directory / "ca.pem"
+        self.cafile = directory / f"ca-{port}.pem" if port else directory / "ca.pem"
         ca.cert_pem.write_to_path(str(self.cafile))
-        server_pem = directory / "server.pem"
+        server_pem = directory / (f"server-{port}.pem" if port else "server.pem")
         cert.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
         self.proc = subprocess.Popen(
             [
-                OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-cert", str(server_pem),
+                OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(server_pem),
                 "-rev", "-tls1_3" if version == "1.3" else "-tls1_2",
             ],
             stdin=subprocess.DEVNULL,
@@ -52,6 +54,7 @@ class SServer:
             stderr=subprocess.STDOUT,
         )
         self.port = 0
+        self._want = port
         self._listening = threading.Event()
         self._drain = threading.Thread(target=self._read_output, daemon=True)
         self._drain.start()
@@ -64,9 +67,10 @@ class SServer:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             if not self.port:
-                match = re.match(rb"ACCEPT\s+\S*:(\d+)", raw)
+                # With an explicit port, s_server prints a bare "ACCEPT".
+                match = re.match(rb"ACCEPT(?:\s+\S*:(\d+))?\s*$", raw)
                 if match:
-                    self.port = int(match.group(1))
+                    self.port = int(match.group(1)) if match.group(1) else self._want
                     self._listening.set()
         self._listening.set()  # exited
 
@@ -114,10 +118,13 @@ def run_json(server: SServer, *extra: str) -> dict[str, Any]:
 
 class TestTwoRuns:
     def test_sqlite_store_second_run_resumes(self, s_server: SServer, tmp_path: Path) -> None:
-        """With --sessions sqlite:PATH the second run resumes; the file is 0600."""
+        """With --sessions sqlite:PATH the second run resumes; the file and its key are 0600."""
         store = f"sqlite:{tmp_path / 'sessions.db'}"
         first = run_json(s_server, "--sessions", store)
+        key = (tmp_path / "sessions.db.key").read_bytes()
         second = run_json(s_server, "--sessions", store)
+        assert (tmp_path / "sessions.db.key").read_bytes() == key  # made once, on first use
+        assert stat.S_IMODE((tmp_path / "sessions.db.key").stat().st_mode) == 0o600
         version = f"TLSv{s_server.version}"  # type: ignore[attr-defined]
         assert (first["resumed"], first["tls_version"]) == (False, version)
         assert (second["resumed"], second["tls_version"]) == (True, version)
@@ -126,13 +133,36 @@ class TestTwoRuns:
         assert stat.S_IMODE((tmp_path / "sessions.db").stat().st_mode) == 0o600
 
     def test_redis_store_second_run_resumes(
-        self, s_server: SServer, redis_server: RedisServer
+        self, s_server: SServer, redis_server: RedisServer, tmp_path: Path
     ) -> None:
-        """With --sessions redis://... the second run resumes."""
-        first = run_json(s_server, "--sessions", redis_server.url)
-        second = run_json(s_server, "--sessions", redis_server.url)
+        """With --sessions redis://... --store-key-file FILE the second run resumes."""
+        key = tmp_path / "redis.key"
+        args = ("--sessions", redis_server.url, "--store-key-file", str(key))
+        first = run_json(s_server, *args)
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600  # made on first use
+        second = run_json(s_server, *args)
         assert (first["resumed"], second["resumed"]) == (False, True)
         assert second["store"] == "redis"
+
+    def test_redis_store_needs_a_key_or_the_opt_out(
+        self, s_server: SServer, redis_server: RedisServer
+    ) -> None:
+        """Without a key file, redis:// is bad usage; the opt-out works and warns every run."""
+        proc = resume_connect(
+            f"localhost:{s_server.port}", "--cafile", str(s_server.cafile),
+            "--sessions", redis_server.url, check=False,
+        )
+        assert proc.returncode == 2
+        assert "--store-key-file FILE" in proc.stderr
+        results = []
+        for _ in range(2):
+            proc = resume_connect(
+                f"localhost:{s_server.port}", "--cafile", str(s_server.cafile), "--json",
+                "--sessions", redis_server.url, "--insecure-unauthenticated-store",
+            )
+            results.append(json.loads(proc.stdout)["resumed"])
+            assert "insecure_unauthenticated=True: entries are not authenticated" in proc.stderr
+        assert results == [False, True]
 
     def test_without_a_store_nothing_is_kept(self, s_server: SServer) -> None:
         """Without --sessions every run is a full handshake."""
@@ -169,21 +199,39 @@ class TestTwoRuns:
 
 class TestStoreDown:
     def test_redis_down_does_not_fail_the_connection(
-        self, s_server: SServer, redis_server: RedisServer
+        self, s_server: SServer, redis_server: RedisServer, tmp_path: Path
     ) -> None:
         """Redis stopped: exit 0, full handshake, one warning line; back up: resumption returns."""
-        run_json(s_server, "--sessions", redis_server.url)
+        store = ("--sessions", redis_server.url, "--store-key-file", str(tmp_path / "key"))
+        run_json(s_server, *store)
         redis_server.stop()
         proc = resume_connect(
-            f"localhost:{s_server.port}", "--cafile", str(s_server.cafile), "--json",
-            "--sessions", redis_server.url,
+            f"localhost:{s_server.port}", "--cafile", str(s_server.cafile), "--json", *store
         )
         assert json.loads(proc.stdout)["resumed"] is False
         warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
         assert len(warnings) == 1 and "unavailable" in warnings[0]
         redis_server.start()
-        assert run_json(s_server, "--sessions", redis_server.url)["resumed"] is False
-        assert run_json(s_server, "--sessions", redis_server.url)["resumed"] is True
+        assert run_json(s_server, *store)["resumed"] is False
+        assert run_json(s_server, *store)["resumed"] is True
+
+    def test_password_never_reaches_stderr(self, s_server: SServer, tmp_path: Path) -> None:
+        """A Redis password in --sessions is redacted from every line the command prints."""
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        for url in (f"redis://user:hunter2@127.0.0.1:{port}/0",
+                    f"redis://127.0.0.1:{port}/0?password=hunter2"):
+            proc = resume_connect(
+                f"localhost:{s_server.port}", "--cafile", str(s_server.cafile), "--json",
+                "--sessions", url, "--store-key-file", str(tmp_path / "key"),
+            )
+            assert "unavailable" in proc.stderr
+            assert "hunter2" not in proc.stderr + proc.stdout
+        bad = resume_connect("localhost:1", "--sessions", "mysql://user:hunter2@db/", check=False)
+        assert bad.returncode == 2 and "hunter2" not in bad.stderr and "***" in bad.stderr
 
 
 class TestErrors:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import signal
 import socket
@@ -17,6 +19,7 @@ from redis_server import RedisServer
 from serverhelpers import ServerPKI, blocking_client
 
 from resume._cli import main
+from resume.ticketkeys import SECRET_ENV
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +28,11 @@ def pki() -> ServerPKI:
 
 
 class Served:
-    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+    def __init__(self, proc: subprocess.Popen[str], port: int, preamble: str = "") -> None:
         self.proc = proc
         self.port = port
+        #: What the server logged before "listening on" (warnings).
+        self.preamble = preamble
 
     def log_line(self) -> str:
         assert self.proc.stderr is not None
@@ -35,7 +40,7 @@ class Served:
 
 
 @contextmanager
-def serve(pki: ServerPKI, *extra: str) -> Iterator[Served]:
+def serve(pki: ServerPKI, *extra: str, env: dict[str, str] | None = None) -> Iterator[Served]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -53,13 +58,18 @@ def serve(pki: ServerPKI, *extra: str) -> Iterator[Served]:
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         assert proc.stderr is not None
-        first = proc.stderr.readline()
-        found = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", first)
-        assert found, first
-        yield Served(proc, int(found.group(1)))
+        preamble = ""
+        while line := proc.stderr.readline():
+            found = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
+            if found:
+                break
+            preamble += line
+        assert found, preamble
+        yield Served(proc, int(found.group(1)), preamble)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -195,8 +205,9 @@ def test_ticket_keys_let_a_fleet_resume_each_others_sessions(
         else:
             redis = stack.enter_context(RedisServer(tmp_path))
             spec = redis.url
-        a = stack.enter_context(serve(pki, "--tls", version, "--ticket-keys", spec))
-        b = stack.enter_context(serve(pki, "--tls", version, "--ticket-keys", spec))
+        env = {SECRET_ENV: base64.b64encode(os.urandom(32)).decode()}
+        a = stack.enter_context(serve(pki, "--tls", version, "--ticket-keys", spec, env=env))
+        b = stack.enter_context(serve(pki, "--tls", version, "--ticket-keys", spec, env=env))
         client = pki.client_context(version)
         first = blocking_client(a.port, client)
         assert not first.reused
@@ -228,3 +239,63 @@ def test_bad_ticket_key_source(pki: ServerPKI, capsys: pytest.CaptureFixture[str
     )
     assert code == 2
     assert "--ticket-keys" in capsys.readouterr().err
+
+
+def _serve_main(pki: ServerPKI, *extra: str) -> int:
+    return main(["serve", "--port", "0", "--cert", str(pki.cert_file), "--key",
+                 str(pki.key_file), *extra])
+
+
+def test_redis_ticket_keys_need_a_secret(
+    pki: ServerPKI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--ticket-keys redis://... without the secret: exit 2, naming both ways out."""
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    assert _serve_main(pki, "--ticket-keys", "redis://127.0.0.1:1/0") == 2
+    err = capsys.readouterr().err
+    assert SECRET_ENV in err and "--insecure-unauthenticated-store" in err
+
+
+def test_the_opt_out_warns_at_every_start(pki: ServerPKI, tmp_path: Path) -> None:
+    """--insecure-unauthenticated-store runs, and says what it costs, at every start."""
+    with RedisServer(tmp_path) as redis:
+        for _ in range(2):
+            with serve(pki, "--ticket-keys", redis.url, "--insecure-unauthenticated-store",
+                       env={SECRET_ENV: ""}) as served:
+                assert "without a secret (insecure_unauthenticated)" in served.preamble
+                assert not blocking_client(served.port, pki.client_context("1.3")).reused
+                stop(served)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://user:hunter2@127.0.0.1:{port}/0", "redis://127.0.0.1:{port}/0?password=hunter2",
+            "ftp://user:hunter2@nowhere/"],
+)
+def test_ticket_key_password_is_never_printed(
+    pki: ServerPKI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, url: str
+) -> None:
+    """A Redis password in --ticket-keys never reaches stderr or the log, whatever fails."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv(SECRET_ENV, base64.b64encode(os.urandom(32)).decode())
+    assert _serve_main(pki, "--ticket-keys", url.format(port=port)) == 2
+    err = capsys.readouterr().err
+    assert "--ticket-keys" in err and "***" in err
+    assert "hunter2" not in err + caplog.text
+
+
+def test_loose_ticket_key_file_is_refused(
+    pki: ServerPKI, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A ticket-key file others can read: exit 2, 'chmod 600', the file unchanged."""
+    from resume.ticketkeys import KeyFile
+
+    path = tmp_path / "ticket.keys"
+    KeyFile(path).load()
+    path.chmod(0o644)
+    before = path.read_bytes()
+    assert _serve_main(pki, "--ticket-keys", f"file:{path}") == 2
+    assert "chmod 600" in capsys.readouterr().err
+    assert path.read_bytes() == before and path.stat().st_mode & 0o777 == 0o644

@@ -10,9 +10,7 @@ it resumed, and the first bytes of its current key's (public) name.
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 import random
 import ssl
 import time
@@ -75,7 +73,7 @@ class Client:
             assert time.monotonic() < deadline, f"the fleet did not converge: {keys}"
 
 
-def current_key_in_redis(url: str) -> str | None:
+def current_key_in_redis(url: str, secret: bytes) -> str | None:
     client = redis.Redis.from_url(url)
     try:
         raw = client.get("resume:ticket-keys")
@@ -83,7 +81,14 @@ def current_key_in_redis(url: str) -> str | None:
         client.close()
     if raw is None:
         return None
-    return base64.b64decode(json.loads(raw)["keys"][1])[:4].hex()
+    # Never in the clear in Redis.
+    assert isinstance(raw, bytes) and raw.startswith(b"resume-sealed-1:")
+    source = RedisKeySource(url, secret=secret)
+    try:
+        keys, _ = source._decode(raw)
+    finally:
+        source.close()
+    return keys[1].name[:4].hex()
 
 
 @pytest.mark.parametrize("version", sorted(VERSIONS))
@@ -96,7 +101,7 @@ def test_fleet_resumes_everywhere(redis_server: RedisServer, version: str) -> No
 
         # 1. A forced rotation: servers pick it up one by one, and resumption
         #    holds throughout (the new current key was every server's "next").
-        source = RedisKeySource(redis_server.url)
+        source = RedisKeySource(redis_server.url, secret=fleet.secret)
         assert source.rotate_now()
         source.close()
         client.run(30)
@@ -110,13 +115,13 @@ def test_fleet_resumes_everywhere(redis_server: RedisServer, version: str) -> No
         # 3. Redis comes back empty: a server puts the fleet's ring back.
         redis_server.start()
         deadline = time.monotonic() + 20
-        while current_key_in_redis(redis_server.url) is None:
+        while current_key_in_redis(redis_server.url, fleet.secret) is None:
             assert time.monotonic() < deadline, "no server re-seeded Redis"
             time.sleep(0.01)  # polling another process's write: no event to await
-        assert current_key_in_redis(redis_server.url) == second_key
+        assert current_key_in_redis(redis_server.url, fleet.secret) == second_key
 
         # 4. And rotation works again after the restart.
-        source = RedisKeySource(redis_server.url)
+        source = RedisKeySource(redis_server.url, secret=fleet.secret)
         assert source.rotate_now()
         source.close()
         client.run(30)

@@ -35,7 +35,8 @@ CLIENT = textwrap.dedent(
     ctx = ssl.create_default_context(cafile=cafile)
     tls = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
     ctx.minimum_version = ctx.maximum_version = tls
-    store = SQLiteStore(spec[7:]) if spec.startswith("sqlite:") else RedisStore(spec)
+    store = (SQLiteStore(spec[7:]) if spec.startswith("sqlite:")
+             else RedisStore(spec, key=bytes(range(32))))
     cache = SessionCache(timeout=3600)
     link = attach_store(cache, store)
     link.register_context(ctx, label="persistence test")

@@ -15,6 +15,7 @@ import redis
 from redis_server import RedisServer, redis_server
 
 import resume
+from resume import StoreWarning
 from resume.stores import RedisStore, StoredSession
 
 __all__ = ["redis_server"]  # the fixture, imported for pytest
@@ -30,12 +31,16 @@ def client(server: RedisServer) -> Any:
     return redis.Redis.from_url(server.url)
 
 
+#: The store key of these tests (the same in the worker processes).
+KEY = bytes(range(32))
+
+
 WORKER = textwrap.dedent(
     """
     import json, os, sys, time
     from resume.stores import RedisStore
     url, go = sys.argv[1], sys.argv[2]
-    store = RedisStore(url, per_key=100000)
+    store = RedisStore(url, per_key=100000, key=bytes(range(32)))
     store.get(("warm", 1))  # connect and load the salt before the race
     while not os.path.exists(go):
         time.sleep(0.001)
@@ -53,7 +58,7 @@ class TestAtomicTake:
         self, redis_server: RedisServer, tmp_path: Any
     ) -> None:
         """Four processes race to take 400 tickets: each ticket reaches exactly one."""
-        with RedisStore(redis_server.url, per_key=100000) as store:
+        with RedisStore(redis_server.url, key=KEY, per_key=100000) as store:
             for n in range(400):
                 store.put(HOST, session(n), expires=time.time() + 600)
         go = tmp_path / "go"
@@ -79,7 +84,7 @@ class TestLayout:
         """Each name's keys expire in Redis at the latest entry's expiry (plus 1 s)."""
         r = client(redis_server)
         try:
-            with RedisStore(redis_server.url, prefix="p") as store:
+            with RedisStore(redis_server.url, key=KEY, prefix="p") as store:
                 store.put(HOST, session(1), expires=time.time() + 100)
                 store.put(HOST, session(2), expires=time.time() + 300)
                 keys = [k for k in r.keys("p:{*") if k]
@@ -94,7 +99,7 @@ class TestLayout:
         """A pool emptied by take() leaves nothing behind under its name."""
         r = client(redis_server)
         try:
-            with RedisStore(redis_server.url, prefix="p") as store:
+            with RedisStore(redis_server.url, key=KEY, prefix="p") as store:
                 store.put(HOST, session(1), expires=time.time() + 100)
                 assert store.take(HOST) is not None
                 assert r.keys("p:{*") == []
@@ -103,8 +108,8 @@ class TestLayout:
 
     def test_prefixes_separate_stores(self, redis_server: RedisServer) -> None:
         """Two prefixes on one server are two stores."""
-        with RedisStore(redis_server.url, prefix="a") as a, RedisStore(
-            redis_server.url, prefix="b"
+        with RedisStore(redis_server.url, key=KEY, prefix="a") as a, RedisStore(
+            redis_server.url, key=KEY, prefix="b"
         ) as b:
             a.put(HOST, session(1), expires=time.time() + 60)
             assert b.get(HOST) is None
@@ -114,7 +119,7 @@ class TestLayout:
 class TestServerDown:
     def test_down_raises_store_error_then_recovers(self, redis_server: RedisServer) -> None:
         """With the server stopped every call raises StoreError; after a restart it works again."""
-        with RedisStore(redis_server.url, timeout=0.5) as store:
+        with RedisStore(redis_server.url, key=KEY, timeout=0.5) as store:
             store.put(HOST, session(1), expires=time.time() + 60)
             redis_server.stop()
             with pytest.raises(resume.StoreError, match="failed"):
@@ -132,30 +137,30 @@ class TestServerDown:
         self, redis_server: RedisServer
     ) -> None:
         """After an empty restart, a running client puts its salt back; a new client uses it."""
-        with RedisStore(redis_server.url) as old:
+        with RedisStore(redis_server.url, key=KEY) as old:
             old.put(HOST, session(1), expires=time.time() + 60)
             redis_server.stop()
             redis_server.start()
             old.put(HOST, session(2), expires=time.time() + 60)
-            with RedisStore(redis_server.url) as new:
+            with RedisStore(redis_server.url, key=KEY) as new:
                 got = new.take(HOST)
                 assert got is not None and got.data == session(2)
 
     def test_salt_changed_by_another_client(self, redis_server: RedisServer) -> None:
         """If another client re-created the salt first, a running client reloads it and retries."""
-        with RedisStore(redis_server.url) as old:
+        with RedisStore(redis_server.url, key=KEY) as old:
             old.put(HOST, session(1), expires=time.time() + 60)
             r = client(redis_server)
             r.flushall()
             r.close()
-            with RedisStore(redis_server.url) as new:
+            with RedisStore(redis_server.url, key=KEY) as new:
                 new.put(HOST, session(2), expires=time.time() + 60)  # creates a new salt
                 got = old.take(HOST)
                 assert got is not None and got.data == session(2)
 
     def test_never_started(self) -> None:
         """A URL where nothing listens: StoreError on use, not at construction."""
-        store = RedisStore("redis://127.0.0.1:1/0", timeout=0.5)
+        store = RedisStore("redis://127.0.0.1:1/0", key=KEY, timeout=0.5)
         with store, pytest.raises(resume.StoreError, match="failed"):
             store.get(HOST)
 
@@ -163,7 +168,7 @@ class TestServerDown:
 class TestConfiguration:
     def test_password_is_never_shown(self) -> None:
         """repr() and error messages hide the password of the URL."""
-        store = RedisStore("redis://user:hunter2@127.0.0.1:1/0", timeout=0.5)
+        store = RedisStore("redis://user:hunter2@127.0.0.1:1/0", key=KEY, timeout=0.5)
         with store:
             assert "hunter2" not in repr(store)
             with pytest.raises(resume.StoreError) as info:
@@ -171,10 +176,61 @@ class TestConfiguration:
             assert "hunter2" not in str(info.value)
             assert "user:***@127.0.0.1:1" in str(info.value)
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "redis://user:hunter2@127.0.0.1:1/0",
+            "redis://:hunter2@127.0.0.1:1/0",
+            "redis://127.0.0.1:1/0?password=hunter2",
+            "unix://user:hunter2@/tmp/nonexistent-redis.sock?db=0",
+        ],
+    )
+    def test_password_never_in_repr_errors_or_warnings(self, url: str) -> None:
+        """Every spelling of a Redis password is redacted from repr, errors and warnings."""
+        with pytest.warns(StoreWarning) as record:
+            store = RedisStore(url, timeout=0.2, insecure_unauthenticated=True)
+        with store:
+            shown = [repr(store), *(str(w.message) for w in record)]
+            with pytest.raises(resume.StoreError) as info:
+                store.get(HOST)
+            shown.append(str(info.value))
+        assert all("hunter2" not in text for text in shown), shown
+        assert "***" in repr(store)
+
+    def test_a_key_is_required(self) -> None:
+        """Without a key (and without the opt-out) a RedisStore is refused, saying what to give."""
+        with pytest.raises(ValueError, match=r"needs a key.*insecure_unauthenticated=True"):
+            RedisStore("redis://127.0.0.1:1/0")
+
+    def test_the_opt_out_warns_every_time(self) -> None:
+        """insecure_unauthenticated=True works, and says what it costs at every start."""
+        for _ in range(2):
+            with pytest.warns(StoreWarning, match="not authenticated.*does not trust"):
+                store = RedisStore("redis://127.0.0.1:1/0", insecure_unauthenticated=True)
+            assert store.encrypted is False
+            store.close()
+        with pytest.raises(ValueError, match="not both"):
+            RedisStore("redis://127.0.0.1:1/0", key=KEY, insecure_unauthenticated=True)
+
+    def test_sessions_are_never_in_clear_in_redis(self, redis_server: RedisServer) -> None:
+        """What redis-cli shows is sealed, with a key and under the opt-out alike."""
+        with pytest.warns(StoreWarning):
+            insecure = RedisStore(redis_server.url, prefix="i", insecure_unauthenticated=True)
+        with RedisStore(redis_server.url, key=KEY, prefix="k") as keyed, insecure:
+            keyed.put(HOST, session(1), expires=time.time() + 60)
+            insecure.put(HOST, session(2), expires=time.time() + 60)
+            r = client(redis_server)
+            try:
+                values = [v for k in r.keys("*:e") for v in r.hvals(k)]
+            finally:
+                r.close()
+        assert len(values) == 2
+        assert all(b"master" not in v and b"example" not in v for v in values)
+
     def test_bad_url(self) -> None:
         """A URL that is not Redis is a ValueError."""
         with pytest.raises(ValueError, match="Redis URL"):
-            RedisStore("http://127.0.0.1/")
+            RedisStore("http://127.0.0.1/", key=KEY)
 
     def test_encrypted_store_shares_between_objects(self, redis_server: RedisServer) -> None:
         """Two encrypted store objects with one key read each other's sessions."""

@@ -97,6 +97,150 @@ class TestPermissions:
         assert not (tmp_path / "s.db").exists()
 
 
+NOBODY = 65534
+
+
+def snapshot(path: Path) -> tuple[int, int, bytes]:
+    st = os.lstat(path)
+    return stat.S_IMODE(st.st_mode), st.st_uid, path.read_bytes()
+
+
+class TestFilesOpenedSafely:
+    """Issue 8, finding 5: the store never trusts, follows or changes a file it should not."""
+
+    @pytest.mark.parametrize("which", ["s.db", "s.db-wal", "s.db-shm", "s.db-journal", "s.db.key"])
+    def test_symlink_is_refused_and_its_target_untouched(
+        self, tmp_path: Path, which: str
+    ) -> None:
+        """A link at the database (or a file beside it) is refused; what it points to stays."""
+        important = tmp_path / "important.conf"
+        important.write_bytes(b"do not touch\n")
+        important.chmod(0o644)
+        before = snapshot(important)
+        if which != "s.db":
+            SQLiteStore(tmp_path / "s.db").close()
+            (tmp_path / which).unlink(missing_ok=True)
+        (tmp_path / which).symlink_to(important)
+        with pytest.raises(resume.StoreError, match=f"'{tmp_path / which}' is a symbolic link"):
+            SQLiteStore(tmp_path / "s.db")
+        assert snapshot(important) == before
+
+    def test_file_of_another_user_is_refused_untouched(self, tmp_path: Path) -> None:
+        """A database owned by another uid (nobody) is refused before any change."""
+        if os.geteuid() != 0:
+            pytest.skip("chown to another user needs root")
+        path = tmp_path / "s.db"
+        SQLiteStore(path, key=os.urandom(32)).close()
+        os.chown(path, NOBODY, NOBODY)
+        path.chmod(0o644)
+        before = snapshot(path)
+        with pytest.raises(resume.StoreError, match=f"owned by uid {NOBODY}, not by this user"):
+            SQLiteStore(path, key=os.urandom(32))
+        assert snapshot(path) == before
+
+    def test_key_file_of_another_user_is_refused(self, tmp_path: Path) -> None:
+        """The default key file owned by nobody is refused: it could be the attacker's."""
+        if os.geteuid() != 0:
+            pytest.skip("chown to another user needs root")
+        path = tmp_path / "s.db"
+        SQLiteStore(path).close()
+        os.chown(tmp_path / "s.db.key", NOBODY, NOBODY)
+        with pytest.raises(resume.StoreError, match=r"s\.db\.key' is owned by uid 65534"):
+            SQLiteStore(path)
+
+    @pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+    def test_database_writable_by_others_is_refused_not_tightened(
+        self, tmp_path: Path, mode: int
+    ) -> None:
+        """A database others could have written is refused, not chmod-ed and trusted."""
+        path = tmp_path / "s.db"
+        with SQLiteStore(path) as store:
+            store.put(HOST, session(1), expires=time.time() + 60)
+        path.chmod(mode)
+        before = snapshot(path)
+        expected = rf"writable by group or others \(mode {mode:04o}"
+        with pytest.raises(resume.StoreError, match=expected):
+            SQLiteStore(path)
+        assert snapshot(path) == before
+
+    def test_garbage_file_is_refused_untouched(self, tmp_path: Path) -> None:
+        """A file that is not a SQLite database is refused before any mode change."""
+        path = tmp_path / "notes.txt"
+        path.write_bytes(b"my notes, not a database\n" * 10)
+        path.chmod(0o644)
+        before = snapshot(path)
+        with pytest.raises(resume.StoreError, match="is not a SQLite database"):
+            SQLiteStore(path)
+        assert snapshot(path) == before
+        assert not (tmp_path / "notes.txt.key").exists()
+
+    @pytest.mark.parametrize("mode", [0o644, 0o640, 0o666])
+    def test_loose_key_file_is_refused(self, tmp_path: Path, mode: int) -> None:
+        """A key file group or others may read or write is refused, saying chmod 600."""
+        path = tmp_path / "s.db"
+        SQLiteStore(path).close()
+        (tmp_path / "s.db.key").chmod(mode)
+        with pytest.raises(resume.StoreError, match="chmod 600"):
+            SQLiteStore(path)
+
+    def test_world_writable_directory_is_refused(self, tmp_path: Path) -> None:
+        """A directory anyone may write (not sticky) could have its files swapped: refused."""
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        shared.chmod(0o777)
+        with pytest.raises(resume.StoreError, match="writable by everybody and not sticky"):
+            SQLiteStore(shared / "s.db")
+        shared.chmod(0o1777)  # sticky, like /tmp: others cannot replace our files
+        SQLiteStore(shared / "s.db").close()
+
+    @pytest.mark.usefixtures("umask_zero")
+    def test_default_key_file_is_made_on_first_use_and_kept(self, tmp_path: Path) -> None:
+        """PATH.key is created 0600 on first use; the next store object reads the same key."""
+        path = tmp_path / "s.db"
+        with SQLiteStore(path) as store:
+            assert store.default_key_file == tmp_path / "s.db.key"
+            store.put(HOST, session(1), expires=time.time() + 60)
+        key_file = tmp_path / "s.db.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        first = key_file.read_bytes()
+        assert len(bytes.fromhex(first.decode())) == 32
+        with SQLiteStore(path) as store:
+            got = store.take(HOST)
+        assert got is not None and got.data == session(1)
+        assert key_file.read_bytes() == first
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+    def test_stores_made_together_agree_on_one_key(self, tmp_path: Path) -> None:
+        """Processes that create the key file at once all end up with the same key."""
+        path = tmp_path / "s.db"
+        code = ("import sys; from resume.stores import SQLiteStore; "
+                "s = SQLiteStore(sys.argv[1]); print(s._user_key.hex()); s.close()")
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(path)],
+                                  stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+        assert len(keys) == 1 and all(p.returncode == 0 for p in procs)
+        assert (tmp_path / "s.db.key").read_text().strip() == keys.pop()
+
+    def test_format_1_database_is_emptied_with_a_warning(self, tmp_path: Path) -> None:
+        """Entries of the old unauthenticated format are dropped when the file is opened."""
+        path = tmp_path / "s.db"
+        with SQLiteStore(path) as store:
+            store.put(HOST, session(1), expires=time.time() + 60)
+            store.put(("b", 1), session(2), expires=time.time() + 60)
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE resume_meta SET value = 1 WHERE name = 'format'")
+        conn.commit()
+        conn.close()
+        with SQLiteStore(path) as store:
+            with pytest.warns(StoreWarning, match="2 entries in the old unauthenticated format 1"):
+                assert store.get(HOST) is None
+            assert len(store) == 0
+            store.put(HOST, session(3), expires=time.time() + 60)
+        with SQLiteStore(path) as store:  # migrated once: no second warning
+            got = store.get(HOST)
+            assert got is not None and got.data == session(3)
+
+
 class TestRestarts:
     def test_sessions_survive_reopening(self, tmp_path: Path) -> None:
         """Closing and reopening (a restarted process) keeps sessions, salt and key."""

@@ -164,7 +164,7 @@ def make_store(
         if request.param == "sqlite":
             store = SQLiteStore(tmp_path / "s.db", **options)
         else:
-            store = RedisStore(redis_server.url, **options)
+            store = RedisStore(redis_server.url, **{"key": bytes(range(32)), **options})
         made.append(store)
         return store
 
@@ -328,7 +328,8 @@ class TestStoreDown:
         made: list[SessionStore] = []
 
         def make(**options: Any) -> SessionStore:
-            store = RedisStore(redis_server.url, timeout=0.5, **options)
+            store = RedisStore(redis_server.url, timeout=0.5,
+                               **{"key": bytes(range(32)), **options})
             made.append(store)
             return store
 

@@ -1,7 +1,8 @@
 """The SessionStore contract, run against every backend: memory, SQLite and a real Redis.
 
 Sessions here are opaque bytes (what SessionHandle.to_der() returns); the
-stores never parse them. Each backend runs unencrypted and encrypted.
+stores never parse them. Each backend runs with its default key (Redis has
+none: a key file), with a given key, and under the insecure opt-out.
 """
 
 from __future__ import annotations
@@ -70,11 +71,28 @@ class Backend:
     prefix: str
 
     def make(self, **options: Any) -> SessionStore:
+        if options.get("key") == "insecure":
+            del options["key"]
+            with pytest.warns(StoreWarning, match="insecure_unauthenticated"):
+                return self.make(insecure_unauthenticated=True, **options)
         if self.kind == "memory":
             return MemoryStore(**options)
         if self.kind == "sqlite":
             return SQLiteStore(self.tmp / "sessions.db", **options)
+        if (options.get("key") is None and options.get("key_file") is None
+                and not options.get("insecure_unauthenticated")):
+            # Redis has no default key: the documented way is a key file.
+            options.pop("key", None)
+            options["key_file"] = self.redis_key_file()
         return RedisStore(self.redis_url, prefix=self.prefix, **options)
+
+    def redis_key_file(self) -> Path:
+        path = self.tmp / "redis.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, os.urandom(32))
+            os.close(fd)
+        return path
 
     def raw_dump(self) -> bytes:
         """Every byte the backend holds (keys and values), for secrecy checks."""
@@ -105,10 +123,9 @@ def backend(
     return Backend(request.param, tmp_path, shared_redis.url, f"t{os.urandom(6).hex()}")
 
 
-@pytest.fixture(params=[None, KEY_A], ids=["plain", "aesgcm"])
-def key(request: pytest.FixtureRequest) -> bytes | None:
-    value: bytes | None = request.param
-    return value
+@pytest.fixture(params=[None, KEY_A, "insecure"], ids=["default-key", "given-key", "insecure"])
+def key(request: pytest.FixtureRequest) -> Any:
+    return request.param
 
 
 @pytest.fixture
@@ -117,7 +134,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(backend: Backend, key: bytes | None, clock: Clock) -> Iterator[SessionStore]:
+def store(backend: Backend, key: Any, clock: Clock) -> Iterator[SessionStore]:
     s = backend.make(key=key, clock=clock)
     yield s
     s.close()
@@ -283,7 +300,7 @@ class TestBadInput:
         """An entry cut anywhere reads as a miss with a warning and is deleted."""
         store.put(HOST, session(1), expires=clock.now + 60)
         replace_blob(store, HOST, lambda blob: blob[:cut])
-        with pytest.warns(StoreWarning, match="truncated|integrity|decrypt|format"):
+        with pytest.warns(StoreWarning, match="truncated|authentication|format"):
             assert store.get(HOST) is None
         assert store.take(HOST) is None  # deleted: no second warning
 
@@ -291,21 +308,21 @@ class TestBadInput:
         """One flipped bit in the session part is caught (tag or GCM), not served."""
         store.put(HOST, session(1), expires=clock.now + 60)
         replace_blob(store, HOST, lambda blob: blob[:-3] + bytes([blob[-3] ^ 1]) + blob[-2:])
-        with pytest.warns(StoreWarning, match="integrity|decrypt"):
+        with pytest.warns(StoreWarning, match="failed authentication"):
             assert store.take(HOST) is None
 
     def test_edited_expiry_is_detected(self, store: SessionStore, clock: Clock) -> None:
         """The expiry is authenticated: extending it by editing the header fails."""
         store.put(HOST, session(1), expires=clock.now + 60)
         replace_blob(store, HOST, lambda blob: blob[:4] + b"\x7f" + blob[5:])
-        with pytest.warns(StoreWarning, match="integrity|decrypt"):
+        with pytest.warns(StoreWarning, match="failed authentication"):
             assert store.get(HOST) is None
 
     def test_unknown_version_is_dropped(self, store: SessionStore, clock: Clock) -> None:
         """An entry of another format version is dropped with a warning naming the versions."""
         store.put(HOST, session(1), expires=clock.now + 60)
         replace_blob(store, HOST, lambda blob: blob[:2] + b"\x09" + blob[3:])
-        with pytest.warns(StoreWarning, match="format version 9; this resume reads version 1"):
+        with pytest.warns(StoreWarning, match="format version 9; this resume reads version 2"):
             assert store.take(HOST) is None
 
     def test_entry_under_another_hosts_name_is_refused(
@@ -341,7 +358,7 @@ class TestPersistentBackends:
         return Backend(request.param, tmp_path, shared_redis.url, f"t{os.urandom(6).hex()}")
 
     def test_a_second_store_object_sees_the_entries(
-        self, backend: Backend, key: bytes | None, clock: Clock
+        self, backend: Backend, key: Any, clock: Clock
     ) -> None:
         """Two store objects on one backing (two processes) share sessions and the salt."""
         with backend.make(key=key, clock=clock) as one, backend.make(key=key, clock=clock) as two:
@@ -362,39 +379,41 @@ class TestPersistentBackends:
             with backend.make(key=KEY_A, clock=clock) as one:
                 _, entry, blob = raw_entry(one, HOST)
             two._put_raw(two._name(key_bytes(HOST)), entry, clock.now + 60, blob, 4, clock.now)
-            with pytest.warns(StoreWarning, match="did not decrypt"):
+            with pytest.warns(StoreWarning, match="failed authentication.*another key"):
                 assert two.take(HOST) is None
         with backend.make(key=KEY_A, clock=clock) as one:
             assert one.take(HOST) == StoredSession(session(1), clock.now + 60)
 
-    def test_unencrypted_reader_refuses_encrypted_entries(
+    def test_keyed_and_opted_out_stores_refuse_each_other(
         self, backend: Backend, clock: Clock
     ) -> None:
-        """An encrypted entry read without a key, and the reverse, is dropped with a warning."""
-        with backend.make(key=KEY_A, clock=clock) as enc, backend.make(clock=clock) as plain:
+        """An entry sealed under the opt-out is never trusted by a keyed store, and back."""
+        with backend.make(key=KEY_A, clock=clock) as enc, backend.make(
+            key="insecure", clock=clock
+        ) as plain:
             enc.put(HOST, session(1), expires=clock.now + 60)
             _, entry, blob = raw_entry(enc, HOST)
             name = plain._name(key_bytes(HOST))
             plain._put_raw(name, entry, clock.now + 60, blob, 4, clock.now)
-            with pytest.warns(StoreWarning, match="no key is configured"):
+            with pytest.warns(StoreWarning, match="sealed with a key was found"):
                 assert plain.take(HOST) is None
             plain.put(HOST, session(2), expires=clock.now + 60)
             _, entry, blob = raw_entry(plain, HOST)
             enc._put_raw(enc._name(key_bytes(HOST)), entry, clock.now + 60, blob, 4, clock.now)
-            with pytest.warns(StoreWarning, match="unencrypted entry"):
+            with pytest.warns(StoreWarning, match="sealed without a key .* not trusted"):
                 got = enc.take(HOST)
             assert got == StoredSession(session(1), clock.now + 60)  # its own entry
             assert enc.take(HOST) is None
 
     def test_names_are_hashed_and_sessions_encrypted_at_rest(
-        self, backend: Backend, key: bytes | None, clock: Clock
+        self, backend: Backend, key: Any, clock: Clock
     ) -> None:
-        """The backing never holds the server name; with a key, never the session either."""
+        """The backing never holds the server name nor the session in the clear."""
         with backend.make(key=key, clock=clock) as store:
             store.put(("secret-host.example", 8443), session(1), expires=clock.now + 60)
             dump = backend.raw_dump()
         assert b"secret-host" not in dump
-        assert (b"secret-master-key" in dump) is (key is None)
+        assert b"secret-master-key" not in dump
 
 
 class TestKeys:
@@ -545,7 +564,7 @@ class TestProperties:
     @settings(max_examples=300, deadline=None)
     def test_any_bytes_open_or_are_refused(self, blob: bytes) -> None:
         """Arbitrary bytes never crash the reader: a session or a refusal, nothing else."""
-        for store in (_PLAIN, _ENCRYPTED):
+        for store in (_INSECURE, _ENCRYPTED):
             name = store._name(key_bytes(HOST))
             with contextlib.suppress(_Unreadable):
                 store._open(name, blob)
@@ -553,8 +572,8 @@ class TestProperties:
     @given(data=st.data())
     @settings(max_examples=60, deadline=None)
     def test_sealed_entries_refuse_every_single_byte_change(self, data: st.DataObject) -> None:
-        """Changing any one byte of a sealed entry makes it unreadable (plain and AES-GCM)."""
-        for store in (_PLAIN, _ENCRYPTED):
+        """Changing any one byte of a sealed entry makes it unreadable (keyed or opted out)."""
+        for store in (_INSECURE, _ENCRYPTED):
             name = store._name(key_bytes(HOST))
             blob = store._seal(name, session(3), 1_900_000_000.0)
             index = data.draw(st.integers(0, len(blob) - 1))
@@ -565,7 +584,9 @@ class TestProperties:
             assert store._open(name, blob).data == session(3)
 
 
-_PLAIN = MemoryStore()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", StoreWarning)
+    _INSECURE = MemoryStore(insecure_unauthenticated=True)
 _ENCRYPTED = MemoryStore(key=KEY_A)
 
 
@@ -635,3 +656,62 @@ class StoreModel(RuleBasedStateMachine):
 
 TestStoreModel = StoreModel.TestCase
 TestStoreModel.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+class TestUnforgeable:
+    """Whoever can write the store but lacks the key cannot plant a session (issue 8)."""
+
+    def test_old_format_1_entry_is_dropped_not_trusted(
+        self, backend: Backend, clock: Clock
+    ) -> None:
+        """A format-1 entry tagged with the store's own salt (forgeable) is dropped."""
+        import hmac
+        import struct
+
+        with backend.make(clock=clock) as store:
+            store.put(HOST, session(1), expires=clock.now + 60)
+            name, entry, _ = raw_entry(store, HOST)
+            header = struct.pack(">2sBBQ", b"RS", 1, 0, int((clock.now + 60) * 1000))
+            salt = store._current_salt
+            forged = header + hmac.digest(salt, header + name + session(9), "sha256")[:16]
+            store._put_raw(name, entry, clock.now + 60, forged + session(9), 4, clock.now)
+            with pytest.warns(StoreWarning, match="old format 1.*not trusted.*dropped"):
+                assert store.take(HOST) is None
+
+    def test_entry_sealed_under_the_opt_out_is_refused_by_a_keyed_store(
+        self, backend: Backend, clock: Clock
+    ) -> None:
+        """An attacker seals with the salt-only key (everything the store holds): refused."""
+        with backend.make(clock=clock) as store:
+            store.put(HOST, session(1), expires=clock.now + 60)
+            name, entry, _ = raw_entry(store, HOST)
+            with backend.make(key="insecure", clock=clock) as forger:
+                forger._keys()
+                forged = forger._seal(name, session(9), clock.now + 60)
+            store._put_raw(name, entry, clock.now + 60, forged, 4, clock.now)
+            with pytest.warns(StoreWarning, match="sealed without a key"):
+                assert store.take(HOST) is None
+
+    def test_each_memory_store_has_its_own_default_key(self, clock: Clock) -> None:
+        """Two MemoryStores made without a key do not open each other's entries."""
+        one, two = MemoryStore(clock=clock), MemoryStore(clock=clock)
+        one.put(HOST, session(1), expires=clock.now + 60)
+        _, entry, blob = raw_entry(one, HOST)
+        two._put_raw(two._name(key_bytes(HOST)), entry, clock.now + 60, blob, 4, clock.now)
+        with pytest.warns(StoreWarning, match="failed authentication"):
+            assert two.take(HOST) is None
+        assert one.encrypted and two.encrypted
+
+    def test_warnings_never_hold_session_bytes(self, backend: Backend, clock: Clock) -> None:
+        """The warning about a planted entry names the problem, never a session byte."""
+        with backend.make(key=KEY_A, clock=clock) as store, backend.make(
+            key=KEY_B, clock=clock
+        ) as other:
+            store.put(HOST, session(1), expires=clock.now + 60)
+            name, entry, _ = raw_entry(store, HOST)
+            store._put_raw(name, entry, clock.now + 60,
+                           other._seal(name, session(2), clock.now + 60), 4, clock.now)
+            with pytest.warns(StoreWarning) as record:
+                assert store.get(HOST) is None
+        message = one_warning(list(record))
+        assert "secret-master-key" not in message and "dropped" in message

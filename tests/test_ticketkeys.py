@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import ssl
+import stat
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,10 @@ def other_server(pki: Pki) -> Pki:
     ctx.minimum_version = pki.server.minimum_version
     ctx.maximum_version = pki.server.maximum_version
     return Pki(pki.ca, ctx, pki.client)
+
+
+#: The Redis ticket-key secret of these tests.
+SECRET = bytes(range(32))
 
 
 def secrets_of(ring: TicketKeyRing) -> list[str]:
@@ -359,14 +364,54 @@ class TestKeyFile:
         with pytest.raises(ValueError, match="48 bytes"):
             KeyFile(path).load()
 
-    def test_readable_file_warns(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-        """A key file that others can read is used, with a warning."""
+    @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+    def test_file_others_may_read_or_write_is_refused(self, tmp_path: Path, mode: int) -> None:
+        """A key file group or others can read is refused at load(), like a store key file."""
         path = tmp_path / "keys"
-        KeyFile(path).load()
-        os.chmod(path, 0o644)
-        with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+        ring = KeyFile(path).load()
+        os.chmod(path, mode)
+        with pytest.raises(StoreError, match=f"keys' .*mode {mode:04o}"):
             KeyFile(path).load()
-        assert "readable by other users" in caplog.text
+        os.chmod(path, 0o600)
+        assert KeyFile(path).load().keys == ring.keys  # nothing was changed or lost
+
+    def test_refresh_keeps_the_keys_of_a_file_made_readable(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A file loosened while running is not read again: the ring keeps its keys."""
+        clock = FakeClock()
+        source = KeyFile(tmp_path / "keys", clock=clock)
+        ring = source.load()
+        os.chmod(tmp_path / "keys", 0o644)
+        os.utime(tmp_path / "keys", (clock() + 5, clock() + 5))
+        with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+            assert source.refresh(ring) is False
+        assert "may be read by other users" in caplog.text
+
+    @pytest.mark.parametrize("which", ["keys", "keys.lock"])
+    def test_symlink_is_refused_and_its_target_untouched(
+        self, tmp_path: Path, which: str
+    ) -> None:
+        """The key file or its lock as a link: refused; the target keeps its mode and bytes."""
+        KeyFile(tmp_path / "keys").load()
+        important = tmp_path / "important.conf"
+        important.write_text("do not touch\n")
+        important.chmod(0o644)
+        (tmp_path / which).unlink()
+        (tmp_path / which).symlink_to(important)
+        with pytest.raises(StoreError, match=r"symbolic link|not a regular file"):
+            KeyFile(tmp_path / "keys").load()
+        assert important.read_text() == "do not touch\n"
+        assert stat.S_IMODE(important.stat().st_mode) == 0o644
+
+    def test_file_of_another_user_is_refused(self, tmp_path: Path) -> None:
+        """A key file owned by another uid (nobody) is refused."""
+        if os.geteuid() != 0:
+            pytest.skip("chown to another user needs root")
+        KeyFile(tmp_path / "keys").load()
+        os.chown(tmp_path / "keys", 65534, 65534)
+        with pytest.raises(StoreError, match="owned by uid 65534"):
+            KeyFile(tmp_path / "keys").load()
 
     def test_missing_directory(self, tmp_path: Path) -> None:
         """A path in a missing directory is an OSError at load()."""
@@ -378,8 +423,9 @@ class TestRedisKeySource:
     """Keys shared in Redis: created once, rotated by the lock holder, kept when Redis is down."""
 
     def test_shared_and_created_once(self, redis_server: RedisServer) -> None:
-        """Two servers load the same ring; the value is versioned JSON."""
-        one, two = RedisKeySource(redis_server.url), RedisKeySource(redis_server.url)
+        """Two servers load the same ring; the value is versioned JSON (under the opt-out)."""
+        one = RedisKeySource(redis_server.url, insecure_unauthenticated=True)
+        two = RedisKeySource(redis_server.url, insecure_unauthenticated=True)
         try:
             a, b = one.load(), two.load()
             assert a.keys == b.keys
@@ -394,7 +440,7 @@ class TestRedisKeySource:
     def test_one_rotation_per_interval(self, redis_server: RedisServer) -> None:
         """When due, each server refreshes; the ring rotates exactly once."""
         clock = FakeClock(1_700_000_000.0)
-        sources = [RedisKeySource(redis_server.url, clock=clock) for _ in range(3)]
+        sources = [RedisKeySource(redis_server.url, secret=SECRET, clock=clock) for _ in range(3)]
         try:
             rings = [s.load() for s in sources]
             old = rings[0].keys
@@ -410,7 +456,7 @@ class TestRedisKeySource:
 
     def test_lock_held_elsewhere(self, redis_server: RedisServer) -> None:
         """rotate_now() does nothing while another server holds the Redis lock."""
-        source = RedisKeySource(redis_server.url)
+        source = RedisKeySource(redis_server.url, secret=SECRET)
         client = redis.Redis.from_url(redis_server.url)
         try:
             ring = source.load()
@@ -427,7 +473,7 @@ class TestRedisKeySource:
         self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Down: keys kept, one warning; back (empty): the ring is put back and shared again."""
-        source = RedisKeySource(redis_server.url, socket_timeout=1.0)
+        source = RedisKeySource(redis_server.url, secret=SECRET, socket_timeout=1.0)
         try:
             ring = source.load()
             old = ring.keys
@@ -438,12 +484,12 @@ class TestRedisKeySource:
             assert ring.keys == old
             assert caplog.text.count("is unavailable") == 1
             with pytest.raises(StoreError, match="cannot read ticket keys"):
-                RedisKeySource(redis_server.url).load()
+                RedisKeySource(redis_server.url, secret=SECRET).load()
             redis_server.start()
             with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
                 assert not source.refresh(ring)
             assert "is back" in caplog.text
-            other = RedisKeySource(redis_server.url)
+            other = RedisKeySource(redis_server.url, secret=SECRET)
             assert other.load().keys == old
             other.close()
         finally:
@@ -452,7 +498,7 @@ class TestRedisKeySource:
     def test_foreign_value(self, redis_server: RedisServer) -> None:
         """A value that is not a ring is a ValueError at load(), kept out by refresh()."""
         client = redis.Redis.from_url(redis_server.url)
-        source = RedisKeySource(redis_server.url, key="k")
+        source = RedisKeySource(redis_server.url, key="k", insecure_unauthenticated=True)
         try:
             client.set("k", "hello")
             with pytest.raises(ValueError, match="not a resume ticket-key ring"):
@@ -493,8 +539,9 @@ class TestSealedRing:
         """Another secret, no secret, or an unsealed value (a downgrade) is refused."""
         sealed = RedisKeySource(redis_server.url, secret=os.urandom(32))
         other = RedisKeySource(redis_server.url, secret=os.urandom(32))
-        plain = RedisKeySource(redis_server.url)
-        plain_elsewhere = RedisKeySource(redis_server.url, key="plain")
+        plain = RedisKeySource(redis_server.url, insecure_unauthenticated=True)
+        plain_elsewhere = RedisKeySource(redis_server.url, key="plain",
+                                         insecure_unauthenticated=True)
         sealed_elsewhere = RedisKeySource(redis_server.url, key="plain", secret=os.urandom(32))
         try:
             sealed.load()
@@ -508,6 +555,56 @@ class TestSealedRing:
         finally:
             for source in (sealed, other, plain, plain_elsewhere, sealed_elsewhere):
                 source.close()
+
+    def test_a_secret_is_required(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without a secret (and without the opt-out) a Redis source is refused."""
+        monkeypatch.delenv(SECRET_ENV, raising=False)
+        with pytest.raises(ValueError, match=f"need a 32-byte secret.*{SECRET_ENV}"):
+            RedisKeySource("redis://127.0.0.1:1/0")
+        with pytest.raises(ValueError, match="insecure-unauthenticated-store"):
+            source_from_spec("redis://127.0.0.1:1/0")
+        with pytest.raises(ValueError, match="not both"):
+            RedisKeySource("redis://127.0.0.1:1/0", secret=SECRET, insecure_unauthenticated=True)
+
+    def test_opt_out_warns_at_every_start(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """insecure_unauthenticated=True keeps the ring in the clear and says so at each load."""
+        with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+            for _ in range(2):
+                source = source_from_spec(redis_server.url, insecure_unauthenticated=True)
+                source.load()
+                source.close()
+        assert caplog.text.count("without a secret (insecure_unauthenticated)") == 2
+
+    @pytest.mark.parametrize(
+        "url",
+        ["redis://user:hunter2@127.0.0.1:{port}/0", "redis://:hunter2@127.0.0.1:{port}/0",
+         "redis://127.0.0.1:{port}/0?password=hunter2"],
+    )
+    def test_password_never_in_repr_errors_or_logs(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture, url: str
+    ) -> None:
+        """The Redis password of a ticket-key URL is redacted from repr, errors and logs."""
+        url = url.format(port=redis_server.port)
+        source = RedisKeySource(url, secret=SECRET, socket_timeout=0.5)
+        shown = [repr(source)]
+        try:
+            redis_server.stop()
+            with pytest.raises(StoreError) as info:
+                source.load()
+            shown.append(str(info.value))
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                source.refresh(TicketKeyRing())
+            shown.append(caplog.text)
+        finally:
+            source.close()
+        assert "redis" in caplog.text.lower()
+        assert all("hunter2" not in text for text in shown), shown
+        assert "***" in shown[0]
+        with pytest.raises(ValueError, match="unknown ticket-key source") as bad:
+            source_from_spec("mysql://user:hunter2@db/", insecure_unauthenticated=True)
+        assert "hunter2" not in str(bad.value)
 
     def test_secret_size(self) -> None:
         """A secret must be 32 bytes."""
@@ -558,8 +655,11 @@ class TestInstallFromSpec:
             close_b()
         close_a()  # idempotent
 
-    def test_redis_spec_shares_keys(self, pki: Pki, redis_server: RedisServer) -> None:
+    def test_redis_spec_shares_keys(
+        self, pki: Pki, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Two contexts on the same Redis resume each other's tickets, also after a rotation."""
+        monkeypatch.setenv(SECRET_ENV, base64.b64encode(SECRET).decode())
         a, b = other_server(pki), other_server(pki)
         close_a = install_from_spec(a.server, redis_server.url)
         close_b = install_from_spec(b.server, redis_server.url)
@@ -576,8 +676,11 @@ class TestInstallFromSpec:
             close_a()
             close_b()
 
-    def test_redis_down_at_start(self, pki: Pki, redis_server: RedisServer) -> None:
+    def test_redis_down_at_start(
+        self, pki: Pki, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """With Redis unreachable at start, install_from_spec raises StoreError."""
+        monkeypatch.setenv(SECRET_ENV, base64.b64encode(SECRET).decode())
         url = redis_server.url
         redis_server.stop()
         with pytest.raises(StoreError):

@@ -17,10 +17,17 @@
 #
 # Errors are one line naming the file, address or value at fault (see
 # resume._cli._common): usage errors exit 2, failures to connect exit 1.
+#
+# Store keys. Stored sessions are sealed with a key that is not in the
+# store. sqlite:PATH needs no option: the key file PATH.key is made on first
+# use. redis:// needs --store-key-file FILE (made on first use too; copy it to
+# every host that shares the store), or the loud --insecure-unauthenticated-store.
+# Store URLs are shown with their password redacted.
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import ssl
 import sys
 import warnings
@@ -80,8 +87,19 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--key-file", metavar="FILE", type=Path,
-        help="encrypt stored sessions with the 32-byte key in FILE (AES-256-GCM; chmod 600)",
+        "--store-key-file", "--key-file", dest="key_file", metavar="FILE", type=Path,
+        help=(
+            "seal stored sessions with the 32-byte key in FILE (AES-256-GCM), made 0600 on "
+            "first use; required with redis:// (give every host the same file); default "
+            "for sqlite:PATH: PATH.key"
+        ),
+    )
+    parser.add_argument(
+        "--insecure-unauthenticated-store", action="store_true",
+        help=(
+            "use the store without a key: anyone who can write to it can make this "
+            "command trust a server it should not (warns every time)"
+        ),
     )
     parser.add_argument(
         "--message", default="hello", metavar="TEXT",
@@ -122,20 +140,36 @@ def parse_target(target: str) -> tuple[str, int]:
     return host, parse_port(port_text)
 
 
-def _open_store(spec: str, key_file: Path | None) -> Any:
+def _open_store(spec: str, key_file: Path | None, insecure: bool) -> Any:
+    from .._safefile import load_or_create_key, redact_url
     from ..stores import RedisStore, SQLiteStore
 
-    if spec.startswith("sqlite:"):
+    is_sqlite = spec.startswith("sqlite:")
+    if not is_sqlite and not spec.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(
+            f"--sessions takes sqlite:PATH or redis://HOST:PORT/DB, got {redact_url(spec)!r}"
+        )
+    if insecure and key_file is not None:
+        raise ValueError("give --store-key-file or --insecure-unauthenticated-store, not both")
+    if not is_sqlite and key_file is None and not insecure:
+        raise ValueError(
+            "a Redis store needs --store-key-file FILE (a key Redis does not hold, made on "
+            "first use; give every host the same file), or --insecure-unauthenticated-store"
+        )
+    key = None
+    if key_file is not None:
+        key, created = load_or_create_key(key_file)
+        if created:
+            print(f"resume connect: created store key file {str(key_file)!r}", file=sys.stderr)
+    if is_sqlite:
         path = spec[len("sqlite:"):]
         if path.startswith("//"):
             path = path[2:]
         if not path:
             raise ValueError("sqlite: needs a path, e.g. sqlite:sessions.db")
         store_file(path, "--sessions")
-        return SQLiteStore(path, key_file=key_file)
-    if spec.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(spec, key_file=key_file)
-    raise ValueError(f"--sessions takes sqlite:PATH or redis://HOST:PORT/DB, got {spec!r}")
+        return SQLiteStore(path, key=key, insecure_unauthenticated=insecure)
+    return RedisStore(spec, key=key, insecure_unauthenticated=insecure)
 
 
 def _context(args: argparse.Namespace) -> ssl.SSLContext:
@@ -194,9 +228,19 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for w in caught:
                 if issubclass(w.category, StoreWarning):
-                    print(f"resume connect: warning: {w.message}", file=sys.stderr)
+                    print(f"resume connect: warning: {_redacted(str(w.message), args)}",
+                          file=sys.stderr)
                 else:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _redacted(text: str, args: argparse.Namespace) -> str:
+    # The store URL's password never reaches the terminal (the stores redact
+    # it already; this is the last line of defence).
+    from .._safefile import scrub
+
+    spec = getattr(args, "sessions", None)
+    return scrub(text, spec) if spec else text
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -211,19 +255,22 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(str(exc), 2) from None
     name = args.server_name or host
-    if args.key_file is not None:
-        regular_file(args.key_file, "--key-file")
+    if args.key_file is not None and os.path.lexists(args.key_file):
+        regular_file(args.key_file, "--store-key-file")
     try:
         context = _context(args)
-        store = _open_store(args.sessions, args.key_file) if args.sessions else None
+        store = (
+            _open_store(args.sessions, args.key_file, args.insecure_unauthenticated_store)
+            if args.sessions else None
+        )
     except ssl.SSLError as exc:
         raise CLIError(
             f"--cafile {args.cafile}: no usable CA certificate in it ({exc.reason or exc})", 2
         ) from None
     except (ValueError, OSError) as exc:
-        raise CLIError(str(exc), 2) from None
+        raise CLIError(_redacted(str(exc), args), 2) from None
     except ResumeError as exc:
-        raise CLIError(str(exc), 1) from None
+        raise CLIError(_redacted(str(exc), args), 1) from None
     cache = SessionCache(mode=CacheMode.CLIENT, timeout=24 * 3600)
     link = attach_store(cache, store) if store is not None else None
     shown = args.target
@@ -260,7 +307,9 @@ def _run(args: argparse.Namespace) -> int:
                 ) from None
             except (OSError, trio.BrokenResourceError, ssl.SSLError, ValueError) as exc:
                 prefix = f"connection {number} of {args.count}: " if args.count > 1 else ""
-                raise CLIError(prefix + describe_connect_error(exc, shown, name)) from None
+                raise CLIError(
+                    _redacted(prefix + describe_connect_error(exc, shown, name), args)
+                ) from None
             resumed += result["resumed"]
             report(number, result)
     finally:

@@ -84,8 +84,14 @@ def add_tls_options(parser: argparse.ArgumentParser) -> None:
         "--ticket-keys",
         metavar="SOURCE",
         help="share session-ticket keys with the other servers of a fleet: "
-        "redis://HOST:PORT/DB or file:PATH (rotated every 12 h; a base64 32-byte "
-        "RESUME_TICKET_KEYS_SECRET in the environment seals them in Redis)",
+        "redis://HOST:PORT/DB or file:PATH (rotated every 12 h; Redis needs a base64 "
+        "32-byte RESUME_TICKET_KEYS_SECRET in the environment, which seals them there)",
+    )
+    tls.add_argument(
+        "--insecure-unauthenticated-store",
+        action="store_true",
+        help="keep --ticket-keys in Redis without RESUME_TICKET_KEYS_SECRET: whoever can "
+        "write to that Redis can install their own ticket keys (warns at every start)",
     )
     tls.add_argument(
         "--session-timeout",
@@ -209,12 +215,18 @@ def run(args: argparse.Namespace) -> int:
     close_ticket_keys = None
     if getattr(args, "ticket_keys", None):
         from .._errors import ResumeError
+        from .._safefile import scrub
         from .._ticketkeys import install_from_spec
 
         try:
-            close_ticket_keys = install_from_spec(context, args.ticket_keys)
+            close_ticket_keys = install_from_spec(
+                context, args.ticket_keys,
+                insecure_unauthenticated=getattr(args, "insecure_unauthenticated_store", False),
+            )
         except (OSError, ValueError, ResumeError) as exc:
-            print(f"resume serve: --ticket-keys: {exc}", file=sys.stderr)
+            # The URL's password is redacted by the source; scrub() is the last defence.
+            print(f"resume serve: --ticket-keys: {scrub(str(exc), args.ticket_keys)}",
+                  file=sys.stderr)
             return 2
     try:
         trio.run(_main, args, context)
