@@ -52,6 +52,7 @@ from ._defaults import default_ssl_context, resolve_cache
 from ._handle import SessionHandle
 from ._key import SessionKey, normalize_peer
 from ._offer import offer
+from ._storecache import fetch_for_asyncio
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -333,6 +334,7 @@ async def open_connection(
     sock: socket.socket | None = kwargs.get("sock")
     if sock is None and host is None:
         raise ValueError("host is required unless sock= is given")
+    await fetch_for_asyncio(cache, context, name, port)  # a store, off the loop
 
     conn = ClientConnection.start(cache, context, name, port)
     loop = asyncio.get_running_loop()
