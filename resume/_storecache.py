@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import hashlib
 import ssl
 import threading
@@ -489,11 +490,12 @@ class StoreLink:
         while True:
             with self._lock:
                 while not self._queue:
-                    if not self._attached or not self._cond.wait(_IDLE_EXIT):
-                        if not self._queue:
-                            self._writer = None
-                            self._cond.notify_all()
-                            return
+                    # Detached, or idle too long: exit (_enqueue starts another).
+                    stop = not self._attached or not self._cond.wait(_IDLE_EXIT)
+                    if stop and not self._queue:
+                        self._writer = None
+                        self._cond.notify_all()
+                        return
                 write = self._queue.popleft()
                 write.state = _STARTED
                 self._writing = True
@@ -503,10 +505,8 @@ class StoreLink:
                 pass  # a StoreWarning made an exception by the filters: see the top
             except Exception as exc:  # a bug: never kill the writer
                 self.errors += 1
-                try:
+                with contextlib.suppress(Warning):
                     self._limiter.warn("bug", f"a store write failed: {exc!r}", stacklevel=2)
-                except Warning:
-                    pass
             finally:
                 with self._lock:
                     write.state = _DONE
@@ -608,10 +608,8 @@ class StoreLink:
                     self._where[handle] = (skey, None)
             if not attached:
                 # Detached while the store answered: the session goes back.
-                try:
+                with contextlib.suppress(StoreError, ValueError):
                     self._store.put(skey, stored.data, expires=stored.expires)
-                except (StoreError, ValueError):
-                    pass
                 return False
             _mark_single_use(handle)
             added = cache.add(key, handle)
@@ -634,10 +632,8 @@ class StoreLink:
             pass  # a StoreWarning made an exception by the filters: see the top
         except Exception as exc:  # a bug: never fail a connection for it
             self.errors += 1
-            try:
+            with contextlib.suppress(Warning):
                 self._limiter.warn("bug", f"a store fetch failed: {exc!r}", stacklevel=2)
-            except Warning:
-                pass
         finally:
             with self._lock:
                 self._fetching -= 1
