@@ -31,7 +31,7 @@ import textwrap
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,16 @@ from test_cli_connect import SServer
 
 import resume.asyncio
 import resume.trio
-from resume import SessionCache
-from resume.stores import RedisStore, SessionStore, SQLiteStore, StoreLink, attach_store
+from resume import SessionCache, SessionHandle
+from resume.stores import (
+    MemoryStore,
+    RedisStore,
+    SessionStore,
+    SQLiteStore,
+    StoredSession,
+    StoreLink,
+    attach_store,
+)
 
 __all__ = ["redis_server"]
 
@@ -355,3 +363,147 @@ def test_an_unavailable_store_never_stalls_the_loop(
     link3.close()
     cache3.clear()
     store3.close()
+
+
+# -- a store held back on purpose: what a slow store does to connections --------------------
+
+
+# MemoryStore is final for users; a test may still hold one back.
+class GatedStore(MemoryStore):  # type: ignore[misc]
+    """A MemoryStore whose take() (and put(), if asked) wait until ``gate`` is set."""
+
+    def __init__(self, *, gate_puts: bool = False) -> None:
+        super().__init__(key=STORE_KEY)
+        self.gate = threading.Event()
+        self.gate_puts = gate_puts
+        self.take_threads: list[threading.Thread] = []
+        self.put_entered = threading.Event()
+
+    def take(self, key: Hashable) -> StoredSession | None:
+        self.take_threads.append(threading.current_thread())
+        assert self.gate.wait(30)
+        return super().take(key)
+
+    def put(self, key: Hashable, session: bytes, *, expires: float) -> bool:
+        if self.gate_puts:
+            self.put_entered.set()
+            assert self.gate.wait(30)
+        return super().put(key, session, expires=expires)
+
+
+def fill(store: SessionStore, server: SServer, ctx: Any) -> None:
+    """One client process that connects once and leaves its session in *store*."""
+    cache, link = client_process(store, ctx)
+    assert trio.run(trio_connect, server, ctx, cache) is False
+    link.close(10)
+    assert link.saved >= 1
+    cache.clear()
+
+
+@pytest.mark.parametrize("library", ["trio", "asyncio"])
+class TestSlowStore:
+    def test_a_late_fetch_warms_the_cache_for_the_next_connection(
+        self, library: str, server: SServer
+    ) -> None:
+        """Past fetch_wait: a full handshake; the fetch lands later, off the loop."""
+        connect: Connect = trio_connect if library == "trio" else asyncio_connect
+        run = trio.run if library == "trio" else lambda f, *a: asyncio.run(f(*a))
+        ctx = client_context(server)
+        store = GatedStore()
+        store.gate.set()
+        fill(store, server, ctx)
+        store.gate.clear()  # from now on take() waits until the test lets it go
+        cache, link = client_process(store, ctx, fetch_wait=0.05)
+        assert run(connect, server, ctx, cache) is False  # it did not wait for the store
+        assert link.loaded == 0
+        assert [t is threading.main_thread() for t in store.take_threads] == [False, False]
+        store.gate.set()
+        link.close(10)  # waits for the fetch in flight: it lands in the cache
+        assert link.loaded == 1
+        cache.clear()
+
+    def test_a_fetch_is_used_when_it_comes_in_time(self, library: str, server: SServer) -> None:
+        """A store that answers within fetch_wait: the first connection of a new process resumes."""
+        connect: Connect = trio_connect if library == "trio" else asyncio_connect
+        run = trio.run if library == "trio" else lambda f, *a: asyncio.run(f(*a))
+        ctx = client_context(server)
+        store = GatedStore()
+        store.gate.set()
+        fill(store, server, ctx)
+        cache, link = client_process(store, ctx, fetch_wait=10.0)
+        assert run(connect, server, ctx, cache) is True
+        assert link.loaded == 1
+        link.close(10)
+        cache.clear()
+
+
+class TestWriteQueue:
+    def test_a_full_queue_drops_the_oldest_put_and_never_waits(self) -> None:
+        """A blocked store: add() still returns at once; the oldest queued puts are dropped."""
+        store = GatedStore(gate_puts=True)
+        cache = SessionCache()
+        link = attach_store(cache, store, queue_size=2, encode=lambda h: h.id, decode=_no_decode)
+        handles = [_handle(n) for n in range(5)]
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            assert cache.add(("k", 0), handles[0])
+            assert store.put_entered.wait(10)  # the writer is stuck in this put
+            assert all(cache.add(("k", n), h) for n, h in enumerate(handles) if n)
+            assert link.drain(0.05) is False
+            assert link.pending == 3  # one put in progress, two queued
+            store.gate.set()
+            assert link.drain(10)
+        full = [w for w in record if "write queue is full" in str(w.message)]
+        assert len(full) == 1  # rate-limited
+        assert link.queue_full == 2 and link.saved == 3
+        stored = sorted(
+            s.data for n in range(5) if (s := store.get(("k", n))) is not None
+        )
+        # The first put was in progress; of the four queued, the two newest were kept.
+        assert stored == sorted(h.id for h in (handles[0], handles[3], handles[4]))
+        for h in handles:
+            h.free()
+        link.close()
+        cache.clear()
+
+    def test_close_waits_a_bounded_time_for_a_hung_store(self) -> None:
+        """close() gives up after its timeout when the store hangs; nothing leaks."""
+        store = GatedStore(gate_puts=True)
+        cache = SessionCache()
+        link = attach_store(cache, store, encode=lambda h: h.id, decode=_no_decode)
+        handle = _handle(1)
+        cache.add("k", handle)
+        handle.free()
+        link.close(0.05)
+        assert not store.gate.is_set()  # close() returned while the store still hung
+        assert link.pending == 1
+        store.gate.set()  # the writer finishes its put, then exits (detached)
+        assert link.drain(10)
+        assert link.saved == 1
+        cache.clear()
+
+    @pytest.mark.parametrize(
+        ("option", "value"), [("fetch_wait", -1.0), ("fetch_wait", float("nan")), ("queue_size", 0)]
+    )
+    def test_bad_options_are_refused(self, option: str, value: float) -> None:
+        """A negative wait or an empty queue is a clear ValueError."""
+        with pytest.raises(ValueError, match=option):
+            attach_store(SessionCache(), MemoryStore(), **{option: value})
+
+
+class _Payload:
+    time = int(time.time())
+    timeout = 300
+    ticket_lifetime_hint = 0
+    has_ticket = False
+
+    def __init__(self, n: int) -> None:
+        self.id = b"session %d" % n
+
+
+def _handle(n: int) -> SessionHandle:
+    return SessionHandle._from_payload(_Payload(n))
+
+
+def _no_decode(data: bytes) -> SessionHandle:
+    raise AssertionError("not called")
