@@ -487,8 +487,9 @@ class TestWriteQueue:
     )
     def test_bad_options_are_refused(self, option: str, value: float) -> None:
         """A negative wait or an empty queue is a clear ValueError."""
+        options: dict[str, Any] = {option: value}
         with pytest.raises(ValueError, match=option):
-            attach_store(SessionCache(), MemoryStore(), **{option: value})
+            attach_store(SessionCache(), MemoryStore(), **options)
 
 
 class _Payload:
