@@ -56,6 +56,7 @@ from ._client import ClientConnection
 from ._defaults import default_ssl_context, resolve_cache
 from ._handle import SessionHandle
 from ._key import SessionKey, make_key
+from ._storecache import fetch_for_asyncio
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -353,6 +354,7 @@ async def open_connection(
     sock: socket.socket | None = kwargs.get("sock")
     if sock is None and host is None:
         raise ValueError("host is required unless sock= is given")
+    await fetch_for_asyncio(cache, context, name, port)  # a store, off the loop
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)

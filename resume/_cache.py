@@ -43,6 +43,12 @@
 #
 # Callbacks run while the cache lock is held (an RLock, so a callback may call
 # back into the cache) and after the cache's own state is consistent.
+#
+# No I/O. The cache never reaches a store: a look-up answers from memory only,
+# under a lock held for microseconds, so it is safe on an event loop. An
+# external store (resume.stores.attach_store) fills the cache from outside,
+# off the event loop, and its callbacks only queue work for a thread of its own
+# (resume._storecache): nothing waits for a store while the lock is held.
 from __future__ import annotations
 
 import enum
@@ -53,7 +59,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Final, Protocol, final
+from typing import Final, final
 
 from ._errors import SessionError
 from ._handle import _REFLOCK, SessionHandle
@@ -81,8 +87,9 @@ class CacheMode(enum.IntFlag):
       is for applications that keep server sessions themselves.
     * ``BOTH``: ``CLIENT | SERVER``.
     * ``NO_AUTO_CLEAR``: no automatic :meth:`SessionCache.flush` every 255 additions.
-    * ``NO_INTERNAL_LOOKUP``: look-ups skip the in-memory entries and go to the
-      external store only. As in OpenSSL it has no effect on clients: it applies
+    * ``NO_INTERNAL_LOOKUP``: look-ups skip the in-memory entries and miss (the
+      application asks its external store itself, as OpenSSL's get-session
+      callback would). As in OpenSSL it has no effect on clients: it applies
       only when ``CLIENT`` is not set.
     * ``NO_INTERNAL_STORE``: :meth:`SessionCache.add` does not keep the session in
       memory; the ``on_new`` callback (the external cache) still sees it.
@@ -131,11 +138,6 @@ class CacheStatistics:
     replaced: int
     #: Distinct keys in the cache now.
     keys: int
-
-
-class _ReadThrough(Protocol):
-    # What a cache needs from the store behind it (resume._storecache.StoreLink).
-    def fetch(self, key: Hashable) -> bool: ...
 
 
 OnNew = Callable[["SessionCache", SessionHandle], bool]
@@ -199,9 +201,6 @@ class SessionCache:
         self._since_flush = 0
         self._hits = self._misses = self._timeouts = self._cache_full = 0
         self._added = self._taken = self._removed = self._replaced = 0
-        # Read-through: set by resume.stores.attach_store(); on a miss, fetch(key)
-        # may add a session from the store before the look-up answers.
-        self._store_link: _ReadThrough | None = None
 
     # -- configuration ------------------------------------------------------------
 
@@ -378,8 +377,6 @@ class SessionCache:
     def _find(self, key: Hashable) -> SessionHandle | None:
         # The newest unexpired session under key; expired ones met on the way out.
         pool = self._pools.get(key)
-        if pool is None and self._store_link is not None and self._store_link.fetch(key):
-            pool = self._pools.get(key)
         if pool is None or not self._lookup_internal:
             self._misses += 1
             return None

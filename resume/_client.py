@@ -113,7 +113,7 @@ def mark_single_use(handle: SessionHandle) -> None:
     """Mark *handle* as a TLS 1.3 ticket: it will be offered once, then dropped.
 
     For handles that enter a cache without going through this module (a
-    store's read-through, for example) when their version is not visible.
+    store link's fetch, for example) when their version is not visible.
     The mark is a slot of the handle: it lives and dies with it.
     """
     handle._single_use = True

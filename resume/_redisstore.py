@@ -164,8 +164,8 @@ class RedisStore(SessionStore):
     Creating the store does not connect; the first operation does. While the
     server is unreachable every operation raises :class:`~resume.StoreError`
     quickly (no retry loop). Calls block for one round trip to the server
-    (about 0.1 ms on loopback), also inside trio or asyncio code: keep the
-    server close, or set a small *timeout*.
+    (about 0.1 ms on loopback); under a cache (:func:`attach_store`) the
+    adapters make them in a thread, so they never block an event loop.
     """
 
     def __init__(

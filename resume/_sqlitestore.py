@@ -189,7 +189,8 @@ class SQLiteStore(SessionStore):
             can write the file can then plant sessions. Warns every time.
 
     Calls block for the time of one SQLite statement (tens of microseconds; up
-    to *timeout* while another process holds the write lock).
+    to *timeout* while another process holds the write lock); under a cache
+    (:func:`attach_store`) the adapters make them in a thread, never on an event loop.
 
     Raises:
         ValueError: *path* is ``":memory:"`` or empty.

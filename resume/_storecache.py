@@ -5,47 +5,73 @@
 # SSL_CTX's own: the new-session callback writes each new session out, the
 # get-session callback is asked on a miss, the remove callback hears about
 # sessions that leave (SSL_CTX_sess_set_new_cb(3)). StoreLink does the same for a
-# SessionCache and a SessionStore:
+# SessionCache and a SessionStore, with one rule on top: a store is slow I/O (a
+# SQLite file that another process has locked waits up to its busy timeout, a
+# Redis that stops answering up to its socket timeout), so no store call ever
+# runs on an event loop or under the cache's lock. SessionCache itself does no
+# I/O at all; the link works around it:
 #
-#   write-through  on_new: each session added to the cache is exported with
-#                  SessionHandle.to_der() and put in the store, with the expiry
-#                  the cache gave it.
-#   read-through   fetch(key), on a miss: take one session from the store
-#                  (atomically: a single-use TLS 1.3 ticket goes to one process),
-#                  import it with SessionHandle.from_der() and add it to the
-#                  cache, where the lookup that missed now finds it. The cache
-#                  calls fetch() itself when a look-up (get1, get0, take) finds
-#                  no entry for the key (SessionCache._find asks its _store_link).
-#   consumption    on_remove: a session that leaves the cache (taken for a
-#                  connection, removed, expired) is deleted from the store too, so
-#                  a ticket used here is not used again by another process. A
-#                  session that came from the store is not there any more (fetch
-#                  took it) and is skipped.
+#   fetch          before a connection, off the loop. The adapters await
+#                  fetch_for_trio() / fetch_for_asyncio() before the TCP connect;
+#                  in a thread, StoreLink.fetch() takes one session from the
+#                  store (atomically: a single-use TLS 1.3 ticket goes to one
+#                  process), imports it with SessionHandle.from_der() and adds it
+#                  to the cache. The connection waits at most ``fetch_wait``
+#                  seconds; past that it goes on (a full handshake) and the
+#                  thread's late result still lands in the cache, for the next
+#                  connection. The key of a fetch is a hint computed before the
+#                  connect: which session is offered is decided later, from the
+#                  cache, with the key of the moment the SSL object is made, so a
+#                  fetch under a stale key is simply never offered.
+#   write-behind   on_new and on_remove, which the cache calls under its lock, only
+#                  export the session (CPU, no I/O) and queue a put or a delete;
+#                  one worker thread per link performs them in order. The queue
+#                  is bounded (``queue_size``): when it is full the oldest queued
+#                  put is dropped (a lost session costs one full handshake
+#                  later), with a rate-limited StoreWarning; nobody waits.
+#   consumption    a session that leaves the cache (taken for a connection,
+#                  removed, expired) is deleted from the store too, so a ticket
+#                  used here is not used again by another process. When its put is
+#                  still queued, the put is cancelled instead: the session never
+#                  reaches the store. A session that came from the store is not
+#                  there any more (fetch took it) and is skipped.
 #   write-back     sync() / close(): sessions fetched from the store and not used
-#                  are put back, so a TLS 1.2 session that this process reused
-#                  with get1() survives its exit.
+#                  are queued to be put back, and the queue is drained with a
+#                  bounded wait, so a TLS 1.2 session that this process reused with
+#                  get1() survives its exit.
 #
 # Store keys. A cache key must mean the same thing in every process that shares
 # the store. resume's client key (SessionKey: peer, port, digest) carries a
 # random per-SSLContext token, so on its own it never matches in another
 # process; register_context(context, label=...) declares that a context's
-# settings are the same everywhere (the label must change when anything that
-# ssl cannot show changes: the client certificate, the ALPN list), and the link
-# then stores its sessions under (peer, port, stable digest). Keys of contexts
+# settings are the same everywhere (the label must change when anything resume
+# cannot see changes, such as the contents of a CA directory; the client
+# certificate and the ALPN list are in the key table of resume._key), and the
+# link then stores its sessions under (peer, port, stable digest). Keys of contexts
 # that were not registered stay in memory only. Keys that are not SessionKeys
 # are stored as they are.
 #
 # Failures never fail a connection. A StoreError (the store is down) makes the
 # link skip the store for ``retry_after`` seconds (a circuit breaker, so a dead
 # Redis does not cost a timeout per connection) and emits one StoreWarning per
-# minute at most; the lookup is a miss and the connection does a full
+# minute at most; the fetch brings nothing and the connection does a full
 # handshake. When the store answers again, resumption comes back by itself.
 # Sessions that cannot be exported or imported are skipped with a warning.
 #
-# Locking: the callbacks run under the cache's lock (an RLock); fetch() takes
-# the same lock so that a fetch and a concurrent lookup see one state.
+# Threads and locks. The cache's lock is taken before the link's, never the
+# other way round, and neither is held during a store call. At most
+# _MAX_FETCHES fetches of one link run at once: a connection that finds them
+# all busy (a hung store) does not start another, so a hung store holds a few
+# threads, not one per connection. The writer thread exits when the link is
+# detached and its queue is empty, or after _IDLE_EXIT seconds without work.
+# A warning raised in one of these threads (the warning filters may turn a
+# StoreWarning into an exception) is dropped there: it must not kill the
+# thread, and nobody would see it.
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import contextlib
 import ssl
 import threading
 import time
@@ -54,16 +80,29 @@ from collections.abc import Callable, Hashable
 from typing import Final, final
 
 from ._cache import SessionCache
+from ._defaults import resolve_cache
 from ._errors import ResumeError, StoreError, UnsupportedError
 from ._handle import SessionHandle
+from ._key import make_key
 from ._store import SessionStore, _WarnLimiter, key_bytes
 
-__all__ = ["StoreLink", "attach_store", "context_label_digest"]
+__all__ = [
+    "StoreLink",
+    "attach_store",
+    "context_label_digest",
+    "fetch_for_asyncio",
+    "fetch_for_trio",
+    "link_of",
+]
 
 #: Seconds between warnings of one kind from a link.
 _WARN_INTERVAL: Final = 60.0
 #: Cache keys whose store key is remembered (the memo is cleared when full).
 _MEMO_SIZE: Final = 4096
+#: Fetches of one link that may run at once (threads a hung store can hold).
+_MAX_FETCHES: Final = 4
+#: Seconds the writer thread waits for work before it exits (it restarts on demand).
+_IDLE_EXIT: Final = 10.0
 
 KeyMap = Callable[[Hashable], Hashable | None]
 
@@ -107,6 +146,40 @@ def context_label_digest(context: ssl.SSLContext, label: str = "") -> str:
     return stable
 
 
+# The states of a queued write.
+_QUEUED, _STARTED, _DONE, _CANCELLED = range(4)
+
+
+@final
+class _Write:
+    # One put or delete waiting for the writer thread.
+    __slots__ = ("der", "expires", "ok", "put", "skey", "state")
+
+    def __init__(self, put: bool, skey: Hashable, der: bytes, expires: float) -> None:
+        self.put = put
+        self.skey = skey
+        self.der = der
+        self.expires = expires
+        self.state = _QUEUED
+        self.ok = False
+
+
+# cache -> its link, both held weakly: a cache and its link (which refer to
+# each other) dropped without detach() go away, and their entry here with them.
+_LINKS: weakref.WeakKeyDictionary[SessionCache, weakref.ref[StoreLink]] = (
+    weakref.WeakKeyDictionary()
+)
+_LINKS_LOCK = threading.Lock()
+
+
+def link_of(cache: SessionCache) -> StoreLink | None:
+    """The :class:`StoreLink` *cache* sits on, or None."""
+    if not _LINKS:
+        return None
+    ref = _LINKS.get(cache)
+    return None if ref is None else ref()
+
+
 @final
 class StoreLink:
     """The link between a :class:`~resume.SessionCache` and a :class:`~resume.stores.SessionStore`.
@@ -126,34 +199,48 @@ class StoreLink:
         encode: Callable[[SessionHandle], bytes] | None = None,
         decode: Callable[[bytes], SessionHandle] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fetch_wait: float = 0.25,
+        queue_size: int = 1024,
     ) -> None:
         if retry_after < 0:
             raise ValueError(f"retry_after must be >= 0 seconds, got {retry_after}")
+        if not fetch_wait >= 0:
+            raise ValueError(f"fetch_wait must be >= 0 seconds, got {fetch_wait}")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self._cache = cache
         self._store = store
         self._retry_after = float(retry_after)
+        self._fetch_wait = float(fetch_wait)
+        self._queue_size = queue_size
         self._key_map = key_map
         self._encode = encode if encode is not None else SessionHandle.to_der
         self._decode = decode if decode is not None else SessionHandle.from_der
         self._clock = clock
         self._limiter = _WarnLimiter(_WARN_INTERVAL)
         self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._retry_at: float | None = None
         self._disabled: str | None = None
-        # handle -> (cache key, store key), for on_remove (the cache has already
-        # forgotten the key when it calls on_remove).
-        self._where: weakref.WeakKeyDictionary[SessionHandle, tuple[Hashable, Hashable]] = (
+        # handle -> (store key, its queued put or None), for on_remove (the cache
+        # has already unlinked the handle when it calls on_remove).
+        self._where: weakref.WeakKeyDictionary[SessionHandle, tuple[Hashable, _Write | None]] = (
             weakref.WeakKeyDictionary()
         )
         # Handles fetched from the store: the store no longer holds them.
         self._unstored: weakref.WeakSet[SessionHandle] = weakref.WeakSet()
-        self._loading: SessionHandle | None = None
         self._contexts: dict[str, str] = {}
         # cache key -> store key (or None), so that keys are mapped and checked once.
         self._memo: dict[Hashable, Hashable | None] = {}
         self._previous_new = cache.on_new
         self._previous_remove = cache.on_remove
         self._attached = False
+        # The write-behind queue and its thread; the fetches in flight.
+        self._queue: collections.deque[_Write] = collections.deque()
+        self._writer: threading.Thread | None = None
+        self._writing = False
+        self._fetching = 0
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         #: Sessions put in the store.
         self.saved = 0
         #: Sessions fetched from the store into the cache.
@@ -162,6 +249,8 @@ class StoreLink:
         self.errors = 0
         #: Entries fetched that could not be imported (dropped).
         self.dropped = 0
+        #: Writes dropped because the write queue was full.
+        self.queue_full = 0
 
     # -- wiring -------------------------------------------------------------------
 
@@ -176,6 +265,17 @@ class StoreLink:
         return self._store
 
     @property
+    def fetch_wait(self) -> float:
+        """Seconds a connection waits for a fetch from the store before a full handshake."""
+        return self._fetch_wait
+
+    @property
+    def pending(self) -> int:
+        """Writes (puts and deletes) queued or in progress, not yet done."""
+        with self._lock:
+            return len(self._queue) + self._writing
+
+    @property
     def available(self) -> bool:
         """False while the link skips a store that failed (until ``retry_after`` passes)."""
         retry_at = self._retry_at
@@ -183,24 +283,35 @@ class StoreLink:
 
     def _attach(self) -> None:
         cache = self._cache
-        if cache._store_link not in (None, self):
-            raise ValueError(f"{cache!r} already sits on a store; detach() that link first")
+        with _LINKS_LOCK:
+            current = link_of(cache)
+            if current is not None and current is not self:
+                raise ValueError(f"{cache!r} already sits on a store; detach() that link first")
+            _LINKS[cache] = weakref.ref(self)
         cache.on_new = self._on_new
         cache.on_remove = self._on_remove
-        cache._store_link = self
         self._attached = True
 
     def detach(self) -> None:
-        """Give the cache its previous callbacks back; the store is left as it is."""
+        """Give the cache its previous callbacks back; the store is left as it is.
+
+        Writes already queued are still done, in the background; nothing new
+        is queued or fetched. Does not wait (:meth:`close` does).
+        """
         with self._lock:
             if not self._attached:
                 return
+            self._attached = False
             cache = self._cache
             cache.on_new = self._previous_new
             cache.on_remove = self._previous_remove
-            if cache._store_link is self:
-                cache._store_link = None
-            self._attached = False
+            with _LINKS_LOCK:
+                if link_of(cache) is self:
+                    del _LINKS[cache]
+            executor, self._executor = self._executor, None
+            self._cond.notify_all()  # an idle writer exits now
+        if executor is not None:
+            executor.shutdown(wait=False)
 
     def register_context(self, context: ssl.SSLContext, *, label: str = "") -> None:
         """Declare that sessions of *context* may be shared through the store.
@@ -266,8 +377,9 @@ class StoreLink:
     # -- failure handling ---------------------------------------------------------
 
     def _failed(self, exc: StoreError) -> None:
-        self.errors += 1
-        self._retry_at = self._clock() + self._retry_after
+        with self._lock:
+            self.errors += 1
+            self._retry_at = self._clock() + self._retry_after
         self._limiter.warn(
             "down",
             f"session store unavailable ({exc}); connections go on with full handshakes "
@@ -291,132 +403,324 @@ class StoreLink:
             self._limiter.warn("export", f"a session could not be exported: {exc}", stacklevel=5)
         return None
 
-    # -- the cache callbacks --------------------------------------------------------
+    # -- the cache callbacks (under the cache's lock: they only queue) ----------------
 
     def _on_new(self, cache: SessionCache, handle: SessionHandle) -> bool:
-        with self._lock:
-            key = handle._key
-            if handle is not self._loading and key is not None:
-                self._save(key, handle)
+        if handle not in self._unstored:  # not one that fetch() is adding
+            self._queue_put(handle)
         previous = self._previous_new
         return previous(cache, handle) if previous is not None else False
 
-    def _save(self, key: Hashable, handle: SessionHandle) -> None:
-        skey = self.store_key(key)
-        if skey is None:
+    def _queue_put(self, handle: SessionHandle) -> None:
+        key = handle._key
+        if key is None or not self._attached:
             return
-        self._where[handle] = (key, skey)
-        if not self.available:
+        skey = self.store_key(key)
+        if skey is None or not self.available:
             return
         der = self._export(handle)
         if der is None:
             return
-        try:
-            if self._store.put(skey, der, expires=handle._expires):
-                self.saved += 1
-                self._unstored.discard(handle)
-            self._succeeded()
-        except StoreError as exc:
-            self._failed(exc)
-        except ValueError as exc:  # e.g. a session larger than a store accepts
-            self._limiter.warn("put", f"a session was not stored: {exc}", stacklevel=5)
+        write = _Write(True, skey, der, handle._expires)
+        with self._lock:
+            overflow = self._enqueue(write)
+            if write.state == _QUEUED:
+                self._where[handle] = (skey, write)
+        if overflow:
+            self._warn_overflow()
 
     def _on_remove(self, cache: SessionCache, handle: SessionHandle) -> None:
         try:
             with self._lock:
                 where = self._where.pop(handle, None)
                 if handle in self._unstored:
-                    self._unstored.discard(handle)
-                elif where is not None and self.available:
-                    der = self._export(handle)
-                    if der is not None:
-                        try:
-                            self._store.delete(where[1], der)
-                            self._succeeded()
-                        except StoreError as exc:
-                            self._failed(exc)
+                    self._unstored.discard(handle)  # fetched: the store has it no more
+                    where = None
+                elif where is not None and where[1] is not None:
+                    write = where[1]
+                    if write.state == _QUEUED:
+                        # Never written: cancel the put instead of deleting.
+                        self._queue.remove(write)
+                        write.state = _CANCELLED
+                    if write.state == _CANCELLED:
+                        where = None
+            if where is not None and self._attached and self.available:
+                der = self._export(handle)
+                if der is not None:
+                    with self._lock:
+                        overflow = self._enqueue(_Write(False, where[0], der, 0.0))
+                    if overflow:
+                        self._warn_overflow()
         finally:
             previous = self._previous_remove
             if previous is not None:
                 previous(cache, handle)
 
-    # -- read-through and write-back ------------------------------------------------
+    # -- the write-behind queue -----------------------------------------------------
+
+    def _enqueue(self, write: _Write) -> bool:
+        # Called with self._lock held. Returns True when the queue was full.
+        queue = self._queue
+        overflow = False
+        if len(queue) >= self._queue_size:
+            overflow = True
+            self.queue_full += 1
+            victim = next((w for w in queue if w.put), None)
+            if victim is None:  # only deletes queued: this write is the one dropped
+                write.state = _CANCELLED
+                return overflow
+            queue.remove(victim)
+            victim.state = _CANCELLED
+        queue.append(write)
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="resume store writer", daemon=True
+            )
+            self._writer.start()
+        else:
+            self._cond.notify_all()
+        return overflow
+
+    def _warn_overflow(self) -> None:
+        self._limiter.warn(
+            "queue",
+            f"the session store is slower than the connections: its write queue is full "
+            f"({self._queue_size} writes) and the oldest queued session was dropped",
+            stacklevel=5,
+        )
+
+    def _write_loop(self) -> None:
+        # The writer thread: performs the queued writes in order, without locks held.
+        while True:
+            with self._lock:
+                while not self._queue:
+                    # Detached, or idle too long: exit (_enqueue starts another).
+                    stop = not self._attached or not self._cond.wait(_IDLE_EXIT)
+                    if stop and not self._queue:
+                        self._writer = None
+                        self._cond.notify_all()
+                        return
+                write = self._queue.popleft()
+                write.state = _STARTED
+                self._writing = True
+            try:
+                self._perform(write)
+            except Warning:
+                pass  # a StoreWarning made an exception by the filters: see the top
+            except Exception as exc:  # a bug: never kill the writer
+                self.errors += 1
+                with contextlib.suppress(Warning):
+                    self._limiter.warn("bug", f"a store write failed: {exc!r}", stacklevel=2)
+            finally:
+                with self._lock:
+                    write.state = _DONE
+                    write.der = b""
+                    self._writing = False
+                    self._cond.notify_all()
+
+    def _perform(self, write: _Write) -> None:
+        if not self.available:
+            return  # the store is down: skip, as a connection would
+        try:
+            if write.put:
+                if self._store.put(write.skey, write.der, expires=write.expires):
+                    self.saved += 1
+                    write.ok = True
+            else:
+                self._store.delete(write.skey, write.der)
+                write.ok = True
+            self._succeeded()
+        except StoreError as exc:
+            self._failed(exc)
+        except ValueError as exc:  # e.g. a session larger than a store accepts
+            self._limiter.warn("put", f"a session was not stored: {exc}", stacklevel=3)
+
+    def drain(self, timeout: float | None = 5.0) -> bool:
+        """Wait until the writes queued so far are done; True if they all are.
+
+        Waits at most *timeout* seconds (None: no limit). Blocking: call it
+        off the event loop (or in a thread), as :meth:`close` is.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._queue or self._writing:
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    # -- fetching ----------------------------------------------------------------------
 
     def fetch(self, key: Hashable) -> bool:
         """Take one session for *key* from the store into the cache; True if one came.
 
-        Does nothing (False) when the store holds none, when the store is down
-        (a rate-limited :class:`~resume.StoreWarning`), or when the entry cannot
-        be imported (dropped, with a warning). Never raises for a store problem.
-        """
-        with self._cache._lock, self._lock:
-            if key in self._cache:
-                return False
-            skey = self.store_key(key)
-            if skey is None or not self.available:
-                return False
-            try:
-                stored = self._store.take(skey)
-                self._succeeded()
-            except StoreError as exc:
-                self._failed(exc)
-                return False
-            if stored is None:
-                return False
-            try:
-                handle = self._decode(stored.data)
-            except (ValueError, ResumeError) as exc:
-                self.dropped += 1
-                self._limiter.warn(
-                    "import", f"a stored session could not be imported and was dropped: {exc}",
-                    stacklevel=4,
-                )
-                return False
-            self._unstored.add(handle)
-            self._where[handle] = (key, skey)
-            _mark_single_use(handle)
-            self._loading = handle
-            try:
-                added = self._cache.add(key, handle)
-            finally:
-                self._loading = None
-                handle.free()
-            if added:
-                self.loaded += 1
-            return added
+        The external cache's get-session callback (``SSL_CTX_sess_set_get_cb()``),
+        called before a connection instead of inside the look-up. Blocking: it
+        waits for the store. :mod:`resume.trio` and :mod:`resume.asyncio` call it
+        in a thread, waiting at most :attr:`fetch_wait` seconds; call it yourself
+        only off the event loop.
 
-    def sync(self) -> int:
+        Does nothing (False) when the cache already holds a session for *key*,
+        when the store holds none, when the store is down (a rate-limited
+        :class:`~resume.StoreWarning`), or when the entry cannot be imported
+        (dropped, with a warning). Never raises for a store problem. The
+        store's take is atomic, so a single-use TLS 1.3 ticket is fetched by
+        one process only.
+        """
+        with self._lock:
+            self._fetching += 1
+        try:
+            return self._fetch(key)
+        finally:
+            with self._lock:
+                self._fetching -= 1
+                self._cond.notify_all()
+
+    def _fetch(self, key: Hashable) -> bool:
+        cache = self._cache
+        if not self._attached or key in cache:
+            return False
+        skey = self.store_key(key)
+        if skey is None or not self.available:
+            return False
+        try:
+            stored = self._store.take(skey)
+        except StoreError as exc:
+            self._failed(exc)
+            return False
+        self._succeeded()
+        if stored is None:
+            return False
+        try:
+            handle = self._decode(stored.data)
+        except (ValueError, ResumeError) as exc:
+            self.dropped += 1
+            self._limiter.warn(
+                "import", f"a stored session could not be imported and was dropped: {exc}",
+                stacklevel=4,
+            )
+            return False
+        try:
+            with self._lock:
+                attached = self._attached
+                if attached:
+                    self._unstored.add(handle)
+                    self._where[handle] = (skey, None)
+            if not attached:
+                # Detached while the store answered: the session goes back.
+                with contextlib.suppress(StoreError, ValueError):
+                    self._store.put(skey, stored.data, expires=stored.expires)
+                return False
+            _mark_single_use(handle)
+            added = cache.add(key, handle)
+        finally:
+            handle.free()
+        if added:
+            self.loaded += 1
+        return added
+
+    def _fetch_in_thread(self, key: Hashable) -> None:
+        # What the adapters run in a thread: a fetch that never raises, and that
+        # does not start while _MAX_FETCHES others are running.
+        with self._lock:
+            if self._fetching >= _MAX_FETCHES:
+                return
+            self._fetching += 1
+        try:
+            self._fetch(key)
+        except Warning:
+            pass  # a StoreWarning made an exception by the filters: see the top
+        except Exception as exc:  # a bug: never fail a connection for it
+            self.errors += 1
+            with contextlib.suppress(Warning):
+                self._limiter.warn("bug", f"a store fetch failed: {exc!r}", stacklevel=2)
+        finally:
+            with self._lock:
+                self._fetching -= 1
+                self._cond.notify_all()
+
+    def _fetch_plan(self, key: Hashable) -> bool:
+        # On the loop, no I/O: is a fetch for *key* worth a thread?
+        return (
+            self._attached
+            and self._fetching < _MAX_FETCHES
+            and key not in self._cache
+            and self.available
+            and self.store_key(key) is not None
+        )
+
+    def _fetch_executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            executor = self._executor
+            if executor is None:
+                if not self._attached:
+                    raise RuntimeError("the link is detached")
+                executor = self._executor = concurrent.futures.ThreadPoolExecutor(
+                    _MAX_FETCHES, thread_name_prefix="resume store fetch"
+                )
+            return executor
+
+    # -- write-back and shutdown ------------------------------------------------------
+
+    def sync(self, timeout: float | None = 5.0) -> int:
         """Put back into the store the fetched sessions still in the cache; return how many.
 
         A session fetched from the store left it (:meth:`fetch` takes). If this
         process did not use it up (a TLS 1.2 session reused with ``get1()``, a
         ticket never offered), :meth:`sync` returns it so that the next process
-        finds it. :meth:`close` calls it.
+        finds it. The puts go through the write queue, which :meth:`sync` then
+        drains, waiting at most *timeout* seconds (None: no limit); the count
+        is of the sessions written back by then. Blocking: call it off the
+        event loop. :meth:`close` calls it.
         """
-        count = 0
-        with self._cache._lock, self._lock:
-            for handle in list(self._unstored):
-                if handle.freed or handle.owner is not self._cache:
-                    continue
-                where = self._where.get(handle)
-                if where is None or not self.available:
-                    continue
-                der = self._export(handle)
-                if der is None:
-                    continue
-                try:
-                    if self._store.put(where[1], der, expires=handle._expires):
-                        count += 1
+        writes: list[_Write] = []
+        overflow = False
+        cache = self._cache
+        if self._attached and self.available:
+            # The cache lock keeps a concurrent take() from slipping between the
+            # check and the queueing: a ticket used meanwhile must not go back.
+            with cache._lock, self._lock:
+                for handle in list(self._unstored):
+                    if handle.freed or handle.owner is not cache:
+                        continue
+                    where = self._where.get(handle)
+                    if where is None:
+                        continue
+                    der = self._export(handle)
+                    if der is None:
+                        continue
+                    write = _Write(True, where[0], der, handle._expires)
+                    overflow = self._enqueue(write) or overflow
+                    if write.state == _QUEUED:
                         self._unstored.discard(handle)
-                    self._succeeded()
-                except StoreError as exc:
-                    self._failed(exc)
-        return count
+                        self._where[handle] = (where[0], write)
+                        writes.append(write)
+        if overflow:
+            self._warn_overflow()
+        self.drain(timeout)
+        return sum(write.ok for write in writes)
 
-    def close(self) -> None:
-        """:meth:`sync`, then :meth:`detach`. The store stays open (close it yourself)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish: :meth:`sync`, then :meth:`detach`. The store stays open (close it yourself).
+
+        Waits, at most *timeout* seconds in all, for fetches in flight to land
+        in the cache and for the queued writes to reach the store, so that a
+        clean exit loses nothing. Blocking: call it off the event loop (after
+        ``trio.run()`` or ``asyncio.run()`` returns, or in a thread).
+        """
+        deadline = time.monotonic() + timeout
         try:
-            self.sync()
+            with self._lock:
+                while self._fetching:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            self.sync(max(0.0, deadline - time.monotonic()))
         finally:
             self.detach()
 
@@ -434,6 +738,79 @@ class StoreLink:
         )
 
 
+# -- what the adapters await before a connection ----------------------------------------
+
+
+def _plan(cache: object, context: ssl.SSLContext, peer: str, port: int) -> (
+    tuple[StoreLink, Hashable] | None
+):
+    # The link and the (hint) key of a fetch worth doing, or None. No I/O; never
+    # raises for bad arguments (the connection reports them itself).
+    if not _LINKS:
+        return None
+    try:
+        resolved = resolve_cache(cache)
+        if resolved is None:
+            return None
+        link = link_of(resolved)
+        if link is None:
+            return None
+        key = make_key(context, peer, port)
+    except (TypeError, ValueError):
+        return None
+    return (link, key) if link._fetch_plan(key) else None
+
+
+async def fetch_for_trio(cache: object, context: ssl.SSLContext, peer: str, port: int) -> None:
+    """Before a trio connection: fetch its session from the store, off the loop, briefly.
+
+    *cache* is the connection's ``cache=`` argument. When the cache sits on a
+    store and holds nothing for the connection's key (computed now, as a hint),
+    :meth:`StoreLink.fetch` runs in a thread (``trio.to_thread.run_sync``,
+    abandoned on cancel) for at most :attr:`StoreLink.fetch_wait` seconds. A
+    fetch that takes longer goes on in its thread and still fills the cache
+    when it ends. Returns at once when there is no store.
+    """
+    plan = _plan(cache, context, peer, port)
+    if plan is None:
+        return
+    link, key = plan
+    import trio
+
+    with trio.move_on_after(link.fetch_wait):
+        # A limiter of its own: a hung store must not hold tokens of trio's
+        # default limiter, which name resolution uses too.
+        await trio.to_thread.run_sync(
+            link._fetch_in_thread, key, abandon_on_cancel=True,
+            limiter=trio.CapacityLimiter(1), thread_name="resume store fetch",
+        )
+
+
+async def fetch_for_asyncio(
+    cache: object, context: ssl.SSLContext, peer: str, port: int
+) -> None:
+    """Before an asyncio connection: fetch its session from the store, off the loop, briefly.
+
+    As :func:`fetch_for_trio`, with ``loop.run_in_executor()`` on the link's
+    own small thread pool; the wait is bounded by :attr:`StoreLink.fetch_wait`
+    and a fetch still running then is not awaited (it fills the cache later).
+    """
+    plan = _plan(cache, context, peer, port)
+    if plan is None:
+        return
+    link, key = plan
+    import asyncio
+
+    try:
+        executor = link._fetch_executor()
+        future = asyncio.get_running_loop().run_in_executor(
+            executor, link._fetch_in_thread, key
+        )
+    except RuntimeError:  # the link was detached meanwhile
+        return
+    await asyncio.wait((future,), timeout=link.fetch_wait)
+
+
 def attach_store(
     cache: SessionCache,
     store: SessionStore,
@@ -442,21 +819,32 @@ def attach_store(
     key_map: KeyMap | None = None,
     encode: Callable[[SessionHandle], bytes] | None = None,
     decode: Callable[[bytes], SessionHandle] | None = None,
+    fetch_wait: float = 0.25,
+    queue_size: int = 1024,
 ) -> StoreLink:
-    """Make *cache* sit on *store*: write-through on add, read-through on a miss.
+    """Make *cache* sit on *store*: sessions written behind, fetched before a connection.
 
     Every session added to *cache* is exported (:meth:`SessionHandle.to_der`)
-    and put in *store*; a look-up that finds nothing under a key makes the
-    cache call :meth:`StoreLink.fetch`, which takes one session back from the
-    store (:meth:`SessionHandle.from_der`); a session that leaves
-    the cache is deleted from the store, so single-use tickets stay single-use
-    across processes. This is OpenSSL's external session cache
-    (``SSL_CTX_sess_set_new_cb()``, ``SSL_CTX_sess_set_get_cb()``,
-    ``SSL_CTX_sess_set_remove_cb()``).
+    and queued to be put in *store*; a session that leaves the cache is
+    deleted from the store, so single-use tickets stay single-use across
+    processes. Before a connection whose key has no session in the cache,
+    :mod:`resume.trio` and :mod:`resume.asyncio` fetch one from the store
+    (:meth:`StoreLink.fetch`, :meth:`SessionHandle.from_der`). This is
+    OpenSSL's external session cache (``SSL_CTX_sess_set_new_cb()``,
+    ``SSL_CTX_sess_set_get_cb()``, ``SSL_CTX_sess_set_remove_cb()``).
+
+    The store is never called on the event loop or under the cache's lock:
+    fetches run in a thread and a connection waits for one at most
+    *fetch_wait* seconds (then it makes a full handshake, and the fetch
+    still fills the cache when it ends); writes go through a queue of at most
+    *queue_size* writes that one thread of the link performs (when it is
+    full, the oldest queued session is dropped with a rate-limited
+    :class:`~resume.StoreWarning`). :class:`~resume.SessionCache` look-ups
+    answer from memory only.
 
     A store that fails never fails a connection: the link skips it for
     *retry_after* seconds, emits a rate-limited :class:`~resume.StoreWarning`
-    and the lookup misses (a full handshake).
+    and the connection makes a full handshake.
 
     Args:
         cache: the cache; its ``on_new`` and ``on_remove`` callbacks are taken
@@ -469,11 +857,16 @@ def attach_store(
             :meth:`StoreLink.register_context`.
         encode: exports a handle (default :meth:`SessionHandle.to_der`).
         decode: imports bytes (default :meth:`SessionHandle.from_der`).
+        fetch_wait: the most seconds a connection waits for the store
+            (default 0.25, well under any handshake timeout).
+        queue_size: the most writes waiting for the store.
 
-    Call :meth:`StoreLink.close` when done (it writes back unused sessions).
+    Call :meth:`StoreLink.close` when done, off the event loop: it waits
+    (boundedly) for the queued writes and writes back unused sessions.
     """
     link = StoreLink(
-        cache, store, retry_after=retry_after, key_map=key_map, encode=encode, decode=decode
+        cache, store, retry_after=retry_after, key_map=key_map, encode=encode, decode=decode,
+        fetch_wait=fetch_wait, queue_size=queue_size,
     )
     link._attach()
     return link

@@ -46,6 +46,7 @@ from ._client import ClientConnection
 from ._defaults import default_ssl_context, resolve_cache
 from ._handle import SessionHandle
 from ._key import SessionKey, normalize_peer
+from ._storecache import fetch_for_trio
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -335,6 +336,7 @@ async def wrap_client_stream(
     try:
         context = _check_context(ssl_context)
         _check_port(port)
+        await fetch_for_trio(cache, context, server_hostname, port)  # a store, off the loop
     except BaseException:
         await trio.aclose_forcefully(transport_stream)
         raise
@@ -436,6 +438,7 @@ async def open_tls_stream(
     _check_port(port)
     name = host if server_hostname is None else server_hostname
     normalize_peer(name)
+    await fetch_for_trio(cache, context, name, port)  # a store, off the loop
     tcp = await trio.open_tcp_stream(
         host, port, happy_eyeballs_delay=happy_eyeballs_delay, local_address=local_address
     )

@@ -5,7 +5,7 @@ A :class:`SessionStore` keeps sessions exported with
 :class:`MemoryStore` is the default; :class:`SQLiteStore` persists in one file on
 one host; :class:`RedisStore` shares sessions between processes and hosts.
 :func:`attach_store` makes a :class:`resume.SessionCache` sit on a store
-(write-through, read-through).
+(fetches before a connection and writes behind, both off the event loop).
 
 Keys are stored as salted HMAC-SHA256 hashes; with a 32-byte ``key=`` (or
 ``key_file=``, see :func:`load_key`) the sessions are encrypted with AES-256-GCM.

@@ -28,6 +28,7 @@ from redis_server import RedisServer, redis_server
 import resume
 from resume import CacheMode, SessionCache, SessionHandle
 from resume._offer import offer
+from resume._storecache import link_of
 from resume.stores import (
     MemoryStore,
     RedisStore,
@@ -121,9 +122,9 @@ def connect(
     After the answer arrives (and with it the TLS 1.3 tickets) and a clean
     close, the connection's session is added. Returns whether it resumed.
     """
-    link = cache._store_link
-    if prefetch and isinstance(link, StoreLink):
-        link.fetch(key)  # explicit read-through (the cache also does it on a miss)
+    link = link_of(cache)
+    if prefetch and link is not None:
+        link.fetch(key)  # what the adapters do before a connection, in a thread
     handle = cache.take(key) if pki.version == "1.3" else cache.get1(key)
     ctx = context
     if ctx is None:  # one context per "process" (ssl ties sessions to their context)
@@ -192,6 +193,7 @@ class TestWriteThroughReadThrough:
         store = make_store(key=bytes(32))
         cache1, link1 = process(store)
         assert connect(pki, server, cache1, KEY) is False
+        assert link1.drain()  # writes are behind: wait for them
         assert link1.saved >= 1
         link1.close()
         cache2, link2 = process(make_store(key=bytes(32)))
@@ -220,6 +222,7 @@ class TestWriteThroughReadThrough:
         cache1, link1 = process(make_store())
         connect(pki, server, cache1, KEY)
         link1.detach()
+        assert link1.drain()
         # Keep only the newest session in the store (TLS 1.3 servers send two tickets).
         store = make_store()
         while store.take(KEY) is not None:
@@ -228,6 +231,7 @@ class TestWriteThroughReadThrough:
         cache1b, link1b = process(store)
         connect(pki, server, cache1b, KEY)
         link1b.detach()
+        assert link1b.drain()
         cache1b.clear()
         one = store.get(KEY)
         assert one is not None
@@ -247,12 +251,14 @@ class TestWriteThroughReadThrough:
         store = make_store()
         cache, link = process(store)
         connect(pki, server, cache, KEY)
+        assert link.drain()
         in_store = len(cache)
         assert in_store >= 1
         handle = cache.take(KEY)
         assert handle is not None
         der = handle.to_der()
         handle.free()
+        assert link.drain()
         # The taken session is gone from the store: no entry holds it any more.
         remaining = []
         while (s := store.take(KEY)) is not None:
@@ -279,43 +285,104 @@ class TestWriteThroughReadThrough:
         assert after is not None and after.data == before.data
 
 
-class TestCacheReadThrough:
-    def test_lookups_read_through_by_themselves(
-        self, pki: Pki, server: LineServer, make_store: Any
-    ) -> None:
-        """A miss in an attached cache fetches from the store: no explicit fetch() needed."""
-        cache1, link1 = process(make_store())
-        assert connect(pki, server, cache1, KEY, prefetch=False) is False
-        link1.close()
-        cache2, link2 = process(make_store())
-        assert [connect(pki, server, cache2, KEY, prefetch=False) for _ in range(3)] == [True] * 3
-        assert link2.loaded == 1
-        stats = cache2.statistics()
-        assert stats.misses == 0 and stats.hits == 3
-        link2.close()
+# MemoryStore is final for users; a test may still watch one.
+class WatchedStore(MemoryStore):  # type: ignore[misc]
+    """A MemoryStore that records, for each call, its thread and whether it held the cache lock."""
 
+    def __init__(self, cache: SessionCache) -> None:
+        super().__init__()
+        self.cache = cache
+        self.calls: list[tuple[str, threading.Thread, bool]] = []
+
+    def _record(self, name: str) -> None:
+        held = self.cache._lock._is_owned()  # type: ignore[attr-defined]
+        self.calls.append((name, threading.current_thread(), held))
+
+    def put(self, key: Hashable, session: bytes, *, expires: float) -> bool:
+        self._record("put")
+        return super().put(key, session, expires=expires)
+
+    def take(self, key: Hashable) -> resume.stores.StoredSession | None:
+        self._record("take")
+        return super().take(key)
+
+    def delete(self, key: Hashable, session: bytes | None = None) -> int:
+        self._record("delete")
+        return super().delete(key, session)
+
+
+class TestTheCacheDoesNoIO:
     @pytest.mark.parametrize("lookup", ["get1", "get0", "take"])
-    def test_every_lookup_reads_through(self, lookup: str) -> None:
-        """get1, get0 and take all ask the store on a miss, once per miss."""
+    def test_a_miss_never_asks_the_store(self, lookup: str) -> None:
+        """get1, get0 and take answer from memory: a miss stays a miss, the store is not asked."""
+        cache = SessionCache()
+        store = WatchedStore(cache)
+        MemoryStore.put(store, "k", b"session-bytes", expires=time.time() + 60)
+        link = attach_store(cache, store, decode=lambda data: _fake_handle())
+        assert getattr(cache, lookup)("k") is None
+        assert store.calls == [] and link.loaded == 0
+        assert cache.statistics().misses == 1
+        assert store.get("k") is not None  # still there, for a fetch
+        link.detach()
+
+    def test_writes_run_in_the_link_thread_without_the_cache_lock(self) -> None:
+        """add() and a removal only queue: another thread calls the store, without the lock."""
+        cache = SessionCache()
+        store = WatchedStore(cache)
+        link = attach_store(cache, store, encode=lambda h: b"der of " + h.id, decode=_no_decode)
+        handles = [_fake_handle() for _ in range(3)]
+        for n, handle in enumerate(handles):
+            assert cache.add(("k", n), handle)
+        assert link.drain()
+        for n, handle in enumerate(handles):
+            assert cache.remove(("k", n), handle)
+            handle.free()
+        assert link.drain()
+        assert [name for name, _, _ in store.calls] == ["put"] * 3 + ["delete"] * 3
+        assert all(thread is not threading.current_thread() for _, thread, _ in store.calls)
+        assert not any(held for _, _, held in store.calls)
+        assert link.saved == 3 and len(store) == 0
+        link.close()
+
+    def test_fetch_holds_no_cache_lock_during_the_take(self) -> None:
+        """fetch() calls the store's take() without the cache lock, then adds the session."""
+        cache = SessionCache()
+        store = WatchedStore(cache)
+        MemoryStore.put(store, "k", b"session-bytes", expires=time.time() + 60)
+        link = attach_store(cache, store, decode=lambda data: _fake_handle())
+        assert link.fetch("k") is True
+        assert store.calls[0][0] == "take" and store.calls[0][2] is False
+        assert link.loaded == 1 and "k" in cache
+        assert link.fetch("k") is False  # already in the cache: the store is not asked
+        assert len(store.calls) == 1
+        link.detach()
+        cache.clear()
+
+    def test_a_put_still_queued_is_cancelled_by_the_removal(self) -> None:
+        """A session taken before its put ran never reaches the store, and no delete is sent."""
+        cache = SessionCache()
+        store = WatchedStore(cache)
+        link = attach_store(cache, store, encode=lambda h: b"der", decode=_no_decode)
+        handle = _fake_handle()
+        with link._lock:  # hold the writer back so that the put is still queued
+            cache.add("k", handle)
+            taken = cache.take("k")
+            assert taken is handle
+            assert link.pending == 0
+        taken.free()
+        handle.free()
+        assert link.drain()
+        assert store.calls == [] and link.saved == 0
+        link.close()
+
+    def test_detached_cache_does_not_fetch(self) -> None:
+        """After detach() fetch() does nothing and the store keeps its session."""
         store = MemoryStore()
         store.put("k", b"session-bytes", expires=time.time() + 60)
         cache = SessionCache()
         link = attach_store(cache, store, decode=lambda data: _fake_handle())
-        found = getattr(cache, lookup)("k")
-        assert found is not None
-        assert link.loaded == 1 and store.get("k") is None
-        assert getattr(cache, lookup)("missing") is None
-        if lookup != "get0":
-            found.free()
         link.detach()
-        cache.clear()
-
-    def test_detached_cache_does_not_read_through(self) -> None:
-        """After detach() a miss is a plain miss."""
-        store = MemoryStore()
-        store.put("k", b"session-bytes", expires=time.time() + 60)
-        cache = SessionCache()
-        attach_store(cache, store, decode=lambda data: _fake_handle()).detach()
+        assert link.fetch("k") is False
         assert cache.get1("k") is None
         assert store.get("k") is not None
 
@@ -439,6 +506,7 @@ class TestBadEntries:
         with pytest.warns(StoreWarning, match="could not be imported"):
             assert connect(pki, server, cache, KEY) is False
         assert link.dropped == 1
+        assert link.drain()
         assert store.get(KEY) is not None  # the connection's own session, not the bad one
         link.close()
 
@@ -450,6 +518,7 @@ class TestBadEntries:
         cache, link = process(store)
         connect(pki, server, cache, ("other-host", 1))
         link.detach()
+        assert link.drain()
         found = store._get_raw(store._name(resume.stores.key_bytes(("other-host", 1))), time.time())
         assert found is not None
         store._put_raw(
@@ -590,8 +659,12 @@ class TestKeys:
         link = attach_store(cache, MemoryStore(), encode=lambda h: b"x" * 70000,
                             decode=_no_decode)
         handle = _fake_handle()
-        with pytest.warns(StoreWarning, match="not stored"):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
             assert cache.add("k", handle)
+            assert link.drain()  # the store refuses it in the writer thread
+        down = [str(w.message) for w in record if issubclass(w.category, StoreWarning)]
+        assert len(down) == 1 and down[0].startswith("a session was not stored")
         assert link.saved == 0 and len(cache) == 1
         handle.free()
         link.detach()

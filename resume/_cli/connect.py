@@ -6,8 +6,8 @@
 # --sessions (none: an in-memory cache, which dies with the process), attach a
 # SessionCache to it and register the context with the link (its keys become
 # stable across processes; see resume._storecache), then connect with
-# resume.trio.open_tls_stream (its cache look-up misses and reads through the
-# store), send one line, read the answer (with it come the TLS 1.3 tickets) and close
+# resume.trio.open_tls_stream (before the TCP connect it fetches a session from
+# the store in a thread), send one line, read the answer (with it come the TLS 1.3 tickets) and close
 # cleanly: the clean close adds the connection's session to the cache, which
 # writes it through to the store. Finally the link writes back what it fetched
 # and did not use, and the store is closed.
@@ -295,7 +295,7 @@ def _run(args: argparse.Namespace) -> int:
     resumed = 0
     try:
         if link is not None:
-            # The cache reads through the store when its look-up misses.
+            # Connections fetch from the store, off the loop, before they connect.
             link.register_context(context, label=_LABEL)
         message = (args.message.rstrip("\r\n") + "\n").encode()
         for number in range(1, args.count + 1):
