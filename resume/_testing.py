@@ -26,7 +26,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+import pathlib
 from typing import TYPE_CHECKING, Final, final
 
 import trustme
@@ -65,10 +65,10 @@ class PKIFiles:
         client: the first client certificate and its key, in one file.
     """
 
-    ca: Path
-    cert: Path
-    key: Path
-    client: Path
+    ca: pathlib.Path
+    cert: pathlib.Path
+    key: pathlib.Path
+    client: pathlib.Path
 
 
 @final
@@ -82,6 +82,7 @@ class ThrowawayPKI:
         names: the names and addresses the server certificate is valid for.
         key_type: ``"ecdsa"`` (fast, the default) or ``"rsa"`` (RSA-2048).
 
+    >>> from resume.testing import ThrowawayPKI
     >>> pki = ThrowawayPKI()
     >>> server = pki.server_context("1.3")
     >>> client = pki.client_context("1.3")
@@ -142,7 +143,7 @@ class ThrowawayPKI:
 
         Args:
             tls: the only TLS version to allow, or None for the defaults.
-            client_cert: 0 or 1 to present one of :attr:`client_certs`.
+            client_cert: 0 or 1 to present the first or second client certificate.
         """
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.ca.configure_trust(context)
@@ -150,12 +151,12 @@ class ThrowawayPKI:
             self.client_certs[client_cert].configure_cert(context)
         return pin_tls_version(context, tls) if tls else context
 
-    def write(self, directory: str | Path) -> PKIFiles:
+    def write(self, directory: str | pathlib.Path) -> PKIFiles:
         """Write the CA certificate, the server chain, its key and a client certificate as PEM.
 
         The key files are created with mode 0600.
         """
-        where = Path(directory)
+        where = pathlib.Path(directory)
         files = PKIFiles(
             where / "ca.pem", where / "server.pem", where / "server.key", where / "client.pem"
         )
@@ -175,6 +176,7 @@ class ThrowawayPKI:
 class FakeClock:
     """A clock for ``SessionCache(clock=...)`` that moves only when told to.
 
+    >>> from resume.testing import FakeClock
     >>> clock = FakeClock(100.0)
     >>> clock.advance(5)
     >>> clock()
