@@ -22,11 +22,11 @@
 # The module imports trustme (a dependency of resume) but never trio or asyncio.
 from __future__ import annotations
 
+import pathlib
 import socket
 import ssl
 import threading
 from dataclasses import dataclass
-import pathlib
 from typing import TYPE_CHECKING, Final, final
 
 import trustme
