@@ -80,7 +80,6 @@ napoleon_use_rtype = False
 
 doctest_test_doctest_blocks = "default"
 # The doctests make real TLS sessions with the recipe of the testing how-to.
-doctest_global_setup = f"import sys; sys.path.insert(0, {str(_HERE / '_code')!r})"
 trim_doctest_flags = True
 # Like the default, but exception messages are compared too (they are documented).
 doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1

@@ -61,6 +61,7 @@ TARGETS: dict[str, str] = {
     "ssl.SSLCertVerificationError": PYTHON + "library/ssl.html#ssl.SSLCertVerificationError",
     "ssl.TLSVersion": PYTHON + "library/ssl.html#ssl.TLSVersion",
     "ssl.Purpose": PYTHON + "library/ssl.html#ssl.Purpose",
+    "ssl.VerifyMode": PYTHON + "library/ssl.html#ssl.VerifyMode",
     # built-ins and typing
     "Exception": PYTHON + "library/exceptions.html#Exception",
     "TypeError": PYTHON + "library/exceptions.html#TypeError",
