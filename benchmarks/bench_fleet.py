@@ -46,7 +46,7 @@ def serve(argv: list[str]) -> None:
     parser.add_argument("--refresh", type=float, default=0.05)
     args = parser.parse_args(argv)
 
-    from resume._ticketkeys import install_from_spec
+    from resume._ticketkeys.ring import install_from_spec
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(args.cert)
@@ -188,7 +188,7 @@ def main(argv: list[str]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from redis_server import RedisServer
 
-    from resume._ticketkeys import RedisKeySource
+    from resume._ticketkeys.ring import RedisKeySource
 
     n = args.connections
     with tempfile.TemporaryDirectory() as tmp:

@@ -46,7 +46,7 @@ def _child(version: str, cert: str, key: str, profile: str | None) -> None:
 
     import trio
 
-    from resume._server import pin_tls_version
+    from resume._adapters.server_settings import pin_tls_version
     from resume.trio import TLSServerStream, serve_tls
 
     ctx = pin_tls_version(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), version)

@@ -1,30 +1,30 @@
 """TLS session resumption for async Python, with OpenSSL's reference-counting rules.
 
 The public surface is re-exported here; the implementation lives in private
-modules (``resume._handle``, ``resume._cache``, ...). The adapters are
+modules (``resume._core.handle``, ``resume._core.cache``, ...). The adapters are
 :mod:`resume.trio` and :mod:`resume.asyncio`.
 """
 
-from ._cache import CacheMode as CacheMode
-from ._cache import CacheStatistics as CacheStatistics
-from ._cache import SessionCache as SessionCache
-from ._defaults import create_client_context as create_client_context
-from ._defaults import default_cache as default_cache
-from ._defaults import default_ssl_context as default_ssl_context
-from ._errors import DoubleFreeError as DoubleFreeError
-from ._errors import ResumeError as ResumeError
-from ._errors import SessionDecodeError as SessionDecodeError
-from ._errors import SessionError as SessionError
-from ._errors import StoreError as StoreError
-from ._errors import UnsupportedError as UnsupportedError
-from ._errors import UntrackedContextWarning as UntrackedContextWarning
-from ._errors import UseAfterFreeError as UseAfterFreeError
-from ._handle import SessionHandle as SessionHandle
-from ._handle import SessionPayload as SessionPayload
-from ._handle import session_free as session_free
-from ._key import SessionKey as SessionKey
-from ._server import ServerStatistics as ServerStatistics
-from ._store import StoreWarning as StoreWarning
+from ._adapters.server_settings import ServerStatistics as ServerStatistics
+from ._core.cache import CacheMode as CacheMode
+from ._core.cache import CacheStatistics as CacheStatistics
+from ._core.cache import SessionCache as SessionCache
+from ._core.defaults import create_client_context as create_client_context
+from ._core.defaults import default_cache as default_cache
+from ._core.defaults import default_ssl_context as default_ssl_context
+from ._core.errors import DoubleFreeError as DoubleFreeError
+from ._core.errors import ResumeError as ResumeError
+from ._core.errors import SessionDecodeError as SessionDecodeError
+from ._core.errors import SessionError as SessionError
+from ._core.errors import StoreError as StoreError
+from ._core.errors import UnsupportedError as UnsupportedError
+from ._core.errors import UntrackedContextWarning as UntrackedContextWarning
+from ._core.errors import UseAfterFreeError as UseAfterFreeError
+from ._core.handle import SessionHandle as SessionHandle
+from ._core.handle import SessionPayload as SessionPayload
+from ._core.handle import session_free as session_free
+from ._core.key import SessionKey as SessionKey
+from ._stores.base import StoreWarning as StoreWarning
 from ._version import __version__ as __version__
 
 __all__ = [

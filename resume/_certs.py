@@ -12,7 +12,7 @@ from typing import Final, final
 
 import trustme
 
-from ._server import pin_tls_version
+from ._adapters.server_settings import pin_tls_version
 
 __all__ = ["DemoCertificates"]
 

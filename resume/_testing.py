@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Final, final
 
 import trustme
 
-from ._server import pin_tls_version
+from ._adapters.server_settings import pin_tls_version
 
 if TYPE_CHECKING:
-    from ._handle import SessionHandle
+    from ._core.handle import SessionHandle
 
 __all__ = [
     "FakeClock",
@@ -215,7 +215,7 @@ def memory_handshake(
         session: an :class:`ssl.SSLSession` to offer.
         handle: a :class:`~resume.SessionHandle` to offer instead (``SSL_set_session()``).
     """
-    from ._offer import offer
+    from ._core.offer import offer
 
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
     c = client.wrap_bio(c_in, c_out, server_hostname=server_hostname, session=session)

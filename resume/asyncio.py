@@ -7,14 +7,14 @@ close, with the same rules as :mod:`resume.trio` (see :class:`resume.SessionKey`
 
 from __future__ import annotations
 
-from ._asyncio import ResumingStreamWriter as ResumingStreamWriter
-from ._asyncio import SessionInfo as SessionInfo
-from ._asyncio import open_connection as open_connection
-from ._asyncio import session_info as session_info
-from ._asyncio_server import TLSServer as TLSServer
-from ._asyncio_server import start_server as start_server
-from ._defaults import default_cache as default_cache
-from ._key import SessionKey as SessionKey
+from ._adapters.asyncio_client import ResumingStreamWriter as ResumingStreamWriter
+from ._adapters.asyncio_client import SessionInfo as SessionInfo
+from ._adapters.asyncio_client import open_connection as open_connection
+from ._adapters.asyncio_client import session_info as session_info
+from ._adapters.asyncio_server import TLSServer as TLSServer
+from ._adapters.asyncio_server import start_server as start_server
+from ._core.defaults import default_cache as default_cache
+from ._core.key import SessionKey as SessionKey
 
 __all__ = [
     "ResumingStreamWriter",

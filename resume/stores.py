@@ -12,17 +12,17 @@ Keys are stored as salted HMAC-SHA256 hashes; with a 32-byte ``key=`` (or
 An entry that cannot be read is dropped with a :class:`resume.StoreWarning`.
 """
 
-from ._memorystore import MemoryStore as MemoryStore
-from ._redisstore import RedisStore as RedisStore
-from ._sqlitestore import SQLiteStore as SQLiteStore
-from ._store import SessionStore as SessionStore
-from ._store import StoredSession as StoredSession
-from ._store import StoreWarning as StoreWarning
-from ._store import key_bytes as key_bytes
-from ._store import load_key as load_key
-from ._storecache import StoreLink as StoreLink
-from ._storecache import attach_store as attach_store
-from ._storecache import context_label_digest as context_label_digest
+from ._stores.base import SessionStore as SessionStore
+from ._stores.base import StoredSession as StoredSession
+from ._stores.base import StoreWarning as StoreWarning
+from ._stores.base import key_bytes as key_bytes
+from ._stores.base import load_key as load_key
+from ._stores.link import StoreLink as StoreLink
+from ._stores.link import attach_store as attach_store
+from ._stores.link import context_label_digest as context_label_digest
+from ._stores.memory import MemoryStore as MemoryStore
+from ._stores.redis import RedisStore as RedisStore
+from ._stores.sqlite import SQLiteStore as SQLiteStore
 
 __all__ = [
     "MemoryStore",

@@ -7,18 +7,18 @@ one from a key file (``file:PATH``) or Redis (``redis://HOST:PORT/DB``), as
 other's TLS 1.2 and TLS 1.3 tickets, across rotations.
 """
 
-from ._ticketkeys import DEFAULT_REFRESH as DEFAULT_REFRESH
-from ._ticketkeys import DEFAULT_ROTATION_INTERVAL as DEFAULT_ROTATION_INTERVAL
-from ._ticketkeys import SECRET_ENV as SECRET_ENV
-from ._ticketkeys import KeyFile as KeyFile
-from ._ticketkeys import KeyRefresher as KeyRefresher
-from ._ticketkeys import KeySource as KeySource
-from ._ticketkeys import RedisKeySource as RedisKeySource
-from ._ticketkeys import TicketKey as TicketKey
-from ._ticketkeys import TicketKeyRing as TicketKeyRing
-from ._ticketkeys import install_from_spec as install_from_spec
-from ._ticketkeys import install_ticket_keys as install_ticket_keys
-from ._ticketkeys import source_from_spec as source_from_spec
+from ._ticketkeys.ring import DEFAULT_REFRESH as DEFAULT_REFRESH
+from ._ticketkeys.ring import DEFAULT_ROTATION_INTERVAL as DEFAULT_ROTATION_INTERVAL
+from ._ticketkeys.ring import SECRET_ENV as SECRET_ENV
+from ._ticketkeys.ring import KeyFile as KeyFile
+from ._ticketkeys.ring import KeyRefresher as KeyRefresher
+from ._ticketkeys.ring import KeySource as KeySource
+from ._ticketkeys.ring import RedisKeySource as RedisKeySource
+from ._ticketkeys.ring import TicketKey as TicketKey
+from ._ticketkeys.ring import TicketKeyRing as TicketKeyRing
+from ._ticketkeys.ring import install_from_spec as install_from_spec
+from ._ticketkeys.ring import install_ticket_keys as install_ticket_keys
+from ._ticketkeys.ring import source_from_spec as source_from_spec
 
 __all__ = [
     "DEFAULT_REFRESH",

@@ -8,14 +8,14 @@ where are described in :class:`resume.SessionKey`.
 
 from __future__ import annotations
 
-from ._defaults import default_cache as default_cache
-from ._key import SessionKey as SessionKey
-from ._trio import ResumingSSLStream as ResumingSSLStream
-from ._trio import open_tls_stream as open_tls_stream
-from ._trio import wrap_client_stream as wrap_client_stream
-from ._trio_server import TLSServer as TLSServer
-from ._trio_server import TLSServerStream as TLSServerStream
-from ._trio_server import serve_tls as serve_tls
+from ._adapters.trio_client import ResumingSSLStream as ResumingSSLStream
+from ._adapters.trio_client import open_tls_stream as open_tls_stream
+from ._adapters.trio_client import wrap_client_stream as wrap_client_stream
+from ._adapters.trio_server import TLSServer as TLSServer
+from ._adapters.trio_server import TLSServerStream as TLSServerStream
+from ._adapters.trio_server import serve_tls as serve_tls
+from ._core.defaults import default_cache as default_cache
+from ._core.key import SessionKey as SessionKey
 
 __all__ = [
     "ResumingSSLStream",

@@ -29,7 +29,7 @@ import trio
 import trustme
 
 from resume import SessionHandle
-from resume._offer import offer
+from resume._core.offer import offer
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 VERSION_NAMES = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}

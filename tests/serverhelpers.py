@@ -19,7 +19,7 @@ from pathlib import Path
 import trio
 import trustme
 
-from resume._trio_server import TLSServerStream
+from resume._adapters.trio_server import TLSServerStream
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 VERSION_NAMES = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}

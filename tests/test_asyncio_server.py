@@ -18,7 +18,7 @@ import pytest
 from serverhelpers import ServerPKI, blocking_client
 
 from resume import SessionCache
-from resume._asyncio_server import TLSServer, start_server
+from resume._adapters.asyncio_server import TLSServer, start_server
 from resume.asyncio import open_connection
 
 pytestmark = pytest.mark.parametrize("version", ["1.2", "1.3"])

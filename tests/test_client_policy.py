@@ -1,4 +1,4 @@
-"""The I/O-free client policy (resume._client), driven by real handshakes over memory BIOs.
+"""The I/O-free client policy (resume._core.policy), driven by real handshakes over memory BIOs.
 
 No sockets and no event loop: two ssl.SSLObjects talk through MemoryBIOs, so the
 sessions are real OpenSSL sessions and the policy sees exactly what the adapters
@@ -13,7 +13,7 @@ import pytest
 from clienthelpers import PKI, memory_handshake
 
 from resume import SessionCache, SessionHandle, SessionKey
-from resume._client import (
+from resume._core.policy import (
     ClientConnection,
     _hints,
     _set_hint,

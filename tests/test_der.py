@@ -14,14 +14,10 @@ import pytest
 import trio
 from corehelpers import VERSIONS, Pki, handshake, make_pki
 
-from resume import (
-    SessionDecodeError,
-    SessionHandle,
-    UseAfterFreeError,
-    _openssl,
-)
-from resume._native import NativeSession
-from resume._offer import offer
+from resume import SessionDecodeError, SessionHandle, UseAfterFreeError
+from resume._core.offer import offer
+from resume._openssl import binding as _openssl
+from resume._openssl.native import NativeSession
 
 
 @pytest.fixture(scope="module", params=sorted(VERSIONS))

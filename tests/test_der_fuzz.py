@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from corehelpers import handshake, make_pki
 
-from resume import SessionDecodeError, SessionHandle, _openssl
+from resume import SessionDecodeError, SessionHandle
+from resume._openssl import binding as _openssl
 
 SEED = 20261126
 CI_INPUTS = 100_000

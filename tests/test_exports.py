@@ -1,7 +1,7 @@
 """The public surface: every public namespace re-exports only, and each name is documented.
 
 As in trio's test_exports: objects report their public module (``resume.trio.serve_tls``,
-not ``resume._trio_server.serve_tls``), every name in ``__all__`` exists and has a
+not ``resume._adapters.trio_server.serve_tls``), every name in ``__all__`` exists and has a
 docstring, and the public modules hold no implementation of their own.
 """
 

@@ -22,7 +22,7 @@ from corehelpers import VERSIONS
 from redis_server import RedisServer, redis_server
 
 from benchmarks.bench_fleet import Fleet
-from resume._ticketkeys import RedisKeySource
+from resume._ticketkeys.ring import RedisKeySource
 
 __all__ = ["redis_server"]  # the fixture, imported for pytest
 

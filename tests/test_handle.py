@@ -21,8 +21,8 @@ from resume import (
     UseAfterFreeError,
     session_free,
 )
-from resume._handle import _EmptySession
-from resume._offer import offer
+from resume._core.handle import _EmptySession
+from resume._core.offer import offer
 
 
 @pytest.fixture(scope="module", params=sorted(VERSIONS))

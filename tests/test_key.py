@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from resume import SessionKey
-from resume._key import TRACKED_METHODS, context_digest, make_key, normalize_peer
+from resume._core.key import TRACKED_METHODS, context_digest, make_key, normalize_peer
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ class TestSettingsChangeTheKey:
 
     def test_state_stays_bounded_under_many_changes(self, ca: trustme.CA) -> None:
         """Thousands of changes keep a constant-size record per context."""
-        from resume._key import _STATES
+        from resume._core.key import _STATES
 
         ctx = client_context()
         context_digest(ctx)

@@ -1,6 +1,6 @@
 """One table of what goes into a key, and contexts whose state resume cannot know (issue 8).
 
-* Every entry of ``resume._key.KEY_TABLE`` changes both the in-process key and
+* Every entry of ``resume._core.key.KEY_TABLE`` changes both the in-process key and
   the persisted digest, and each test below changes that entry alone.
 * A context whose full state resume cannot know (a tracking wrapper removed or
   replaced, a client certificate loaded before tracking began) gets one
@@ -23,7 +23,7 @@ from clienthelpers import PKI, pin, start_echo_server
 import resume
 import resume.trio
 from resume import SessionCache, UntrackedContextWarning, create_client_context
-from resume._key import (
+from resume._core.key import (
     _STATES,
     KEY_TABLE,
     _parse_hello,

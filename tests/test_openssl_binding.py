@@ -9,8 +9,9 @@ import pytest
 from corehelpers import VERSIONS, Pki, handshake, make_pki
 
 import resume
-from resume import SessionCache, SessionHandle, UnsupportedError, _openssl
-from resume._ticketkeys import TicketKeyRing, install_ticket_keys
+from resume import SessionCache, SessionHandle, UnsupportedError
+from resume._openssl import binding as _openssl
+from resume._ticketkeys.ring import TicketKeyRing, install_ticket_keys
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import trio
 import trio.testing
 from serverhelpers import HTTP_RESPONSE, ServerPKI, http_handler
 
-from resume._trio_server import TLSServer, TLSServerStream, serve_tls
+from resume._adapters.trio_server import TLSServer, TLSServerStream, serve_tls
 
 VERSION_FLAGS = {"1.2": "-tls1_2", "1.3": "-tls1_3"}
 

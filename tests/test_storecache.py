@@ -27,8 +27,8 @@ from redis_server import RedisServer, redis_server
 
 import resume
 from resume import CacheMode, SessionCache, SessionHandle
-from resume._offer import offer
-from resume._storecache import link_of
+from resume._core.offer import offer
+from resume._stores.link import link_of
 from resume.stores import (
     MemoryStore,
     RedisStore,
@@ -596,7 +596,7 @@ class TestWiring:
 
     def test_unregistered_client_keys_stay_in_memory(self, pki: Pki) -> None:
         """resume's per-context keys are stored only for registered contexts."""
-        from resume._key import make_key
+        from resume._core.key import make_key
 
         ctx = pki.client()
         key = make_key(ctx, "localhost", 443)

@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 from redis_server import RedisServer
 
 import resume
-from resume._store import _Unreadable
+from resume._stores.base import _Unreadable
 from resume.stores import (
     MemoryStore,
     RedisStore,

@@ -16,8 +16,9 @@ import redis
 from corehelpers import VERSIONS, FakeClock, Pki, handshake, make_pki
 from redis_server import RedisServer, redis_server
 
-from resume import StoreError, _openssl
-from resume._ticketkeys import (
+from resume import StoreError
+from resume._openssl import binding as _openssl
+from resume._ticketkeys.ring import (
     DEFAULT_ROTATION_INTERVAL,
     SECRET_ENV,
     KeyFile,

@@ -22,8 +22,8 @@ from serverhelpers import (
 )
 
 from resume import SessionCache
-from resume._server import get_session_timeout, set_session_timeout
-from resume._trio_server import TLSServer, TLSServerStream, serve_tls
+from resume._adapters.server_settings import get_session_timeout, set_session_timeout
+from resume._adapters.trio_server import TLSServer, TLSServerStream, serve_tls
 from resume.trio import open_tls_stream
 
 pytestmark = pytest.mark.parametrize("version", ["1.2", "1.3"])
@@ -506,11 +506,11 @@ class TestBadInput:
 
 
 def test_default_timeouts_match_the_constants(version: str) -> None:
-    """The signatures spell the defaults out; they must agree with resume._server."""
+    """The signatures spell the defaults out; they agree with resume._adapters.server_settings."""
     import inspect
 
-    from resume._asyncio_server import start_server
-    from resume._server import DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT
+    from resume._adapters.asyncio_server import start_server
+    from resume._adapters.server_settings import DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT
 
     for func in (serve_tls, start_server):
         params = inspect.signature(func).parameters

@@ -5,10 +5,10 @@
 # Steps: build the client SSLContext (--cafile, --tls), open the store given by
 # --sessions (none: an in-memory cache, which dies with the process), attach a
 # SessionCache to it and register the context with the link (its keys become
-# stable across processes; see resume._storecache), then connect with
+# stable across processes; see resume._stores.link), then connect with
 # resume.trio.open_tls_stream (before the TCP connect it fetches a session from
-# the store in a thread), send one line, read the answer (with it come the TLS 1.3 tickets) and close
-# cleanly: the clean close adds the connection's session to the cache, which
+# the store in a thread), send one line, read the answer (with it come the TLS
+# 1.3 tickets) and close cleanly: the clean close adds the connection's session to the cache, which
 # writes it through to the store. Finally the link writes back what it fetched
 # and did not use, and the store is closed.
 #
@@ -141,7 +141,7 @@ def parse_target(target: str) -> tuple[str, int]:
 
 
 def _open_store(spec: str, key_file: Path | None, insecure: bool) -> Any:
-    from .._safefile import load_or_create_key, redact_url
+    from .._stores.safefile import load_or_create_key, redact_url
     from ..stores import RedisStore, SQLiteStore
 
     is_sqlite = spec.startswith("sqlite:")
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     Store warnings (a store that is down, an entry that was dropped) go to
     stderr as one line each; they never change the exit code.
     """
-    from .._store import StoreWarning
+    from .._stores.base import StoreWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StoreWarning)
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
 def _redacted(text: str, args: argparse.Namespace) -> str:
     # The store URL's password never reaches the terminal (the stores redact
     # it already; this is the last line of defence).
-    from .._safefile import scrub
+    from .._stores.safefile import scrub
 
     spec = getattr(args, "sessions", None)
     return scrub(text, spec) if spec else text
@@ -246,8 +246,8 @@ def _redacted(text: str, args: argparse.Namespace) -> str:
 def _run(args: argparse.Namespace) -> int:
     import trio
 
-    from .._cache import CacheMode, SessionCache
-    from .._errors import ResumeError
+    from .._core.cache import CacheMode, SessionCache
+    from .._core.errors import ResumeError
     from ..stores import attach_store
 
     try:

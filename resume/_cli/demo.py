@@ -24,10 +24,10 @@ from typing import Any
 
 import trio
 
-from .._cache import SessionCache
+from .._adapters.server_settings import ServerStatistics
 from .._certs import DemoCertificates
-from .._handle import SessionHandle
-from .._server import ServerStatistics
+from .._core.cache import SessionCache
+from .._core.handle import SessionHandle
 from ._common import count, plural
 
 __all__ = ["register", "run"]
@@ -105,7 +105,7 @@ async def _trio_echo(stream: Any) -> None:
 async def _trio_run(
     count: int, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, cache: SessionCache
 ) -> tuple[list[Row], ServerStatistics]:
-    from .._trio_server import serve_tls
+    from .._adapters.trio_server import serve_tls
     from ..trio import wrap_client_stream
 
     rows = []
@@ -152,7 +152,7 @@ async def _asyncio_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 async def _asyncio_run(
     count: int, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, cache: SessionCache
 ) -> tuple[list[Row], ServerStatistics]:
-    from .._asyncio_server import start_server
+    from .._adapters.asyncio_server import start_server
     from ..asyncio import open_connection
 
     loop = asyncio.get_running_loop()

@@ -14,8 +14,8 @@ from typing import Any
 
 import trio
 
-from .._server import DEFAULT_HANDSHAKE_TIMEOUT, pin_tls_version
-from .._trio_server import TLSServer, TLSServerStream, serve_tls
+from .._adapters.server_settings import DEFAULT_HANDSHAKE_TIMEOUT, pin_tls_version
+from .._adapters.trio_server import TLSServer, TLSServerStream, serve_tls
 from ._common import (
     CLIError,
     describe_listen_error,
@@ -214,9 +214,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), 2) from None
     close_ticket_keys = None
     if getattr(args, "ticket_keys", None):
-        from .._errors import ResumeError
-        from .._safefile import scrub
-        from .._ticketkeys import install_from_spec
+        from .._core.errors import ResumeError
+        from .._stores.safefile import scrub
+        from .._ticketkeys.ring import install_from_spec
 
         try:
             close_ticket_keys = install_from_spec(
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         leaf = _unwrap(exc)
         if isinstance(leaf, OSError):
             raise CLIError(describe_listen_error(leaf, args.host, args.port)) from None
-        from .._errors import ResumeError
+        from .._core.errors import ResumeError
 
         if isinstance(leaf, (ValueError, TypeError, ResumeError)):
             raise CLIError(str(leaf)) from None

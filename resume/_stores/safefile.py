@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from ._errors import StoreError
+from .._core.errors import StoreError
 
 __all__ = [
     "check_directory",
@@ -162,7 +162,7 @@ def load_or_create_key(path: Path, what: str = "store key file") -> tuple[bytes,
     The file holds 64 hexadecimal characters and a newline; it is created 0600
     and must stay ours and private (see check_file).
     """
-    from ._store import KEY_LEN, _parse_key
+    from .base import KEY_LEN, _parse_key
 
     created = False
     try:

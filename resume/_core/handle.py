@@ -37,8 +37,8 @@
 # The handle also carries three slots that belong to the cache that owns it
 # (``_owner``, ``_key``, ``_expires``): a session has at most one owner, as in
 # OpenSSL, and keeping the entry data on the handle saves an entry object per
-# cached session. Only resume._cache touches them. A fourth slot,
-# ``_single_use``, belongs to the client policy (resume._client): True for a
+# cached session. Only resume._core.cache touches them. A fourth slot,
+# ``_single_use``, belongs to the client policy (resume._core.policy): True for a
 # TLS 1.3 ticket that must be offered once (RFC 8446, C.4).
 from __future__ import annotations
 
@@ -49,12 +49,12 @@ import time as _time
 import warnings
 from typing import TYPE_CHECKING, Any, Protocol, final
 
-from ._errors import DoubleFreeError, UseAfterFreeError
+from .errors import DoubleFreeError, UseAfterFreeError
 
 if TYPE_CHECKING:
     import weakref
 
-    from ._cache import SessionCache
+    from .cache import SessionCache
 
 __all__ = ["SessionHandle", "SessionPayload", "session_free"]
 
@@ -222,7 +222,7 @@ class SessionHandle:
                 (a :class:`ValueError`).
             UnsupportedError: this Python build does not allow the OpenSSL binding.
         """
-        from ._native import NativeSession
+        from .._openssl.native import NativeSession
 
         payload = NativeSession.from_der(data)
         return cls._from_payload(payload, bytearray(data))
@@ -246,7 +246,7 @@ class SessionHandle:
         if self._der is not None:
             return bytes(self._der)
         if isinstance(session, ssl.SSLSession):
-            from ._openssl import binding
+            from .._openssl.binding import binding
 
             b = binding()
             der = b.i2d(b.session_ptr(session))

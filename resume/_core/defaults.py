@@ -7,7 +7,7 @@
 # as the process. Its size and lifetime are OpenSSL's defaults.
 #
 # create_client_context() is ssl.create_default_context(Purpose.SERVER_AUTH)
-# for resume: the same settings, but the context is tracked (resume._key) from
+# for resume: the same settings, but the context is tracked (resume._core.key) from
 # the moment it exists, so every later setting (client certificate, ALPN, CA
 # locations) is part of its session keys, in memory and in a store.
 from __future__ import annotations
@@ -17,8 +17,8 @@ import ssl
 import sys
 import threading
 
-from ._cache import CacheMode, SessionCache
-from ._key import track_new_context
+from .cache import CacheMode, SessionCache
+from .key import track_new_context
 
 __all__ = ["create_client_context", "default_cache", "default_ssl_context", "resolve_cache"]
 

@@ -31,7 +31,7 @@
 # Failures. The client gets short connect and read timeouts and one immediate
 # retry (a pooled connection that died with a restarted server reconnects on the
 # retry); a server that is down raises StoreError at once, without back-off
-# sleeps: the layer that sits on the store decides what to do (resume._storecache
+# sleeps: the layer that sits on the store decides what to do (resume._stores.link
 # turns it into a miss and a rate-limited warning).
 from __future__ import annotations
 
@@ -41,9 +41,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, final
 
-from ._errors import StoreError
-from ._safefile import redact_url, scrub
-from ._store import SessionStore, _new_salt, _SaltChanged
+from .._core.errors import StoreError
+from .base import SessionStore, _new_salt, _SaltChanged
+from .safefile import redact_url, scrub
 
 if TYPE_CHECKING:
     import redis

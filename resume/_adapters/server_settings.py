@@ -1,8 +1,8 @@
 # Theory of operation: the I/O-free half of the TLS servers
 # =========================================================
 #
-# Both server adapters (:mod:`resume._trio_server` and
-# :mod:`resume._asyncio_server`) share everything here; nothing in this module
+# Both server adapters (:mod:`resume._adapters.trio_server` and
+# :mod:`resume._adapters.asyncio_server`) share everything here; nothing in this module
 # imports trio or asyncio or awaits.
 #
 # Resumption on the server side needs no code of ours: OpenSSL keeps an internal
@@ -24,7 +24,7 @@
 #   parallel wants more.
 # * *Session lifetime.* ``SSL_CTX_set_timeout()`` bounds both the internal cache
 #   and the lifetime hint of the tickets; ``ssl`` has no setter, so it goes through
-#   the probed OpenSSL binding (:mod:`resume._openssl`).
+#   the probed OpenSSL binding (:mod:`resume._openssl.binding`).
 #
 # Statistics are plain counters bumped by the adapters (one event loop thread, no
 # lock needed beyond the GIL) and frozen into :class:`ServerStatistics` snapshots,
@@ -37,7 +37,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Final, final
 
-from ._errors import UnsupportedError
+from .._core.errors import UnsupportedError
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
@@ -220,7 +220,7 @@ def configure_server_context(
     Raises:
         TypeError, ValueError: a knob out of range.
         UnsupportedError: *session_timeout* on a Python whose OpenSSL binding was
-            refused (see :mod:`resume._openssl`).
+            refused (see :mod:`resume._openssl.binding`).
     """
     check_server_context(context)
     if num_tickets is not None:
@@ -243,7 +243,7 @@ def configure_server_context(
 
 
 def _binding() -> Any:
-    from ._openssl import binding
+    from .._openssl.binding import binding
 
     try:
         return binding()
@@ -259,7 +259,7 @@ def set_session_timeout(context: ssl.SSLContext, seconds: float) -> None:
 
     On a server this bounds the internal session cache and is the lifetime hint of
     the tickets it issues. Whole seconds; a fraction is rounded up. The call goes
-    through the guarded OpenSSL binding (:mod:`resume._openssl`).
+    through the guarded OpenSSL binding (:mod:`resume._openssl.binding`).
 
     Raises:
         ValueError: *seconds* is not a finite number > 0.

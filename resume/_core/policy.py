@@ -7,14 +7,14 @@
 #
 #   1. begin()            -- the boundary, in the one synchronous call that
 #                            creates the SSLObject: compute the key from the
-#                            context's settings at that moment (resume._key),
+#                            context's settings at that moment (resume._core.key),
 #                            look up a session to offer, create the SSLObject
 #                            (the adapter's callable), check that the context
 #                            did not change meanwhile (another thread), and
-#                            offer the session (resume._offer.offer). No await
+#                            offer the session (resume._core.offer.offer). No await
 #                            can come between the key and the SSLObject, so a
 #                            setting changed while a connect was in flight is
-#                            always seen. An untrackable context (resume._key)
+#                            always seen. An untrackable context (resume._core.key)
 #                            gets a connection with no cache: nothing offered,
 #                            nothing stored.
 #   2. (adapter)          -- the handshake.
@@ -69,11 +69,11 @@ import ssl
 from collections.abc import Callable, Hashable
 from typing import Protocol, TypeVar, final
 
-from ._cache import SessionCache
-from ._defaults import resolve_cache
-from ._handle import SessionHandle
-from ._key import SessionKey, connection_key, still_current
-from ._offer import offer
+from .cache import SessionCache
+from .defaults import resolve_cache
+from .handle import SessionHandle
+from .key import SessionKey, connection_key, still_current
+from .offer import offer
 
 __all__ = ["ClientConnection", "TLSObject", "is_single_use", "mark_single_use"]
 
@@ -205,7 +205,7 @@ class ClientConnection:
         moment.
 
         Raises:
-            TypeError, ValueError: a bad argument (see :func:`resume._key.make_key`).
+            TypeError, ValueError: a bad argument (see :func:`resume._core.key.make_key`).
         """
         resolved = resolve_cache(cache)
         key, trusted = connection_key(context, peer, port)

@@ -25,7 +25,7 @@
 # so a client that never reads cannot stall the server; the close waits at most
 # *close_timeout* (``ssl_shutdown_timeout``, Python 3.11+).
 #
-# Resumption itself is OpenSSL's, as for serve_tls (see resume._server).
+# Resumption itself is OpenSSL's, as for serve_tls (see resume._adapters.server_settings).
 from __future__ import annotations
 
 import asyncio
@@ -37,7 +37,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, final
 
-from ._server import (
+from .server_settings import (
     ServerCounters,
     ServerStatistics,
     check_port,

@@ -48,7 +48,7 @@
 # under a lock held for microseconds, so it is safe on an event loop. An
 # external store (resume.stores.attach_store) fills the cache from outside,
 # off the event loop, and its callbacks only queue work for a thread of its own
-# (resume._storecache): nothing waits for a store while the lock is held.
+# (resume._stores.link): nothing waits for a store while the lock is held.
 from __future__ import annotations
 
 import enum
@@ -61,8 +61,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Final, final
 
-from ._errors import SessionError
-from ._handle import _REFLOCK, SessionHandle
+from .errors import SessionError
+from .handle import _REFLOCK, SessionHandle
 
 __all__ = ["CacheMode", "CacheStatistics", "SessionCache"]
 

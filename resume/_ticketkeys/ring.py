@@ -34,7 +34,7 @@
 # Each key is 80 bytes: a 16-byte name (sent in the clear inside the ticket so
 # that the server finds the key), a 32-byte AES-256-CBC key and a 32-byte
 # HMAC-SHA256 key: the ticket format of OpenSSL's own keys, installed on an
-# SSLContext through OpenSSL's ticket-key callback (resume._openssl).
+# SSLContext through OpenSSL's ticket-key callback (resume._openssl.binding).
 #
 # Sources
 # -------
@@ -82,9 +82,9 @@ from typing import Any, Final, final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ._errors import StoreError
-from ._openssl import binding
-from ._safefile import check_file, open_checked, redact_url, scrub
+from .._core.errors import StoreError
+from .._openssl.binding import binding
+from .._stores.safefile import check_file, open_checked, redact_url, scrub
 
 __all__ = [
     "DEFAULT_REFRESH",
@@ -417,7 +417,7 @@ class KeyFile(KeySource):
         os.close(fd)
 
     def _read(self) -> tuple[tuple[TicketKey, TicketKey, TicketKey], float, tuple[int, int]]:
-        # No symbolic link, ours alone (see resume._safefile), like a store key file.
+        # No symbolic link, ours alone (see resume._stores.safefile), like a store key file.
         fd = open_checked(self.path, "ticket key file", private=True)
         with open(fd, encoding="ascii", closefd=True) as f:
             st = os.fstat(f.fileno())

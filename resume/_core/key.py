@@ -7,7 +7,7 @@
 # CVE-2021-22890 (a proxy's ticket offered to the origin), CVE-2021-22924 and
 # CVE-2022-27782 (configuration changes not compared before reuse) and
 # CVE-2024-0853 (a session kept although a post-handshake check failed; that
-# last one is the policy's business, see resume._client).
+# last one is the policy's business, see resume._core.policy).
 #
 # The key is ``SessionKey(peer, port, digest)``:
 #
@@ -108,7 +108,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, final
 
-from ._errors import UntrackedContextWarning
+from .errors import UntrackedContextWarning
 
 __all__ = [
     "KEY_TABLE",
@@ -600,7 +600,7 @@ def context_digest(context: ssl.SSLContext) -> str:
 
     Equal digests mean the same ``ssl.SSLContext`` object, with the same
     entries of :data:`KEY_TABLE`. The first call on a context installs the
-    tracking wrappers described in :mod:`resume._key` and computes the digest;
+    tracking wrappers described in :mod:`resume._core.key` and computes the digest;
     later calls cost a few C getter calls unless a setting changed.
 
     Raises:
@@ -620,8 +620,8 @@ def _check_certificate(context: ssl.SSLContext, state: _ContextState) -> None:
     # Was a client certificate loaded before tracking began? See the top.
     if state.born_tracked or state.certificate_checked or state.unknown is not None:
         return
-    from ._errors import UnsupportedError
-    from ._openssl import binding
+    from .._openssl.binding import binding
+    from .errors import UnsupportedError
 
     if "client_certificate" in state.tracked:
         reason = (

@@ -8,7 +8,7 @@
 # :meth:`~resume.SessionHandle.from_der` returns. Its properties are read
 # through C (``SSL_SESSION_get_id()``, ...), and :meth:`NativeSession.offer`
 # calls ``SSL_set_session()`` on a connection before its handshake, which is
-# what :func:`resume._offer.offer` uses for non-``ssl`` payloads.
+# what :func:`resume._core.offer.offer` uses for non-``ssl`` payloads.
 #
 # When is the C reference dropped? The handle calls :meth:`release` when its
 # last reference goes. But :meth:`SessionHandle.dup` shares the payload object
@@ -39,8 +39,8 @@ import contextlib
 import ssl
 from typing import NoReturn, final
 
-from ._errors import UseAfterFreeError
-from ._openssl import Binding, binding
+from .._core.errors import UseAfterFreeError
+from .binding import Binding, binding
 
 __all__ = ["NativeSession"]
 

@@ -5,7 +5,7 @@
 # survives restarts and that several processes may use at once.
 #
 # Files and permissions (issue 8, finding 5). Whoever can write the database
-# could plant sessions, so the file is never trusted blindly (resume._safefile):
+# could plant sessions, so the file is never trusted blindly (resume._stores.safefile):
 #
 # * a new database is created 0600 with os.open(O_CREAT | O_EXCL | O_NOFOLLOW)
 #   *before* SQLite opens it (SQLite would create it with 0644 & ~umask);
@@ -22,7 +22,7 @@
 # * after SQLite opened the path, the path must still be the file checked.
 #
 # The key (issue 8, finding 2). Sessions are sealed with a key that is not in
-# the database (resume._store): given, or by default the key file
+# the database (resume._stores.base): given, or by default the key file
 # ``PATH.key`` beside the database, made on first use (0600, O_EXCL, written
 # to a temporary name and linked into place, so processes that start together
 # share one key) and held to the same checks as a key file given by the user.
@@ -66,9 +66,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, final
 
-from ._errors import StoreError, UnsupportedError
-from ._safefile import check_directory, check_file, load_or_create_key, open_checked
-from ._store import FORMAT_VERSION, SessionStore, StoreWarning, _new_salt
+from .._core.errors import StoreError, UnsupportedError
+from .base import FORMAT_VERSION, SessionStore, StoreWarning, _new_salt
+from .safefile import check_directory, check_file, load_or_create_key, open_checked
 
 __all__ = ["SQLiteStore"]
 

@@ -2,7 +2,7 @@
 # ============================================
 #
 # A thin shell around trio.SSLStream; every decision about sessions is made by
-# resume._client.ClientConnection. The adapter's only jobs are I/O and telling
+# resume._core.policy.ClientConnection. The adapter's only jobs are I/O and telling
 # the policy what happened:
 #
 #   wrap_client_stream()
@@ -10,7 +10,7 @@
 #        session to offer, computed from the context as it is when
 #        trio.SSLStream(..., https_compatible=False) creates the SSLObject
 #        (after the TCP connect: nothing is decided before it), then
-#        resume._offer.offer(ssl_stream._ssl_object, handle): trio keeps its
+#        resume._core.offer.offer(ssl_stream._ssl_object, handle): trio keeps its
 #        SSLObject in ``_ssl_object``; going through offer() lets sessions
 #        imported from DER work too, which ``SSLStream.session = ...`` would not.
 #     3. do_handshake(); then the caller's post_handshake check. Any exception
@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any, final
 
 import trio
 
-from ._client import ClientConnection
-from ._defaults import default_ssl_context, resolve_cache
-from ._handle import SessionHandle
-from ._key import SessionKey, normalize_peer
-from ._storecache import fetch_for_trio
+from .._core.defaults import default_ssl_context, resolve_cache
+from .._core.handle import SessionHandle
+from .._core.key import SessionKey, normalize_peer
+from .._core.policy import ClientConnection
+from .._stores.link import fetch_for_trio
 
 if TYPE_CHECKING:
     from typing_extensions import Self

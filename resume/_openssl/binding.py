@@ -57,7 +57,7 @@
 # ``SSL_CTX_set_tlsext_ticket_key_evp_cb()`` (OpenSSL 3.0) installs a C
 # function called for every ticket the server issues (enc=1) or receives
 # (enc=0). Ours is a ctypes ``CFUNCTYPE`` thunk that asks a Python object for
-# the key (see resume._ticketkeys), then calls ``EVP_EncryptInit_ex`` /
+# the key (see resume._ticketkeys.ring), then calls ``EVP_EncryptInit_ex`` /
 # ``EVP_DecryptInit_ex`` (AES-256-CBC) and ``EVP_MAC_CTX_set_params`` (HMAC
 # key and digest, as an ``OSSL_PARAM`` array built here). The thunk is kept
 # alive for the life of the process (a context may be used by C after its
@@ -80,7 +80,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from ._errors import SessionDecodeError, UnsupportedError
+from .._core.errors import SessionDecodeError, UnsupportedError
 
 __all__ = [
     "Binding",

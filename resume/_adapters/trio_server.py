@@ -58,7 +58,7 @@
 #   the wire: the stream is then broken, as trio.SSLStream's is.
 #
 # Statistics are counted by the accept loop and the per-connection task (see
-# resume._server.ServerCounters); one trio thread, so plain integers suffice.
+# resume._adapters.server_settings.ServerCounters); one trio thread, so plain integers suffice.
 from __future__ import annotations
 
 import contextlib
@@ -74,7 +74,7 @@ from typing import Any, Final, final
 
 import trio
 
-from ._server import (
+from .server_settings import (
     ServerCounters,
     ServerStatistics,
     check_port,

@@ -78,7 +78,7 @@
 #
 # Failures. A backend that fails (Redis down, disk full, database locked past the
 # busy timeout) raises :class:`StoreError` from every method. The layer that
-# sits on a store for connections (resume._storecache) turns that into a miss
+# sits on a store for connections (resume._stores.link) turns that into a miss
 # plus a rate-limited warning, so a store never fails a connection.
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
-from ._errors import StoreError
+from .._core.errors import StoreError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -252,7 +252,7 @@ def load_key(key: bytes | bytearray | str | os.PathLike[str] | None = None, *,
     if key is not None and key_file is not None:
         raise ValueError("give the store key either as key= or as key_file=, not both")
     if key_file is not None:
-        from ._safefile import read_private
+        from .safefile import read_private
 
         path = Path(key_file)
         try:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Final, final
 
-from ._store import SessionStore, _new_salt
+from .base import SessionStore, _new_salt
 
 __all__ = ["MemoryStore"]
 

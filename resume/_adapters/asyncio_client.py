@@ -9,12 +9,12 @@
 # (ClientConnection.begin): it computes the key from the user's context as it
 # is at that moment, chooses the session, calls the user's own
 # SSLContext.wrap_bio, and offers the session on the new SSLObject through
-# resume._offer.offer() (``SSL_set_session()``), before the handshake starts.
+# resume._core.offer.offer() (``SSL_set_session()``), before the handshake starts.
 # asyncio calls wrap_bio after name resolution and the TCP connect, so a
 # setting changed while those were awaited is seen: nothing about the session
 # is decided before the SSLObject exists.
 # The user's context is not changed (apart from the tracking wrappers every
-# context gets, see resume._key), and the session belongs to it: ``ssl`` refuses
+# context gets, see resume._core.key), and the session belongs to it: ``ssl`` refuses
 # a session of another SSL_CTX, so a copied or subclassed context could never
 # resume. Every other attribute is forwarded to the real context, and the
 # writer's get_extra_info("sslcontext") returns the real one.
@@ -52,11 +52,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, final
 
-from ._client import ClientConnection
-from ._defaults import default_ssl_context, resolve_cache
-from ._handle import SessionHandle
-from ._key import SessionKey, make_key
-from ._storecache import fetch_for_asyncio
+from .._core.defaults import default_ssl_context, resolve_cache
+from .._core.handle import SessionHandle
+from .._core.key import SessionKey, make_key
+from .._core.policy import ClientConnection
+from .._stores.link import fetch_for_asyncio
 
 if TYPE_CHECKING:
     from typing_extensions import Self

@@ -46,7 +46,7 @@
 # process; register_context(context, label=...) declares that a context's
 # settings are the same everywhere (the label must change when anything resume
 # cannot see changes, such as the contents of a CA directory; the client
-# certificate and the ALPN list are in the key table of resume._key), and the
+# certificate and the ALPN list are in the key table of resume._core.key), and the
 # link then stores its sessions under (peer, port, stable digest). Keys of contexts
 # that were not registered stay in memory only. Keys that are not SessionKeys
 # are stored as they are.
@@ -79,12 +79,12 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Final, final
 
-from ._cache import SessionCache
-from ._defaults import resolve_cache
-from ._errors import ResumeError, StoreError, UnsupportedError
-from ._handle import SessionHandle
-from ._key import make_key
-from ._store import SessionStore, _WarnLimiter, key_bytes
+from .._core.cache import SessionCache
+from .._core.defaults import resolve_cache
+from .._core.errors import ResumeError, StoreError, UnsupportedError
+from .._core.handle import SessionHandle
+from .._core.key import make_key
+from .base import SessionStore, _WarnLimiter, key_bytes
 
 __all__ = [
     "StoreLink",
@@ -113,11 +113,11 @@ _TLS1_3_VERSION: Final = 0x0304
 
 def _mark_single_use(handle: SessionHandle) -> None:
     # A TLS 1.3 ticket fetched from the store must be offered once (RFC 8446,
-    # C.4). The client policy (resume._client) keeps the set of single-use
+    # C.4). The client policy (resume._core.policy) keeps the set of single-use
     # handles; tell it about this one, which it did not store itself.
     if getattr(handle.payload, "protocol_version", 0) != _TLS1_3_VERSION:
         return
-    from ._client import mark_single_use
+    from .._core.policy import mark_single_use
 
     mark_single_use(handle)
 
@@ -137,7 +137,7 @@ def context_label_digest(context: ssl.SSLContext, label: str = "") -> str:
             :class:`~resume.UntrackedContextWarning`, emitted once): its
             sessions must not be persisted.
     """
-    from ._key import persisted_digests
+    from .._core.key import persisted_digests
 
     stable = persisted_digests(context, label)[1]
     if stable is None:
@@ -330,7 +330,7 @@ class StoreLink:
         :class:`~resume.UntrackedContextWarning`, emitted once) is not
         registered; create contexts with :func:`resume.create_client_context`.
         """
-        from ._key import persisted_digests
+        from .._core.key import persisted_digests
 
         digest, stable = persisted_digests(context, label)
         if stable is None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ssl
 
-from ._errors import SessionError
-from ._handle import SessionHandle
+from .errors import SessionError
+from .handle import SessionHandle
 
 __all__ = ["offer"]
 

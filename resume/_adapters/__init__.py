@@ -1,0 +1,1 @@
+"""Thin adapters for trio and asyncio: clients and servers; no policy of their own."""

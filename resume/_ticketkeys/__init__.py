@@ -1,0 +1,1 @@
+"""Shared ticket keys for a fleet of servers: the key ring and its sources."""
