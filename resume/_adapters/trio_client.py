@@ -10,8 +10,8 @@
 #        session to offer, computed from the context as it is when
 #        trio.SSLStream(..., https_compatible=False) creates the SSLObject
 #        (after the TCP connect: nothing is decided before it), then
-#        resume._core.offer.offer(ssl_stream._ssl_object, handle): trio keeps its
-#        SSLObject in ``_ssl_object``; going through offer() lets sessions
+#        resume._core.offer.offer() on trio's SSLObject (reached through
+#        resume._compat, trio keeps it in a private attribute); going through offer() lets sessions
 #        imported from DER work too, which ``SSLStream.session = ...`` would not.
 #     3. do_handshake(); then the caller's post_handshake check. Any exception
 #        (cancellation included) -> ClientConnection.fail() (the offer is
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import trio
 
+from .._compat import ssl_object_of_trio_stream
 from .._core.defaults import default_ssl_context, resolve_cache
 from .._core.handle import SessionHandle
 from .._core.key import SessionKey, normalize_peer
@@ -114,7 +115,7 @@ class ResumingSSLStream(trio.abc.Stream):
                 "resume.trio.open_tls_stream() or resume.trio.wrap_client_stream()"
             )
         self._ssl_stream = ssl_stream
-        self._ssl_object: ssl.SSLObject = ssl_stream._ssl_object
+        self._ssl_object: ssl.SSLObject = ssl_object_of_trio_stream(ssl_stream)
         self._conn = conn
         self._https_compatible = https_compatible
         self._unclean = False
@@ -362,14 +363,14 @@ async def _handshake(
 
     try:
         conn, ssl_stream = ClientConnection.begin(
-            cache, context, server_hostname, port, create, _ssl_object_of
+            cache, context, server_hostname, port, create, ssl_object_of_trio_stream
         )
     except BaseException:
         await trio.aclose_forcefully(transport_stream)
         raise
     try:
         await ssl_stream.do_handshake()
-        conn.handshake_complete(ssl_stream._ssl_object)
+        conn.handshake_complete(ssl_object_of_trio_stream(ssl_stream))
         stream = ResumingSSLStream(
             ssl_stream, conn, https_compatible=https_compatible, _token=_CONSTRUCT
         )
@@ -380,11 +381,6 @@ async def _handshake(
         await trio.aclose_forcefully(ssl_stream)
         raise
     return stream
-
-
-def _ssl_object_of(ssl_stream: trio.SSLStream[Any]) -> ssl.SSLObject:
-    obj: ssl.SSLObject = ssl_stream._ssl_object
-    return obj
 
 
 async def open_tls_stream(

@@ -74,6 +74,7 @@ from typing import Any, Final, final
 
 import trio
 
+from .._compat import RAW_SERVER_WRAP
 from .server_settings import (
     ServerCounters,
     ServerStatistics,
@@ -157,7 +158,7 @@ def _wrap(
     return tls, tls.unwrap  # pragma: no cover
 
 
-_RAW_WRAP: Final = getattr(ssl.SSLContext, "_wrap_socket", None)
+_RAW_WRAP: Final = RAW_SERVER_WRAP
 
 
 @final

@@ -94,7 +94,6 @@
 # get_ca_certs(), hashing) runs only when a context is first seen or changed.
 from __future__ import annotations
 
-import _ssl
 import functools
 import hashlib
 import ipaddress
@@ -108,6 +107,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, final
 
+from .._compat import SSL_CONTEXT_C_TYPE
 from .errors import UntrackedContextWarning
 
 __all__ = [
@@ -169,7 +169,7 @@ class SessionKey(NamedTuple):
     digest: str
 
 
-_C: Any = _ssl._SSLContext
+_C: Any = SSL_CONTEXT_C_TYPE
 
 
 @final

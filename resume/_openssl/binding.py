@@ -80,6 +80,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from .._compat import ssl_extension_path, ssl_object_inner
 from .._core.errors import SessionDecodeError, UnsupportedError
 
 __all__ = [
@@ -255,7 +256,7 @@ def _read_ptr(obj: object, offset: int) -> int:
 
 def _ssl_socket_of(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> Any:
     # The _ssl._SSLSocket behind an SSLObject / SSLSocket.
-    inner = getattr(ssl_object, "_sslobj", None)
+    inner = ssl_object_inner(ssl_object)
     if inner is None:
         if isinstance(ssl_object, ssl.SSLSocket):
             raise ValueError(
@@ -739,11 +740,7 @@ def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...]]:
         raise UnsupportedError(
             f"the OpenSSL binding needs CPython (this is {sys.implementation.name})"
         )
-    try:
-        import _ssl
-    except ImportError as exc:  # pragma: no cover - no ssl at all
-        raise UnsupportedError(f"the _ssl extension is missing: {exc}") from None
-    path = getattr(_ssl, "__file__", None)
+    path = ssl_extension_path()
     if not path:
         raise UnsupportedError(
             "_ssl is built into the interpreter (no extension file to load the library from)"
@@ -828,7 +825,7 @@ def _probe() -> Binding:
         )
     header = _HEADER_SIZE
     client_ctx, client, _server = _probe_pair()
-    inner = client._sslobj  # type: ignore[attr-defined]
+    inner = ssl_object_inner(client)
     session = client.session
     if session is None or not session.id:
         raise UnsupportedError("the probe's TLS 1.2 handshake produced no session")

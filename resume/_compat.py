@@ -1,0 +1,105 @@
+# Theory of operation: every private name of CPython and trio that resume touches
+# ================================================================================
+#
+# resume builds on the public APIs of ssl, trio and asyncio, except in the few
+# places below, where the public API has no way to do the job. Each access is
+# written once, here, with what it is for, since when it exists, and what
+# happens when it is missing (a probe or a public fallback). No other module may
+# name a private attribute of CPython or trio: tests/unit/test_layout.py checks
+# that, and that only resume/_openssl/ imports ctypes.
+#
+# * ``_ssl._SSLContext`` (CPython 3.7+): the C type under ssl.SSLContext. Its
+#   attribute getters return plain ints (ssl.SSLContext's properties wrap them
+#   in enums, about 1 us each); resume.core.key reads eight of them per
+#   connection. Fallback: ssl.SSLContext itself (same values, a little slower).
+# * ``ssl.SSLContext._wrap_socket`` (CPython 3.7+): makes the C ``_SSLSocket``
+#   that ssl.SSLSocket drives, without SSLSocket's Python constructor (3 us
+#   instead of 29 us per accepted connection of resume.trio.serve_tls).
+#   Fallback: None, and the server uses the public ``wrap_socket``.
+# * ``SSLObject._sslobj`` / ``SSLSocket._sslobj``: the C ``_SSLSocket`` that
+#   holds the ``SSL*``; the guarded binding (resume/_openssl) reads the pointer
+#   from it and checks it before any C call. Fallback: None, and the binding
+#   refuses (UnsupportedError).
+# * ``_ssl.__file__``: the extension module whose libssl the binding loads
+#   (the very library ssl uses). Fallback: None (a static build), and the
+#   binding refuses.
+# * ``trio.SSLStream._ssl_object`` (every trio release so far): the SSLObject
+#   behind a trio.SSLStream, which resume must reach to offer a session before
+#   the handshake (trio forwards ``session`` as an attribute, but only ssl's
+#   DER-copying setter, not SSL_set_session()). No fallback exists: a trio
+#   without it makes ssl_object_of_trio_stream raise a clear RuntimeError.
+# * ``ssl.SSLContext._msg_callback`` (CPython 3.8+, a debugging hook): lets
+#   ``resume probe`` count the NewSessionTicket messages a server sends.
+#   Fallback: the count is reported as unknown.
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = [
+    "RAW_SERVER_WRAP",
+    "SSL_CONTEXT_C_TYPE",
+    "install_msg_callback",
+    "ssl_extension_path",
+    "ssl_object_inner",
+    "ssl_object_of_trio_stream",
+]
+
+
+def _c_context_type() -> Any:
+    try:
+        import _ssl
+    except ImportError:  # pragma: no cover - ssl without its extension cannot exist
+        return ssl.SSLContext
+    return getattr(_ssl, "_SSLContext", ssl.SSLContext)
+
+
+#: The C type whose attribute getters resume.core.key reads per connection.
+SSL_CONTEXT_C_TYPE: Final[Any] = _c_context_type()
+
+#: ``ssl.SSLContext._wrap_socket``, or None where this CPython has no such method.
+RAW_SERVER_WRAP: Final[Callable[..., Any] | None] = getattr(ssl.SSLContext, "_wrap_socket", None)
+
+
+def ssl_object_inner(tls: object) -> Any:
+    """Return the C ``_ssl._SSLSocket`` behind an SSLObject or SSLSocket, or None."""
+    return getattr(tls, "_sslobj", None)
+
+
+def ssl_extension_path() -> str | None:
+    """Return the file of the ``_ssl`` extension module, or None (built in, or missing)."""
+    try:
+        import _ssl
+    except ImportError:  # pragma: no cover - ssl without its extension cannot exist
+        return None
+    path = getattr(_ssl, "__file__", None)
+    return str(path) if path else None
+
+
+def ssl_object_of_trio_stream(stream: object) -> ssl.SSLObject:
+    """Return the :class:`ssl.SSLObject` inside a ``trio.SSLStream``.
+
+    Raises:
+        RuntimeError: this trio keeps it elsewhere (resume needs a new release).
+    """
+    obj = getattr(stream, "_ssl_object", None)
+    if not isinstance(obj, ssl.SSLObject):
+        raise RuntimeError(
+            "this trio.SSLStream has no _ssl_object: resume does not support this trio "
+            "release yet"
+        )
+    return obj
+
+
+def install_msg_callback(
+    context: ssl.SSLContext, callback: Callable[..., None]
+) -> bool:
+    """Set ``context._msg_callback`` to *callback*; return False where the hook is missing."""
+    if not hasattr(context, "_msg_callback"):
+        return False
+    try:
+        context._msg_callback = callback
+    except (AttributeError, TypeError):  # pragma: no cover - a changed hook
+        return False
+    return True
