@@ -73,6 +73,6 @@ def fuzz(session: nox.Session) -> None:
     inputs = os.environ.get("RESUME_FUZZ_INPUTS", "1000000")
     session.run(
         "python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "slow",
-        "tests/test_der_fuzz.py", *session.posargs,
+        "tests/unit/test_der_fuzz.py", *session.posargs,
         env={"RESUME_FUZZ_INPUTS": inputs},
     )

@@ -41,8 +41,9 @@ import trustme
 
 import resume
 import resume.trio
+from resume.testing import TLS_VERSIONS
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+VERSIONS = TLS_VERSIONS
 
 
 class SServer:

@@ -5,7 +5,7 @@ Run: ``python -m benchmarks bench_der [--seconds=S]``. Per TLS version it prints
 * ``to_der`` of an ``ssl.SSLSession`` handle (``i2d_SSL_SESSION``; a fresh handle
   each time, since a handle caches its bytes), and of a DER-born handle;
 * ``from_der`` + ``free`` (``d2i_SSL_SESSION``, the sanity checks, ``SSL_SESSION_free``);
-* the rate of the fuzz test's inputs (tests/test_der_fuzz.py's mutator).
+* the rate of the fuzz test's inputs (tests/unit/test_der_fuzz.py's mutator).
 """
 
 from __future__ import annotations

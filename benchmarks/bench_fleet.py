@@ -10,7 +10,7 @@ offers its newest session. Measured, per TLS version:
 
 Run: ``python -m benchmarks bench_fleet [--connections=N] [--servers=N]``.
 The server processes are ``python -m benchmarks.bench_fleet serve ...``; the
-fleet tests (tests/test_fleet.py) use the same :class:`Fleet`.
+fleet tests (tests/integration/test_fleet.py) use the same :class:`Fleet`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from types import TracebackType
 
 import trustme
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+from resume.testing import TLS_VERSIONS
+
+VERSIONS = TLS_VERSIONS
 
 
 # -- the server process ----------------------------------------------------------------

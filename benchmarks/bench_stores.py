@@ -32,8 +32,9 @@ import trustme
 
 from resume import CacheMode, SessionCache
 from resume.stores import MemoryStore, RedisStore, SessionStore, SQLiteStore, attach_store
+from resume.testing import TLS_VERSIONS
 
-_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+_VERSIONS = TLS_VERSIONS
 
 
 # -- servers ---------------------------------------------------------------------------

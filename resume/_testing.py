@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Final, final
 
 import trustme
 
-from ._adapters.server_settings import pin_tls_version
+from ._core.limits import TLS_VERSION_NAMES, TLS_VERSIONS, pin_tls_version
 
 if TYPE_CHECKING:
     from ._core.handle import SessionHandle
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeClock",
     "PKIFiles",
+    "TLS_VERSIONS",
+    "TLS_VERSION_NAMES",
     "ThrowawayPKI",
     "loopback_handshake",
     "memory_handshake",

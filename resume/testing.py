@@ -6,6 +6,8 @@ mocked: the handshakes are real TLS, in memory or on 127.0.0.1.
 
 from __future__ import annotations
 
+from ._testing import TLS_VERSION_NAMES as TLS_VERSION_NAMES
+from ._testing import TLS_VERSIONS as TLS_VERSIONS
 from ._testing import FakeClock as FakeClock
 from ._testing import PKIFiles as PKIFiles
 from ._testing import ThrowawayPKI as ThrowawayPKI
@@ -16,6 +18,8 @@ from ._testing import pin_tls_version as pin_tls_version
 __all__ = [
     "FakeClock",
     "PKIFiles",
+    "TLS_VERSIONS",
+    "TLS_VERSION_NAMES",
     "ThrowawayPKI",
     "loopback_handshake",
     "memory_handshake",

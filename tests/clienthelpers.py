@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import shutil
 import ssl
 import subprocess
 import tempfile
@@ -27,12 +26,14 @@ from typing import Any
 
 import trio
 import trustme
+from programs import require
 
 from resume import SessionHandle
 from resume._core.offer import offer
+from resume.testing import TLS_VERSION_NAMES, TLS_VERSIONS
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-VERSION_NAMES = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}
+VERSIONS = TLS_VERSIONS
+VERSION_NAMES = TLS_VERSION_NAMES
 
 
 def pin(context: ssl.SSLContext, version: str) -> ssl.SSLContext:
@@ -199,20 +200,16 @@ async def start_echo_server(
 
 # -- openssl s_server ------------------------------------------------------------------
 
-OPENSSL = shutil.which("openssl")
-
-
 class SServer:
     """``openssl s_server -rev`` (reverses each line) on 127.0.0.1 and a free port."""
 
     def __init__(self, pki: PKI, version: str, *, tickets: bool = True) -> None:
-        if OPENSSL is None:  # pragma: no cover - CI installs openssl
-            raise RuntimeError("the openssl command is not installed")
+        openssl = require("openssl")
         self._dir = tempfile.TemporaryDirectory()
         d = Path(self._dir.name)
         pki.server_cert.private_key_and_cert_chain_pem.write_to_path(str(d / "server.pem"))
         args = [
-            OPENSSL, "s_server", "-accept", "127.0.0.1:0", "-cert", str(d / "server.pem"),
+            openssl, "s_server", "-accept", "127.0.0.1:0", "-cert", str(d / "server.pem"),
             "-rev", "-tls1_3" if version == "1.3" else "-tls1_2",
         ]
         if not tickets:

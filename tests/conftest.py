@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,3 +67,36 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     report = Path(path)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps({"sentences": sentences}, indent=2, sort_keys=True))
+
+
+# -- unit tests open no network connection ---------------------------------------------
+#
+# Tests under tests/unit run no program but Python and open no TCP/UDP socket:
+# this fixture makes any connect or bind on an internet socket fail there, so a
+# unit test that needs a peer fails loudly instead of quietly becoming an
+# integration test (those live in tests/integration and skip, outside CI, when
+# their program is missing: see tests/programs.py).
+
+_UNIT = Path(__file__).resolve().parent / "unit"
+_INET = (socket.AF_INET, socket.AF_INET6)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_open_no_network(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if _UNIT not in Path(str(request.node.path)).resolve().parents:
+        return
+    for name in ("connect", "connect_ex", "bind"):
+        original = getattr(socket.socket, name)
+
+        def guarded(
+            self: socket.socket, *args: Any, _original: Any = original, _name: str = name
+        ) -> Any:
+            if self.family in _INET:
+                raise AssertionError(
+                    f"a unit test called socket.{_name}{args!r}: move it to tests/integration"
+                )
+            return _original(self, *args)
+
+        monkeypatch.setattr(socket.socket, name, guarded)

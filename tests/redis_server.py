@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from programs import require
 
 __all__ = ["RedisServer", "redis_server"]
 
@@ -41,13 +41,7 @@ class RedisServer:
     """One redis-server process on 127.0.0.1, no persistence, in *directory*."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "redis-server is not installed; the store tests need the real binary "
-                "(apt-get install redis-server, as .ci/run does)"
-            )
-        self.binary = binary
+        self.binary = require("redis-server")
         self.directory = directory
         self.port = port if port is not None else _free_port()
         self.process: subprocess.Popen[bytes] | None = None

@@ -20,9 +20,11 @@ import trio
 import trustme
 
 from resume._adapters.trio_server import TLSServerStream
+from resume.testing import TLS_VERSION_NAMES, TLS_VERSIONS
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-VERSION_NAMES = {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}
+VERSIONS = TLS_VERSIONS
+VERSION_NAMES = TLS_VERSION_NAMES
+
 HTTP_RESPONSE = (
     b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n"
     b"Connection: close\r\n\r\nhello\n"

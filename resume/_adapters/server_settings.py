@@ -37,7 +37,9 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Final, final
 
+from .._core import limits
 from .._core.errors import UnsupportedError
+from .._core.limits import MAX_LIFETIME, TLS_VERSIONS, pin_tls_version
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
@@ -59,8 +61,6 @@ DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 #: Seconds the graceful close (sending ``close_notify``) may take before the
 #: socket is closed anyway: a peer that never reads must not hold a task forever.
 DEFAULT_CLOSE_TIMEOUT: Final = 5.0
-#: TLS 1.3 caps a ticket's lifetime at 7 days (RFC 8446, 4.6.1).
-_MAX_SESSION_TIMEOUT: Final = 7 * 24 * 3600
 
 
 @final
@@ -127,25 +127,6 @@ class ServerCounters:
         )
 
 
-#: The TLS versions the command line and the demo offer.
-TLS_VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-
-
-def pin_tls_version(context: ssl.SSLContext, version: str) -> ssl.SSLContext:
-    """Allow only TLS *version* (``"1.2"`` or ``"1.3"``) on *context*; return it.
-
-    Mirrors ``SSL_CTX_set_min_proto_version()`` and ``SSL_CTX_set_max_proto_version()``.
-
-    Raises:
-        ValueError: an unknown version.
-    """
-    if version not in TLS_VERSIONS:
-        raise ValueError(f"TLS version must be '1.2' or '1.3', got {version!r}")
-    context.minimum_version = TLS_VERSIONS[version]
-    context.maximum_version = TLS_VERSIONS[version]
-    return context
-
-
 def check_server_context(context: object) -> ssl.SSLContext:
     """Check that *context* can serve TLS; return it.
 
@@ -185,17 +166,13 @@ def _is_int(value: object) -> bool:
 
 
 def check_port(port: object) -> int:
-    """Check that *port* is a TCP port number (0 picks a free one); return it.
+    """Check that *port* is a TCP port number to listen on (0 picks a free one); return it.
 
     Raises:
         TypeError: not an int.
         ValueError: outside 0-65535.
     """
-    if not isinstance(port, int) or isinstance(port, bool):
-        raise TypeError(f"port must be an int, got {type(port).__name__}")
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be between 0 and 65535, got {port}")
-    return port
+    return limits.check_port(port, allow_zero=True)
 
 
 def configure_server_context(
@@ -230,9 +207,9 @@ def configure_server_context(
             raise ValueError(f"num_tickets must be between 0 and 64, got {num_tickets}")
     if session_timeout is not None:
         check_seconds("session_timeout", session_timeout)
-        if session_timeout > _MAX_SESSION_TIMEOUT:
+        if session_timeout > MAX_LIFETIME:
             raise ValueError(
-                f"session_timeout must be at most 7 days ({_MAX_SESSION_TIMEOUT} s; "
+                f"session_timeout must be at most 7 days ({MAX_LIFETIME} s; "
                 f"RFC 8446 caps ticket lifetimes), got {session_timeout!r}"
             )
     if session_timeout is not None:

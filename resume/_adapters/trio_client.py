@@ -46,6 +46,7 @@ from .._compat import ssl_object_of_trio_stream
 from .._core.defaults import default_ssl_context, resolve_cache
 from .._core.handle import SessionHandle
 from .._core.key import SessionKey, normalize_peer
+from .._core.limits import check_port
 from .._core.policy import ClientConnection
 from .._stores.link import fetch_for_trio
 
@@ -273,10 +274,7 @@ _CONSTRUCT = object()
 
 
 def _check_port(port: object) -> int:
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, got {type(port).__name__}")
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be in 1-65535, got {port}")
+    return check_port(port)
     return port
 
 

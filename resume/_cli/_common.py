@@ -35,6 +35,8 @@ import sys
 from collections.abc import Iterator
 from typing import NoReturn
 
+from .._core.limits import PORT_MAX
+
 __all__ = [
     "CLIError",
     "Parser",
@@ -86,8 +88,8 @@ def parse_port(text: str, *, allow_zero: bool = False) -> int:
         ValueError: anything else, with a message naming the text.
     """
     low = 0 if allow_zero else 1
-    if not _ASCII_DIGITS.fullmatch(text) or not low <= int(text) <= 65535:
-        raise ValueError(f"the port must be a number from {low} to 65535, got {text!r}")
+    if not _ASCII_DIGITS.fullmatch(text) or not low <= int(text) <= PORT_MAX:
+        raise ValueError(f"the port must be a number from {low} to {PORT_MAX}, got {text!r}")
     return int(text)
 
 

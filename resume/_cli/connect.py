@@ -34,6 +34,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .._core.limits import TLS_VERSIONS
 from ._common import (
     CLIError,
     count,
@@ -48,7 +49,6 @@ from ._common import (
 
 __all__ = ["parse_target", "register", "run"]
 
-_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 #: The label under which ``resume connect`` registers its context with the store:
 #: it sets no client certificate and no ALPN, so nothing else needs naming.
 _LABEL = "resume connect v1"
@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
         help="trust the CA certificates in FILE (PEM) instead of the system's",
     )
     parser.add_argument(
-        "--tls", choices=sorted(_VERSIONS), help="use only this TLS version",
+        "--tls", choices=sorted(TLS_VERSIONS), help="use only this TLS version",
     )
     parser.add_argument(
         "--sessions", metavar="STORE",
@@ -179,7 +179,7 @@ def _context(args: argparse.Namespace) -> ssl.SSLContext:
         cafile=str(args.cafile) if args.cafile is not None else None
     )
     if args.tls is not None:
-        context.minimum_version = context.maximum_version = _VERSIONS[args.tls]
+        context.minimum_version = context.maximum_version = TLS_VERSIONS[args.tls]
     return context
 
 

@@ -63,11 +63,10 @@ from typing import Final, final
 
 from .errors import SessionError
 from .handle import _REFLOCK, SessionHandle
+from .limits import MAX_LIFETIME
 
 __all__ = ["CacheMode", "CacheStatistics", "SessionCache"]
 
-#: RFC 8446, section 4.6.1: a ticket lifetime "MUST NOT" exceed 604800 s (7 days).
-MAX_LIFETIME: Final = 7 * 24 * 3600.0
 #: OpenSSL flushes its cache every 255 new sessions ("(i & 0xff) == 0xff").
 AUTO_CLEAR_EVERY: Final = 255
 

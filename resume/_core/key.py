@@ -109,6 +109,7 @@ from typing import Any, NamedTuple, final
 
 from .._compat import SSL_CONTEXT_C_TYPE
 from .errors import UntrackedContextWarning
+from .limits import PORT_MAX, check_port
 
 __all__ = [
     "KEY_TABLE",
@@ -694,12 +695,8 @@ def connection_key(context: ssl.SSLContext, peer: str, port: int) -> tuple[Sessi
     Raises:
         TypeError, ValueError: as :func:`make_key`.
     """
-    if type(port) is not int:
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise TypeError(f"port must be an int, got {type(port).__name__}")
-        port = int(port)
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be in 1-65535, got {port}")
+    if type(port) is not int or not 0 < port <= PORT_MAX:
+        port = check_port(port)
     digest, keys, state = _current(context)
     key = keys.get((peer, port))
     if key is None:

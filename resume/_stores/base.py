@@ -96,6 +96,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
 from .._core.errors import StoreError
+from .._core.limits import MAX_LIFETIME
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -127,8 +128,6 @@ _ENTRY_LEN: Final = 16
 KEY_LEN: Final = 32
 #: Longest session accepted by put(); a DER session with a ticket is a few kB.
 MAX_SESSION_LEN: Final = 64 * 1024
-#: RFC 8446, section 4.6.1: no ticket lives longer than 7 days.
-_MAX_LIFETIME: Final = 7 * 24 * 3600.0
 #: Seconds between two warnings of the same kind from one store.
 WARN_INTERVAL: Final = 60.0
 
@@ -560,7 +559,7 @@ class SessionStore(ABC):
             )
         self._check_open()
         now = self._clock()
-        expires = min(float(expires), now + _MAX_LIFETIME)
+        expires = min(float(expires), now + MAX_LIFETIME)
         if not expires > now:
             return False
         kb = key_bytes(key)

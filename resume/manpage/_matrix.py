@@ -104,7 +104,7 @@ def collect_marks(tests_dir: Path, *, root: Path | None = None) -> dict[str, lis
 
     The files ``test_*.py`` under *tests_dir* are parsed, not imported. Node IDs are
     relative to *root* (by default the parent of *tests_dir*, the project root),
-    as pytest writes them: ``tests/test_handle.py::TestFree::test_twice``.
+    as pytest writes them: ``tests/integration/test_handle.py::TestFree::test_twice``.
 
     Raises:
         SyntaxError: a test file does not parse.

@@ -1,5 +1,5 @@
 # A tiny Sphinx project that exercises resume.manpage.sphinxext end to end.
-# tests/test_sphinxext.py copies it into a temporary folder, adds the man pages and
+# tests/unit/test_sphinxext.py copies it into a temporary folder, adds the man pages and
 # builds it with warnings as errors, as the real docs are built.
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ FIXTURES = ["OSSL_CRMF_MSG_set1_regInfo_certReq"]
 
 # See the docstring for how TUNE and BLIND were drawn. OSSL_DECODER_CTX was drawn into
 # TUNE but left out: its C declarations clash with other corpus pages in the one Sphinx
-# project of tests/test_sphinxext.py.
+# project of tests/unit/test_sphinxext.py.
 TUNE = [
     "ERR_clear_error",
     "X509_sign",

@@ -12,7 +12,7 @@ import pytest
 from resume._cli import main, man2rst
 from resume._cli.man2rst import MAX_INPUT_BYTES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "docs" / "manpages" / "source"
 HEADED = ROOT / "tests" / "data" / "manpages" / "headed"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -21,14 +20,12 @@ from typing import Any
 
 import pytest
 import trustme
+from programs import require
 from redis_server import RedisServer, redis_server
 
 from resume._cli.connect import parse_target
 
 __all__ = ["SServer", "redis_server", "resume_connect"]
-
-OPENSSL = shutil.which("openssl")
-
 
 class SServer:
     """``openssl s_server -rev`` (answers each line reversed) on 127.0.0.1, a free port."""
@@ -36,8 +33,7 @@ class SServer:
     def __init__(
         self, directory: Path, version: str, ca: trustme.CA | None = None, port: int = 0
     ) -> None:
-        if OPENSSL is None:
-            raise RuntimeError("the openssl command is not installed (.ci/run installs it)")
+        openssl = require("openssl")
         self.ca = ca = ca if ca is not None else trustme.CA()
         cert = ca.issue_cert("localhost", "127.0.0.1")
         self.cafile = directory / f"ca-{port}.pem" if port else directory / "ca.pem"
@@ -46,7 +42,7 @@ class SServer:
         cert.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
         self.proc = subprocess.Popen(
             [
-                OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(server_pem),
+                openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(server_pem),
                 "-rev", "-tls1_3" if version == "1.3" else "-tls1_2",
             ],
             stdin=subprocess.DEVNULL,

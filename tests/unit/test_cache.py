@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 import pytest
-from corehelpers import VERSIONS, FakeClock, handshake, make_pki
+from corehelpers import VERSIONS, FakeClock, make_pki, memory_session
 
 from resume import (
     CacheMode,
@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 @pytest.fixture(scope="module", params=sorted(VERSIONS))
 def session(request: pytest.FixtureRequest) -> ssl.SSLSession:
-    got, _ = handshake(make_pki(request.param))
+    got = memory_session(make_pki(request.param))
     return got
 
 

@@ -38,10 +38,11 @@ from resume.stores import (
     StoreWarning,
     attach_store,
 )
+from resume.testing import TLS_VERSIONS
 
 __all__ = ["redis_server"]
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+VERSIONS = TLS_VERSIONS
 
 
 class LineServer:

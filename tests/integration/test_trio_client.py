@@ -13,6 +13,7 @@ from clienthelpers import PKI, TrioEchoServer, start_echo_server
 import resume
 import resume.trio
 from resume import SessionCache
+from resume.testing import TLS_VERSION_NAMES
 
 
 @pytest.fixture(params=["1.2", "1.3"])
@@ -40,7 +41,7 @@ class TestStreamSurface:
             stream = await resume.trio.open_tls_stream(
                 "127.0.0.1", server.port, ssl_context=ctx, cache=SessionCache()
             )
-            assert stream.version() == {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}[tls_version]
+            assert stream.version() == TLS_VERSION_NAMES[tls_version]
             assert stream.selected_alpn_protocol() == "b"
             assert stream.cipher() is not None
             assert stream.getpeercert()["subjectAltName"]

@@ -30,6 +30,7 @@ import resume
 import resume.asyncio
 import resume.trio
 from resume import SessionCache, SessionHandle
+from resume.testing import TLS_VERSION_NAMES
 
 
 class AppError(Exception):
@@ -259,7 +260,7 @@ async def s_second_connection_resumes(env: Env, drive: Driver) -> None:
     second = await drive.connect(env)
     assert (first.reused, second.reused) == (False, True)
     assert first.echo == second.echo == b"ping"
-    assert first.version == second.version == {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}[env.version]
+    assert first.version == second.version == TLS_VERSION_NAMES[env.version]
     assert env.records == [False, True]
     assert first.stored
 

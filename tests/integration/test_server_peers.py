@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from programs import require
 from serverhelpers import HTTP_RESPONSE, ServerPKI, http_handler
 
 from resume._adapters.trio_server import TLSServer, TLSServerStream, serve_tls
@@ -43,7 +44,7 @@ async def running(handler: object, ctx: ssl.SSLContext) -> AsyncIterator[TLSServ
 async def s_client(port: int, pki: ServerPKI, version: str, *args: str) -> str:
     done = await trio.run_process(
         [
-            "openssl",
+            require("openssl"),
             "s_client",
             "-connect",
             f"127.0.0.1:{port}",
@@ -135,7 +136,7 @@ async def test_curl_resumes_from_its_memory_cache(pki: ServerPKI, version: str) 
         urls = [f"https://localhost:{server.port}/{i}" for i in range(count)]
         done = await trio.run_process(
             [
-                "curl",
+                require("curl"),
                 "--silent",
                 "--show-error",
                 "--verbose",

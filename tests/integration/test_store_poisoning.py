@@ -46,6 +46,7 @@ from resume.stores import (
     StoreWarning,
     attach_store,
 )
+from resume.testing import TLS_VERSIONS
 
 __all__ = ["redis_server"]
 
@@ -214,7 +215,7 @@ class TestPlantedSession:
         from resume.trio import open_tls_stream
 
         _, make_store = _store_spec(kind, tmp_path, redis_server.url)
-        tls = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[scene.version]
+        tls = TLS_VERSIONS[scene.version]
 
         def victim() -> bool:
             ctx = ssl.create_default_context(cafile=str(scene.cafile))

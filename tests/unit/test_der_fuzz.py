@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Iterator
 
 import pytest
-from corehelpers import handshake, make_pki
+from corehelpers import make_pki, memory_session
 
 from resume import SessionDecodeError, SessionHandle
 from resume._openssl import binding as _openssl
@@ -155,7 +155,7 @@ def seeds() -> list[bytes]:
     for version in ("1.2", "1.3"):
         pki = make_pki(version)
         for _ in range(2):
-            session, _ = handshake(pki)
+            session = memory_session(pki)
             handle = SessionHandle.from_ssl(session)
             out.append(handle.to_der())
             handle.free()

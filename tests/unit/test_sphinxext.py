@@ -16,7 +16,7 @@ from sphinx.cmd.build import build_main
 
 from resume.manpage._matrix import load_pages
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "tests" / "sphinx_project"
 SHARED = ROOT / "docs" / "manpages" / "source"
 PAGES = ("SSL_SESSION_free", "SSL_get_session", "d2i_SSL_SESSION", "ssl")

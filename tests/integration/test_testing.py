@@ -10,6 +10,7 @@ import pytest
 
 from resume import SessionCache, SessionHandle
 from resume.testing import (
+    TLS_VERSION_NAMES,
     FakeClock,
     ThrowawayPKI,
     loopback_handshake,
@@ -30,7 +31,7 @@ def test_memory_handshake_resumes_with_the_session_it_made(pki: ThrowawayPKI, ve
     """A session read after the server's byte resumes on the next memory handshake."""
     server, client = pki.server_context(version), pki.client_context(version)
     first, _ = memory_handshake(client, server)
-    assert first.version() == {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}[version]
+    assert first.version() == TLS_VERSION_NAMES[version]
     assert not first.session_reused
     second, _ = memory_handshake(client, server, session=first.session)
     assert second.session_reused

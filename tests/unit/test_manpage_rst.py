@@ -23,7 +23,7 @@ from resume.manpage._matrix import (
 )
 from resume.manpage._rst import escape, to_rst
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "docs" / "manpages" / "source"
 
 

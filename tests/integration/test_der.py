@@ -18,6 +18,7 @@ from resume import SessionDecodeError, SessionHandle, UseAfterFreeError
 from resume._core.offer import offer
 from resume._openssl import binding as _openssl
 from resume._openssl.native import NativeSession
+from resume.testing import TLS_VERSIONS
 
 
 @pytest.fixture(scope="module", params=sorted(VERSIONS))
@@ -331,7 +332,7 @@ class TestOffer:
     def test_unknown_session_means_full_handshake(self, pki: Pki, der: bytes) -> None:
         """A DER session offered to a server that cannot resume it: full handshake, no error."""
         version = pki.client.maximum_version
-        other = make_pki(next(k for k, v in VERSIONS.items() if v == version))
+        other = make_pki(next(k for k, v in TLS_VERSIONS.items() if v == version))
         handle = SessionHandle.from_der(der)
         with Server(other.server) as server:
             reused = socket_client(other, server.port, handle)

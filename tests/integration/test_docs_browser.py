@@ -8,15 +8,15 @@ run the script as CI does, with the real headless Chromium.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from programs import require
 
-SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "browser_check.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "browser_check.py"
 
 GOOD_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -41,7 +41,8 @@ def _run(root: Path, *pages: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    """A sound two-page site with a stylesheet and a link to an anchor."""
+    """A sound two-page site with a stylesheet and a link to an anchor (checked in Chromium)."""
+    require("chromium")
     root = tmp_path / "html"
     root.mkdir()
     (root / "style.css").write_text("body { margin: 2em; }\n")
@@ -137,7 +138,6 @@ MATRIX = """<table class="conformance-matrix"><tbody>
 LONG = "x = " + "1 + " * 60 + "1"
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
 class TestNewChecks:
     def test_clipped_code_and_unrun_proof_fail(self, site: Path) -> None:
         """A code line wider than its box and a proof that could have run both fail."""

@@ -20,7 +20,7 @@ from resume.manpage import (
 )
 from resume.manpage._sections import KNOWN_SECTIONS, decode, recover_sections
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "docs" / "manpages" / "source"
 CORPUS = ROOT / "tests" / "data" / "manpages"
 SHARED_NAMES = sorted(p.stem for p in SHARED.glob("*.txt"))

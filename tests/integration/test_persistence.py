@@ -33,7 +33,7 @@ CLIENT = textwrap.dedent(
     port, cafile, version, spec, count, flavour = sys.argv[1:7]
     port, count = int(port), int(count)
     ctx = ssl.create_default_context(cafile=cafile)
-    tls = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+    tls = TLS_VERSIONS[version]
     ctx.minimum_version = ctx.maximum_version = tls
     store = (SQLiteStore(spec[7:]) if spec.startswith("sqlite:")
              else RedisStore(spec, key=bytes(range(32))))
@@ -176,7 +176,7 @@ BOUNDARY_CLIENT = textwrap.dedent(
     from resume.trio import open_tls_stream
 
     port, cafile, version, db, mode, certfile = sys.argv[1:7]
-    tls = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+    tls = TLS_VERSIONS[version]
     if mode == "early-cert":  # a certificate loaded before resume sees the context
         ctx = ssl.create_default_context(cafile=cafile)
         ctx.load_cert_chain(certfile)

@@ -14,7 +14,7 @@ import ssl
 from dataclasses import dataclass, field
 
 import pytest
-from corehelpers import FakeClock, handshake, make_pki
+from corehelpers import FakeClock, make_pki, memory_session
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,7 +36,7 @@ KEYS = st.sampled_from(["a", "b", "c", "d", "e"])
 
 @functools.cache
 def real_session() -> ssl.SSLSession:
-    session, _ = handshake(make_pki("1.2"))
+    session = memory_session(make_pki("1.2"))
     return session
 
 
