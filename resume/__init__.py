@@ -21,6 +21,12 @@ from ._handle import SessionHandle as SessionHandle
 from ._handle import SessionPayload as SessionPayload
 from ._handle import session_free as session_free
 from ._key import SessionKey as SessionKey
+from ._probe import FleetMatrix as FleetMatrix
+from ._probe import ProbeError as ProbeError
+from ._probe import ProbeResult as ProbeResult
+from ._probe import ResumptionTally as ResumptionTally
+from ._probe import VersionProbe as VersionProbe
+from ._probe_io import probe as probe
 from ._server import ServerStatistics as ServerStatistics
 from ._store import StoreWarning as StoreWarning
 from ._version import __version__ as __version__
@@ -29,7 +35,11 @@ __all__ = [
     "CacheMode",
     "CacheStatistics",
     "DoubleFreeError",
+    "FleetMatrix",
+    "ProbeError",
+    "ProbeResult",
     "ResumeError",
+    "ResumptionTally",
     "ServerStatistics",
     "SessionCache",
     "SessionDecodeError",
@@ -41,8 +51,10 @@ __all__ = [
     "StoreWarning",
     "UnsupportedError",
     "UseAfterFreeError",
+    "VersionProbe",
     "__version__",
     "default_cache",
     "default_ssl_context",
+    "probe",
     "session_free",
 ]

@@ -13,7 +13,7 @@ from .._version import __version__
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``resume --help`` lists them.
-_COMMANDS = ("demo", "serve", "connect", "man2rst")
+_COMMANDS = ("demo", "serve", "connect", "probe", "man2rst")
 
 
 def build_parser() -> argparse.ArgumentParser:
