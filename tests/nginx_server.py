@@ -103,6 +103,7 @@ class NginxSite:
     session_timeout: int = 300
     body: str = "hello\n"
     extra: str = ""
+    certificate: trustme.LeafCert | None = None
 
 
 @dataclass
@@ -191,7 +192,7 @@ class NginxServer:
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         self._ports = []
         for index, site in enumerate(self.sites):
-            cert = self.ca.issue_cert(*site.server_names, *site.addresses)
+            cert = site.certificate or self.ca.issue_cert(*site.server_names, *site.addresses)
             cert.private_key_pem.write_to_path(str(self.directory / f"site{index}.key"))
             chain = self.directory / f"site{index}.pem"
             chain.write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
