@@ -80,3 +80,13 @@ def test_private_modules_are_not_exported() -> None:
         module = _module(name)
         for attr in module.__all__:
             assert not inspect.ismodule(getattr(module, attr)), f"{name}.{attr} is a module"
+
+
+def test_probe_names_are_public() -> None:
+    """resume.probe and its result classes are exported from resume itself."""
+    names = {"probe", "ProbeResult", "VersionProbe", "ResumptionTally", "FleetMatrix",
+             "ProbeError"}
+    assert names <= set(resume.__all__)
+    for name in names:
+        assert getattr(resume, name).__module__ == "resume"
+    assert inspect.iscoroutinefunction(resume.probe)
