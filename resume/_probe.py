@@ -131,7 +131,7 @@ class VersionProbe:
 
     @property
     def verdict(self) -> str:
-        """"works", "partial", "none" or "unsupported" (see :func:`judge_version`)."""
+        """"works", "partial", "none" or "unsupported", by the rules of the how-to page."""
         return judge_version(self)
 
     @property
