@@ -282,7 +282,8 @@ def _check_options(opts: ProbeOptions) -> None:
 
 def _preflight(opts: ProbeOptions, address: str, stop: threading.Event) -> tuple[bool, str]:
     # Step 2: is there a TLS server, and does its certificate verify?
-    target = f"{opts.host}:{opts.port}" + (f" ({address})" if address != opts.host else "")
+    host = f"[{opts.host}]" if ":" in opts.host else opts.host
+    target = f"{host}:{opts.port}" + (f" ({address})" if address != opts.host else "")
     try:
         socket.create_connection((address, opts.port), timeout=opts.timeout).close()
     except OSError as exc:

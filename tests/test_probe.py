@@ -632,3 +632,19 @@ def test_nginx_fixture_logs_session_reuse(ca: trustme.CA, version: str) -> None:
     ]
     assert {e["protocol"] for e in log} == {f"TLSv{version}"}
     assert server.port(0) != server.port(1)
+
+
+@needs_nginx
+def test_without_the_ticket_counter(ca: trustme.CA, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the private message-callback hook the probe still works; the counts are unknown."""
+    from resume import _probe_io
+
+    monkeypatch.setattr(_probe_io, "_install_ticket_counter", lambda context: None)
+    with NginxServer(ca, [NginxSite()]) as server:
+        result = _probe_io.run_probe(_probe_io.ProbeOptions(
+            "localhost", server.port(), cafile=server.ca_file, attempts=1, ticket_wait=0.2,
+        ))
+    for v in result.versions:
+        assert v.tickets_per_handshake is None
+        assert v.verdict == "works"
+    assert "tickets per handshake  -" in result.render()
