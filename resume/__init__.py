@@ -24,6 +24,12 @@ from ._core.handle import SessionHandle as SessionHandle
 from ._core.handle import SessionPayload as SessionPayload
 from ._core.handle import session_free as session_free
 from ._core.key import SessionKey as SessionKey
+from ._probe.model import FleetMatrix as FleetMatrix
+from ._probe.model import ProbeError as ProbeError
+from ._probe.model import ProbeResult as ProbeResult
+from ._probe.model import ResumptionTally as ResumptionTally
+from ._probe.model import VersionProbe as VersionProbe
+from ._probe.run import probe as probe
 from ._stores.base import StoreWarning as StoreWarning
 from ._version import __version__ as __version__
 
@@ -31,7 +37,11 @@ __all__ = [
     "CacheMode",
     "CacheStatistics",
     "DoubleFreeError",
+    "FleetMatrix",
+    "ProbeError",
+    "ProbeResult",
     "ResumeError",
+    "ResumptionTally",
     "ServerStatistics",
     "SessionCache",
     "SessionDecodeError",
@@ -44,9 +54,11 @@ __all__ = [
     "UnsupportedError",
     "UntrackedContextWarning",
     "UseAfterFreeError",
+    "VersionProbe",
     "__version__",
     "create_client_context",
     "default_cache",
     "default_ssl_context",
+    "probe",
     "session_free",
 ]

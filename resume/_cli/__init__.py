@@ -15,7 +15,7 @@ from ._common import CLIError, Parser
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``resume --help`` lists them.
-_COMMANDS = ("demo", "serve", "connect", "man2rst")
+_COMMANDS = ("demo", "serve", "connect", "probe", "man2rst")
 
 
 def build_parser() -> argparse.ArgumentParser:

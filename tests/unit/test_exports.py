@@ -87,3 +87,13 @@ def test_boundary_names_are_public() -> None:
     for attr in ("create_client_context", "UntrackedContextWarning"):
         assert attr in resume.__all__
         assert getattr(resume, attr).__module__ == "resume"
+
+
+def test_probe_names_are_public() -> None:
+    """resume.probe and its result classes are exported from resume itself."""
+    names = {"probe", "ProbeResult", "VersionProbe", "ResumptionTally", "FleetMatrix",
+             "ProbeError"}
+    assert names <= set(resume.__all__)
+    for name in names:
+        assert getattr(resume, name).__module__ == "resume"
+    assert inspect.iscoroutinefunction(resume.probe)
