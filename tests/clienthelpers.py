@@ -30,48 +30,41 @@ from programs import require
 
 from resume import SessionHandle
 from resume._core.offer import offer
-from resume.testing import TLS_VERSION_NAMES, TLS_VERSIONS
+from resume.testing import TLS_VERSION_NAMES, TLS_VERSIONS, ThrowawayPKI, pin_tls_version
 
 VERSIONS = TLS_VERSIONS
 VERSION_NAMES = TLS_VERSION_NAMES
 
 
-def pin(context: ssl.SSLContext, version: str) -> ssl.SSLContext:
-    """Pin *context* to TLS *version* ("1.2" or "1.3")."""
-    context.minimum_version = VERSIONS[version]
-    context.maximum_version = VERSIONS[version]
-    return context
+pin = pin_tls_version
 
 
-@dataclass
 class PKI:
-    """A CA, a server certificate for localhost/127.0.0.1/alias.test, and two client certs."""
+    """resume.testing's ThrowawayPKI with a certificate for localhost/127.0.0.1/alias.test.
 
-    ca: trustme.CA = field(default_factory=trustme.CA)
-    other_ca: trustme.CA = field(default_factory=trustme.CA)
+    Also a second, unrelated CA (``other_ca``), and the two client certificates
+    as ``client_a``/``client_b``. Server contexts offer ALPN "a" and "b".
+    """
 
-    def __post_init__(self) -> None:
-        self.server_cert = self.ca.issue_cert("localhost", "127.0.0.1", "alias.test")
-        self.client_a = self.ca.issue_cert("client-a@example.test")
-        self.client_b = self.ca.issue_cert("client-b@example.test")
+    def __init__(self) -> None:
+        self._pki = ThrowawayPKI("localhost", "127.0.0.1", "alias.test")
+        self.ca = self._pki.ca
+        self.other_ca = trustme.CA()
+        self.server_cert = self._pki.server_cert
+        self.client_a, self.client_b = self._pki.client_certs
 
     def server_context(
         self, version: str, *, request_client_cert: bool = False, tickets: bool = True
     ) -> ssl.SSLContext:
-        ctx = pin(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), version)
-        self.server_cert.configure_cert(ctx)
-        if not tickets:
-            ctx.options |= ssl.OP_NO_TICKET
-        if request_client_cert:
-            self.ca.configure_trust(ctx)
-            ctx.verify_mode = ssl.CERT_OPTIONAL
-        ctx.set_alpn_protocols(["a", "b"])
-        return ctx
+        return self._pki.server_context(
+            version,
+            client_certs=ssl.CERT_OPTIONAL if request_client_cert else ssl.CERT_NONE,
+            tickets=tickets,
+            alpn=["a", "b"],
+        )
 
     def client_context(self, version: str) -> ssl.SSLContext:
-        ctx = pin(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), version)
-        self.ca.configure_trust(ctx)
-        return ctx
+        return self._pki.client_context(version)
 
 
 def cert_fingerprint(der: bytes | None) -> str | None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import socket
 import ssl
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
-import trustme
 
 from resume._adapters.trio_server import TLSServerStream
-from resume.testing import TLS_VERSION_NAMES, TLS_VERSIONS
+from resume.testing import TLS_VERSION_NAMES, TLS_VERSIONS, ThrowawayPKI, pin_tls_version
 
 VERSIONS = TLS_VERSIONS
 VERSION_NAMES = TLS_VERSION_NAMES
@@ -31,49 +30,33 @@ HTTP_RESPONSE = (
 )
 
 
-def pin(context: ssl.SSLContext, version: str) -> ssl.SSLContext:
-    """Pin *context* to TLS *version* ("1.2" or "1.3")."""
-    context.minimum_version = VERSIONS[version]
-    context.maximum_version = VERSIONS[version]
-    return context
+pin = pin_tls_version
 
 
-@dataclass
 class ServerPKI:
-    """A CA, a server certificate and two client certificates, also as PEM files."""
+    """resume.testing's ThrowawayPKI (localhost, 127.0.0.1) with its PEM files on disk.
 
-    ca: trustme.CA = field(default_factory=trustme.CA)
-    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="resume-pki-")))
+    ``ca_file``, ``cert_file``, ``key_file`` and ``client_cert_file`` (the first
+    client certificate with its key) are written into a fresh temporary folder.
+    """
 
-    def __post_init__(self) -> None:
-        self.server_cert = self.ca.issue_cert("localhost", "127.0.0.1")
-        self.client_a = self.ca.issue_cert("client-a@example.test")
-        self.client_b = self.ca.issue_cert("client-b@example.test")
-        self.ca_file = self.directory / "ca.pem"
-        self.cert_file = self.directory / "server.pem"
-        self.key_file = self.directory / "server.key"
-        self.client_cert_file = self.directory / "client.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_file))
-        self.server_cert.cert_chain_pems[0].write_to_path(str(self.cert_file))
-        for pem in self.server_cert.cert_chain_pems[1:]:
-            pem.write_to_path(str(self.cert_file), append=True)
-        self.server_cert.private_key_pem.write_to_path(str(self.key_file))
-        self.client_a.private_key_and_cert_chain_pem.write_to_path(str(self.client_cert_file))
+    def __init__(self) -> None:
+        self._pki = ThrowawayPKI("localhost", "127.0.0.1")
+        self.ca = self._pki.ca
+        self.server_cert = self._pki.server_cert
+        self.client_a, self.client_b = self._pki.client_certs
+        self.directory = Path(tempfile.mkdtemp(prefix="resume-pki-"))
+        files = self._pki.write(self.directory)
+        self.ca_file, self.cert_file, self.key_file = files.ca, files.cert, files.key
+        self.client_cert_file = files.client
 
     def server_context(self, version: str, *, client_certs: bool = False) -> ssl.SSLContext:
-        ctx = pin(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), version)
-        self.server_cert.configure_cert(ctx)
-        if client_certs:
-            self.ca.configure_trust(ctx)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
+        return self._pki.server_context(
+            version, client_certs=ssl.CERT_REQUIRED if client_certs else ssl.CERT_NONE
+        )
 
     def client_context(self, version: str, *, client_cert: bool = False) -> ssl.SSLContext:
-        ctx = pin(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), version)
-        self.ca.configure_trust(ctx)
-        if client_cert:
-            self.client_a.configure_cert(ctx)
-        return ctx
+        return self._pki.client_context(version, client_cert=0 if client_cert else None)
 
 
 async def echo_handler(stream: TLSServerStream) -> None:

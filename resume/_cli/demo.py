@@ -25,9 +25,9 @@ from typing import Any
 import trio
 
 from .._adapters.server_settings import ServerStatistics
-from .._certs import DemoCertificates
 from .._core.cache import SessionCache
 from .._core.handle import SessionHandle
+from .._testing import ThrowawayPKI
 from ._common import count, plural
 
 __all__ = ["register", "run"]
@@ -274,7 +274,7 @@ def _print_table(report: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``resume demo``; return the exit code."""
-    certs = DemoCertificates()
+    certs = ThrowawayPKI()
     server_ctx = certs.server_context(args.tls)
     client_ctx = certs.client_context(args.tls)
     cache = SessionCache()

@@ -109,3 +109,13 @@ def test_bad_arguments() -> None:
         ThrowawayPKI(key_type="dsa")
     with pytest.raises(ValueError, match="TLS version"):
         pin_tls_version(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "1.1")
+
+
+def test_rsa_contexts_are_pinned_and_verify() -> None:
+    """key_type="rsa" works too; pinned contexts verify the certificate and the name."""
+    pki = ThrowawayPKI(key_type="rsa")
+    server, client = pki.server_context("1.2"), pki.client_context("1.2")
+    assert server.maximum_version == client.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert client.verify_mode == ssl.CERT_REQUIRED and client.check_hostname
+    c, _ = memory_handshake(client, server)
+    assert c.version() == "TLSv1.2"
