@@ -2,7 +2,7 @@
 
 resume.asyncio.open_connection is asyncio.open_connection plus a session cache;
 resume.asyncio.start_server is asyncio.start_server plus handshake statistics.
-Everything runs on loopback with a throwaway trustme certificate.
+Everything runs on loopback with a throwaway certificate from resume.testing.
 
     python examples/asyncio_client.py
 """
@@ -10,12 +10,10 @@ Everything runs on loopback with a throwaway trustme certificate.
 from __future__ import annotations
 
 import asyncio
-import ssl
-
-import trustme
 
 from resume import SessionCache
 from resume.asyncio import open_connection, start_server
+from resume.testing import ThrowawayPKI
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -25,11 +23,9 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 
 async def main() -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    pki = ThrowawayPKI()  # a throwaway CA and a certificate for localhost
+    server_ctx = pki.server_context()
+    client_ctx = pki.client_context()  # trusts the throwaway CA
 
     cache = SessionCache()
     async with await start_server(echo, "127.0.0.1", 0, ssl=server_ctx) as server:

@@ -11,13 +11,12 @@ rounds 2 and 3 resume, each with its own server's session.
 
 from __future__ import annotations
 
-import ssl
 from functools import partial
 
 import trio
-import trustme
 
 from resume import SessionCache
+from resume.testing import ThrowawayPKI
 from resume.trio import TLSServerStream, open_tls_stream, serve_tls
 
 NAMES = ["alpha.localhost", "beta.localhost", "gamma.localhost"]
@@ -29,16 +28,14 @@ async def hello(stream: TLSServerStream) -> None:
 
 
 async def main() -> None:
-    ca = trustme.CA()
-    client_ctx = ssl.create_default_context()  # one client context for every host
-    ca.configure_trust(client_ctx)
+    pki = ThrowawayPKI(*NAMES)  # a throwaway CA and a certificate for every name
+    client_ctx = pki.client_context()  # one client context for every host
     cache = SessionCache()
 
     async with trio.open_nursery() as nursery:
         servers = {}
         for name in NAMES:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ca.issue_cert(name).configure_cert(ctx)
+            ctx = pki.server_context()
             servers[name] = await nursery.start(
                 partial(serve_tls, hello, 0, ssl_context=ctx, host="127.0.0.1")
             )

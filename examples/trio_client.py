@@ -1,7 +1,7 @@
 """A trio client that resumes TLS sessions through one cache.
 
 Runs on loopback by itself: it starts a small TLS echo server (serve_tls, with a
-throwaway trustme certificate), then connects five times. The first connection
+throwaway certificate from resume.testing), then connects five times. The first connection
 makes a full handshake; the others resume the session the cache kept.
 
     python examples/trio_client.py
@@ -9,13 +9,12 @@ makes a full handshake; the others resume the session the cache kept.
 
 from __future__ import annotations
 
-import ssl
 from functools import partial
 
 import trio
-import trustme
 
 from resume import SessionCache
+from resume.testing import ThrowawayPKI
 from resume.trio import TLSServerStream, open_tls_stream, serve_tls
 
 
@@ -25,11 +24,9 @@ async def echo(stream: TLSServerStream) -> None:
 
 
 async def main() -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    pki = ThrowawayPKI()  # a throwaway CA and a certificate for localhost
+    server_ctx = pki.server_context()
+    client_ctx = pki.client_context()  # trusts the throwaway CA
 
     cache = SessionCache()  # one cache for every connection of this client
     async with trio.open_nursery() as nursery:

@@ -14,8 +14,8 @@ import ssl
 from functools import partial
 
 import trio
-import trustme
 
+from resume.testing import ThrowawayPKI
 from resume.trio import TLSServerStream, serve_tls
 
 
@@ -40,11 +40,9 @@ def client(port: int, context: ssl.SSLContext, session: ssl.SSLSession | None) -
 
 
 async def main() -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    pki = ThrowawayPKI()  # a throwaway CA and a certificate for localhost
+    server_ctx = pki.server_context()
+    client_ctx = pki.client_context()  # trusts the throwaway CA
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
