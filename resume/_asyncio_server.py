@@ -278,7 +278,8 @@ if sys.version_info < (3, 11):
             waiter,
             server_side=True,
             call_connection_made=False,
-            ssl_handshake_timeout=handshake_timeout,
+            # typeshed says int; 3.10 takes any number of seconds, as start_tls does.
+            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
         )
         transport.pause_reading()
         transport.set_protocol(ssl_protocol)
