@@ -44,6 +44,7 @@ CORE_TESTS = [
     "tests/test_client_policy.py",
     "tests/test_der.py",
     "tests/test_exports.py",
+    "tests/test_pythons.py",
     # binding
     "tests/test_openssl_binding.py",
     "tests/test_ticketkeys.py",

@@ -136,7 +136,6 @@ class TestKnownBuilds:
     def test_this_python_is_known(self) -> None:
         """The Python running the suite is one the binding knows (the suite runs on each)."""
         assert sys.version_info[:2] in _openssl._KNOWN_PYTHONS
-        assert sorted(_openssl._KNOWN_PYTHONS) == [(3, 10), (3, 11), (3, 12), (3, 13)]
         _openssl._check_build()
 
     @pytest.mark.parametrize(
