@@ -136,8 +136,12 @@ class TLSServer:
     async def wait_closed(self) -> None:
         """Wait until the listening sockets and every connection task are done."""
         await self.server.wait_closed()
-        while self._state.tasks:
-            await asyncio.gather(*list(self._state.tasks), return_exceptions=True)
+        # Wait for the tasks not done yet, until none is left (a finishing handshake
+        # may start a callback task). Waiting on the set itself could spin: a done
+        # task leaves it only when its done callback runs, on a later turn of the
+        # loop, and from 3.12 on gather() of done tasks returns without yielding.
+        while pending := [task for task in self._state.tasks if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def __aenter__(self) -> TLSServer:
         return self

@@ -362,3 +362,25 @@ def test_client_close_notify_is_answered(pki: ServerPKI, version: str) -> None:
             return await loop.run_in_executor(None, close_first, srv.port)
 
     assert run(main)
+
+
+def test_wait_closed_returns_with_finished_tasks_still_tracked(
+    pki: ServerPKI, version: str
+) -> None:
+    """wait_closed() returns while a finished task is still in the set (its callback pending).
+
+    A task leaves the set in its done callback, one turn of the loop after it
+    finishes; from Python 3.12 on ``gather()`` of finished tasks never yields, so
+    waiting on the whole set spun forever. The finished task is planted here.
+    """
+
+    async def main() -> int:
+        srv = await start_server(echo, "127.0.0.1", 0, ssl=pki.server_context(version))
+        finished = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+        await finished
+        srv._state.tasks.add(finished)  # done, and no done callback will remove it
+        srv.close()
+        await asyncio.wait_for(srv.wait_closed(), 10)
+        return len(srv._state.tasks)
+
+    assert run(main) == 1
