@@ -9,8 +9,8 @@ sessions. ``nox`` alone runs the default set; ``nox -s benchmarks`` and
 ``nox -s fuzz`` are opt-in (slow, and measured, not asserted).
 
 Interpreters are found on ``PATH`` as ``python3.X``; where pyenv installed one that
-is not on ``PATH`` (this project's machine image has 3.10, 3.12 and 3.13 so), its
-``bin`` folder is added, so plain ``nox`` finds all four.
+``PATH`` cannot run (this project's machine image has 3.10, 3.12 and 3.13 so, behind
+pyenv shims), its ``bin`` folder is put first, so plain ``nox`` finds all four.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
 
 import nox
 
@@ -62,11 +63,17 @@ CORE_TESTS = [
 ]
 
 
+def _runs(name: str) -> bool:
+    # A pyenv shim is on PATH even when it would refuse to run that version.
+    exe = shutil.which(name)
+    return exe is not None and subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0
+
+
 def _add_pyenv_pythons() -> None:
-    # Put pyenv's newest 3.X.Y on PATH for each tested 3.X that PATH lacks.
+    # Put pyenv's newest 3.X.Y on PATH for each tested 3.X that PATH cannot run.
     root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
     for version in TEST_PYTHONS:
-        if shutil.which(f"python{version}"):
+        if _runs(f"python{version}"):
             continue
         found = sorted(
             glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")),
