@@ -198,7 +198,9 @@ def _handler(root: Path, log: RequestLog) -> type[http.server.SimpleHTTPRequestH
             super().__init__(*args, directory=str(root), **kwargs)
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            log.add(self.path, int(code) if str(code).isdigit() else 0)
+            # code is an HTTPStatus from send_error(): its str() is "HTTPStatus.NOT_FOUND"
+            # on Python 3.10 and "404" from 3.11 on, so test the type, not the text.
+            log.add(self.path, int(code) if isinstance(code, int) or str(code).isdigit() else 0)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: the RequestLog keeps what matters

@@ -19,6 +19,31 @@
 #      closed (``close_notify``; at most *close_timeout* seconds), as serve_tls
 #      closes its stream.
 #
+# Reading stays paused until start_tls (CPython gh-103607, fixed in 3.11 but
+# not in 3.10, which only takes security fixes): on 3.10 a ``pause_reading()``
+# made inside ``connection_made`` is undone by the transport, which registers
+# its reader right after ``connection_made`` returns while still believing it
+# is paused. The ClientHello then reaches a protocol that drops it (ours, or
+# 3.10's SSLProtocol before its own ``connection_made``), and the handshake
+# hangs until *handshake_timeout*. So the first step of ``_upgrade`` resumes
+# and pauses again: a no-op pair on a fixed Python (two ``epoll_ctl`` calls),
+# and on 3.10 it takes the reader off the selector and cancels a read already
+# queued for this turn of the loop. That first step runs before any read the
+# selector reports after ``connection_made`` (the task was scheduled first), so
+# no byte is lost.
+#
+# The reply to a client's close_notify (CPython bpo-30698, fixed in 3.11 by
+# the new SSL protocol): 3.10's ``SSLProtocol`` closes the socket transport
+# inside ``unwrap()``'s completion callback and only then writes the
+# close_notify that ``unwrap()`` produced, which a closing transport drops. A
+# client that closes first (``SSLSocket.unwrap()``, ``openssl s_client``) then
+# sees an unexpected EOF instead of our close_notify. On 3.10 we therefore
+# upgrade with ``_start_tls``, the twin of 3.10's ``loop.start_tls`` with a
+# protocol whose ``_finalize`` closes the transport one turn of the loop later,
+# after that close_notify is written (a transport with buffered data flushes it
+# before it closes). 3.10 takes security fixes only, so its ``SSLProtocol``
+# does not change under us.
+#
 # asyncio's SSL protocol writes whatever OpenSSL produced after each step, so
 # TLS 1.3 tickets leave right after the handshake, even to a callback that
 # never writes, and transport writes never block the loop (they are buffered),
@@ -111,8 +136,12 @@ class TLSServer:
     async def wait_closed(self) -> None:
         """Wait until the listening sockets and every connection task are done."""
         await self.server.wait_closed()
-        while self._state.tasks:
-            await asyncio.gather(*list(self._state.tasks), return_exceptions=True)
+        # Wait for the tasks not done yet, until none is left (a finishing handshake
+        # may start a callback task). Waiting on the set itself could spin: a done
+        # task leaves it only when its done callback runs, on a later turn of the
+        # loop, and from 3.12 on gather() of done tasks returns without yielding.
+        while pending := [task for task in self._state.tasks if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def __aenter__(self) -> TLSServer:
         return self
@@ -155,15 +184,25 @@ class _State:
 
     async def upgrade(self, transport: asyncio.Transport) -> None:
         counters = self.counters
+        # Step 1 of the theory of operation, made true on every Python: the
+        # reader must really be off the selector before start_tls swaps the
+        # protocol (see "Reading stays paused" above).
+        transport.resume_reading()
+        transport.pause_reading()
         reader = asyncio.StreamReader(limit=self.limit, loop=self.loop)
         protocol = asyncio.StreamReaderProtocol(reader, self._connected, loop=self.loop)
         kwargs: dict[str, Any] = {"ssl_handshake_timeout": self.handshake_timeout}
         if sys.version_info >= (3, 11):
             kwargs["ssl_shutdown_timeout"] = self.close_timeout
         try:
-            tls = await self.loop.start_tls(
-                transport, protocol, self.context, server_side=True, **kwargs
-            )
+            if sys.version_info >= (3, 11):
+                tls = await self.loop.start_tls(
+                    transport, protocol, self.context, server_side=True, **kwargs
+                )
+            else:
+                tls = await _start_tls(
+                    self.loop, transport, protocol, self.context, self.handshake_timeout
+                )
         except asyncio.CancelledError:
             counters.failed += 1  # the server closed during the handshake
             counters.closed += 1
@@ -212,6 +251,52 @@ class _State:
             if not writer.transport.is_closing():  # pragma: no cover - defensive
                 writer.transport.abort()
             self.counters.closed += 1
+
+
+if sys.version_info < (3, 11):
+    from asyncio import sslproto
+
+    class _SSLProtocol(sslproto.SSLProtocol):
+        # 3.10's server-side SSL protocol, with the close_notify reply of
+        # bpo-30698 written before the transport closes (see the theory above).
+        def _finalize(self) -> None:
+            self._sslpipe = None
+            transport = self._transport
+            if transport is not None:
+                self._loop.call_soon(transport.close)
+
+    async def _start_tls(
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.Transport,
+        protocol: asyncio.BaseProtocol,
+        context: ssl.SSLContext,
+        handshake_timeout: float,
+    ) -> asyncio.Transport:
+        # 3.10's BaseEventLoop.start_tls(server_side=True), step for step, with
+        # _SSLProtocol in place of sslproto.SSLProtocol.
+        waiter = loop.create_future()
+        ssl_protocol = _SSLProtocol(
+            loop,
+            protocol,
+            context,
+            waiter,
+            server_side=True,
+            call_connection_made=False,
+            # typeshed says int; 3.10 takes any number of seconds, as start_tls does.
+            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+        )
+        transport.pause_reading()
+        transport.set_protocol(ssl_protocol)
+        made = loop.call_soon(ssl_protocol.connection_made, transport)
+        resumed = loop.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            made.cancel()
+            resumed.cancel()
+            raise
+        return ssl_protocol._app_transport
 
 
 class _AcceptProtocol(asyncio.Protocol):

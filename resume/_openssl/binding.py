@@ -24,6 +24,13 @@
 # ``SSLObject``s (no sockets) and checks the layout on those live objects, in an
 # order that never dereferences a pointer before it is confirmed:
 #
+#   0. the build is one whose layout has been read in its sources and tested
+#      (``_check_build``): CPython 3.10 to 3.13 with the GIL (a free-threaded
+#      build changes object headers and lets another thread free an object
+#      while we read it), on OpenSSL 1.1.1 or 3.x (not LibreSSL or BoringSSL,
+#      whose ``SSL_SESSION`` accessors differ). Anything else is refused before
+#      the library is even loaded, however well the later steps might pass: a
+#      layout that happens to check out on one probe is not a layout we know;
 #   1. every symbol resolves, and ``OpenSSL_version_num()`` equals
 #      ``ssl.OPENSSL_VERSION_NUMBER`` (the library found is the one ``ssl`` uses);
 #   2. the ``__basicsize__`` of each type covers the fields read;
@@ -735,6 +742,51 @@ def _reset_for_tests() -> None:
         _refusal = None
 
 
+#: The Pythons whose ``_ssl`` object layout (see the top) this module was
+#: checked against, in their sources and by the test suite (``nox -s tests``
+#: runs on each). A new version joins only after both.
+_KNOWN_PYTHONS: Final = frozenset({(3, 10), (3, 11), (3, 12), (3, 13)})
+
+
+def _check_build(
+    implementation: str | None = None,
+    version: tuple[int, ...] | None = None,
+    gil_disabled: bool | None = None,
+    openssl: tuple[str, int] | None = None,
+) -> None:
+    # Step 0 of the probe: refuse any build we do not know. The arguments
+    # default to this interpreter's facts; the tests pass others.
+    if implementation is None:
+        implementation = sys.implementation.name
+    if version is None:
+        version = tuple(sys.version_info[:2])
+    if gil_disabled is None:
+        import sysconfig
+
+        gil_disabled = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    if openssl is None:
+        openssl = (ssl.OPENSSL_VERSION, ssl.OPENSSL_VERSION_NUMBER)
+    if implementation != "cpython":
+        raise UnsupportedError(f"the OpenSSL binding needs CPython (this is {implementation})")
+    minor = tuple(version[:2])
+    if minor not in _KNOWN_PYTHONS:
+        known = ", ".join(f"{a}.{b}" for a, b in sorted(_KNOWN_PYTHONS))
+        raise UnsupportedError(
+            f"the _ssl object layout of Python {'.'.join(map(str, minor))} is not one "
+            f"resume knows (it knows {known})"
+        )
+    if gil_disabled:
+        raise UnsupportedError(
+            "this is a free-threaded Python build, whose _ssl object layout resume does not know"
+        )
+    name, number = openssl
+    # OPENSSL_VERSION_NUMBER is 0xMNNFFPPS: 1.1.1x is 0x10101xxx, 3.x is 0x3xxxxxxx.
+    if not name.startswith("OpenSSL ") or not (number >> 28 == 3 or number >> 12 == 0x10101):
+        raise UnsupportedError(
+            f"ssl is built on {name!r} ({number:#x}); the binding knows OpenSSL 1.1.1 and 3.x"
+        )
+
+
 def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...]]:
     if sys.implementation.name != "cpython":
         raise UnsupportedError(
@@ -815,6 +867,8 @@ def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
 
 
 def _probe() -> Binding:
+    # Step 0: a build we know, before anything is loaded.
+    _check_build()
     lib, ticket_error, ticket_modes = _load()
     b = Binding(lib, ticket_error, ticket_modes)
     # Step 1: the library is the one ssl uses.

@@ -348,11 +348,13 @@ class SQLiteStore(SessionStore):
                         "VALUES (?, ?, ?, ?)",
                         (name, entry, expires, blob),
                     )
+                    # Plain "?" placeholders: numbered ones ("?1") with a sequence are
+                    # deprecated since Python 3.12 and an error from 3.14 on.
                     conn.execute(
-                        "DELETE FROM resume_sessions WHERE name = ?1 AND rowid NOT IN "
-                        "(SELECT rowid FROM resume_sessions WHERE name = ?1 "
-                        "ORDER BY rowid DESC LIMIT ?2)",
-                        (name, per_key),
+                        "DELETE FROM resume_sessions WHERE name = ? AND rowid NOT IN "
+                        "(SELECT rowid FROM resume_sessions WHERE name = ? "
+                        "ORDER BY rowid DESC LIMIT ?)",
+                        (name, name, per_key),
                     )
                     if self._puts % _SWEEP_EVERY == 0:
                         conn.execute("DELETE FROM resume_sessions WHERE expires < ?", (now,))

@@ -12,6 +12,7 @@ import select
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -290,3 +291,96 @@ def test_knobs_reach_the_context(pki: ServerPKI, version: str) -> None:
     result = run(main)
     assert ctx.num_tickets == 1
     assert result.session is not None and result.session.ticket_lifetime_hint == 77
+
+
+async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read one request head and answer with a tiny HTTP/1.0 response."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    await writer.drain()
+
+
+def test_openssl_s_client_resumes(pki: ServerPKI, version: str, tmp_path: Path) -> None:
+    """``openssl s_client`` completes a handshake, then resumes with the saved session.
+
+    On Python 3.10 the ClientHello used to be lost (CPython gh-103607) and
+    s_client hung until the handshake timeout.
+    """
+    sess = tmp_path / "session.pem"
+
+    async def s_client(port: int, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            "openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+            "-CAfile", str(pki.ca_file), "-verify_return_error", f"-tls{version.replace('.', '_')}",
+            "-ign_eof",  # read until the server closes, so the response (and tickets) arrive
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate(b"GET / HTTP/1.0\r\n\r\n")
+        text = out.decode(errors="replace")
+        assert proc.returncode == 0, text + err.decode(errors="replace")
+        return text
+
+    async def main() -> tuple[str, str, Any]:
+        async with await start_server(
+            http, "127.0.0.1", 0, ssl=pki.server_context(version)
+        ) as srv:
+            first = await s_client(srv.port, "-sess_out", str(sess))
+            second = await s_client(srv.port, "-sess_in", str(sess))
+            await settle(srv, 2)
+            return first, second, srv.statistics()
+
+    first, second, stats = run(main)
+    assert f"New, TLSv{version}" in first and "HTTP/1.0 200 OK" in first
+    assert f"Reused, TLSv{version}" in second and "HTTP/1.0 200 OK" in second
+    assert (stats.full, stats.resumed, stats.failed, stats.closed) == (1, 1, 0, 2)
+
+
+def test_client_close_notify_is_answered(pki: ServerPKI, version: str) -> None:
+    """A client that closes first (``SSLSocket.unwrap()``) gets the server's close_notify.
+
+    Python 3.10's SSL protocol dropped that reply (CPython bpo-30698); the client
+    then saw an unexpected EOF (SSLEOFError).
+    """
+    client = pki.client_context(version)
+
+    def close_first(port: int) -> bool:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(b"ping")
+            assert tls.recv(4) == b"ping"
+            tls.unwrap()  # sends close_notify, then waits for the server's
+            return True
+
+    async def main() -> bool:
+        async with await start_server(echo, "127.0.0.1", 0, ssl=pki.server_context(version)) as srv:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, close_first, srv.port)
+
+    assert run(main)
+
+
+def test_wait_closed_returns_with_finished_tasks_still_tracked(
+    pki: ServerPKI, version: str
+) -> None:
+    """wait_closed() returns while a finished task is still in the set (its callback pending).
+
+    A task leaves the set in its done callback, one turn of the loop after it
+    finishes; from Python 3.12 on ``gather()`` of finished tasks never yields, so
+    waiting on the whole set spun forever. The finished task is planted here.
+    """
+
+    async def main() -> int:
+        srv = await start_server(echo, "127.0.0.1", 0, ssl=pki.server_context(version))
+        finished = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+        await finished
+        srv._state.tasks.add(finished)  # done, and no done callback will remove it
+        srv.close()
+        await asyncio.wait_for(srv.wait_closed(), 10)
+        return len(srv._state.tasks)
+
+    assert run(main) == 1

@@ -321,12 +321,18 @@ class TestOffer:
             assert await reader.readexactly(1) == b"x"
             reused = bool(writer.get_extra_info("ssl_object").session_reused)
             writer.close()
-            await writer.wait_closed()
+            # The server thread closes its socket right after answering; if our
+            # close_notify reaches it first, its kernel answers with a reset, which
+            # Python 3.10's SSL transport reports here. Not what this test is about.
+            with contextlib.suppress(ConnectionResetError):
+                await writer.wait_closed()
             return reused
 
-        with Server(pki.server) as server:
-            reused = asyncio.run(main(server.port))
-        handle.free()
+        try:
+            with Server(pki.server) as server:
+                reused = asyncio.run(main(server.port))
+        finally:
+            handle.free()
         assert reused
 
     def test_unknown_session_means_full_handshake(self, pki: Pki, der: bytes) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import ssl
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from corehelpers import VERSIONS, Pki, handshake, make_pki
@@ -59,7 +62,7 @@ class TestProbe:
     """The probe runs once on live objects and agrees with Python."""
 
     def test_probe_accepts_this_build(self) -> None:
-        """On the CI build (CPython 3.11, OpenSSL 3.0) the binding is available."""
+        """On every tested build (CPython 3.10 to 3.13, OpenSSL 3.0) the binding is available."""
         assert _openssl.refusal() is None
         assert _openssl.binding() is _openssl.binding()
 
@@ -126,6 +129,60 @@ class TestProbe:
             raw, server_hostname="localhost", do_handshake_on_connect=False
         ) as tls, pytest.raises(ValueError, match="not connected"):
             _openssl.binding().ssl_ptr(tls)
+
+
+class TestKnownBuilds:
+    """Step 0 of the probe: only builds whose layout is known get as far as loading C."""
+
+    def test_this_python_is_known(self) -> None:
+        """The Python running the suite is one the binding knows (the suite runs on each)."""
+        assert sys.version_info[:2] in _openssl._KNOWN_PYTHONS
+        _openssl._check_build()
+
+    @pytest.mark.parametrize(
+        ("facts", "match"),
+        [
+            ({"implementation": "pypy"}, "needs CPython"),
+            ({"version": (3, 9)}, r"Python 3\.9 is not one resume knows"),
+            ({"version": (3, 14)}, r"Python 3\.14 is not one resume knows"),
+            ({"version": (4, 0)}, r"Python 4\.0 is not one"),
+            ({"gil_disabled": True}, "free-threaded"),
+            ({"openssl": ("LibreSSL 3.8.2", 0x20000000)}, "LibreSSL"),
+            ({"openssl": ("BoringSSL", 0x1010107F)}, "BoringSSL"),
+            ({"openssl": ("OpenSSL 1.1.0l  10 Sep 2019", 0x101000CF)}, "1.1.1 and 3.x"),
+            ({"openssl": ("OpenSSL 4.0.0  1 Apr 2026", 0x40000000)}, "1.1.1 and 3.x"),
+        ],
+    )
+    def test_unknown_builds_are_refused(self, facts: dict[str, Any], match: str) -> None:
+        """Another implementation, Python, threading model or TLS library is refused."""
+        with pytest.raises(UnsupportedError, match=match):
+            _openssl._check_build(**facts)
+
+    @pytest.mark.parametrize(
+        "openssl", [("OpenSSL 1.1.1w  11 Sep 2023", 0x1010117F), ("OpenSSL 3.5.0", 0x30500000)]
+    )
+    def test_known_libraries_pass(self, openssl: tuple[str, int]) -> None:
+        """OpenSSL 1.1.1 and any 3.x pass step 0 (the later steps still check them)."""
+        _openssl._check_build(openssl=openssl)
+
+    @pytest.mark.usefixtures("fresh_probe")
+    def test_unknown_python_is_refused_before_loading_and_remembered(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """On an unknown Python nothing is loaded, the refusal sticks, resume still imports."""
+        loads: list[int] = []
+        monkeypatch.setattr(_openssl, "_KNOWN_PYTHONS", frozenset({(2, 7)}))
+        monkeypatch.setattr(_openssl, "_load", lambda: loads.append(1))
+        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        with pytest.raises(UnsupportedError, match=re.escape(f"Python {version} is not one")):
+            _openssl.binding()
+        assert loads == []
+        reason = _openssl.refusal()
+        assert reason is not None and f"Python {version}" in reason
+        monkeypatch.undo()  # a known Python again: still refused, the probe does not rerun
+        with pytest.raises(UnsupportedError, match="not available on this Python build"):
+            _openssl.binding()
+        assert _openssl.refusal() == reason
 
 
 @pytest.mark.usefixtures("fresh_probe")
