@@ -38,28 +38,28 @@ REPORT = "docs/_build/conformance.json"
 #: man-page tools and the docs, which lean on no version-specific internals.
 CORE_TESTS = [
     # core
-    "tests/test_handle.py",
-    "tests/test_cache.py",
-    "tests/test_core_statemachine.py",
-    "tests/test_key.py",
-    "tests/test_client_policy.py",
-    "tests/test_der.py",
-    "tests/test_exports.py",
-    "tests/test_pythons.py",
+    "tests/integration/test_handle.py",
+    "tests/unit/test_cache.py",
+    "tests/unit/test_core_statemachine.py",
+    "tests/unit/test_key.py",
+    "tests/unit/test_client_policy.py",
+    "tests/integration/test_der.py",
+    "tests/unit/test_exports.py",
+    "tests/unit/test_pythons.py",
     # binding
-    "tests/test_openssl_binding.py",
-    "tests/test_ticketkeys.py",
+    "tests/integration/test_openssl_binding.py",
+    "tests/integration/test_ticketkeys.py",
     # adapters
-    "tests/test_trio_client.py",
-    "tests/test_asyncio_client.py",
-    "tests/test_client_scenarios.py",
-    "tests/test_client_openssl_peer.py",
-    "tests/test_trio_server.py",
-    "tests/test_asyncio_server.py",
-    "tests/test_server_peers.py",
+    "tests/integration/test_trio_client.py",
+    "tests/integration/test_asyncio_client.py",
+    "tests/integration/test_client_scenarios.py",
+    "tests/integration/test_client_openssl_peer.py",
+    "tests/integration/test_trio_server.py",
+    "tests/integration/test_asyncio_server.py",
+    "tests/integration/test_server_peers.py",
     # what users run first
-    "tests/test_cli_demo.py",
-    "tests/test_examples.py",
+    "tests/integration/test_cli_demo.py",
+    "tests/integration/test_examples.py",
 ]
 
 

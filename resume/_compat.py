@@ -28,19 +28,28 @@
 #   the handshake (trio forwards ``session`` as an attribute, but only ssl's
 #   DER-copying setter, not SSL_set_session()). No fallback exists: a trio
 #   without it makes ssl_object_of_trio_stream raise a clear RuntimeError.
+# * ``asyncio.sslproto.SSLProtocol`` (Python 3.10 only): 3.10's SSL protocol
+#   closes the socket before its reply to a client's close_notify is written
+#   (bpo-30698, fixed in 3.11 by the new SSL protocol); start_tls_server_310 is
+#   3.10's ``loop.start_tls(server_side=True)`` step for step, with a subclass
+#   that closes one loop turn later (its private _finalize, _sslpipe, _transport
+#   and _app_transport). From 3.11 on it is None and loop.start_tls is used.
 # * ``ssl.SSLContext._msg_callback`` (CPython 3.8+, a debugging hook): lets
 #   ``resume probe`` count the NewSessionTicket messages a server sends.
 #   Fallback: the count is reported as unknown.
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 __all__ = [
     "RAW_SERVER_WRAP",
     "SSL_CONTEXT_C_TYPE",
     "install_msg_callback",
+    "start_tls_server_310",
     "ssl_extension_path",
     "ssl_object_inner",
     "ssl_object_of_trio_stream",
@@ -103,3 +112,61 @@ def install_msg_callback(
     except (AttributeError, TypeError):  # pragma: no cover - a changed hook
         return False
     return True
+
+
+#: 3.10's server-side start_tls with the close_notify reply; None from 3.11 on.
+start_tls_server_310: (
+    Callable[
+        [asyncio.AbstractEventLoop, asyncio.Transport, asyncio.BaseProtocol,
+         ssl.SSLContext, float],
+        Awaitable[asyncio.Transport],
+    ]
+    | None
+) = None
+
+if sys.version_info < (3, 11):
+    from asyncio import sslproto
+
+    class _SSLProtocol(sslproto.SSLProtocol):
+        # 3.10's server-side SSL protocol, with the close_notify reply of
+        # bpo-30698 written before the transport closes (see the theory above).
+        def _finalize(self) -> None:
+            self._sslpipe = None
+            transport = self._transport
+            if transport is not None:
+                self._loop.call_soon(transport.close)
+
+    async def _start_tls_310(
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.Transport,
+        protocol: asyncio.BaseProtocol,
+        context: ssl.SSLContext,
+        handshake_timeout: float,
+    ) -> asyncio.Transport:
+        # 3.10's BaseEventLoop.start_tls(server_side=True), step for step, with
+        # _SSLProtocol in place of sslproto.SSLProtocol.
+        waiter = loop.create_future()
+        ssl_protocol = _SSLProtocol(
+            loop,
+            protocol,
+            context,
+            waiter,
+            server_side=True,
+            call_connection_made=False,
+            # typeshed says int; 3.10 takes any number of seconds, as start_tls does.
+            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+        )
+        transport.pause_reading()
+        transport.set_protocol(ssl_protocol)
+        made = loop.call_soon(ssl_protocol.connection_made, transport)
+        resumed = loop.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            made.cancel()
+            resumed.cancel()
+            raise
+        return ssl_protocol._app_transport
+
+    start_tls_server_310 = _start_tls_310

@@ -38,7 +38,7 @@
 # close_notify that ``unwrap()`` produced, which a closing transport drops. A
 # client that closes first (``SSLSocket.unwrap()``, ``openssl s_client``) then
 # sees an unexpected EOF instead of our close_notify. On 3.10 we therefore
-# upgrade with ``_start_tls``, the twin of 3.10's ``loop.start_tls`` with a
+# upgrade with ``resume._compat.start_tls_server_310``, the twin of 3.10's ``loop.start_tls`` with a
 # protocol whose ``_finalize`` closes the transport one turn of the loop later,
 # after that close_notify is written (a transport with buffered data flushes it
 # before it closes). 3.10 takes security fixes only, so its ``SSLProtocol``
@@ -62,6 +62,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, final
 
+from .._compat import start_tls_server_310
 from .server_settings import (
     ServerCounters,
     ServerStatistics,
@@ -200,7 +201,8 @@ class _State:
                     transport, protocol, self.context, server_side=True, **kwargs
                 )
             else:
-                tls = await _start_tls(
+                assert start_tls_server_310 is not None
+                tls = await start_tls_server_310(
                     self.loop, transport, protocol, self.context, self.handshake_timeout
                 )
         except asyncio.CancelledError:
@@ -251,52 +253,6 @@ class _State:
             if not writer.transport.is_closing():  # pragma: no cover - defensive
                 writer.transport.abort()
             self.counters.closed += 1
-
-
-if sys.version_info < (3, 11):
-    from asyncio import sslproto
-
-    class _SSLProtocol(sslproto.SSLProtocol):
-        # 3.10's server-side SSL protocol, with the close_notify reply of
-        # bpo-30698 written before the transport closes (see the theory above).
-        def _finalize(self) -> None:
-            self._sslpipe = None
-            transport = self._transport
-            if transport is not None:
-                self._loop.call_soon(transport.close)
-
-    async def _start_tls(
-        loop: asyncio.AbstractEventLoop,
-        transport: asyncio.Transport,
-        protocol: asyncio.BaseProtocol,
-        context: ssl.SSLContext,
-        handshake_timeout: float,
-    ) -> asyncio.Transport:
-        # 3.10's BaseEventLoop.start_tls(server_side=True), step for step, with
-        # _SSLProtocol in place of sslproto.SSLProtocol.
-        waiter = loop.create_future()
-        ssl_protocol = _SSLProtocol(
-            loop,
-            protocol,
-            context,
-            waiter,
-            server_side=True,
-            call_connection_made=False,
-            # typeshed says int; 3.10 takes any number of seconds, as start_tls does.
-            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
-        )
-        transport.pause_reading()
-        transport.set_protocol(ssl_protocol)
-        made = loop.call_soon(ssl_protocol.connection_made, transport)
-        resumed = loop.call_soon(transport.resume_reading)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            made.cancel()
-            resumed.cancel()
-            raise
-        return ssl_protocol._app_transport
 
 
 class _AcceptProtocol(asyncio.Protocol):

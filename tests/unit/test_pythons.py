@@ -12,9 +12,9 @@ import re
 import sys
 from pathlib import Path
 
-from resume import _openssl
+from resume._openssl import binding as _openssl
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _noxfile_list(name: str) -> list[str]:
