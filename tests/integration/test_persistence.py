@@ -33,6 +33,7 @@ CLIENT = textwrap.dedent(
     port, cafile, version, spec, count, flavour = sys.argv[1:7]
     port, count = int(port), int(count)
     ctx = ssl.create_default_context(cafile=cafile)
+    from resume.testing import TLS_VERSIONS
     tls = TLS_VERSIONS[version]
     ctx.minimum_version = ctx.maximum_version = tls
     store = (SQLiteStore(spec[7:]) if spec.startswith("sqlite:")
@@ -176,6 +177,7 @@ BOUNDARY_CLIENT = textwrap.dedent(
     from resume.trio import open_tls_stream
 
     port, cafile, version, db, mode, certfile = sys.argv[1:7]
+    from resume.testing import TLS_VERSIONS
     tls = TLS_VERSIONS[version]
     if mode == "early-cert":  # a certificate loaded before resume sees the context
         ctx = ssl.create_default_context(cafile=cafile)
