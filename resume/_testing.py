@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Final, final
 
 import trustme
 
-from ._core.limits import TLS_VERSION_NAMES, TLS_VERSIONS, pin_tls_version
+from ._core import limits as _limits
+from ._core.limits import pin_tls_version
 
 if TYPE_CHECKING:
     from ._core.handle import SessionHandle
@@ -46,6 +47,13 @@ __all__ = [
     "memory_handshake",
     "pin_tls_version",
 ]
+
+#: The TLS versions every TLS test should run under, by their short names:
+#: ``"1.2"`` and ``"1.3"`` to :class:`ssl.TLSVersion` members.
+TLS_VERSIONS: Final = _limits.TLS_VERSIONS
+
+#: What :meth:`ssl.SSLObject.version` reports for each of them (``"TLSv1.2"``, ``"TLSv1.3"``).
+TLS_VERSION_NAMES: Final = _limits.TLS_VERSION_NAMES
 
 #: The names the server certificate is valid for, unless others are asked for.
 DEFAULT_NAMES: Final = ("localhost", "127.0.0.1", "::1")
