@@ -1,9 +1,7 @@
 # Test helpers for the client adapters: certificates, contexts, peers.
 #
-# * trustme CAs and certificates; client and server SSLContexts pinned to one TLS
-#   version (every TLS test runs under TLS 1.2 and TLS 1.3).
-# * memory_handshake(): a real handshake between two ssl.SSLObjects over memory
-#   BIOs, with no sockets, for the I/O-free policy tests.
+# * PKI: resume.testing's ThrowawayPKI with the names and ALPN these tests use;
+#   contexts pinned to one TLS version (every TLS test runs under 1.2 and 1.3).
 # * TrioEchoServer: a minimal trio.SSLStream echo server on 127.0.0.1 (free
 #   port) that records, per connection, whether the server resumed the session
 #   and which client certificate it saw; it can also cut connections without
@@ -28,9 +26,12 @@ import trio
 import trustme
 from programs import require
 
-from resume import SessionHandle
-from resume._core.offer import offer
-from resume.testing import TLS_VERSION_NAMES, TLS_VERSIONS, ThrowawayPKI, pin_tls_version
+from resume.testing import (
+    TLS_VERSION_NAMES,
+    TLS_VERSIONS,
+    ThrowawayPKI,
+    pin_tls_version,
+)
 
 VERSIONS = TLS_VERSIONS
 VERSION_NAMES = TLS_VERSION_NAMES
@@ -69,52 +70,6 @@ class PKI:
 
 def cert_fingerprint(der: bytes | None) -> str | None:
     return None if der is None else hashlib.sha256(der).hexdigest()[:16]
-
-
-def memory_handshake(
-    client: ssl.SSLContext,
-    server: ssl.SSLContext,
-    *,
-    server_hostname: str = "localhost",
-    session: ssl.SSLSession | None = None,
-    handle: SessionHandle | None = None,
-    read_tickets: bool = True,
-) -> tuple[ssl.SSLObject, ssl.SSLObject]:
-    """A real handshake between two SSLObjects over memory BIOs; return (client, server).
-
-    With *read_tickets* the client also reads the server's post-handshake
-    messages (the TLS 1.3 tickets), as a client reading a response would.
-    """
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    c = client.wrap_bio(c_in, c_out, server_hostname=server_hostname, session=session)
-    if handle is not None:
-        offer(c, handle)
-    s = server.wrap_bio(s_in, s_out, server_side=True)
-    done_c = done_s = False
-    for _ in range(20):
-        if not done_c:
-            try:
-                c.do_handshake()
-                done_c = True
-            except ssl.SSLWantReadError:
-                pass
-        s_in.write(c_out.read())
-        if not done_s:
-            try:
-                s.do_handshake()
-                done_s = True
-            except ssl.SSLWantReadError:
-                pass
-        c_in.write(s_out.read())
-        if done_c and done_s:
-            break
-    else:  # pragma: no cover - a broken handshake
-        raise AssertionError("the memory handshake did not finish")
-    s.write(b"x")
-    c_in.write(s_out.read())
-    if read_tickets:
-        assert c.read(10) == b"x"
-    return c, s
 
 
 # -- a minimal trio TLS echo server ---------------------------------------------------

@@ -93,7 +93,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, TypeVar, final
 
 from .._core.errors import StoreError
 from .._core.limits import MAX_LIFETIME
@@ -324,6 +324,8 @@ class _SaltChanged(Exception):
 
 _ATTEMPTS: Final = (0, 1)
 
+_T = TypeVar("_T")
+
 
 class _Unreadable(Exception):
     # Why a sealed entry did not open; the text goes into a StoreWarning.
@@ -470,6 +472,19 @@ class SessionStore(ABC):
         name_key, _ = self._keys()
         return hmac.digest(name_key, kb, "sha256")
 
+    def _under_name(self, key: Hashable, op: Callable[[bytes], _T]) -> _T:
+        # Run *op* on the entry name of *key*. The salt that names entries lives
+        # in the store, and another process may replace it (the store emptied
+        # and set up again); the backend then raises _SaltChanged, and the name
+        # is made again from the new salt, once.
+        kb = key_bytes(key)
+        for attempt in _ATTEMPTS:
+            try:
+                return op(self._name(kb))
+            except _SaltChanged:
+                self._reset_keys(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _reset_keys(self, attempt: int) -> None:
         # The shared salt changed under us (a Redis that restarted empty, and
         # another process that created a new salt first): derive again from it.
@@ -562,16 +577,12 @@ class SessionStore(ABC):
         expires = min(float(expires), now + MAX_LIFETIME)
         if not expires > now:
             return False
-        kb = key_bytes(key)
-        for attempt in _ATTEMPTS:
-            name = self._name(kb)
+        def put(name: bytes) -> None:
+            # the entry id and the seal depend on the keys, which a new salt renews
             blob = self._seal(name, session, expires)
-            try:
-                self._put_raw(name, self._entry_id(session), expires, blob, self._per_key, now)
-            except _SaltChanged:
-                self._reset_keys(attempt)
-                continue
-            break
+            self._put_raw(name, self._entry_id(session), expires, blob, self._per_key, now)
+
+        self._under_name(key, put)
         return True
 
     def get(self, key: Hashable) -> StoredSession | None:
@@ -584,13 +595,7 @@ class SessionStore(ABC):
             StoreError: the backend failed.
         """
         self._check_open()
-        kb = key_bytes(key)
-        for attempt in _ATTEMPTS:
-            try:
-                return self._get(self._name(kb))
-            except _SaltChanged:
-                self._reset_keys(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._under_name(key, self._get)
 
     def _get(self, name: bytes) -> StoredSession | None:
         for _ in range(self._per_key + 8):
@@ -615,13 +620,7 @@ class SessionStore(ABC):
             StoreError: the backend failed.
         """
         self._check_open()
-        kb = key_bytes(key)
-        for attempt in _ATTEMPTS:
-            try:
-                return self._take(self._name(kb))
-            except _SaltChanged:
-                self._reset_keys(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._under_name(key, self._take)
 
     def _take(self, name: bytes) -> StoredSession | None:
         for _ in range(self._per_key + 8):
@@ -641,14 +640,11 @@ class SessionStore(ABC):
             StoreError: the backend failed.
         """
         self._check_open()
-        kb = key_bytes(key)
-        for attempt in _ATTEMPTS:
+        def delete(name: bytes) -> int:
             entry = None if session is None else self._entry_id(bytes(session))
-            try:
-                return self._delete_raw(self._name(kb), entry)
-            except _SaltChanged:
-                self._reset_keys(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._delete_raw(name, entry)
+
+        return self._under_name(key, delete)
 
     def close(self) -> None:
         """Release the backend's resources (connections, file handles). Idempotent."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from clienthelpers import PKI, memory_handshake
+from clienthelpers import PKI
 
 from resume import SessionCache, SessionHandle, SessionKey
 from resume._core.policy import (
@@ -20,6 +20,7 @@ from resume._core.policy import (
     is_single_use,
     mark_single_use,
 )
+from resume.testing import memory_handshake
 
 
 @pytest.fixture(params=["1.2", "1.3"])
