@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import shutil
 
+import programs
 import pytest
 from programs import PACKAGES, require
+
+
+def _nothing_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(programs.shutil, "which", lambda *args, **kwargs: None)
 
 
 def test_found_program_returns_its_path() -> None:
@@ -18,7 +23,7 @@ def test_found_program_returns_its_path() -> None:
 def test_missing_program_skips_with_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     """Outside CI the test is skipped, and the reason names the Debian package."""
     monkeypatch.delenv("CI", raising=False)
-    monkeypatch.setenv("PATH", "")
+    _nothing_installed(monkeypatch)
     with pytest.raises(pytest.skip.Exception, match=r"needs nginx: apt-get install nginx-light"):
         require("nginx")
 
@@ -26,7 +31,7 @@ def test_missing_program_skips_with_the_package(monkeypatch: pytest.MonkeyPatch)
 def test_missing_program_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under CI=true a missing program is a failure: CI must install it."""
     monkeypatch.setenv("CI", "true")
-    monkeypatch.setenv("PATH", "")
+    _nothing_installed(monkeypatch)
     with pytest.raises(pytest.fail.Exception, match=r"needs redis-server.*CI=true"):
         require("redis-server")
 
