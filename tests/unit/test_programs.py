@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import shutil
 
-import programs
 import pytest
 from programs import PACKAGES, require
 
 
 def _nothing_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(programs.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
 
 
 def test_found_program_returns_its_path() -> None:
