@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from programs import require
 from serverhelpers import ServerPKI, blocking_client
 
 from resume import SessionCache
@@ -310,7 +311,8 @@ def test_openssl_s_client_resumes(pki: ServerPKI, version: str, tmp_path: Path) 
 
     async def s_client(port: int, *args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
-            "openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+            require("openssl"), "s_client", "-connect", f"127.0.0.1:{port}",
+            "-servername", "localhost",
             "-CAfile", str(pki.ca_file), "-verify_return_error", f"-tls{version.replace('.', '_')}",
             "-ign_eof",  # read until the server closes, so the response (and tickets) arrive
             *args,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
+from pathlib import Path
 
 import pytest
 from programs import PACKAGES, require
@@ -46,3 +48,41 @@ def test_unit_tests_cannot_open_a_network_socket() -> None:
 
     with socket.socket() as sock, pytest.raises(AssertionError, match="tests/integration"):
         sock.bind(("127.0.0.1", 0))
+
+
+_SPAWNERS = {"run", "Popen", "create_subprocess_exec", "run_process", "check_output", "call",
+             "check_call"}
+
+
+def _spawned_by_name(tree: ast.AST) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name not in _SPAWNERS:
+            continue
+        first = node.args[0]
+        if isinstance(first, ast.List | ast.Tuple) and first.elts:
+            first = first.elts[0]
+        if isinstance(first, ast.Constant) and first.value in PACKAGES:
+            found.append(f"line {node.lineno}: {first.value}")
+    return found
+
+
+def test_every_program_is_found_through_require() -> None:
+    """No test runs openssl, curl, redis-server, nginx or chromium by bare name.
+
+    Run by bare name, a missing program is a FileNotFoundError; found with
+    require(), it is a skip that names the package (and a failure in CI).
+    """
+    root = Path(__file__).resolve().parents[1]
+    bad = {
+        str(path.relative_to(root)): found
+        for path in sorted(root.rglob("*.py"))
+        if (found := _spawned_by_name(ast.parse(path.read_text())))
+    }
+    assert bad == {}
+    sample = ast.parse("subprocess.run(['curl', '-s'])\ntrio.run_process(['openssl', 'x'])\n")
+    assert len(_spawned_by_name(sample)) == 2
