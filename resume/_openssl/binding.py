@@ -529,7 +529,7 @@ class Binding:
             if lib.SSL_set_session(ssl_ptr, copy) != 1:
                 raise ValueError(f"SSL_set_session() failed: {self.drain_errors()}")
         finally:
-            lib.SSL_SESSION_free(copy)  # the connection holds its own reference
+            self.session_free(copy)  # the connection holds its own reference
 
     # -- ticket keys ------------------------------------------------------------------
 

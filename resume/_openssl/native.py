@@ -90,8 +90,9 @@ class NativeSession:
     def from_connection(cls, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> NativeSession | None:
         """Capture the connection's current session (``SSL_get1_session()``), or None.
 
-        The new object owns a private copy (``SSL_SESSION_dup()``) of the session
-        ``SSL_get1_session()`` returned, whose reference is dropped, and remembers the connection's context: it can only be offered on
+        The new object owns a private copy (``SSL_SESSION_dup()``) of the
+        session ``SSL_get1_session()`` returned (whose reference is dropped),
+        and remembers the connection's context: it can only be offered on
         connections of that same context, as an :class:`ssl.SSLSession`.
 
         Raises:
