@@ -2,7 +2,8 @@
 
 CI (``.ci/run``) runs the README's test command, then the same checks as the
 lint, typecheck, docs and browser sessions. ``nox`` alone runs the default set;
-``nox -s benchmarks`` and ``nox -s fuzz`` are opt-in (slow, and measured, not asserted).
+``nox -s benchmarks``, ``nox -s fuzz`` and ``nox -s soak`` are opt-in (slow, and measured,
+not asserted).
 """
 
 from __future__ import annotations
@@ -76,3 +77,10 @@ def fuzz(session: nox.Session) -> None:
         "tests/test_der_fuzz.py", *session.posargs,
         env={"RESUME_FUZZ_INPUTS": inputs},
     )
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Soak and fault suite: leaks, 1,000 clients, slow-loris, fd exhaustion, Redis restarts (opt-in)."""
+    session.install("-e", ".[test,redis]")
+    session.run("python", "-m", "benchmarks.soak", *session.posargs)
