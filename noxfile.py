@@ -81,6 +81,6 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def soak(session: nox.Session) -> None:
-    """Soak and fault suite: leaks, 1,000 clients, slow-loris, fd exhaustion, Redis restarts (opt-in)."""
+    """Soak and fault suite: leaks, 1,000 clients, slow-loris, fds, Redis restarts (opt-in)."""
     session.install("-e", ".[test,redis]")
     session.run("python", "-m", "benchmarks.soak", *session.posargs)
