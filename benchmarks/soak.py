@@ -17,9 +17,10 @@ verdict, and the process exits 1 if a part failed its target. Parts:
   200 idle TCP connections exhaust its descriptors; target: once they are gone
   a TLS client connects and resumes again, and the server is still running.
 * ``redis``: Redis killed and restarted under a session store (client
-  connections go on, full handshakes while it is down, resuming from the store
-  again after) and under a ticket-key fleet (tests/test_fleet.py, real
-  redis-server, rotation and restart).
+  connections go on while it is down, resuming from the in-memory cache; a
+  new process after the restart makes one full handshake, since a Redis
+  restarted empty holds nothing, and resumes from then on) and under a
+  ticket-key fleet (tests/test_fleet.py, real redis-server, rotation and restart).
 
     python -m benchmarks.soak [--parts=leak,concurrent,slowloris,fds,redis]
         [--connections=20000] [--concurrent=1000] [--loris=400]
@@ -368,7 +369,7 @@ def part_redis(args: argparse.Namespace, pki: Pki) -> bool:
 
             trio.run(main)
             good = not errors and all(len(v) == (5 if k == "new" else 50)
-                                      for k, v in phases.items()) and phases["new"][0]
+                                      for k, v in phases.items()) and all(phases["new"][1:])
             ok &= good
             print(f"redis store TLS {version}: resumed up {sum(phases['up'])}/50, down "
                   f"{sum(phases['down'])}/50, back {sum(phases['back'])}/50, new process "
