@@ -5,8 +5,8 @@ The suite runs on every Python resume supports: ``nox -s tests`` runs all of it 
 the core, binding and adapter tests (with the demo and the examples), which is what
 CI runs on the three Pythons besides 3.11. CI (``.ci/run``) runs the README's test
 command on 3.11, then the same checks as the lint, typecheck, docs and browser
-sessions. ``nox`` alone runs the default set; ``nox -s benchmarks`` and
-``nox -s fuzz`` are opt-in (slow, and measured, not asserted).
+sessions. ``nox`` alone runs the default set; ``nox -s benchmarks``,
+``nox -s fuzz`` and ``nox -s soak`` are opt-in (slow, and measured, not asserted).
 
 Interpreters are found on ``PATH`` as ``python3.X``; where pyenv installed one that
 ``PATH`` cannot run (this project's machine image has 3.10, 3.12 and 3.13 so, behind
@@ -54,6 +54,7 @@ CORE_TESTS = [
     "tests/integration/test_asyncio_client.py",
     "tests/integration/test_client_scenarios.py",
     "tests/integration/test_client_openssl_peer.py",
+    "tests/integration/test_native_path.py",
     "tests/integration/test_trio_server.py",
     "tests/integration/test_asyncio_server.py",
     "tests/integration/test_server_peers.py",
@@ -159,3 +160,10 @@ def fuzz(session: nox.Session) -> None:
         "tests/unit/test_der_fuzz.py", *session.posargs,
         env={"RESUME_FUZZ_INPUTS": inputs},
     )
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Soak and fault suite: leaks, 1,000 clients, slow-loris, fds, Redis restarts (opt-in)."""
+    session.install("-e", ".[test,redis]")
+    session.run("python", "-m", "benchmarks.soak", *session.posargs)

@@ -82,6 +82,70 @@ def _child(version: str, cert: str, key: str, profile: str | None) -> None:
         trio.run(main)
 
 
+def _plain_child(kind: str, version: str, cert: str, key: str) -> None:
+    # A plain trio.SSLStream server (trio.serve_ssl_over_tcp) or a plain
+    # asyncio.start_server(ssl=...): what a program without resume runs.
+    import ssl
+
+    from resume._adapters.server_settings import pin_tls_version
+
+    ctx = pin_tls_version(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), version)
+    ctx.load_cert_chain(cert, key)
+    if kind == "trio":
+        from functools import partial
+
+        import trio
+
+        async def handler(stream: trio.SSLStream[trio.SocketStream]) -> None:
+            try:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    data = await stream.receive_some()
+                    if not data:
+                        return
+                    buf += data
+                await stream.send_all(RESPONSE)
+                await stream.aclose()
+            except trio.BrokenResourceError:
+                pass
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                listeners = await nursery.start(partial(
+                    trio.serve_ssl_over_tcp, handler, 0, ctx, host="127.0.0.1"))
+                print(listeners[0].transport_listener.socket.getsockname()[1], flush=True)
+                with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        break
+                print("0 0 0 0", flush=True)
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)
+        return
+    import asyncio
+
+    async def cb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(RESPONSE)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+
+    async def amain() -> None:
+        server = await asyncio.start_server(cb, "127.0.0.1", 0, ssl=ctx)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        print("0 0 0 0", flush=True)
+        server.close()
+
+    asyncio.run(amain())
+
+
 # -- the parent -------------------------------------------------------------------------
 
 
@@ -165,6 +229,17 @@ def _start_child(
     return proc, int(proc.stdout.readline())
 
 
+def _start_plain(
+    kind: str, cert: str, key: str, version: str
+) -> tuple[subprocess.Popen[str], int]:
+    args = [sys.executable, __file__, "--plain-child", kind, version, cert, key]
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
 def _stop_child(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
@@ -232,9 +307,11 @@ def main(argv: list[str]) -> None:
         for version in ("1.2", "1.3"):
             ossl, ossl_port = _start_s_server(cert, key, version, directory)
             ours, our_port = _start_child(cert, key, version)
+            plain = {kind: _start_plain(kind, cert, key, version) for kind in ("trio", "asyncio")}
             try:
                 for mode in ("new", "reuse"):
                     rows: list[tuple[float, float, float, float]] = []
+                    extra: list[dict[str, tuple[float, float]]] = []
                     for turn in range(rounds):
                         # Alternate who goes first, and pair the two runs of a
                         # turn: the ratio of a pair is less exposed to other load
@@ -242,11 +319,13 @@ def main(argv: list[str]) -> None:
                         order = [("ossl", ossl_port, ossl.pid), ("ours", our_port, ours.pid)]
                         if turn % 2:
                             order.reverse()
+                        order += [(k, port, p.pid) for k, (p, port) in plain.items()]
                         got = {
                             name: _s_time(port, version, mode, seconds, pid)
                             for name, port, pid in order
                         }
                         rows.append((*got["ossl"], *got["ours"]))
+                        extra.append(got)
                     o_rate = statistics.median(r[0] for r in rows)
                     u_rate = statistics.median(r[2] for r in rows)
                     ratio = statistics.median(r[2] / r[0] for r in rows)
@@ -257,9 +336,23 @@ def main(argv: list[str]) -> None:
                         f"{ratio:>6.2f} {o_cpu:>15.3f} {u_cpu:>16.3f}",
                         flush=True,
                     )
+                    t_rate = statistics.median(g["trio"][0] for g in extra)
+                    t_cpu = statistics.median(g["trio"][1] for g in extra)
+                    a_rate = statistics.median(g["asyncio"][0] for g in extra)
+                    a_cpu = statistics.median(g["asyncio"][1] for g in extra)
+                    print(
+                        f"{'':11} plain trio {t_rate:.0f}/s ({t_cpu:.3f} ms), plain asyncio "
+                        f"{a_rate:.0f}/s ({a_cpu:.3f} ms); serve_tls cpu / s_server "
+                        f"{u_cpu / o_cpu:.2f} (target <= 2.0), / plain trio "
+                        f"{u_cpu / t_cpu:.2f} (target <= 0.6), / plain asyncio "
+                        f"{u_cpu / a_cpu:.2f}",
+                        flush=True,
+                    )
             finally:
                 ossl.kill()
                 ossl.wait()
+                for proc, _ in plain.values():
+                    _stop_child(proc)
                 counts = _stop_child(ours)
             accepted, resumed, full, failed = (int(x) for x in counts.split())
             print(
@@ -269,7 +362,9 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 5 and sys.argv[1] == "--child":
+    if len(sys.argv) >= 6 and sys.argv[1] == "--plain-child":
+        _plain_child(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+    elif len(sys.argv) >= 5 and sys.argv[1] == "--child":
         _child(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None)
     else:
         main(sys.argv[1:])

@@ -58,17 +58,25 @@
 # (``handle``): the offered handle when the server resumed it, else a handle of
 # the new session. close() and fail() free it, exactly once.
 #
-# Cost. CPython's ``SSLObject.session`` getter and setter each copy the session
-# through DER (i2d + d2i, peer certificate included: ~250 us with RSA-2048 on
-# this machine, a sixth of a resumed connection). So the policy reads the
-# session only when it needs it: never for a resumed TLS 1.2 connection, once
-# at close otherwise (and when the application asks for ``handle``).
+# Cost. CPython's ``SSLObject.session`` getter copies the session through DER
+# (i2d + d2i, peer certificate included: ~250 us with RSA-2048 on this machine,
+# a sixth of a resumed connection) and, until gh-116810 was fixed, leaked a
+# reference each time (~6.5 KB per TLS 1.3 connection). So the policy captures
+# a session only when it needs it: never for a resumed TLS 1.2 connection, once
+# at close otherwise (and when the application asks for ``handle``); and it
+# captures natively (``_capture``): where the OpenSSL binding is supported, with
+# ``SSL_get1_session()`` on the connection's ``SSL*`` into a native handle
+# (resume._openssl.native), which is later offered with ``SSL_set_session()``.
+# No DER, no leak. Where the binding's probe refuses this build, it reads
+# ``SSLObject.session`` as before, with that cost (see the troubleshooting page).
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Hashable
 from typing import Protocol, TypeVar, final
 
+from .._openssl.binding import available
+from .._openssl.native import NativeSession
 from .cache import SessionCache
 from .defaults import resolve_cache
 from .handle import SessionHandle
@@ -117,6 +125,21 @@ def mark_single_use(handle: SessionHandle) -> None:
     The mark is a slot of the handle: it lives and dies with it.
     """
     handle._single_use = True
+
+
+def _capture(tls: TLSObject) -> SessionHandle | None:
+    """The connection's current session in a new handle (one reference), or None.
+
+    The native path: ``SSL_get1_session()`` on the ``SSL*`` of *tls* (an
+    :class:`ssl.SSLObject` or :class:`ssl.SSLSocket`) where the binding is
+    supported; else the ``SSLObject.session`` getter (a DER round trip that
+    leaks before gh-116810 was fixed).
+    """
+    if isinstance(tls, (ssl.SSLObject, ssl.SSLSocket)) and available() is not None:
+        payload = NativeSession.from_connection(tls)
+        return None if payload is None else SessionHandle._from_payload(payload)
+    session = tls.session
+    return None if session is None else SessionHandle.from_ssl(session)
 
 
 #: The name of the per-key hints in a SessionCache's __dict__ (key -> True when
@@ -187,9 +210,7 @@ class ClientConnection:
         """
         handle = self._handle
         if handle is None and self._state == _ESTABLISHED and self._tls is not None:
-            session = self._tls.session
-            if session is not None:
-                handle = self._handle = SessionHandle.from_ssl(session)
+            handle = self._handle = _capture(self._tls)
         return handle
 
     @classmethod
@@ -363,14 +384,15 @@ class ClientConnection:
         handle: SessionHandle | None,
     ) -> bool:
         if tls.version() == "TLSv1.3":
-            session = tls.session
-            if session is None or not session.has_ticket:
-                return False  # no ticket arrived: the client never read after the handshake
-            if offered is not None and session.id == offered.id:
-                return False  # no fresh ticket; the offered one is spent
-            fresh = SessionHandle.from_ssl(session)
-            fresh._single_use = True
+            fresh = _capture(tls)
+            if fresh is None:
+                return False
             try:
+                if not fresh.has_ticket:
+                    return False  # no ticket arrived: the client never read after the handshake
+                if offered is not None and fresh.id == offered.id:
+                    return False  # no fresh ticket; the offered one is spent
+                fresh._single_use = True
                 _set_hint(cache, self.key, True)
                 return cache.add(self.key, fresh)
             finally:
@@ -387,11 +409,12 @@ class ClientConnection:
                 return False
             _set_hint(cache, self.key, False)
             return cache.add(self.key, handle)
-        session = tls.session
-        if session is None or not (session.id or session.has_ticket):
+        fresh = _capture(tls)
+        if fresh is None:
             return False
-        fresh = SessionHandle.from_ssl(session)
         try:
+            if not fresh.is_resumable:
+                return False
             _set_hint(cache, self.key, False)
             return cache.add(self.key, fresh)
         finally:

@@ -43,7 +43,9 @@
 #      (twice, with different values), ``SSL_get_session(ssl)`` is the
 #      session's pointer (or, on a build that copies sessions, has its id),
 #      ``SSL_SESSION_get_id/time/timeout`` equal ``SSLSession.id/time/timeout``,
-#      and an ``i2d``/``d2i``/``i2d`` round trip is byte-identical.
+#      ``SSL_get1_session(ssl)`` returns a session with that id (its extra
+#      reference is dropped at once), and an ``i2d``/``d2i``/``i2d`` round trip
+#      is byte-identical.
 #
 # Any mismatch or missing symbol is a *refusal*: :class:`~resume.UnsupportedError`
 # with the reason, remembered for the life of the process (the probe never runs
@@ -93,6 +95,7 @@ from .._core.errors import SessionDecodeError, UnsupportedError
 __all__ = [
     "Binding",
     "SessionDecodeError",
+    "available",
     "TicketKeyLookup",
     "binding",
     "refusal",
@@ -200,6 +203,7 @@ _PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
     ),
     ("SSL_SESSION_set_ex_data", ctypes.c_int, (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)),
     ("SSL_get_session", ctypes.c_void_p, (ctypes.c_void_p,)),
+    ("SSL_get1_session", ctypes.c_void_p, (ctypes.c_void_p,)),
     ("SSL_set_session", ctypes.c_int, (ctypes.c_void_p, ctypes.c_void_p)),
     ("SSL_get_SSL_CTX", ctypes.c_void_p, (ctypes.c_void_p,)),
     ("SSL_is_server", ctypes.c_int, (ctypes.c_void_p,)),
@@ -499,8 +503,25 @@ class Binding:
 
     # -- SSL --------------------------------------------------------------------------
 
+    def get1_session(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> int:
+        """``SSL_get1_session()``: a new C reference to the connection's session, or 0.
+
+        The caller owns the reference and must drop it with :meth:`session_free`.
+        Unlike reading ``SSLObject.session``, nothing is copied or encoded (CPython
+        round-trips that getter's session through DER and, before gh-116810 was
+        fixed, leaked a reference each time).
+        """
+        return int(self._lib.SSL_get1_session(self.ssl_ptr(ssl_object)) or 0)
+
     def set_session(self, ssl_object: ssl.SSLObject | ssl.SSLSocket, ptr: int) -> None:
-        """``SSL_set_session()`` on the connection of *ssl_object*, before its handshake.
+        """``SSL_set_session()`` of a private copy of *ptr*, before the handshake.
+
+        The connection gets its own copy (``SSL_SESSION_dup()``; no encoding,
+        as CPython's ``SSLObject.session`` setter copies): ``SSL_free()`` of a
+        connection that never sent close_notify marks its session not
+        resumable (``ssl_clear_bad_session()``), which must not spoil the
+        session at *ptr*, still cached for the next connection. *ptr* keeps
+        its own reference.
 
         Raises:
             ValueError: *ssl_object* is server-side or its handshake has started.
@@ -511,8 +532,12 @@ class Binding:
             raise ValueError("cannot offer a session on a server-side connection")
         if lib.SSL_is_init_finished(ssl_ptr) or not lib.SSL_in_before(ssl_ptr):
             raise ValueError("cannot offer a session once the handshake has started")
-        if lib.SSL_set_session(ssl_ptr, ptr) != 1:
-            raise ValueError(f"SSL_set_session() failed: {self.drain_errors()}")
+        copy = self.session_dup(ptr)
+        try:
+            if lib.SSL_set_session(ssl_ptr, copy) != 1:
+                raise ValueError(f"SSL_set_session() failed: {self.drain_errors()}")
+        finally:
+            self.session_free(copy)  # the connection holds its own reference
 
     # -- ticket keys ------------------------------------------------------------------
 
@@ -725,6 +750,23 @@ def binding() -> Binding:
         )
 
 
+def available() -> Binding | None:
+    """Return the probed binding, or None if this build refused it (probing on first use).
+
+    The cheap test the native session path makes per connection: once the
+    probe has run, this is a read of a module global.
+    """
+    found = _binding
+    if found is not None:
+        return found
+    if _refusal is not None:
+        return None
+    try:
+        return binding()
+    except UnsupportedError:
+        return None
+
+
 def refusal() -> str | None:
     """Probe if needed; return why the binding is unavailable, or None if it works."""
     try:
@@ -922,6 +964,16 @@ def _probe() -> Binding:
     for what, c_value, py_value in checks:
         if c_value != py_value:
             raise UnsupportedError(f"SSL_SESSION_get_{what}() disagrees with SSLSession.{what}")
+    # SSL_get1_session() hands out a new reference to the same session (the
+    # native capture of resume._openssl.native relies on it).
+    taken = lib.SSL_get1_session(ssl_ptr)
+    if not taken:
+        raise UnsupportedError("SSL_get1_session() returned no session after a handshake")
+    try:
+        if b.session_id(taken) != session.id:
+            raise UnsupportedError("SSL_get1_session() disagrees with SSLObject.session")
+    finally:
+        b.session_free(taken)
     der = b.i2d(sess_ptr)
     copy = b.d2i(der)
     try:

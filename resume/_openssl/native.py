@@ -1,5 +1,5 @@
-# Theory of operation: native sessions (sessions born from DER)
-# =============================================================
+# Theory of operation: native sessions (born from DER or from a connection)
+# ==========================================================================
 #
 # ``ssl`` cannot build an :class:`ssl.SSLSession` from bytes, so a session
 # imported with ``d2i_SSL_SESSION()`` stays a bare C ``SSL_SESSION*``. A
@@ -9,6 +9,25 @@
 # through C (``SSL_SESSION_get_id()``, ...), and :meth:`NativeSession.offer`
 # calls ``SSL_set_session()`` on a connection before its handshake, which is
 # what :func:`resume._core.offer.offer` uses for non-``ssl`` payloads.
+#
+# The native path. A client connection's session is captured the same way:
+# :meth:`NativeSession.from_connection` calls ``SSL_get1_session()`` on the
+# connection's ``SSL*`` and owns the reference it returns. That is what the
+# policy (resume._core.policy) does wherever the binding is supported, instead
+# of reading ``SSLObject.session``: CPython's getter encodes the session to DER
+# and decodes it again (about 250 us with the peer's certificate) and, until
+# gh-116810 was fixed, leaked a reference on every read (about 6.5 KB per TLS
+# 1.3 connection). The captured reference is then copied with
+# ``SSL_SESSION_dup()`` (a struct copy that takes references to the
+# certificates; no encoding) and dropped, because the connection's own session
+# does not stay usable: when an ``SSL`` is freed without having sent
+# close_notify (a cut, or ``https_compatible`` closing the transport only),
+# ``SSL_free()`` marks its session not resumable (``ssl_clear_bad_session()``),
+# which would silently spoil a session already cached from it. CPython's getter
+# copies for the same reason. A captured session remembers the ``ssl.SSLContext`` of its
+# connection and, like ``ssl``'s own setter, refuses to be offered on a
+# connection of another context ("Session refers to a different SSLContext");
+# a DER-born session records none (see below).
 #
 # When is the C reference dropped? The handle calls :meth:`release` when its
 # last reference goes. But :meth:`SessionHandle.dup` shares the payload object
@@ -52,16 +71,45 @@ class NativeSession:
     Made by :meth:`~resume.SessionHandle.from_der`; use it through its handle.
     """
 
-    __slots__ = ("__weakref__", "_binding", "_ptr", "_released")
+    __slots__ = ("__weakref__", "_binding", "_context", "_ptr", "_released")
 
     _ptr: int
     _binding: Binding
+    _context: ssl.SSLContext | None
 
-    def __init__(self, _binding: Binding, _ptr: int) -> None:
+    def __init__(
+        self, _binding: Binding, _ptr: int, _context: ssl.SSLContext | None = None
+    ) -> None:
         # Takes over one C reference of *_ptr*.
         self._binding = _binding
         self._ptr = _ptr
+        self._context = _context
         self._released = False
+
+    @classmethod
+    def from_connection(cls, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> NativeSession | None:
+        """Capture the connection's current session (``SSL_get1_session()``), or None.
+
+        The new object owns a private copy (``SSL_SESSION_dup()``) of the
+        session ``SSL_get1_session()`` returned (whose reference is dropped),
+        and remembers the connection's context: it can only be offered on
+        connections of that same context, as an :class:`ssl.SSLSession`.
+
+        Raises:
+            UnsupportedError: the binding is not available on this build, or the
+                object's layout does not check out.
+            TypeError: *ssl_object* is not an SSL object.
+        """
+        b = binding()
+        ptr = b.get1_session(ssl_object)
+        if not ptr:
+            return None
+        try:
+            # A private copy: see "The native path" at the top.
+            copy = b.session_dup(ptr)
+        finally:
+            b.session_free(ptr)
+        return cls(b, copy, ssl_object.context)
 
     @classmethod
     def from_der(cls, data: bytes | bytearray | memoryview) -> NativeSession:
@@ -121,7 +169,9 @@ class NativeSession:
 
     def dup(self) -> NativeSession:
         """``SSL_SESSION_dup()``: a deep copy owning its own C reference."""
-        return NativeSession(self._binding, self._binding.session_dup(self._live()))
+        return NativeSession(
+            self._binding, self._binding.session_dup(self._live()), self._context
+        )
 
     def offer(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> None:
         """Offer this session on *ssl_object* before its handshake (``SSL_set_session()``).
@@ -131,11 +181,19 @@ class NativeSession:
         session does not record it): offer it only on a context with the same
         verification settings, to the same server, as the one it came from.
 
+        A session captured from a connection (:meth:`from_connection`) is only
+        offered on a connection of the same :class:`ssl.SSLContext`, the check
+        ``ssl`` makes when ``SSLObject.session`` is set.
+
         Raises:
             ValueError: *ssl_object* is server-side or its handshake has started;
-                an unconnected :class:`ssl.SSLSocket`.
+                an unconnected :class:`ssl.SSLSocket`; a captured session and a
+                connection of another context.
             UnsupportedError: the object's layout does not check out.
         """
+        context = self._context
+        if context is not None and ssl_object.context is not context:
+            raise ValueError("Session refers to a different SSLContext.")
         self._binding.set_session(ssl_object, self._live())
 
     def release(self) -> None:

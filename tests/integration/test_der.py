@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import ssl
 import threading
@@ -408,7 +409,7 @@ class TestOwnership:
     def test_connection_keeps_its_own_reference(
         self, pki: Pki, der: bytes, watch: _openssl.FreeWatch
     ) -> None:
-        """SSL_set_session takes a reference: freeing the handle early is safe; one free in all."""
+        """The connection gets its own copy: freeing the handle early is safe; one free each."""
         handle = SessionHandle.from_der(der)
         ptr = handle.payload._ptr  # type: ignore[attr-defined]
         watch.watch(ptr, 2)
@@ -418,15 +419,18 @@ class TestOwnership:
             raw, server_hostname="localhost", do_handshake_on_connect=False
         ) as tls:
             offer(tls, handle)
-            handle.free()  # the connection still holds the C session
-            assert watch.freed(2) == []
+            handle.free()  # the connection holds a copy (SSL_SESSION_dup copies the tag)
+            assert watch.freed(2) == [ptr]
             tls.do_handshake()
             tls.sendall(b"y")
             assert tls.recv(1) == b"x"
             assert tls.session_reused
-        # TLS 1.3: new tickets arrive as copies (SSL_SESSION_dup copies the tag);
-        # the imported session itself is freed exactly once.
-        assert watch.freed(2).count(ptr) == 1
+        # The copy the connection held (and, on TLS 1.3, the tickets made from
+        # it) are freed with the connection. (The allocator may hand a freed
+        # address out again, so pointers are not compared after the first.)
+        gc.collect()
+        freed = watch.freed(2)
+        assert freed[0] == ptr and len(freed) >= 2
 
     def test_many_imports_all_released(self, der: bytes, watch: _openssl.FreeWatch) -> None:
         """1,000 import/free cycles free 1,000 C sessions."""
