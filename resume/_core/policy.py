@@ -69,6 +69,7 @@ import ssl
 from collections.abc import Callable, Hashable
 from typing import Protocol, TypeVar, final
 
+from . import why
 from .cache import SessionCache
 from .defaults import resolve_cache
 from .handle import SessionHandle
@@ -211,7 +212,11 @@ class ClientConnection:
         key, trusted = connection_key(context, peer, port)
         conn = cls(resolved if trusted else None, key)
         if conn.cache is not None:
+            timeouts = conn.cache._timeouts
             conn.offered = conn._look_up(conn.cache)
+            why.note_lookup(conn.cache, key, conn.offered, timeouts)
+        elif resolved is not None:
+            why.note_untrackable(resolved, key)
         return conn
 
     @classmethod
@@ -252,6 +257,7 @@ class ClientConnection:
         try:
             if conn.cache is not None and not still_current(context, conn.key.digest):
                 # The context changed between the key and the SSL object.
+                why.note_changed(conn.cache, conn.key)
                 offered, conn.offered, conn.cache = conn.offered, None, None
                 if offered is not None:
                     offered.free()
@@ -286,6 +292,7 @@ class ClientConnection:
         self._state = _ESTABLISHED
         self._tls = tls
         offered = self.offered
+        why.note_outcome(self.cache, self.key, offered is not None, tls.session_reused)
         if offered is not None and tls.session_reused:
             self.reused = True
             self._handle = offered
