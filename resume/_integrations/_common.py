@@ -27,18 +27,57 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import socket
 import ssl
+import threading
+from collections.abc import Callable, Hashable
 from typing import Any, final
 
 from .._core.policy import ClientConnection
 from .._stores.link import _plan
 
-__all__ = ["SocketOfferingContext", "fetch_blocking", "wrap_socket"]
+__all__ = ["SocketOfferingContext", "fetch_blocking", "file_state", "shared_context", "wrap_socket"]
 
 
 def _same(obj: ssl.SSLSocket) -> ssl.SSLSocket:
     return obj
+
+
+# -- contexts shared per TLS configuration ----------------------------------------------------
+#
+# Sessions never cross SSLContext objects, and HTTP clients make a context per
+# client (httpx) or even per connection (urllib3): a program that makes a new
+# client per task would never resume. The integrations therefore share one
+# context per TLS configuration in the process, made on first use. The
+# configuration includes the size and mtime of the files it names, so a
+# replaced CA file gives a new context.
+
+_CONTEXTS: dict[Hashable, ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+#: Most shared contexts kept (then the oldest goes; its sessions are not offered again).
+_MAX_CONTEXTS = 64
+
+
+def file_state(path: object) -> object:
+    """(size, mtime) of the file at *path*, or None (no file, or not a path)."""
+    try:
+        st = os.stat(os.fspath(path))  # type: ignore[call-overload]
+    except (OSError, TypeError, ValueError):
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def shared_context(key: Hashable, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """The process's context for the TLS configuration *key*, made by *make* on first use."""
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(key)
+        if context is None:
+            context = make()
+            if len(_CONTEXTS) >= _MAX_CONTEXTS:
+                _CONTEXTS.pop(next(iter(_CONTEXTS)))
+            _CONTEXTS[key] = context
+        return context
 
 
 def fetch_blocking(cache: object, context: ssl.SSLContext, peer: str, port: int) -> None:

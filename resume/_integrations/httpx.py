@@ -51,7 +51,6 @@ import os
 import select
 import socket
 import ssl
-import threading
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from types import TracebackType
@@ -62,7 +61,7 @@ import httpx
 
 from .._core.defaults import resolve_cache
 from .._core.policy import ClientConnection
-from ._common import wrap_socket
+from ._common import file_state, shared_context, wrap_socket
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -117,20 +116,6 @@ _MAPPED = _Mapped()
 
 # -- the shared contexts ------------------------------------------------------------------
 
-_CONTEXTS: dict[tuple[Any, ...], ssl.SSLContext] = {}
-_CONTEXTS_LOCK = threading.Lock()
-#: Most shared contexts kept (then the oldest goes; its sessions are not offered again).
-_MAX_CONTEXTS = 64
-
-
-def _file_state(path: object) -> object:
-    try:
-        st = os.stat(os.fspath(path))  # type: ignore[call-overload]
-    except (OSError, TypeError):
-        return None
-    return (st.st_size, st.st_mtime_ns)
-
-
 def _shared_context(
     verify: ssl.SSLContext | str | bool, cert: Any, trust_env: bool, http1: bool, http2: bool
 ) -> ssl.SSLContext:
@@ -141,18 +126,13 @@ def _shared_context(
         if trust_env else None
     )
     key = (
-        verify, _file_state(verify) if isinstance(verify, str) else None, repr(cert),
-        tuple(_file_state(c) for c in (cert if isinstance(cert, tuple) else (cert,))),
+        "httpx", verify, file_state(verify) if isinstance(verify, str) else None, repr(cert),
+        tuple(file_state(c) for c in (cert if isinstance(cert, tuple) else (cert,))),
         trust_env, env, http1, http2,
     )
-    with _CONTEXTS_LOCK:
-        context = _CONTEXTS.get(key)
-        if context is None:
-            context = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
-            if len(_CONTEXTS) >= _MAX_CONTEXTS:
-                _CONTEXTS.pop(next(iter(_CONTEXTS)))
-            _CONTEXTS[key] = context
-        return context
+    return shared_context(
+        key, lambda: httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+    )
 
 
 # -- async: TLS over an httpcore stream ------------------------------------------------------
