@@ -9,7 +9,9 @@ and HTTP/2), aiohttp and requests, each through resume's integration.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,12 +48,35 @@ def nginx(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[NginxServe
         yield server
 
 
+_CONTEXTS: dict[Path, ssl.SSLContext] = {}
+
+
+def _verify(server: NginxServer) -> ssl.SSLContext:
+    # One client context per server, as a program would keep one (httpx >= 0.28
+    # deprecates verify=<path>).
+    context = _CONTEXTS.get(server.ca_file)
+    if context is None:
+        context = _CONTEXTS[server.ca_file] = resume.create_client_context(cafile=server.ca_file)
+    return context
+
+
 def _new_cache() -> resume.SessionCache:
     return resume.SessionCache(mode=resume.CacheMode.CLIENT)
 
 
-def _reused(server: NginxServer, since: int) -> str:
-    return "".join(entry["reused"] for entry in server.access_log()[since:])
+def _log(server: NginxServer, since: int, expect: int) -> list[dict[str, str]]:
+    # nginx writes a request's log line after the response has gone out, so the
+    # client can be done first: wait (boundedly) for the lines to arrive.
+    for _ in range(500):
+        log = server.access_log()[since:]
+        if len(log) >= expect:
+            return log
+        time.sleep(0.01)
+    return server.access_log()[since:]
+
+
+def _reused(server: NginxServer, since: int, expect: int) -> str:
+    return "".join(entry["reused"] for entry in _log(server, since, expect))
 
 
 def _run_asyncio_and_check(
@@ -59,7 +84,7 @@ def _run_asyncio_and_check(
 ) -> str:
     since = len(server.access_log())
     run()
-    flags = _reused(server, since)
+    flags = _reused(server, since, expect)
     assert len(flags) == expect, flags
     return flags
 
@@ -73,7 +98,7 @@ def test_httpx_asyncio_resumes(nginx: NginxServer) -> None:
     url = f"https://localhost:{nginx.port()}/"
 
     async def main() -> None:
-        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=str(nginx.ca_file))
+        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=_verify(nginx))
         async with httpx.AsyncClient(transport=transport) as client:
             for _ in range(N):
                 r = await client.get(url, headers={"Connection": "close"})
@@ -90,7 +115,7 @@ def test_httpx_trio_resumes(nginx: NginxServer) -> None:
     url = f"https://localhost:{nginx.port()}/"
 
     async def main() -> None:
-        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=str(nginx.ca_file))
+        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=_verify(nginx))
         async with httpx.AsyncClient(transport=transport) as client:
             for _ in range(N):
                 r = await client.get(url, headers={"Connection": "close"})
@@ -106,7 +131,7 @@ def test_httpx_sync_resumes(nginx: NginxServer) -> None:
     url = f"https://localhost:{nginx.port()}/"
 
     def main() -> None:
-        transport = resume.httpx.HTTPTransport(cache=cache, verify=str(nginx.ca_file))
+        transport = resume.httpx.HTTPTransport(cache=cache, verify=_verify(nginx))
         with httpx.Client(transport=transport) as client:
             for _ in range(N):
                 r = client.get(url, headers={"Connection": "close"})
@@ -121,7 +146,7 @@ def test_httpx_http2_resumes(nginx: NginxServer, library: str) -> None:
     """HTTP/2 (ALPN h2): a new client per request; at least 19 of 20 resumed."""
     cache = _new_cache()
     url = f"https://localhost:{nginx.port()}/"
-    verify = str(nginx.ca_file)
+    verify = _verify(nginx)
 
     async def main() -> None:
         for _ in range(N):
@@ -204,7 +229,7 @@ def test_new_httpx_client_second_connection_resumes(nginx: NginxServer) -> None:
     url = f"https://localhost:{nginx.port()}/"
 
     async def main() -> None:
-        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=str(nginx.ca_file))
+        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=_verify(nginx))
         async with httpx.AsyncClient(transport=transport) as client:
             for _ in range(2):
                 await client.get(url, headers={"Connection": "close"})
@@ -251,7 +276,7 @@ def test_pooling_at_defaults_httpx(nginx_keepalive: NginxServer) -> None:
     url = f"https://localhost:{server.port()}/"
 
     async def main() -> None:
-        transport = resume.httpx.AsyncHTTPTransport(cache=_new_cache(), verify=str(server.ca_file))
+        transport = resume.httpx.AsyncHTTPTransport(cache=_new_cache(), verify=_verify(server))
         async with httpx.AsyncClient(transport=transport) as client:
             for _ in range(N):
                 assert (await client.get(url)).text == "hello\n"
@@ -312,7 +337,7 @@ def test_sessions_never_cross_names_or_ports_httpx(nginx_names: NginxServer) -> 
     p1, p2 = server.port(0), server.port(2)
 
     async def main() -> None:
-        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=str(server.ca_file))
+        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=_verify(server))
         async with httpx.AsyncClient(transport=transport) as client:
             for name, port in [("alpha.test", p1)] * 3 + [("beta.test", p1)] * 3 + [
                 ("alpha.test", p2)
@@ -326,7 +351,7 @@ def test_sessions_never_cross_names_or_ports_httpx(nginx_names: NginxServer) -> 
 
     since = len(server.access_log())
     asyncio.run(main())
-    log = server.access_log()[since:]
+    log = _log(server, since, 9)
     assert [(e["sni"], e["reused"]) for e in log] == [
         ("alpha.test", "."), ("alpha.test", "r"), ("alpha.test", "r"),
         ("beta.test", "."), ("beta.test", "r"), ("beta.test", "r"),
@@ -354,7 +379,7 @@ def test_sessions_never_cross_names_aiohttp(nginx_names: NginxServer) -> None:
 
     since = len(server.access_log())
     asyncio.run(main())
-    log = server.access_log()[since:]
+    log = _log(server, since, 4)
     assert [(e["sni"], e["reused"]) for e in log] == [
         ("alpha.test", "."), ("alpha.test", "r"), ("beta.test", "."), ("beta.test", "r"),
     ]
@@ -366,7 +391,7 @@ def test_verification_off_then_on_never_resumes(nginx: NginxServer) -> None:
     cache = _new_cache()
 
     async def httpx_main() -> None:
-        for verify in (False, False, str(nginx.ca_file), str(nginx.ca_file)):
+        for verify in (False, False, _verify(nginx), _verify(nginx)):
             transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=verify)
             async with httpx.AsyncClient(transport=transport) as client:
                 await client.get(url)
@@ -400,7 +425,7 @@ def test_decisions_are_logged_and_counted(
     caplog.set_level(logging.DEBUG, logger="resume")
 
     def main() -> None:
-        transport = resume.httpx.HTTPTransport(cache=cache, verify=str(nginx.ca_file))
+        transport = resume.httpx.HTTPTransport(cache=cache, verify=_verify(nginx))
         with httpx.Client(transport=transport) as client:
             for _ in range(3):
                 client.get(url, headers={"Connection": "close"})
@@ -417,11 +442,13 @@ def test_declined_offer_is_logged(ca: trustme.CA, caplog: pytest.LogCaptureFixtu
     """A server that forgot the session (restarted) declines the offer: "declined" is counted."""
     cache = _new_cache()
     caplog.set_level(logging.DEBUG, logger="resume")
-    site = NginxSite(protocols=("TLSv1.2",), session_tickets=False)
+    site = NginxSite(
+        protocols=("TLSv1.2",), session_tickets=False, port=free_port(("127.0.0.1",))
+    )
     server = NginxServer(ca, [site])
     with server:
         url = f"https://localhost:{server.port()}/"
-        transport = resume.httpx.HTTPTransport(cache=cache, verify=str(server.ca_file))
+        transport = resume.httpx.HTTPTransport(cache=cache, verify=_verify(server))
         with httpx.Client(transport=transport) as client:
             client.get(url, headers={"Connection": "close"})
         server.stop()
@@ -464,10 +491,13 @@ async def test_httpx_trio_against_serve_tls(
     cache = _new_cache()
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
-            resume.trio.serve_tls, handler, 0,
-            ssl_context=_server_context(ca, version), host="127.0.0.1",
+            functools.partial(
+                resume.trio.serve_tls, handler, 0,
+                ssl_context=_server_context(ca, version), host="127.0.0.1",
+            )
         )
-        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=str(ca_file))
+        context = resume.create_client_context(cafile=ca_file)
+        transport = resume.httpx.AsyncHTTPTransport(cache=cache, verify=context)
         async with httpx.AsyncClient(transport=transport) as client:
             for _ in range(N):
                 r = await client.get(f"https://localhost:{server.port}/")
