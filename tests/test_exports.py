@@ -120,7 +120,7 @@ def test_importing_resume_imports_no_http_client() -> None:
     ],
 )
 def test_http_integrations_are_public(module: str, names: list[str]) -> None:
-    """Each HTTP client integration re-exports exactly its classes, which report their public home."""
+    """Each HTTP client integration re-exports exactly its classes, which report their home."""
     mod = _module(module)
     assert sorted(mod.__all__) == sorted(names)
     for attr in names:

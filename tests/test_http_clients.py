@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -205,7 +205,7 @@ def test_requests_resumes(nginx: NginxServer) -> None:
 
 
 def test_requests_new_session_per_request_resumes(nginx: NginxServer) -> None:
-    """A new requests.Session per request still resumes: adapters share one context per configuration."""
+    """A new requests.Session per request still resumes: one context per configuration."""
     cache = _new_cache()
     url = f"https://localhost:{nginx.port()}/"
 
@@ -240,7 +240,7 @@ def test_new_httpx_client_second_connection_resumes(nginx: NginxServer) -> None:
 
 
 def test_same_alpn_list_again_keeps_the_key() -> None:
-    """set_alpn_protocols() with the list the context has changes neither the key nor the generation."""
+    """set_alpn_protocols() with the list the context already has does not change the key."""
     context = resume.create_client_context()
     context.set_alpn_protocols(["http/1.1"])
     key = resume.make_key(context, "example.com", 443)

@@ -27,14 +27,15 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any, final
+from typing import Any, cast, final
 
-from .._core.policy import ClientConnection
+from .._core.policy import ClientConnection, TLSObject
 from .._stores.link import _plan
 
 __all__ = ["SocketOfferingContext", "fetch_blocking", "file_state", "shared_context", "wrap_socket"]
@@ -95,10 +96,8 @@ def fetch_blocking(cache: object, context: ssl.SSLContext, peer: str, port: int)
         future = link._fetch_executor().submit(link._fetch_in_thread, key)
     except RuntimeError:  # the link was detached meanwhile
         return
-    try:
+    with contextlib.suppress(concurrent.futures.TimeoutError):
         future.result(timeout=link.fetch_wait)
-    except concurrent.futures.TimeoutError:
-        pass
 
 
 def wrap_socket(
@@ -125,7 +124,7 @@ def wrap_socket(
     conn, tls = ClientConnection.begin(cache, context, server_hostname, port, create, _same)
     try:
         tls.do_handshake()
-        conn.handshake_complete(tls)
+        conn.handshake_complete(cast("TLSObject", tls))
     except BaseException:
         conn.fail()
         tls.close()
@@ -149,6 +148,9 @@ class SocketOfferingContext:
         object.__setattr__(self, "conn", None)
         object.__setattr__(self, "tls", None)
 
+    _context: ssl.SSLContext
+    _cache: object
+    _port: int
     conn: ClientConnection | None
     tls: ssl.SSLSocket | None
 

@@ -47,6 +47,7 @@
 # (the port start_tls() would key on is the proxy's, not the origin's).
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -54,19 +55,22 @@ import ssl
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 import httpcore
 import httpx
 
 from .._core.defaults import resolve_cache
-from .._core.policy import ClientConnection
+from .._core.policy import ClientConnection, TLSObject
 from ._common import file_state, shared_context, wrap_socket
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
+
+#: httpx's DEFAULT_LIMITS.
+_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 #: Bytes read from the inner stream at a time (as httpcore reads).
 _READ_SIZE = 65536
@@ -102,13 +106,12 @@ class _Mapped:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         if exc is None or not isinstance(exc, Exception):
-            return False
+            return
         for source, target in _EXCEPTIONS:
             if isinstance(exc, source):
                 raise target(str(exc)) from exc
-        return False
 
 
 _MAPPED = _Mapped()
@@ -258,16 +261,12 @@ class _AsyncTLSStream(httpcore.AsyncNetworkStream):
                 # Store first, then do I/O: the next connection may start at once.
                 conn.close(obj, clean=not self._unclean)
             if obj is not None and not self._unclean:
-                try:
+                with contextlib.suppress(ssl.SSLError, ValueError):
                     obj.unwrap()  # queue close_notify; the reply is not awaited
-                except (ssl.SSLError, ValueError):
-                    pass
                 data = self._outgoing.read()
                 if data:
-                    try:
+                    with contextlib.suppress(Exception):  # the peer is gone: nothing to tell
                         await self._inner.write(data, 1.0)
-                    except Exception:  # the peer is gone: nothing to tell it
-                        pass
         finally:
             await self._inner.aclose()
 
@@ -290,10 +289,8 @@ def _same(obj: ssl.SSLObject) -> ssl.SSLObject:
 
 
 async def _close_quietly(stream: httpcore.AsyncNetworkStream) -> None:
-    try:
+    with contextlib.suppress(Exception):
         await stream.aclose()
-    except Exception:
-        pass
 
 
 @final
@@ -320,7 +317,7 @@ class _AsyncTCPStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        if server_hostname is None or not isinstance(ssl_context, ssl.SSLContext):
+        if server_hostname is None:
             return await self._inner.start_tls(ssl_context, server_hostname, timeout)
         await _fetch(self._cache, ssl_context, server_hostname, self._port)
         tls = _AsyncTLSStream(self._inner)
@@ -427,7 +424,7 @@ class _SyncTLSStream(httpcore.NetworkStream):
             if _is_truncation(exc):
                 return b""
             raise httpcore.ReadError(str(exc)) from exc
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             self._unclean = True
             raise httpcore.ReadTimeout(str(exc)) from exc
         except OSError as exc:
@@ -443,7 +440,7 @@ class _SyncTLSStream(httpcore.NetworkStream):
         try:
             self._tls.settimeout(timeout)
             self._tls.sendall(buffer)
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             self._unclean = True
             raise httpcore.WriteTimeout(str(exc)) from exc
         except OSError as exc:
@@ -458,7 +455,7 @@ class _SyncTLSStream(httpcore.NetworkStream):
             return
         self._closed = True
         try:
-            self._conn.close(self._tls, clean=not self._unclean)
+            self._conn.close(cast("TLSObject", self._tls), clean=not self._unclean)
         finally:
             self._tls.close()
 
@@ -512,7 +509,6 @@ class _SyncTCPStream(httpcore.NetworkStream):
         sock = self._inner.get_extra_info("socket")
         if (
             server_hostname is None
-            or not isinstance(ssl_context, ssl.SSLContext)
             or not isinstance(sock, socket.socket)
             or isinstance(sock, ssl.SSLSocket)
         ):
@@ -523,7 +519,7 @@ class _SyncTCPStream(httpcore.NetworkStream):
                 ssl_context, sock, server_hostname=server_hostname, port=self._port,
                 cache=self._cache,
             )
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             self._inner.close()
             raise httpcore.ConnectTimeout(str(exc)) from exc
         except OSError as exc:  # ssl.SSLError included
@@ -674,7 +670,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         trust_env: bool = True,
         http1: bool = True,
         http2: bool = False,
-        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits: httpx.Limits = _DEFAULT_LIMITS,
         proxy: Any = None,
         uds: str | None = None,
         local_address: str | None = None,
@@ -685,7 +681,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         self._cache = cache
         context = _shared_context(verify, cert, trust_env, http1, http2)
         self._ssl_context = context
-        self._pool: httpcore.AsyncConnectionInterface | Any
+        self._pool: Any
         proxy = _proxy_of(proxy)
         pool_args: dict[str, Any] = {
             "ssl_context": context,
@@ -782,7 +778,7 @@ class HTTPTransport(httpx.BaseTransport):
         trust_env: bool = True,
         http1: bool = True,
         http2: bool = False,
-        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits: httpx.Limits = _DEFAULT_LIMITS,
         proxy: Any = None,
         uds: str | None = None,
         local_address: str | None = None,
@@ -793,7 +789,7 @@ class HTTPTransport(httpx.BaseTransport):
         self._cache = cache
         context = _shared_context(verify, cert, trust_env, http1, http2)
         self._ssl_context = context
-        self._pool: httpcore.ConnectionInterface | Any
+        self._pool: Any
         proxy = _proxy_of(proxy)
         pool_args: dict[str, Any] = {
             "ssl_context": context,
@@ -826,7 +822,10 @@ class HTTPTransport(httpx.BaseTransport):
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
-        """The :class:`ssl.SSLContext` of this transport's connections (see :class:`AsyncHTTPTransport`)."""
+        """The :class:`ssl.SSLContext` of this transport's connections.
+
+        See :attr:`AsyncHTTPTransport.ssl_context`.
+        """
         return self._ssl_context
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import requests
 import requests.adapters
@@ -45,7 +45,7 @@ import urllib3
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from .._core.defaults import create_client_context, resolve_cache
-from .._core.policy import ClientConnection
+from .._core.policy import ClientConnection, TLSObject
 from ._common import SocketOfferingContext, file_state, shared_context
 
 __all__ = ["HTTPAdapter"]
@@ -98,8 +98,8 @@ class _ResumingHTTPSConnection(urllib3.connection.HTTPSConnection):
         conn, self._resume_conn = self._resume_conn, None
         if conn is not None:
             tls = self.sock
-            conn.close(tls if isinstance(tls, ssl.SSLSocket) else None,
-                       clean=not self._resume_unclean)
+            tls_object = cast("TLSObject", tls) if isinstance(tls, ssl.SSLSocket) else None
+            conn.close(tls_object, clean=not self._resume_unclean)
         super().close()
 
 
@@ -148,7 +148,7 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
-        """Make the pool manager, with resuming HTTPS pools (see :class:`requests.adapters.HTTPAdapter`)."""
+        """Make the pool manager, with resuming HTTPS pools (as the base class's hook)."""
         super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
         classes = dict(self.poolmanager.pool_classes_by_scheme)
         classes["https"] = _pool_class(self._resume_cache)
@@ -174,7 +174,7 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> Any:
         """Give HTTPS pools their lasting context (see the requests documentation of this hook)."""
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert
@@ -189,7 +189,7 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         """Check the CA bundle exists, then leave the files to the pool's context."""
-        super().cert_verify(conn, url, verify, cert)
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
         if url.lower().startswith("https") and issubclass(
             getattr(conn, "ConnectionCls", object), _ResumingHTTPSConnection
         ):
