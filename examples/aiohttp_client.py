@@ -57,9 +57,11 @@ async def main() -> None:
         for n in range(1, 4):
             async with s.get(url, headers={"Connection": "close"}) as r:
                 print(f"new connection {n}: {await r.text()}")
-    async with aiohttp.ClientSession(connector=resume.aiohttp.TCPConnector(ssl=context)) as s:
-        async with s.get(url) as r:
-            print(f"new session: {await r.text()}")
+    async with (
+        aiohttp.ClientSession(connector=resume.aiohttp.TCPConnector(ssl=context)) as s,
+        s.get(url) as r,
+    ):
+        print(f"new session: {await r.text()}")
     stats = resume.default_cache().statistics()
     print(f"decisions: {dict(sorted(stats.decisions.items()))}")
     server.shutdown()

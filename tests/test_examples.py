@@ -31,7 +31,11 @@ EXPECTED = {
     "httpx_client.py": [
         r"asyncio request 1: server resumed=False",
         *(rf"asyncio request {n}: server resumed=True" for n in (2, 3)),
-        *(rf"{lib} request {n}: server resumed=True" for lib in ("trio", "sync") for n in (1, 2, 3)),
+        *(
+            rf"{lib} request {n}: server resumed=True"
+            for lib in ("trio", "sync")
+            for n in (1, 2, 3)
+        ),
         r"decisions: \{'accepted': 8, 'no session': 1, 'offered': 8\}",
     ],
     "aiohttp_client.py": [
