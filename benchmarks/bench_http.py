@@ -238,6 +238,7 @@ def _store_child(db: str, url: str, ca_file: str) -> None:
     link.close()
     store.close()
     decisions = cache.statistics().decisions
+    cache.clear()
     print(f"resumed={decisions.get('accepted', 0) == 1}")
 
 

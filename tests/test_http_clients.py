@@ -505,3 +505,44 @@ async def test_httpx_trio_against_serve_tls(
         stats = server.statistics()
         nursery.cancel_scope.cancel()
     assert stats.resumed >= N - 1, stats
+
+
+# -- a store: the first request of a new process -----------------------------------------------
+
+
+@pytest.mark.parametrize("client", ["httpx", "requests"])
+def test_store_first_request_of_a_new_process_resumes(
+    nginx: NginxServer, tmp_path: Path, client: str
+) -> None:
+    """With a SQLite store, a new cache and a new context (a new process) resume at once."""
+    from resume.stores import SQLiteStore, attach_store
+
+    url = f"https://localhost:{nginx.port()}/"
+    db = tmp_path / "sessions.db"
+    decisions = []
+    for _ in range(2):  # two "processes": nothing shared but the store file
+        cache = _new_cache()
+        store = SQLiteStore(db)
+        link = attach_store(cache, store)
+        if client == "httpx":
+            context = resume.create_client_context(cafile=nginx.ca_file)
+            transport = resume.httpx.HTTPTransport(cache=cache, verify=context)
+            link.register_context(transport.ssl_context, label="test")
+            with httpx.Client(transport=transport) as c:
+                c.get(url, headers={"Connection": "close"}).raise_for_status()
+        else:
+            adapter = resume.requests.HTTPAdapter(cache=cache)
+            # A new process makes its own context: drop the shared one of this process.
+            from resume._integrations import _common
+
+            _common._CONTEXTS.clear()
+            link.register_context(adapter.ssl_context_for(str(nginx.ca_file)), label="test")
+            with requests.Session() as session:
+                session.mount("https://", adapter)
+                session.get(url, verify=str(nginx.ca_file), headers={"Connection": "close"})
+        link.close()
+        store.close()
+        decisions.append(cache.statistics().decisions)
+        cache.clear()
+    assert decisions[0] == {"no session": 1}
+    assert decisions[1] == {"offered": 1, "accepted": 1}

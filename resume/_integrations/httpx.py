@@ -630,6 +630,12 @@ class _SyncBody(httpx.SyncByteStream):
                 close()
 
 
+def _set_alpn(context: ssl.SSLContext, http2: bool) -> None:
+    # The list httpcore sets before every connection, set now: the context's key
+    # (and a store registration, which maps it) is then final from the start.
+    context.set_alpn_protocols(["http/1.1", "h2"] if http2 else ["http/1.1"])
+
+
 def _proxy_of(proxy: Any) -> httpx.Proxy | None:
     if proxy is None:
         return None
@@ -680,6 +686,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         resolve_cache(cache)
         self._cache = cache
         context = _shared_context(verify, cert, trust_env, http1, http2)
+        _set_alpn(context, http2)
         self._ssl_context = context
         self._pool: Any
         proxy = _proxy_of(proxy)
@@ -788,6 +795,7 @@ class HTTPTransport(httpx.BaseTransport):
         resolve_cache(cache)
         self._cache = cache
         context = _shared_context(verify, cert, trust_env, http1, http2)
+        _set_alpn(context, http2)
         self._ssl_context = context
         self._pool: Any
         proxy = _proxy_of(proxy)

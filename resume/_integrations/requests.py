@@ -212,6 +212,9 @@ def _make_context(verify: bool | str, cert: Any) -> ssl.SSLContext:
             context = create_client_context(capath=location)
         else:
             context = create_client_context(cafile=location)
+    # urllib3 sets this list before every connection; set now, the context's
+    # key (and a store registration) is final from the start.
+    context.set_alpn_protocols(["http/1.1"])
     if cert:
         if isinstance(cert, (tuple, list)):
             context.load_cert_chain(cert[0], cert[1] if len(cert) > 1 else None)
