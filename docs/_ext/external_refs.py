@@ -122,6 +122,8 @@ TARGETS: dict[str, str] = {
     "requests.Session": "https://requests.readthedocs.io/en/latest/api/#requests.Session",
     "requests.adapters.HTTPAdapter": "https://requests.readthedocs.io/en/latest/api/"
     "#requests.adapters.HTTPAdapter",
+    "requests.models.PreparedRequest": "https://requests.readthedocs.io/en/latest/api/"
+    "#requests.PreparedRequest",
     "requests.PreparedRequest": "https://requests.readthedocs.io/en/latest/api/"
     "#requests.PreparedRequest",
     # redis-py

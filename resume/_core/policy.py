@@ -152,7 +152,7 @@ _STARTED, _ESTABLISHED, _FAILED, _CLOSED = range(4)
 class ClientConnection:
     """The resumption bookkeeping of one client connection (I/O-free).
 
-    Made by :meth:`start`; the adapter then offers :attr:`offered`, runs the
+    Made by :meth:`start`; the adapter then offers ``offered``, runs the
     handshake, and calls :meth:`handshake_complete` (or :meth:`fail`), and
     finally :meth:`close`.
     """
@@ -206,7 +206,7 @@ class ClientConnection:
         moment.
 
         Raises:
-            TypeError, ValueError: a bad argument (see :func:`resume._core.key.make_key`).
+            TypeError, ValueError: a bad argument (see :func:`resume.make_key`).
         """
         resolved = resolve_cache(cache)
         key, trusted = connection_key(context, peer, port)

@@ -652,16 +652,18 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     with ``SSL_set_session()``, and stores the session of each connection that
     closes cleanly. HTTP/1.1 and HTTP/2 alike.
 
+    The other arguments (``verify``, ``cert``, ``trust_env``, ``http1``,
+    ``http2``, ``limits``, ``proxy``, ``uds``, ``local_address``,
+    ``retries``, ``socket_options``) are those of
+    :class:`httpx.AsyncHTTPTransport`. Transports made with the same TLS
+    arguments share one :class:`ssl.SSLContext` in the process (sessions
+    never cross contexts); a context passed as ``verify=`` is used as it is.
+    With ``proxy=``, connections do not resume.
+
     Args:
         cache: a :class:`resume.SessionCache` (with a store attached, say);
             None for the process-wide :func:`resume.default_cache`; False for
             no resumption.
-        verify, cert, trust_env, http1, http2, limits, proxy, uds,
-        local_address, retries, socket_options: as for
-            :class:`httpx.AsyncHTTPTransport`. Transports made with the same
-            TLS arguments share one :class:`ssl.SSLContext` in the process
-            (sessions never cross contexts); a context passed as ``verify=``
-            is used as it is. With ``proxy=``, connections do not resume.
 
     Raises:
         TypeError: *cache* is not a SessionCache, None or False.
