@@ -119,3 +119,4 @@ def test_one_debug_record_per_decision(caplog: pytest.LogCaptureFixture) -> None
         assert f"localhost:443 (context {key.digest[:8]})" in message
         assert session.id.hex() not in message
     assert "s old" in records[1].getMessage()
+

@@ -256,6 +256,7 @@ class _AsyncTLSStream(httpcore.AsyncNetworkStream):
             return
         self._closed = True
         conn, obj = self._conn, self._obj
+        self._conn = None  # the cache is not kept alive by a closed stream
         try:
             if conn is not None:
                 # Store first, then do I/O: the next connection may start at once.
@@ -409,7 +410,7 @@ class _SyncTLSStream(httpcore.NetworkStream):
 
     def __init__(self, tls: ssl.SSLSocket, conn: ClientConnection) -> None:
         self._tls = tls
-        self._conn = conn
+        self._conn: ClientConnection | None = conn
         self._unclean = False
         self._closed = False
 
@@ -454,8 +455,10 @@ class _SyncTLSStream(httpcore.NetworkStream):
         if self._closed:
             return
         self._closed = True
+        conn, self._conn = self._conn, None
         try:
-            self._conn.close(cast("TLSObject", self._tls), clean=not self._unclean)
+            if conn is not None:
+                conn.close(cast("TLSObject", self._tls), clean=not self._unclean)
         finally:
             self._tls.close()
 
