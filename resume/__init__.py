@@ -2,7 +2,10 @@
 
 The public surface is re-exported here; the implementation lives in private
 modules (``resume._core.handle``, ``resume._core.cache``, ...). The adapters are
-:mod:`resume.trio` and :mod:`resume.asyncio`.
+:mod:`resume.trio` and :mod:`resume.asyncio`; the HTTP client integrations are
+:mod:`resume.httpx`, :mod:`resume.aiohttp` and :mod:`resume.requests` (imported
+only when you import them). :class:`ClientConnection` and :func:`make_key` are
+the extension point for another integration.
 """
 
 from ._adapters.server_settings import ServerStatistics as ServerStatistics
@@ -24,6 +27,8 @@ from ._core.handle import SessionHandle as SessionHandle
 from ._core.handle import SessionPayload as SessionPayload
 from ._core.handle import session_free as session_free
 from ._core.key import SessionKey as SessionKey
+from ._core.key import make_key as make_key
+from ._core.policy import ClientConnection as ClientConnection
 from ._probe.model import FleetMatrix as FleetMatrix
 from ._probe.model import ProbeError as ProbeError
 from ._probe.model import ProbeResult as ProbeResult
@@ -36,6 +41,7 @@ from ._version import __version__ as __version__
 __all__ = [
     "CacheMode",
     "CacheStatistics",
+    "ClientConnection",
     "DoubleFreeError",
     "FleetMatrix",
     "ProbeError",
@@ -59,6 +65,12 @@ __all__ = [
     "create_client_context",
     "default_cache",
     "default_ssl_context",
+    "make_key",
     "probe",
     "session_free",
 ]
+
+# The sans-I/O client policy and the key, public for integrations (see
+# docs/howto/integrations.rst); they live in resume._core.
+ClientConnection.__module__ = "resume"
+make_key.__module__ = "resume"

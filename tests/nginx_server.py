@@ -102,6 +102,8 @@ class NginxSite:
     body: str = "hello\n"
     extra: str = ""
     certificate: trustme.LeafCert | None = None
+    #: Serve HTTP/2 too (``listen ... ssl http2``, offered through ALPN).
+    http2: bool = False
 
 
 @dataclass
@@ -161,7 +163,8 @@ class NginxServer:
             cert, key = d / f"site{index}.pem", d / f"site{index}.key"
             lines.append("  server {")
             for address in site.addresses:
-                lines.append(f"    listen {address}:{self._ports[index]} ssl;")
+                h2 = " http2" if site.http2 else ""
+                lines.append(f"    listen {address}:{self._ports[index]} ssl{h2};")
             lines += [
                 f"    server_name {' '.join(site.server_names)};",
                 f"    ssl_certificate {cert};",

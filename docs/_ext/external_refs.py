@@ -102,6 +102,30 @@ TARGETS: dict[str, str] = {
     "dict": PYTHON + "library/stdtypes.html#dict",
     "None": PYTHON + "library/constants.html#None",
     "object": PYTHON + "library/functions.html#object",
+    # HTTP clients
+    "httpx": "https://www.python-httpx.org/",
+    "httpx.AsyncClient": "https://www.python-httpx.org/api/#asyncclient",
+    "httpx.Client": "https://www.python-httpx.org/api/#client",
+    "httpx.AsyncHTTPTransport": "https://www.python-httpx.org/advanced/transports/",
+    "httpx.HTTPTransport": "https://www.python-httpx.org/advanced/transports/",
+    "httpx.AsyncBaseTransport": "https://www.python-httpx.org/advanced/transports/",
+    "httpx.BaseTransport": "https://www.python-httpx.org/advanced/transports/",
+    "httpx.Request": "https://www.python-httpx.org/api/#request",
+    "httpx.Response": "https://www.python-httpx.org/api/#response",
+    "httpx.Limits": "https://www.python-httpx.org/advanced/resource-limits/",
+    "aiohttp": "https://docs.aiohttp.org/en/stable/",
+    "aiohttp.ClientSession": "https://docs.aiohttp.org/en/stable/client_reference.html"
+    "#aiohttp.ClientSession",
+    "aiohttp.TCPConnector": "https://docs.aiohttp.org/en/stable/client_reference.html"
+    "#aiohttp.TCPConnector",
+    "requests": "https://requests.readthedocs.io/en/latest/",
+    "requests.Session": "https://requests.readthedocs.io/en/latest/api/#requests.Session",
+    "requests.adapters.HTTPAdapter": "https://requests.readthedocs.io/en/latest/api/"
+    "#requests.adapters.HTTPAdapter",
+    "requests.models.PreparedRequest": "https://requests.readthedocs.io/en/latest/api/"
+    "#requests.PreparedRequest",
+    "requests.PreparedRequest": "https://requests.readthedocs.io/en/latest/api/"
+    "#requests.PreparedRequest",
     # redis-py
     "redis.from_url": "https://redis.readthedocs.io/en/stable/connections.html#redis.Redis.from_url",
     "redis.Redis": "https://redis.readthedocs.io/en/stable/connections.html#redis.Redis",

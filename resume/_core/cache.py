@@ -57,10 +57,11 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Final, final
 
+from . import why
 from .errors import SessionError
 from .handle import _REFLOCK, SessionHandle
 from .limits import MAX_LIFETIME
@@ -137,6 +138,12 @@ class CacheStatistics:
     replaced: int
     #: Distinct keys in the cache now.
     keys: int
+    #: Resumption decisions of the client connections that used this cache, by
+    #: reason ("offered", "no session", "expired", "ticket already used",
+    #: "other configuration", "store unavailable", "untrackable context",
+    #: "context changed", "accepted", "declined"); only reasons met so far.
+    #: See :doc:`/howto/why-no-resumption`.
+    decisions: Mapping[str, int] = field(default_factory=dict)
 
 
 OnNew = Callable[["SessionCache", SessionHandle], bool]
@@ -585,6 +592,7 @@ class SessionCache:
                 removed=self._removed,
                 replaced=self._replaced,
                 keys=len(self._pools),
+                decisions=why.decisions(self),
             )
 
     def __repr__(self) -> str:

@@ -462,10 +462,17 @@ class SessionHandle:
         # way an unclosed file is reported: a ResourceWarning, with source=self so
         # that the warnings module adds the tracemalloc traceback when tracing.
         try:
-            if self._refcount > 0:
+            count = self._refcount
+            owner = self._owner
+            if owner is not None and owner() is None:
+                # The cache that owned one reference died in the same garbage
+                # collection (a cycle held both; the order of finalizers is
+                # arbitrary): its reference is not a leak.
+                count -= 1
+            if count > 0:
                 warnings.warn(
                     f"session handle created at {self._site_text()} was garbage-collected "
-                    f"with {self._refcount} reference(s) never freed; call free() once for "
+                    f"with {count} reference(s) never freed; call free() once for "
                     f"each reference you took (new, from_ssl, dup, up_ref, get1, take)",
                     ResourceWarning,
                     stacklevel=2,

@@ -49,7 +49,8 @@
 # certificate file's digest, the ALPN list, the CA data's digest) and bumps the
 # context's generation, so the next connection gets a new key and a full
 # handshake. Setters that replace a value (ALPN) keep their latest value, so
-# setting an ALPN list back gives the earlier key again; calls that add to the
+# setting an ALPN list back gives the earlier key again, and setting the same
+# list again changes nothing (not even the generation); calls that add to the
 # context (certificates, CA locations) are chained, so they never do.
 #
 # What resume cannot know, and what it does then. A context is *untrackable*
@@ -358,6 +359,10 @@ class _ContextState:
                 chained = f"{previous}|{name}:{what}".encode()
                 self.tracked[entry] = hashlib.sha256(chained).hexdigest()
             elif entry is not None:
+                if self.tracked.get(entry, "") == what:
+                    # The same value again (httpcore sets its ALPN list before
+                    # every connection): nothing changed, the key stays.
+                    return
                 self.tracked[entry] = what
             self.generation += 1
 

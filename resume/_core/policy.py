@@ -77,6 +77,7 @@ from typing import Protocol, TypeVar, final
 
 from .._openssl.binding import available
 from .._openssl.native import NativeSession
+from . import why
 from .cache import SessionCache
 from .defaults import resolve_cache
 from .handle import SessionHandle
@@ -174,7 +175,7 @@ _STARTED, _ESTABLISHED, _FAILED, _CLOSED = range(4)
 class ClientConnection:
     """The resumption bookkeeping of one client connection (I/O-free).
 
-    Made by :meth:`start`; the adapter then offers :attr:`offered`, runs the
+    Made by :meth:`start`; the adapter then offers ``offered``, runs the
     handshake, and calls :meth:`handshake_complete` (or :meth:`fail`), and
     finally :meth:`close`.
     """
@@ -226,13 +227,17 @@ class ClientConnection:
         moment.
 
         Raises:
-            TypeError, ValueError: a bad argument (see :func:`resume._core.key.make_key`).
+            TypeError, ValueError: a bad argument (see :func:`resume.make_key`).
         """
         resolved = resolve_cache(cache)
         key, trusted = connection_key(context, peer, port)
         conn = cls(resolved if trusted else None, key)
         if conn.cache is not None:
+            timeouts = conn.cache._timeouts
             conn.offered = conn._look_up(conn.cache)
+            why.note_lookup(conn.cache, key, conn.offered, timeouts)
+        elif resolved is not None:
+            why.note_untrackable(resolved, key)
         return conn
 
     @classmethod
@@ -273,6 +278,7 @@ class ClientConnection:
         try:
             if conn.cache is not None and not still_current(context, conn.key.digest):
                 # The context changed between the key and the SSL object.
+                why.note_changed(conn.cache, conn.key)
                 offered, conn.offered, conn.cache = conn.offered, None, None
                 if offered is not None:
                     offered.free()
@@ -307,6 +313,7 @@ class ClientConnection:
         self._state = _ESTABLISHED
         self._tls = tls
         offered = self.offered
+        why.note_outcome(self.cache, self.key, offered is not None, tls.session_reused)
         if offered is not None and tls.session_reused:
             self.reused = True
             self._handle = offered

@@ -28,6 +28,27 @@ EXPECTED = {
         *(rf"connection {n}: resumed=True, reply=b'ping'" for n in range(2, 6)),
         r"server: 1 full, 4 resumed",
     ],
+    "httpx_client.py": [
+        r"asyncio request 1: server resumed=False",
+        *(rf"asyncio request {n}: server resumed=True" for n in (2, 3)),
+        *(
+            rf"{lib} request {n}: server resumed=True"
+            for lib in ("trio", "sync")
+            for n in (1, 2, 3)
+        ),
+        r"decisions: \{'accepted': 8, 'no session': 1, 'offered': 8\}",
+    ],
+    "aiohttp_client.py": [
+        r"new connection 1: server resumed=False",
+        *(rf"new connection {n}: server resumed=True" for n in (2, 3)),
+        r"new session: server resumed=True",
+        r"decisions: \{'accepted': 3, 'no session': 1, 'offered': 3\}",
+    ],
+    "requests_client.py": [
+        r"request 1: server resumed=False",
+        *(rf"request {n}: server resumed=True" for n in (2, 3)),
+        r"decisions: \{'accepted': 2, 'no session': 1, 'offered': 2\}",
+    ],
     "many_hosts.py": [
         *(rf"round 1: {name}\.localhost +resumed=False" for name in ("alpha", "beta", "gamma")),
         *(rf"round [23]: {name}\.localhost +resumed=True" for name in ("alpha", "beta", "gamma")),

@@ -97,3 +97,41 @@ def test_probe_names_are_public() -> None:
     for name in names:
         assert getattr(resume, name).__module__ == "resume"
     assert inspect.iscoroutinefunction(resume.probe)
+
+
+def test_integration_extension_point_is_public() -> None:
+    """The sans-I/O client policy and the key are public, for the next integration (issue 10)."""
+    for attr in ("ClientConnection", "make_key", "SessionKey"):
+        assert attr in resume.__all__
+        assert getattr(resume, attr).__module__ == "resume"
+
+
+def test_importing_resume_imports_no_http_client() -> None:
+    """``import resume`` never imports httpx, aiohttp or requests (they are optional extras)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, resume, resume.trio, resume.asyncio, resume.stores\n"
+        "bad = [m for m in ('httpx', 'httpcore', 'aiohttp', 'requests', 'urllib3') "
+        "if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        ("resume.httpx", ["AsyncHTTPTransport", "HTTPTransport"]),
+        ("resume.aiohttp", ["TCPConnector"]),
+        ("resume.requests", ["HTTPAdapter"]),
+    ],
+)
+def test_http_integrations_are_public(module: str, names: list[str]) -> None:
+    """Each HTTP client integration re-exports exactly its classes, which report their home."""
+    mod = _module(module)
+    assert sorted(mod.__all__) == sorted(names)
+    for attr in names:
+        assert getattr(mod, attr).__module__ == module
