@@ -53,12 +53,15 @@ async def main() -> None:
         ca.cert_pem.write_to_path(ca_file.name)
         context = resume.create_client_context(cafile=ca_file.name)
 
-    async with aiohttp.ClientSession(connector=resume.aiohttp.TCPConnector(ssl=context)) as s:
+    connector = resume.aiohttp.TCPConnector(ssl=context)
+    async with aiohttp.ClientSession(connector=connector) as s:
         for n in range(1, 4):
             async with s.get(url, headers={"Connection": "close"}) as r:
                 print(f"new connection {n}: {await r.text()}")
     async with (
-        aiohttp.ClientSession(connector=resume.aiohttp.TCPConnector(ssl=context)) as s,
+        aiohttp.ClientSession(
+            connector=resume.aiohttp.TCPConnector(ssl=context)
+        ) as s,
         s.get(url) as r,
     ):
         print(f"new session: {await r.text()}")

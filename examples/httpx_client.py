@@ -62,9 +62,11 @@ def main() -> None:
 
     asyncio.run(async_requests(url, client_context, "asyncio"))
     trio.run(async_requests, url, client_context, "trio")
-    with httpx.Client(transport=resume.httpx.HTTPTransport(verify=client_context)) as client:
+    transport = resume.httpx.HTTPTransport(verify=client_context)
+    with httpx.Client(transport=transport) as client:
         for n in range(1, 4):
-            print(f"sync request {n}: {client.get(url, headers={'Connection': 'close'}).text}")
+            response = client.get(url, headers={"Connection": "close"})
+            print(f"sync request {n}: {response.text}")
     stats = resume.default_cache().statistics()
     print(f"decisions: {dict(sorted(stats.decisions.items()))}")
     server.shutdown()

@@ -160,7 +160,7 @@ class VersionProbe:
         saved = self.saved_ms
         if saved is not None and self.full_handshake_ms:
             parts.append(
-                f"resumption saves {saved:.1f} ms of {self.full_handshake_ms:.1f} ms"
+                f"saves {saved:.1f} ms of {self.full_handshake_ms:.1f} ms"
             )
         word = {WORKS: "resumes", PARTIAL: "resumes only partly", NONE: "does not resume"}[verdict]
         return f"{name}: {word} ({'; '.join(parts)})"
