@@ -53,7 +53,8 @@ import select
 import socket
 import ssl
 import typing
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast, final
 
@@ -645,6 +646,62 @@ def _proxy_of(proxy: Any) -> httpx.Proxy | None:
     return httpx.Proxy(url=proxy) if isinstance(proxy, (str, httpx.URL)) else proxy
 
 
+
+@dataclass(frozen=True)
+class _Flavour:
+    # The httpcore classes of one I/O style, and resume's network backend for it.
+    direct: Callable[..., Any]
+    http_proxy: Callable[..., Any]
+    socks_proxy: Callable[..., Any]
+    backend: Callable[[object], Any]
+
+
+def _make_pool(
+    flavour: _Flavour, cache: object, *, verify: ssl.SSLContext | str | bool, cert: Any,
+    trust_env: bool, http1: bool, http2: bool, limits: httpx.Limits, proxy: Any,
+    uds: str | None, local_address: str | None, retries: int,
+    socket_options: Iterable[Any] | None,
+) -> tuple[ssl.SSLContext, Any]:
+    # What httpx's own transports do with their arguments, with the shared
+    # context and resume's backend; returns (context, pool). Through a proxy the
+    # pool is httpcore's own and connections do not resume.
+    context = _shared_context(verify, cert, trust_env, http1, http2)
+    _set_alpn(context, http2)
+    proxy = _proxy_of(proxy)
+    pool_args: dict[str, Any] = {
+        "ssl_context": context,
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+        "http1": http1,
+        "http2": http2,
+    }
+    if proxy is None:
+        return context, flavour.direct(
+            **pool_args, uds=uds, local_address=local_address, retries=retries,
+            socket_options=socket_options, network_backend=flavour.backend(cache),
+        )
+    if proxy.url.scheme in ("http", "https"):
+        return context, flavour.http_proxy(
+            proxy_url=_proxy_url(proxy), proxy_auth=proxy.raw_auth,
+            proxy_headers=proxy.headers.raw, proxy_ssl_context=proxy.ssl_context,
+            socket_options=socket_options, **pool_args,
+        )
+    if proxy.url.scheme in ("socks5", "socks5h"):
+        return context, flavour.socks_proxy(
+            proxy_url=_proxy_url(proxy), proxy_auth=proxy.raw_auth, **pool_args
+        )
+    raise ValueError(
+        "Proxy protocol must be either 'http', 'https', 'socks5', or 'socks5h', "
+        f"but got {proxy.url.scheme!r}."
+    )
+
+
+_ASYNC = _Flavour(
+    httpcore.AsyncConnectionPool, httpcore.AsyncHTTPProxy, httpcore.AsyncSOCKSProxy, _AsyncBackend
+)
+_SYNC = _Flavour(httpcore.ConnectionPool, httpcore.HTTPProxy, httpcore.SOCKSProxy, _SyncBackend)
+
 @final
 class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     """:class:`httpx.AsyncHTTPTransport` that resumes TLS sessions, on asyncio and on trio.
@@ -690,39 +747,11 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     ) -> None:
         resolve_cache(cache)
         self._cache = cache
-        context = _shared_context(verify, cert, trust_env, http1, http2)
-        _set_alpn(context, http2)
-        self._ssl_context = context
-        self._pool: Any
-        proxy = _proxy_of(proxy)
-        pool_args: dict[str, Any] = {
-            "ssl_context": context,
-            "max_connections": limits.max_connections,
-            "max_keepalive_connections": limits.max_keepalive_connections,
-            "keepalive_expiry": limits.keepalive_expiry,
-            "http1": http1,
-            "http2": http2,
-        }
-        if proxy is None:
-            self._pool = httpcore.AsyncConnectionPool(
-                **pool_args, uds=uds, local_address=local_address, retries=retries,
-                socket_options=socket_options, network_backend=_AsyncBackend(cache),
-            )
-        elif proxy.url.scheme in ("http", "https"):
-            self._pool = httpcore.AsyncHTTPProxy(
-                proxy_url=_proxy_url(proxy), proxy_auth=proxy.raw_auth,
-                proxy_headers=proxy.headers.raw, proxy_ssl_context=proxy.ssl_context,
-                socket_options=socket_options, **pool_args,
-            )
-        elif proxy.url.scheme in ("socks5", "socks5h"):
-            self._pool = httpcore.AsyncSOCKSProxy(
-                proxy_url=_proxy_url(proxy), proxy_auth=proxy.raw_auth, **pool_args
-            )
-        else:
-            raise ValueError(
-                "Proxy protocol must be either 'http', 'https', 'socks5', or 'socks5h', "
-                f"but got {proxy.url.scheme!r}."
-            )
+        self._ssl_context, self._pool = _make_pool(
+            _ASYNC, cache, verify=verify, cert=cert, trust_env=trust_env, http1=http1,
+            http2=http2, limits=limits, proxy=proxy, uds=uds, local_address=local_address,
+            retries=retries, socket_options=socket_options,
+        )
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -799,39 +828,11 @@ class HTTPTransport(httpx.BaseTransport):
     ) -> None:
         resolve_cache(cache)
         self._cache = cache
-        context = _shared_context(verify, cert, trust_env, http1, http2)
-        _set_alpn(context, http2)
-        self._ssl_context = context
-        self._pool: Any
-        proxy = _proxy_of(proxy)
-        pool_args: dict[str, Any] = {
-            "ssl_context": context,
-            "max_connections": limits.max_connections,
-            "max_keepalive_connections": limits.max_keepalive_connections,
-            "keepalive_expiry": limits.keepalive_expiry,
-            "http1": http1,
-            "http2": http2,
-        }
-        if proxy is None:
-            self._pool = httpcore.ConnectionPool(
-                **pool_args, uds=uds, local_address=local_address, retries=retries,
-                socket_options=socket_options, network_backend=_SyncBackend(cache),
-            )
-        elif proxy.url.scheme in ("http", "https"):
-            self._pool = httpcore.HTTPProxy(
-                proxy_url=_proxy_url(proxy), proxy_auth=proxy.raw_auth,
-                proxy_headers=proxy.headers.raw, proxy_ssl_context=proxy.ssl_context,
-                socket_options=socket_options, **pool_args,
-            )
-        elif proxy.url.scheme in ("socks5", "socks5h"):
-            self._pool = httpcore.SOCKSProxy(
-                proxy_url=_proxy_url(proxy), proxy_auth=proxy.raw_auth, **pool_args
-            )
-        else:
-            raise ValueError(
-                "Proxy protocol must be either 'http', 'https', 'socks5', or 'socks5h', "
-                f"but got {proxy.url.scheme!r}."
-            )
+        self._ssl_context, self._pool = _make_pool(
+            _SYNC, cache, verify=verify, cert=cert, trust_env=trust_env, http1=http1,
+            http2=http2, limits=limits, proxy=proxy, uds=uds, local_address=local_address,
+            retries=retries, socket_options=socket_options,
+        )
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
