@@ -8,54 +8,22 @@ beyond the ssl.SSLSession itself.
 from __future__ import annotations
 
 import gc
-import socket
 import ssl
 import statistics
 import sys
-import threading
 import time
 import tracemalloc
 
-import trustme
-
 from resume import SessionCache, SessionHandle
+from resume.testing import FakeClock, ThrowawayPKI, loopback_handshake
 
 
 def _real_session() -> ssl.SSLSession:
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    client.maximum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with server.wrap_socket(conn, server_side=True) as tls:
-                tls.sendall(b"x")
-                tls.recv(1)
-
-        thread = threading.Thread(target=serve)
-        thread.start()
-        with socket.create_connection(("127.0.0.1", port)) as raw, client.wrap_socket(
-            raw, server_hostname="localhost"
-        ) as tls:
-            tls.recv(1)
-            tls.sendall(b"y")
-            session = tls.session
-        thread.join()
-    assert session is not None
+    pki = ThrowawayPKI()
+    session, _ = loopback_handshake(pki.client_context("1.2"), pki.server_context("1.2"))
     return session
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def bench_round_trips(session: ssl.SSLSession, n: int = 300_000) -> float:
@@ -99,7 +67,7 @@ def bench_flush(session: ssl.SSLSession, total: int = 100_000, expired: int = 1_
     """Time flush() removing `expired` of `total` entries; returns milliseconds per run."""
     times = []
     for _ in range(runs):
-        clock = _Clock()
+        clock = FakeClock()
         cache = SessionCache(size=0, timeout=300, clock=clock)
         for i in range(total):
             if i == expired:
