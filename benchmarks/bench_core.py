@@ -24,8 +24,6 @@ def _real_session() -> ssl.SSLSession:
     return session
 
 
-
-
 def bench_round_trips(session: ssl.SSLSession, n: int = 300_000) -> float:
     """add + get1 + free on a default cache (evicting once full); returns ops/s."""
     cache = SessionCache()
