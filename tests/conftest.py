@@ -100,3 +100,18 @@ def _unit_tests_open_no_network(
             return _original(self, *args)
 
         monkeypatch.setattr(socket.socket, name, guarded)
+
+
+# -- programs a test needs, checked before it starts -------------------------------------
+#
+# ``@pytest.mark.requires("openssl", "curl")`` runs tests/programs.require for each
+# program in the setup phase: a skip raised there keeps its reason, while one
+# raised inside a trio or asyncio test would reach pytest without it.
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from programs import require
+
+    for mark in item.iter_markers("requires"):
+        for program in mark.args:
+            require(str(program))

@@ -5,6 +5,10 @@ test is skipped with a reason that names the Debian package to install ("needs
 openssl: apt-get install openssl"; docs/browser_check.py reads the "needs
 PROGRAM" part), except under ``CI=true``, where a missing program is a failure:
 CI must install everything, and a skip there would hide a missing install step.
+
+A test that runs a program from inside trio or asyncio declares it with
+``@pytest.mark.requires("openssl")`` (tests/conftest.py checks it before the test
+starts): a skip raised inside an event loop reaches pytest without its reason.
 """
 
 from __future__ import annotations

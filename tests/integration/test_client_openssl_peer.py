@@ -18,6 +18,8 @@ import resume.asyncio
 import resume.trio
 from resume import SessionCache
 
+pytestmark = pytest.mark.requires("openssl")
+
 CONNECTIONS = 100
 
 SETUPS = {

@@ -22,15 +22,13 @@ import pytest
 import requests
 import trio
 import trustme
-from nginx_server import NginxServer, NginxSite, free_port, nginx_binary
+from nginx_server import NginxServer, NginxSite, free_port
 
 import resume
 import resume.aiohttp
 import resume.httpx
 import resume.requests
 import resume.trio
-
-pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 
 VERSIONS = ["TLSv1.2", "TLSv1.3"]
 N = 20

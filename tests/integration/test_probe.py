@@ -350,6 +350,7 @@ def test_resume_serve(capsys: pytest.CaptureFixture[str], ca: trustme.CA, tmp_pa
 # ---------------------------------------------------------------- the library call
 
 
+@pytest.mark.requires("nginx")
 async def test_probe_from_trio(ca: trustme.CA) -> None:
     """resume.probe runs under trio and returns the result objects."""
     with NginxServer(ca, [NginxSite()]) as server:

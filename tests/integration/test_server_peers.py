@@ -23,6 +23,8 @@ from serverhelpers import HTTP_RESPONSE, ServerPKI, http_handler
 
 from resume._adapters.trio_server import TLSServer, TLSServerStream, serve_tls
 
+pytestmark = pytest.mark.requires("openssl", "curl")
+
 VERSION_FLAGS = {"1.2": "-tls1_2", "1.3": "-tls1_3"}
 
 
