@@ -207,6 +207,16 @@ class SessionCache:
         self._since_flush = 0
         self._hits = self._misses = self._timeouts = self._cache_full = 0
         self._added = self._taken = self._removed = self._replaced = 0
+        # What the client policy (resume._core.policy, resume._core.why) keeps
+        # with the cache it serves; no I/O, and no effect on look-ups here.
+        #: key -> True when the newest session stored under it is a TLS 1.3 ticket.
+        self._client_hints: dict[Hashable, bool] = {}
+        #: Resumption decisions of client connections, by reason.
+        self._decisions: dict[str, int] = {}
+        #: (peer, port) -> the configuration digest last used there (bounded).
+        self._last_digest: dict[tuple[str, int], str] = {}
+        #: Set by a store link while attached: does the store answer now?
+        self._store_available: Callable[[], bool] | None = None
 
     # -- configuration ------------------------------------------------------------
 

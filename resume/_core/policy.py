@@ -38,7 +38,7 @@
 # version of a cached session is not visible on ssl.SSLSession, so this module
 # marks the handles it stores as single-use (a slot on the handle itself,
 # ``SessionHandle._single_use``) and remembers, per key, on the cache object
-# itself (``_client_hints`` in its __dict__: it lives and dies with the cache),
+# itself (``SessionCache._client_hints``: it lives and dies with the cache),
 # whether the last session stored there was a TLS 1.3 ticket, so that the
 # look-up uses take() or get1() in one call. Should a key hold both kinds
 # (a server that changed versions), a ticket that get1() lent is removed before
@@ -143,21 +143,8 @@ def _capture(tls: TLSObject) -> SessionHandle | None:
     return None if session is None else SessionHandle.from_ssl(session)
 
 
-#: The name of the per-key hints in a SessionCache's __dict__ (key -> True when
-#: the newest session stored there is a TLS 1.3 ticket).
-_HINTS = "_client_hints"
-
-
-def _hints(cache: SessionCache) -> dict[Hashable, bool]:
-    table = vars(cache)
-    hints: dict[Hashable, bool] | None = table.get(_HINTS)
-    if hints is None:
-        hints = table.setdefault(_HINTS, {})
-    return hints
-
-
 def _set_hint(cache: SessionCache, key: Hashable, single_use: bool) -> None:
-    hints = _hints(cache)
+    hints = cache._client_hints
     if hints.get(key) is single_use:
         return
     hints[key] = single_use
@@ -291,8 +278,7 @@ class ClientConnection:
 
     def _look_up(self, cache: SessionCache) -> SessionHandle | None:
         key = self.key
-        hints: dict[Hashable, bool] | None = vars(cache).get(_HINTS)
-        if hints is not None and hints.get(key):
+        if cache._client_hints.get(key):
             return cache.take(key)
         handle = cache.get1(key)
         if handle is not None and is_single_use(handle):

@@ -37,8 +37,9 @@
 #                                    keys); the session is dropped.
 #
 # "other configuration" needs to know with which digest a (peer, port) was last
-# reached: the cache's ``_resume_last_digest`` table (in its __dict__, bounded),
-# written at each completed handshake.
+# reached: the cache's ``_last_digest`` table (bounded), written at each
+# completed handshake. "store unavailable" asks the cache's ``_store_available``,
+# which a store link sets while it is attached (the core never imports a store).
 #
 # Cost: an uncontended lock and a dict increment per decision; the log record is
 # only formatted when DEBUG is enabled for the ``resume`` logger.
@@ -47,7 +48,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -96,26 +96,20 @@ REASONS: Final = (
 )
 
 _LOCK = threading.Lock()
-_COUNTS = "_resume_decisions"
-_LAST = "_resume_last_digest"
 #: Most (peer, port) pairs remembered for "other configuration" (then cleared).
 _LAST_SIZE: Final = 4096
 
 
 def _count(cache: SessionCache, reason: str) -> None:
-    table = vars(cache)
+    counts = cache._decisions
     with _LOCK:
-        counts: dict[str, int] | None = table.get(_COUNTS)
-        if counts is None:
-            counts = table[_COUNTS] = {}
         counts[reason] = counts.get(reason, 0) + 1
 
 
 def decisions(cache: SessionCache) -> dict[str, int]:
     """A copy of *cache*'s counters by reason (only the reasons met so far)."""
     with _LOCK:
-        counts: dict[str, int] = vars(cache).get(_COUNTS) or {}
-        return dict(counts)
+        return dict(cache._decisions)
 
 
 def _where(key: SessionKey) -> str:
@@ -127,18 +121,13 @@ def _miss_reason(
 ) -> str:
     if cache._timeouts != timeouts_before:
         return EXPIRED
-    hints: dict[Hashable, bool] | None = vars(cache).get("_client_hints")
-    if hints is not None and hints.get(key):
+    if cache._client_hints.get(key):
         return TICKET_USED
-    last: dict[tuple[str, int], str] | None = vars(cache).get(_LAST)
-    if last is not None:
-        digest = last.get((key.peer, key.port))
-        if digest is not None and digest != key.digest:
-            return OTHER_CONFIGURATION
-    from .._stores.link import link_of
-
-    link = link_of(cache)
-    if link is not None and not link.available:
+    digest = cache._last_digest.get((key.peer, key.port))
+    if digest is not None and digest != key.digest:
+        return OTHER_CONFIGURATION
+    store_available = cache._store_available
+    if store_available is not None and not store_available():
         return STORE_UNAVAILABLE
     return NO_SESSION
 
@@ -190,11 +179,8 @@ def note_outcome(cache: SessionCache | None, key: SessionKey, offered: bool, reu
     """Record the end of a handshake: the server accepted or declined the offer."""
     if cache is None:
         return
-    table = vars(cache)
-    last: dict[tuple[str, int], str] | None = table.get(_LAST)
-    if last is None:
-        last = table.setdefault(_LAST, {})
-    elif len(last) >= _LAST_SIZE and (key.peer, key.port) not in last:
+    last = cache._last_digest
+    if len(last) >= _LAST_SIZE and (key.peer, key.port) not in last:
         last.clear()
     last[(key.peer, key.port)] = key.digest
     if not offered:

@@ -290,6 +290,10 @@ class StoreLink:
             _LINKS[cache] = weakref.ref(self)
         cache.on_new = self._on_new
         cache.on_remove = self._on_remove
+        # For the "store unavailable" reason of resume._core.why; a weak
+        # reference, so that the cache does not keep its link alive.
+        me = weakref.ref(self)
+        cache._store_available = lambda: (link := me()) is not None and link.available
         self._attached = True
 
     def detach(self) -> None:
@@ -305,6 +309,7 @@ class StoreLink:
             cache = self._cache
             cache.on_new = self._previous_new
             cache.on_remove = self._previous_remove
+            cache._store_available = None
             with _LINKS_LOCK:
                 if link_of(cache) is self:
                     del _LINKS[cache]

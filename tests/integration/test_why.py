@@ -98,6 +98,35 @@ class TestReasons:
         assert decisions["declined"] == 1
         assert len(cache) == 0
 
+    def test_store_unavailable(self) -> None:
+        """A store that does not answer: the miss says "store unavailable", until detached."""
+        import socket
+
+        from resume.stores import RedisStore, attach_store
+
+        with socket.socket() as probe:  # a loopback port that nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        pki = make_pki("1.2")
+        cache = _cache(FakeClock())
+        store = RedisStore(f"redis://127.0.0.1:{port}/0", key=bytes(32), timeout=0.5)
+        link = attach_store(cache, store)
+        link.register_context(pki.client, label="why")  # its keys go to the store
+        try:
+            key = resume.make_key(pki.client, "localhost", 443)
+            with pytest.warns(resume.StoreWarning):
+                assert link.fetch(key) is False  # the store is down: the link says so
+            conn = resume.ClientConnection.start(cache, pki.client, "localhost", 443)
+            assert conn.offered is None
+            conn.abandon()
+            assert cache.statistics().decisions == {"store unavailable": 1}
+        finally:
+            link.close(timeout=1.0)
+            store.close()
+        conn = resume.ClientConnection.start(cache, pki.client, "localhost", 443)
+        conn.abandon()
+        assert cache.statistics().decisions["no session"] == 1
+
 
 def test_one_debug_record_per_decision(caplog: pytest.LogCaptureFixture) -> None:
     """Each decision is one DEBUG record on ``resume``, with the reason, the key and no secret."""

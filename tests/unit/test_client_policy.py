@@ -15,7 +15,6 @@ from clienthelpers import PKI
 from resume import SessionCache, SessionHandle, SessionKey
 from resume._core.policy import (
     ClientConnection,
-    _hints,
     _set_hint,
     is_single_use,
     mark_single_use,
@@ -244,7 +243,7 @@ class TestOrderAndBookkeeping:
         cache = SessionCache()
         for i in range(500):
             _set_hint(cache, ("k", i), True)
-        assert len(_hints(cache)) <= 2 * len(cache) + 65
+        assert len(cache._client_hints) <= 2 * len(cache) + 65
 
 
 class TestNativeSessions:
