@@ -24,6 +24,27 @@
 # A store attached to the cache is read before the handshake, off any event
 # loop: fetch_blocking() runs the link's fetch on the link's own thread pool and
 # waits at most the link's fetch_wait, as fetch_for_trio/fetch_for_asyncio do.
+#
+# No shared contexts. No mutable SSLContext is shared between owners: each
+# transport (httpx) or adapter (requests) makes its own, and what it exposes
+# (``transport.ssl_context``, ``adapter.ssl_context_for()``) is its own. A
+# context handed to two owners would be loosened for both when either changed
+# it: ``verify_mode = CERT_NONE`` or an extra CA set by one program part for
+# its transport would make every other transport built alike, later ones
+# included, accept servers it must refuse. (aiohttp's default, shared by
+# every connector, is read-only instead: resume._core.defaults.) Sessions flow
+# between contexts configured alike through the cache key: the integrations
+# build their contexts on contexts tracked from birth, whose keys are equal
+# when their settings are (resume._core.key, "Context identity").
+#
+# handshake_complete() is ClientConnection.handshake_complete() plus one
+# check. The SSL object shares its context's trust store (X509_STORE), so a
+# CA loaded into the context while a handshake is in flight reaches that
+# handshake's verification, while the connection's key was computed before.
+# Since contexts alike share keys, such a session would be offered to a
+# sibling that never trusted that CA. So if the context's digest is no longer
+# the key's once the handshake is done, the connection stores nothing (and
+# drops the session it was offered).
 from __future__ import annotations
 
 import concurrent.futures
@@ -31,33 +52,23 @@ import contextlib
 import os
 import socket
 import ssl
-import threading
-from collections.abc import Callable, Hashable
 from typing import Any, cast, final
 
+from .._core.key import still_current
 from .._core.policy import ClientConnection, TLSObject
 from .._stores.link import _plan
 
-__all__ = ["SocketOfferingContext", "fetch_blocking", "file_state", "shared_context", "wrap_socket"]
+__all__ = [
+    "SocketOfferingContext",
+    "fetch_blocking",
+    "file_state",
+    "handshake_complete",
+    "wrap_socket",
+]
 
 
 def _same(obj: ssl.SSLSocket) -> ssl.SSLSocket:
     return obj
-
-
-# -- contexts shared per TLS configuration ----------------------------------------------------
-#
-# Sessions never cross SSLContext objects, and HTTP clients make a context per
-# client (httpx) or even per connection (urllib3): a program that makes a new
-# client per task would never resume. The integrations therefore share one
-# context per TLS configuration in the process, made on first use. The
-# configuration includes the size and mtime of the files it names, so a
-# replaced CA file gives a new context.
-
-_CONTEXTS: dict[Hashable, ssl.SSLContext] = {}
-_CONTEXTS_LOCK = threading.Lock()
-#: Most shared contexts kept (then the oldest goes; its sessions are not offered again).
-_MAX_CONTEXTS = 64
 
 
 def file_state(path: object) -> object:
@@ -69,16 +80,18 @@ def file_state(path: object) -> object:
     return (st.st_size, st.st_mtime_ns)
 
 
-def shared_context(key: Hashable, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    """The process's context for the TLS configuration *key*, made by *make* on first use."""
-    with _CONTEXTS_LOCK:
-        context = _CONTEXTS.get(key)
-        if context is None:
-            context = make()
-            if len(_CONTEXTS) >= _MAX_CONTEXTS:
-                _CONTEXTS.pop(next(iter(_CONTEXTS)))
-            _CONTEXTS[key] = context
-        return context
+def handshake_complete(conn: ClientConnection, tls: TLSObject, context: ssl.SSLContext) -> None:
+    """``conn.handshake_complete(tls)``; then, if *context* changed meanwhile, keep nothing.
+
+    See the top: a change of the context during the handshake (a CA loaded,
+    say) may have reached the handshake, so its session belongs under no key.
+
+    Raises:
+        RuntimeError: as :meth:`ClientConnection.handshake_complete`.
+    """
+    conn.handshake_complete(tls)
+    if conn.cache is not None and not still_current(context, conn.key.digest):
+        conn.fail()
 
 
 def fetch_blocking(cache: object, context: ssl.SSLContext, peer: str, port: int) -> None:
@@ -124,7 +137,7 @@ def wrap_socket(
     conn, tls = ClientConnection.begin(cache, context, server_hostname, port, create, _same)
     try:
         tls.do_handshake()
-        conn.handshake_complete(cast("TLSObject", tls))
+        handshake_complete(conn, cast("TLSObject", tls), context)
     except BaseException:
         conn.fail()
         tls.close()

@@ -26,8 +26,11 @@
 # which would silently spoil a session already cached from it. CPython's getter
 # copies for the same reason. A captured session remembers the ``ssl.SSLContext`` of its
 # connection and, like ``ssl``'s own setter, refuses to be offered on a
-# connection of another context ("Session refers to a different SSLContext");
-# a DER-born session records none (see below).
+# connection of another context ("Session refers to a different SSLContext"),
+# unless both contexts were tracked by resume from birth: those share cache
+# keys when configured alike (resume._core.key, "Context identity"), and this
+# offer is how their sessions cross SSL_CTX objects. A DER-born session
+# records no context (see below).
 #
 # When is the C reference dropped? The handle calls :meth:`release` when its
 # last reference goes. But :meth:`SessionHandle.dup` shares the payload object
@@ -183,7 +186,10 @@ class NativeSession:
 
         A session captured from a connection (:meth:`from_connection`) is only
         offered on a connection of the same :class:`ssl.SSLContext`, the check
-        ``ssl`` makes when ``SSLObject.session`` is set.
+        ``ssl`` makes when ``SSLObject.session`` is set, or of another context
+        that resume tracked from birth as it did the first
+        (:func:`resume._core.key.shares_sessions`): such contexts share cache
+        keys when configured alike, and this is how their sessions flow.
 
         Raises:
             ValueError: *ssl_object* is server-side or its handshake has started;
@@ -193,7 +199,10 @@ class NativeSession:
         """
         context = self._context
         if context is not None and ssl_object.context is not context:
-            raise ValueError("Session refers to a different SSLContext.")
+            from .._core.key import shares_sessions
+
+            if not shares_sessions(context, ssl_object.context):
+                raise ValueError("Session refers to a different SSLContext.")
         self._binding.set_session(ssl_object, self._live())
 
     def release(self) -> None:
