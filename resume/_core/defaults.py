@@ -222,7 +222,7 @@ def default_ssl_context() -> ssl.SSLContext:
     other's sessions and do not each load the system's CA certificates. Since
     everyone holds it, nobody may change it: it is read-only. Setting or
     deleting an attribute (``verify_mode``, ``check_hostname``, ...) raises
-    :class:`AttributeError`, and calling a ``load_*`` or ``set_*`` method
+    ``AttributeError``, and calling a ``load_*`` or ``set_*`` method
     (``load_verify_locations()``, ``load_cert_chain()``,
     ``set_alpn_protocols()``, ...) raises :class:`TypeError`. For other
     settings make your own context with :func:`~resume.create_client_context`

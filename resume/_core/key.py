@@ -324,7 +324,7 @@ def _path_state(path: object) -> str:
     # A CA directory or file named by a trust call: its name, and (size, mtime)
     # of the entry itself (a directory's changes when files come or go).
     try:
-        name = os.fsdecode(path)  # type: ignore[call-overload]
+        name = os.fsdecode(path)  # type: ignore[arg-type]
         st = os.stat(name)
     except (OSError, TypeError, ValueError):
         return f"{path!r}:absent"

@@ -188,7 +188,7 @@ class NativeSession:
         offered on a connection of the same :class:`ssl.SSLContext`, the check
         ``ssl`` makes when ``SSLObject.session`` is set, or of another context
         that resume tracked from birth as it did the first
-        (:func:`resume._core.key.shares_sessions`): such contexts share cache
+        (``resume._core.key.shares_sessions()``): such contexts share cache
         keys when configured alike, and this is how their sessions flow.
 
         Raises:
