@@ -158,9 +158,9 @@ __all__ = [
     "make_key",
     "normalize_peer",
     "persisted_digests",
-    "shares_sessions",
     "still_current",
     "track_new_context",
+    "tracked_from_birth",
 ]
 
 
@@ -644,19 +644,19 @@ def _sessions_cross_contexts() -> bool:
     return available() is not None
 
 
-def shares_sessions(origin: ssl.SSLContext, target: ssl.SSLContext) -> bool:
-    """True if a session made on *origin* may be offered on *target* when their keys agree.
+def tracked_from_birth(context: ssl.SSLContext) -> bool:
+    """True if resume tracked *context* from birth (:func:`track_new_context`).
 
-    The same context, or two contexts that resume tracked from birth
-    (:func:`track_new_context`), whose digests are then computed without a
-    per-context token. The key decides *whether* they agree; this says only
-    that the two objects are of a kind whose keys can agree. Native sessions
-    (resume._openssl.native) check it before ``SSL_set_session()``.
+    Such contexts have no per-context token: two of them share keys when
+    their settings are equal, so a session made on one may be offered on
+    another (the key decides whether they agree; this says only that the
+    context is of a kind whose keys can agree with another's). Native
+    sessions (resume._openssl.native) record it when captured and check it
+    before ``SSL_set_session()`` on another context. A fixed fact of the
+    context: it never changes.
     """
-    if origin is target:
-        return True
-    a, b = _STATES.get(origin), _STATES.get(target)
-    return a is not None and b is not None and a.born_tracked and b.born_tracked
+    state = _STATES.get(context)
+    return state is not None and state.born_tracked
 
 
 def _current(context: ssl.SSLContext) -> _Current:

@@ -29,8 +29,12 @@
 # connection of another context ("Session refers to a different SSLContext"),
 # unless both contexts were tracked by resume from birth: those share cache
 # keys when configured alike (resume._core.key, "Context identity"), and this
-# offer is how their sessions cross SSL_CTX objects. A DER-born session
-# records no context (see below).
+# offer is how their sessions cross SSL_CTX objects. It remembers the context
+# weakly, with whether it was tracked from birth: a cached session must not
+# keep its connection's context alive (with a context per HTTP transport,
+# that would be one CA store, most of a megabyte, per cached session's
+# transport, long after the transport is gone). A DER-born session records
+# no context (see below).
 #
 # When is the C reference dropped? The handle calls :meth:`release` when its
 # last reference goes. But :meth:`SessionHandle.dup` shares the payload object
@@ -59,9 +63,11 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import weakref
 from typing import NoReturn, final
 
 from .._core.errors import UseAfterFreeError
+from .._core.key import tracked_from_birth
 from .binding import Binding, binding
 
 __all__ = ["NativeSession"]
@@ -74,19 +80,21 @@ class NativeSession:
     Made by :meth:`~resume.SessionHandle.from_der`; use it through its handle.
     """
 
-    __slots__ = ("__weakref__", "_binding", "_context", "_ptr", "_released")
+    __slots__ = ("__weakref__", "_binding", "_born", "_context", "_ptr", "_released")
 
     _ptr: int
     _binding: Binding
-    _context: ssl.SSLContext | None
+    _context: weakref.ref[ssl.SSLContext] | None
+    _born: bool
 
     def __init__(
         self, _binding: Binding, _ptr: int, _context: ssl.SSLContext | None = None
     ) -> None:
-        # Takes over one C reference of *_ptr*.
+        # Takes over one C reference of *_ptr*; remembers *_context* weakly.
         self._binding = _binding
         self._ptr = _ptr
-        self._context = _context
+        self._context = None if _context is None else weakref.ref(_context)
+        self._born = _context is not None and tracked_from_birth(_context)
         self._released = False
 
     @classmethod
@@ -172,9 +180,9 @@ class NativeSession:
 
     def dup(self) -> NativeSession:
         """``SSL_SESSION_dup()``: a deep copy owning its own C reference."""
-        return NativeSession(
-            self._binding, self._binding.session_dup(self._live()), self._context
-        )
+        copy = NativeSession(self._binding, self._binding.session_dup(self._live()))
+        copy._context, copy._born = self._context, self._born
+        return copy
 
     def offer(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> None:
         """Offer this session on *ssl_object* before its handshake (``SSL_set_session()``).
@@ -188,7 +196,7 @@ class NativeSession:
         offered on a connection of the same :class:`ssl.SSLContext`, the check
         ``ssl`` makes when ``SSLObject.session`` is set, or of another context
         that resume tracked from birth as it did the first
-        (``resume._core.key.shares_sessions()``): such contexts share cache
+        (``resume._core.key.tracked_from_birth()``): such contexts share cache
         keys when configured alike, and this is how their sessions flow.
 
         Raises:
@@ -197,11 +205,10 @@ class NativeSession:
                 connection of another context.
             UnsupportedError: the object's layout does not check out.
         """
-        context = self._context
-        if context is not None and ssl_object.context is not context:
-            from .._core.key import shares_sessions
-
-            if not shares_sessions(context, ssl_object.context):
+        origin = self._context
+        if origin is not None:
+            target = ssl_object.context
+            if origin() is not target and not (self._born and tracked_from_birth(target)):
                 raise ValueError("Session refers to a different SSLContext.")
         self._binding.set_session(ssl_object, self._live())
 

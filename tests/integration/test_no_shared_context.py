@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -468,3 +470,19 @@ async def test_a_ca_loaded_during_a_handshake_stores_nothing(
         nursery.cancel_scope.cancel()
     assert statuses == [200]
     assert cache.statistics().keys == (0 if change else 1)
+
+
+async def test_a_cached_session_does_not_keep_its_context_alive(servers: NginxServer) -> None:
+    """A context per transport must die with it; its cached session still resumes elsewhere."""
+    if binding.available() is None:
+        pytest.skip(f"the OpenSSL binding is unavailable: {binding.refusal()}")
+    cache = _cache()
+    context = resume.create_client_context(cafile=servers.ca_file)
+    assert not await _trio_get(servers, context, cache)
+    gone = weakref.ref(context)
+    del context
+    gc.collect()
+    assert gone() is None
+    assert cache.statistics().keys == 1
+    later = resume.create_client_context(cafile=servers.ca_file)
+    assert await _trio_get(servers, later, cache)

@@ -437,17 +437,16 @@ class TestContextsTrackedFromBirth:
             k2 = make_key(two, "a.test", 443)
         assert k1 != k2
 
-    def test_shares_sessions(self) -> None:
-        """Only the same context, or two born-tracked ones, may take each other's sessions."""
+    def test_tracked_from_birth(self) -> None:
+        """Contexts made by create_client_context() are, plain ones never (even once seen)."""
         from resume import create_client_context
-        from resume._core.key import shares_sessions
+        from resume._core.key import tracked_from_birth
 
-        born, sibling, plain = create_client_context(), create_client_context(), client_context()
+        plain = client_context()
+        assert not tracked_from_birth(plain)
         context_digest(plain)
-        assert shares_sessions(born, born) and shares_sessions(plain, plain)
-        assert shares_sessions(born, sibling)
-        assert not shares_sessions(born, plain) and not shares_sessions(plain, born)
-        assert not shares_sessions(client_context(), client_context())
+        assert not tracked_from_birth(plain)
+        assert tracked_from_birth(create_client_context())
 
 
 def test_without_the_binding_born_contexts_keep_their_tokens(
