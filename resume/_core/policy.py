@@ -9,15 +9,37 @@
 #                            creates the SSLObject: compute the key from the
 #                            context's settings at that moment (resume._core.key),
 #                            look up a session to offer, create the SSLObject
-#                            (the adapter's callable), check that the context
-#                            did not change meanwhile (another thread), and
-#                            offer the session (resume._core.offer.offer). No await
+#                            (the adapter's callable), check that the SSL object
+#                            will do what the key says (below), and offer the
+#                            session (resume._core.offer.offer). No await
 #                            can come between the key and the SSLObject, so a
 #                            setting changed while a connect was in flight is
 #                            always seen. An untrackable context (resume._core.key)
 #                            gets a connection with no cache: nothing offered,
 #                            nothing stored.
 #   2. (adapter)          -- the handshake.
+#
+# Deciding from the SSL object itself. ``SSL_new()`` copies the context's verify
+# settings into the new ``SSL*`` with the GIL released, so another thread can
+# change a setting and change it back while the SSL object is being made: read
+# before and after, the context looks the same, yet the connection will not
+# verify (a deterministic form: an SSLContext subclass whose wrap_bio sets
+# CERT_NONE around the real call). A session from such a handshake must never be
+# stored under the strict key, and a session of the strict key must not be
+# offered to it. So begin() reads what the SSL object will really do, from its
+# ``SSL*`` through the binding (Binding.connection_settings: verify mode, verify
+# flags, host flags, the name or address checked, options, protocol bounds), and
+# compares it with the settings the key's digest was computed from
+# (resume._core.key.KeySettings, returned with the key in one read). Any
+# difference, or an SSL object the binding cannot read: nothing is offered and
+# nothing is stored ("context changed"). Settings that live only in the context
+# (trusted CAs, client certificate, ALPN, ciphers) are tracked by the key's
+# wrappers and compared through the digest (still_current) as before.
+# Without the binding (a build its probe refuses) only the digest comparison
+# remains; its residual race (a change undone between two reads of the context)
+# is documented in docs/explanation/what-may-be-resumed.rst. Post-handshake
+# authentication is not compared: the client's SSL* has no getter for it, and
+# it does not weaken the verification of the server.
 #   3. handshake_complete -- the server accepted (session_reused) or declined
 #                            the offer. A declined session is dropped from the
 #                            cache: the server forgot it or never had it, and
@@ -73,18 +95,19 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Hashable
-from typing import Protocol, TypeVar, final
+from typing import Final, Protocol, TypeVar, final
 
-from .._openssl.binding import available
+from .._openssl.binding import ConnectionSettings, available
 from .._openssl.native import NativeSession
 from . import why
 from .cache import SessionCache
 from .defaults import resolve_cache
+from .errors import UnsupportedError
 from .handle import SessionHandle
-from .key import SessionKey, connection_key, still_current
+from .key import KeySettings, SessionKey, connection_key_and_settings, normalize_peer, still_current
 from .offer import offer
 
-__all__ = ["ClientConnection", "TLSObject", "is_single_use", "mark_single_use"]
+__all__ = ["ClientConnection", "TLSObject", "agrees", "is_single_use", "mark_single_use"]
 
 #: SSL_SESSION_get_protocol_version() of TLS 1.3 (what native payloads report).
 _TLS1_3 = 0x0304
@@ -143,6 +166,52 @@ def _capture(tls: TLSObject) -> SessionHandle | None:
     return None if session is None else SessionHandle.from_ssl(session)
 
 
+#: ssl.VerifyMode -> the SSL_VERIFY_* bits SSL_new() copies (CERT_REQUIRED adds
+#: SSL_VERIFY_FAIL_IF_NO_PEER_CERT, which a client ignores but still carries).
+_VERIFY_BITS: Final = {0: 0, 1: 1, 2: 3}
+#: SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT | SSL_VERIFY_CLIENT_ONCE.
+_VERIFY_MASK: Final = 0x7
+
+
+def _checked_name(got: ConnectionSettings) -> str | None:
+    # The peer the SSL object checks, as the key spells peers; None for none.
+    if got.host is not None:
+        return None if got.ip is not None else normalize_peer(got.host)
+    if got.ip is not None:
+        return normalize_peer(got.ip)
+    return None
+
+
+def _same_peer(checked: str, peer: str) -> bool:
+    if checked == peer:
+        return True
+    # ssl sends and checks the IDNA (A-label) spelling of a name given in Unicode.
+    try:
+        return peer.encode("idna").decode("ascii").lower() == checked
+    except UnicodeError:
+        return False
+
+
+def agrees(settings: KeySettings, peer: str, got: ConnectionSettings) -> bool:
+    """True if an SSL object with *got* verifies what the key with *settings* and *peer* says.
+
+    *got* is read from the ``SSL*`` (:meth:`Binding.connection_settings`);
+    *settings* are the context's values the key's digest was computed from.
+    """
+    if (got.verify_mode & _VERIFY_MASK) != _VERIFY_BITS.get(settings.verify_mode, -1):
+        return False
+    minimum = 0 if settings.minimum_version < 0 else settings.minimum_version
+    maximum = 0 if settings.maximum_version < 0 else settings.maximum_version
+    have = (got.verify_flags, got.host_flags, got.options, got.minimum_version, got.maximum_version)
+    want = (settings.verify_flags, settings.host_flags, settings.options, minimum, maximum)
+    if have != want:
+        return False
+    checked = _checked_name(got)
+    if not settings.check_hostname:
+        return checked is None and got.host is None and got.ip is None
+    return checked is not None and _same_peer(checked, peer)
+
+
 def _set_hint(cache: SessionCache, key: Hashable, single_use: bool) -> None:
     hints = cache._client_hints
     if hints.get(key) is single_use:
@@ -156,6 +225,26 @@ def _set_hint(cache: SessionCache, key: Hashable, single_use: bool) -> None:
 
 
 _STARTED, _ESTABLISHED, _FAILED, _CLOSED = range(4)
+
+
+def _made_as_keyed(
+    context: ssl.SSLContext,
+    key: SessionKey,
+    settings: KeySettings,
+    tls: ssl.SSLObject | ssl.SSLSocket,
+) -> bool:
+    # The SSL object just made verifies what *key* says: read from its SSL*
+    # where the binding can (see "Deciding from the SSL object itself"), and
+    # the context still has the settings of the key's digest.
+    b = available()
+    if b is not None and b.settings_error is None:
+        try:
+            got = b.connection_settings(tls)
+        except (UnsupportedError, TypeError, ValueError):
+            return False
+        if not agrees(settings, key.peer, got):
+            return False
+    return still_current(context, key.digest)
 
 
 @final
@@ -216,8 +305,14 @@ class ClientConnection:
         Raises:
             TypeError, ValueError: a bad argument (see :func:`resume.make_key`).
         """
+        return cls._start(cache, context, peer, port)[0]
+
+    @classmethod
+    def _start(
+        cls, cache: object, context: ssl.SSLContext, peer: str, port: int
+    ) -> tuple[ClientConnection, KeySettings]:
         resolved = resolve_cache(cache)
-        key, trusted = connection_key(context, peer, port)
+        key, trusted, settings = connection_key_and_settings(context, peer, port)
         conn = cls(resolved if trusted else None, key)
         if conn.cache is not None:
             timeouts = conn.cache._timeouts
@@ -225,7 +320,7 @@ class ClientConnection:
             why.note_lookup(conn.cache, key, conn.offered, timeouts)
         elif resolved is not None:
             why.note_untrackable(resolved, key)
-        return conn
+        return conn, settings
 
     @classmethod
     def begin(
@@ -242,8 +337,10 @@ class ClientConnection:
         Computes the key from *context* as it is now and looks up a session
         (:meth:`start`), calls *create* (which makes the connection's SSL
         object from *context*: ``context.wrap_bio(...)``, ``trio.SSLStream(...)``),
-        checks that *context* did not change in between (another thread; then
-        nothing is offered or stored), and offers the session on
+        checks that the SSL object will verify what the key says (read from
+        its ``SSL*`` where the binding works) and that *context* did not change
+        in between (another thread; on any difference nothing is offered or
+        stored), and offers the session on
         ``tls_of(created)`` (``SSL_set_session()``). Call it from the function
         that creates the SSL object, with no ``await`` before it that could
         let the context change: that is what keeps a session made under loose
@@ -256,15 +353,16 @@ class ClientConnection:
             whatever :meth:`start` or *create* raise; the connection is then
             abandoned (an offer that could not be made is dropped).
         """
-        conn = cls.start(cache, context, peer, port)
+        conn, settings = cls._start(cache, context, peer, port)
         try:
             created = create()
         except BaseException:
             conn.abandon()
             raise
         try:
-            if conn.cache is not None and not still_current(context, conn.key.digest):
-                # The context changed between the key and the SSL object.
+            if conn.cache is not None and not _made_as_keyed(
+                context, conn.key, settings, tls_of(created)
+            ):
                 why.note_changed(conn.cache, conn.key)
                 offered, conn.offered, conn.cache = conn.offered, None, None
                 if offered is not None:

@@ -87,13 +87,14 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from .._compat import ssl_extension_path, ssl_object_inner
 from .._core.errors import SessionDecodeError, UnsupportedError
 
 __all__ = [
     "Binding",
+    "ConnectionSettings",
     "SessionDecodeError",
     "available",
     "TicketKeyLookup",
@@ -254,6 +255,48 @@ _TICKET_LEGACY_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] =
 )
 _SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB: Final = 72
 
+# Needed only to read what an SSL object will verify (ConnectionSettings); a
+# build without them keeps the rest of the binding and the policy falls back to
+# reading the context (see resume._core.policy).
+_SETTINGS_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
+    ("SSL_get_verify_mode", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_get0_param", ctypes.c_void_p, (ctypes.c_void_p,)),
+    ("SSL_get_options", ctypes.c_uint64, (ctypes.c_void_p,)),
+    ("SSL_ctrl", ctypes.c_long, (ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p)),
+    ("X509_VERIFY_PARAM_get_flags", ctypes.c_ulong, (ctypes.c_void_p,)),
+    ("X509_VERIFY_PARAM_get_hostflags", ctypes.c_uint, (ctypes.c_void_p,)),
+    ("X509_VERIFY_PARAM_get0_host", ctypes.c_char_p, (ctypes.c_void_p, ctypes.c_int)),
+    ("X509_VERIFY_PARAM_get1_ip_asc", ctypes.c_void_p, (ctypes.c_void_p,)),
+    ("CRYPTO_free", None, (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)),
+)
+_SSL_CTRL_GET_MIN_PROTO_VERSION: Final = 130
+_SSL_CTRL_GET_MAX_PROTO_VERSION: Final = 131
+
+
+class ConnectionSettings(NamedTuple):
+    """What an SSL object will verify, read from its ``SSL*`` (not from its context).
+
+    ``SSL_new()`` copies these from the ``SSL_CTX`` with the GIL released, so
+    they are the truth about one connection even while another thread changes
+    the context.
+    """
+
+    #: ``SSL_get_verify_mode()``: SSL_VERIFY_* bits (0 none, 1 peer, 3 peer + fail).
+    verify_mode: int
+    #: ``X509_VERIFY_PARAM_get_flags()`` of ``SSL_get0_param()``.
+    verify_flags: int
+    #: ``X509_VERIFY_PARAM_get_hostflags()``.
+    host_flags: int
+    #: ``X509_VERIFY_PARAM_get0_host(param, 0)``: the name checked, or None.
+    host: str | None
+    #: ``X509_VERIFY_PARAM_get1_ip_asc()``: the address checked, or None.
+    ip: str | None
+    #: ``SSL_get_options()``.
+    options: int
+    #: ``SSL_get_min_proto_version()`` / ``SSL_get_max_proto_version()`` (0: no bound).
+    minimum_version: int
+    maximum_version: int
+
 
 def _read_ptr(obj: object, offset: int) -> int:
     # Read one pointer-sized field inside *obj* (never outside its basicsize).
@@ -288,10 +331,16 @@ class Binding:
     """
 
     def __init__(
-        self, lib: ctypes.CDLL, ticket_error: str | None, ticket_modes: tuple[str, ...]
+        self,
+        lib: ctypes.CDLL,
+        ticket_error: str | None,
+        ticket_modes: tuple[str, ...],
+        settings_error: str | None = None,
     ) -> None:
         self._lib = lib
         self.ticket_error = ticket_error
+        #: Why :meth:`connection_settings` is unavailable, or None if it works.
+        self.settings_error = settings_error
         #: The ticket-key callback flavours this OpenSSL offers, preferred first:
         #: "evp" (SSL_CTX_set_tlsext_ticket_key_evp_cb, 3.0) and "legacy"
         #: (SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB with an HMAC_CTX, 1.1.1).
@@ -538,6 +587,43 @@ class Binding:
                 raise ValueError(f"SSL_set_session() failed: {self.drain_errors()}")
         finally:
             self.session_free(copy)  # the connection holds its own reference
+
+    def connection_settings(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> ConnectionSettings:
+        """What *ssl_object* will verify, read from its ``SSL*``.
+
+        ``SSL_get_verify_mode()``, ``SSL_get0_param()`` with
+        ``X509_VERIFY_PARAM_get_flags()`` / ``get_hostflags()`` / ``get0_host()``
+        / ``get1_ip_asc()``, ``SSL_get_options()`` and the protocol bounds.
+
+        Raises:
+            UnsupportedError: this OpenSSL lacks one of those calls, or the
+                probe found them not to agree with ``ssl``.
+        """
+        if self.settings_error is not None:
+            raise UnsupportedError(self.settings_error)
+        return self._settings(self.ssl_ptr(ssl_object))
+
+    def _settings(self, ssl_ptr: int) -> ConnectionSettings:
+        lib = self._lib
+        param = lib.SSL_get0_param(ssl_ptr)
+        host = lib.X509_VERIFY_PARAM_get0_host(param, 0)
+        ip_ptr = lib.X509_VERIFY_PARAM_get1_ip_asc(param)
+        ip = None
+        if ip_ptr:
+            try:
+                ip = ctypes.string_at(ip_ptr).decode("ascii")
+            finally:
+                lib.CRYPTO_free(ip_ptr, None, 0)
+        return ConnectionSettings(
+            verify_mode=int(lib.SSL_get_verify_mode(ssl_ptr)),
+            verify_flags=int(lib.X509_VERIFY_PARAM_get_flags(param)),
+            host_flags=int(lib.X509_VERIFY_PARAM_get_hostflags(param)),
+            host=None if host is None else host.decode("utf-8", "surrogateescape"),
+            ip=ip,
+            options=int(lib.SSL_get_options(ssl_ptr)),
+            minimum_version=int(lib.SSL_ctrl(ssl_ptr, _SSL_CTRL_GET_MIN_PROTO_VERSION, 0, None)),
+            maximum_version=int(lib.SSL_ctrl(ssl_ptr, _SSL_CTRL_GET_MAX_PROTO_VERSION, 0, None)),
+        )
 
     # -- ticket keys ------------------------------------------------------------------
 
@@ -829,7 +915,7 @@ def _check_build(
         )
 
 
-def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...]]:
+def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...], str | None]:
     if sys.implementation.name != "cpython":
         raise UnsupportedError(
             f"the OpenSSL binding needs CPython (this is {sys.implementation.name})"
@@ -874,7 +960,12 @@ def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...]]:
     ticket_error = None if modes else (
         f"ticket keys need {missing}(), which {ssl.OPENSSL_VERSION} does not export"
     )
-    return lib, ticket_error, tuple(modes)
+    missing = bind(_SETTINGS_PROTOTYPES)
+    settings_error = None if missing is None else (
+        f"reading an SSL object's verify settings needs {missing}(), which "
+        f"{ssl.OPENSSL_VERSION} does not export"
+    )
+    return lib, ticket_error, tuple(modes), settings_error
 
 
 def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
@@ -908,11 +999,21 @@ def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
     raise UnsupportedError("the probe's in-memory TLS handshake did not complete")
 
 
+def _check_settings(b: Binding, context: ssl.SSLContext, ssl_ptr: int) -> str | None:
+    # The probe's client verifies "probe.invalid" with CERT_REQUIRED: what its
+    # SSL* reports must say so, and agree with the context's getters.
+    got = b._settings(ssl_ptr)
+    want = (3, context.verify_flags, "probe.invalid", None, context.options)
+    if (got.verify_mode, got.verify_flags, got.host, got.ip, got.options) != want:
+        return f"an SSL object's verify settings read through C disagree with ssl ({got})"
+    return None
+
+
 def _probe() -> Binding:
     # Step 0: a build we know, before anything is loaded.
     _check_build()
-    lib, ticket_error, ticket_modes = _load()
-    b = Binding(lib, ticket_error, ticket_modes)
+    lib, ticket_error, ticket_modes, settings_error = _load()
+    b = Binding(lib, ticket_error, ticket_modes, settings_error)
     # Step 1: the library is the one ssl uses.
     if lib.OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
         raise UnsupportedError(
@@ -944,6 +1045,8 @@ def _probe() -> Binding:
     # Step 4: ask C, compare with a second source.
     if lib.SSL_get_SSL_CTX(ssl_ptr) != ctx_ptr:
         raise UnsupportedError("SSL_get_SSL_CTX() disagrees with the SSLContext's pointer")
+    if b.settings_error is None:  # before the options change below
+        b.settings_error = _check_settings(b, client_ctx, ssl_ptr)
     for flip in (0, ssl.OP_CIPHER_SERVER_PREFERENCE):
         client_ctx.options ^= flip
         if lib.SSL_CTX_get_options(ctx_ptr) != client_ctx.options:
