@@ -99,14 +99,15 @@
 # it is offered, and a TLS 1.2 session that take() took is simply not put back:
 # both err on the side of a full handshake.
 #
-# What to store on a clean close, without arrival capture. TLS 1.2: the session of a full handshake (or a
-# new one after a resumed handshake in which the server renewed its ticket: a
-# new session id). TLS 1.3: the latest ticket, read from the SSLObject at close
-# (tickets arrive after the handshake, with the application data the client
-# reads; a client that never reads gets no ticket), when it is not the ticket
-# that was offered. Why only on a clean close: OpenSSL itself removes a session
-# from its cache when the connection is freed without SSL_shutdown()
-# (ssl_clear_bad_session()), and a cut connection may be an attack.
+# What to store on a clean close, without arrival capture. TLS 1.2: the session
+# of a full handshake (or a new one after a resumed handshake in which the
+# server renewed its ticket: a new session id). TLS 1.3: the latest ticket, read
+# from the SSLObject at close (tickets arrive after the handshake, with the
+# application data the client reads; a client that never reads gets no ticket),
+# when it is not the ticket that was offered. Why only on a clean close: OpenSSL
+# itself removes a session from its cache when the connection is freed without
+# SSL_shutdown() (ssl_clear_bad_session()), and a cut connection may be an
+# attack.
 #
 # References. A connection holds at most one reference to "the session in use"
 # (``handle``): the offered handle when the server resumed it, else a handle of
