@@ -153,7 +153,9 @@ __all__ = [
     "TRACKED_METHODS",
     "KeyEntry",
     "SessionKey",
+    "KeySettings",
     "connection_key",
+    "connection_key_and_settings",
     "context_digest",
     "make_key",
     "normalize_peer",
@@ -271,6 +273,20 @@ KEY_TABLE: tuple[KeyEntry, ...] = (
     _tracked("ecdh_curve"),
 )
 
+@final
+class KeySettings(NamedTuple):
+    """The ``"attribute"`` entries of :data:`KEY_TABLE`, as read for one key (C getter values)."""
+
+    verify_mode: int
+    check_hostname: bool
+    verify_flags: int
+    minimum_version: int
+    maximum_version: int
+    options: int
+    host_flags: int
+    post_handshake_auth: bool
+
+
 _ATTRIBUTE_GETTERS: tuple[Callable[[ssl.SSLContext], Any], ...] = tuple(
     getattr(_C, attr).__get__
     for attr in (
@@ -285,6 +301,7 @@ _ATTRIBUTE_GETTERS: tuple[Callable[[ssl.SSLContext], Any], ...] = tuple(
     )
 )
 assert len(_ATTRIBUTE_GETTERS) == sum(e.source == "attribute" for e in KEY_TABLE)
+assert KeySettings._fields == tuple(e.name for e in KEY_TABLE if e.source == "attribute")
 
 #: Methods whose calls change what a handshake verifies or presents, and the
 #: KEY_TABLE entry each records into (None: the entry is read back by a getter).
@@ -346,6 +363,10 @@ def _trust_sources(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     return f"default:{_path_state(cafile)},{_path_state(capath)}"
 
 
+#: See _ContextState.memo.
+_Memo = tuple[tuple[Any, ...] | None, int, str, dict[tuple[str, int], SessionKey], bytes]
+
+
 @final
 class _ContextState:
     # What resume knows about one SSLContext. Guarded by _LOCK for updates.
@@ -353,15 +374,11 @@ class _ContextState:
         "birth",
         "born_tracked",
         "certificate_checked",
-        "digest",
-        "digest_generation",
         "generation",
         "getter",
         "hello_pending",
         "installed",
-        "keys",
-        "snapshot",
-        "stable",
+        "memo",
         "token",
         "tracked",
         "unknown",
@@ -378,13 +395,14 @@ class _ContextState:
         # then A again gives a third state, never the first: which one OpenSSL
         # keeps per key type is not visible, so no change is assumed undone.
         self.tracked: dict[str, str] = {}
-        self.snapshot: tuple[Any, ...] | None = None
-        self.digest = ""
-        self.stable = b""
-        self.digest_generation = -1
-        # Keys already built for this digest, by (peer as given, port): most
-        # programs talk to few servers, so the per-connection key is a dict hit.
-        self.keys: dict[tuple[str, int], SessionKey] = {}
+        # The latest digest and what it was computed from, as ONE tuple so
+        # that a reader never pairs a snapshot with another snapshot's digest
+        # (another thread may replace it at any time):
+        # (attribute snapshot, generation, digest, keys, stable values).
+        # ``keys`` memoises the keys built for this digest, by (peer as given,
+        # port): most programs talk to few servers, so the per-connection key
+        # is a dict hit.
+        self.memo: _Memo = (None, -1, "", {}, b"")
         # Why resume cannot know this context's state (None: it can).
         self.unknown: str | None = None
         self.warned = False
@@ -631,7 +649,7 @@ def _values(context: ssl.SSLContext, state: _ContextState, snap: tuple[Any, ...]
     return repr(values).encode()
 
 
-_Current = tuple[str, dict[tuple[str, int], SessionKey], "_ContextState"]
+_Current = tuple[str, dict[tuple[str, int], SessionKey], "_ContextState", tuple[Any, ...]]
 
 
 def _sessions_cross_contexts() -> bool:
@@ -661,7 +679,9 @@ def tracked_from_birth(context: ssl.SSLContext) -> bool:
 
 def _current(context: ssl.SSLContext) -> _Current:
     # The digest of the context's settings now, the key memo that goes with it,
-    # and the state (whose ``unknown`` says whether the digest can be trusted).
+    # the state (whose ``unknown`` says whether the digest can be trusted), and
+    # the attribute snapshot the digest was computed from (what the policy
+    # compares with the SSL object's own settings).
     state = _state(context)
     if state.unknown is None and state.getter is not None:
         try:
@@ -675,8 +695,9 @@ def _current(context: ssl.SSLContext) -> _Current:
             )
     snap = _snapshot(context)
     generation = state.generation
-    if snap == state.snapshot and generation == state.digest_generation:
-        return state.digest, state.keys, state
+    memo = state.memo
+    if snap == memo[0] and generation == memo[1]:
+        return memo[2], memo[3], state, snap
     with _LOCK:
         if state.hello_pending and state.unknown is None:
             _read_hello(context, state)
@@ -693,12 +714,8 @@ def _current(context: ssl.SSLContext) -> _Current:
     keys: dict[tuple[str, int], SessionKey] = {}
     with _LOCK:
         if state.generation == generation:
-            state.snapshot = snap
-            state.digest = digest
-            state.stable = stable
-            state.digest_generation = generation
-            state.keys = keys
-    return digest, keys, state
+            state.memo = (snap, generation, digest, keys, stable)
+    return digest, keys, state, snap
 
 
 def _warn(state: _ContextState, stacklevel: int) -> None:
@@ -734,7 +751,7 @@ def context_digest(context: ssl.SSLContext) -> str:
 
 def still_current(context: ssl.SSLContext, digest: str) -> bool:
     """True if *context* still has the settings *digest* was computed from, and is trackable."""
-    now, _, state = _current(context)
+    now, _, state, _ = _current(context)
     return now == digest and state.unknown is None
 
 
@@ -774,13 +791,16 @@ def persisted_digests(context: ssl.SSLContext, label: str) -> tuple[str, str | N
     """
     state = _state(context)
     _check_certificate(context, state)
-    digest, _, state = _current(context)
+    digest, _, state, snap = _current(context)
     if state.unknown is not None:
         _warn(state, stacklevel=3)
         return digest, None
+    memo = state.memo
+    # Another thread may have replaced the memo meanwhile: then recompute.
+    stable = memo[4] if memo[2] == digest else _values(context, state, snap)
     h = hashlib.sha256(b"resume store context v2\0")
     h.update(label.encode("utf-8", "surrogatepass") + b"\0")
-    h.update(state.stable)
+    h.update(stable)
     return digest, h.hexdigest()[:32]
 
 
@@ -816,18 +836,33 @@ def connection_key(context: ssl.SSLContext, peer: str, port: int) -> tuple[Sessi
     Raises:
         TypeError, ValueError: as :func:`make_key`.
     """
+    key, trusted, _ = connection_key_and_settings(context, peer, port)
+    return key, trusted
+
+
+def connection_key_and_settings(
+    context: ssl.SSLContext, peer: str, port: int
+) -> tuple[SessionKey, bool, KeySettings]:
+    """:func:`connection_key`, with the settings its digest was computed from.
+
+    The settings are the ``"attribute"`` entries of :data:`KEY_TABLE` (verify
+    mode, hostname check, verify flags, ...) exactly as hashed into the key's
+    digest: the policy compares them with what the SSL object made next will
+    really do (see ``resume._core.policy``).
+    """
     if type(port) is not int or not 0 < port <= PORT_MAX:
         port = check_port(port)
-    digest, keys, state = _current(context)
+    digest, keys, state, snap = _current(context)
     key = keys.get((peer, port))
     if key is None:
         key = SessionKey(normalize_peer(peer), port, digest)
         if len(keys) < _KEYS_PER_CONTEXT:
             keys[(peer, port)] = key
+    settings = KeySettings(*snap)
     if state.unknown is not None:
-        _warn(state, stacklevel=3)
-        return key, False
-    return key, True
+        _warn(state, stacklevel=4)
+        return key, False, settings
+    return key, True, settings
 
 
 def make_key(context: ssl.SSLContext, peer: str, port: int) -> SessionKey:

@@ -123,6 +123,19 @@ class NativeSession:
         return cls(b, copy, ssl_object.context)
 
     @classmethod
+    def from_borrowed(cls, ptr: int, context: ssl.SSLContext | None) -> NativeSession:
+        """Own a private copy (``SSL_SESSION_dup()``) of the borrowed session at *ptr*.
+
+        For the sessions OpenSSL hands to the new-session callback
+        (:meth:`Binding.watch_new_sessions`), which it frees after the call.
+
+        Raises:
+            UnsupportedError: the binding is not available on this build.
+        """
+        b = binding()
+        return cls(b, b.session_dup(ptr), context)
+
+    @classmethod
     def from_der(cls, data: bytes | bytearray | memoryview) -> NativeSession:
         """Decode *data* with ``d2i_SSL_SESSION()`` (see :meth:`Binding.d2i`).
 
