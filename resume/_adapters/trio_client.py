@@ -412,8 +412,9 @@ async def open_tls_stream(
         host: the name or address to connect to.
         port: the TCP port.
         ssl_context: a client :class:`ssl.SSLContext`; None means
-            :func:`~resume.default_ssl_context`, one shared
-            :func:`ssl.create_default_context`. Sessions never cross contexts.
+            :func:`~resume.default_ssl_context`, one shared, read-only
+            :func:`ssl.create_default_context`. Sessions cross contexts only
+            where their keys agree (see :class:`~resume.SessionKey`).
         cache: a :class:`~resume.SessionCache`; None (the default) for the
             process-wide :func:`~resume.default_cache`; False for no resumption.
         server_hostname: the name to send as SNI and verify; defaults to *host*.
