@@ -333,6 +333,7 @@ class ClientConnection:
 
     __slots__ = (
         "_added",
+        "_context",
         "_handle",
         "_state",
         "_tls",
@@ -352,6 +353,7 @@ class ClientConnection:
     _handle: SessionHandle | None
     _tls: TLSObject | None
     _added: list[weakref.ref[SessionHandle]]
+    _context: ssl.SSLContext | None
     _watched: weakref.ref[ssl.SSLObject | ssl.SSLSocket] | None
 
     def __init__(self, cache: SessionCache | None, key: SessionKey) -> None:
@@ -369,6 +371,8 @@ class ClientConnection:
         # only reference, so a session taken and freed meanwhile just goes).
         self._watched = None
         self._added = []
+        # The context of begin(), read again at the end of the handshake.
+        self._context = None
 
     @property
     def handle(self) -> SessionHandle | None:
@@ -417,6 +421,7 @@ class ClientConnection:
         resolved = resolve_cache(cache)
         key, trusted, settings = connection_key_and_settings(context, peer, port)
         conn = cls(resolved if trusted else None, key)
+        conn._context = context
         if conn.cache is not None:
             timeouts = conn.cache._timeouts
             conn.offered = conn._look_up(conn.cache)
@@ -598,11 +603,27 @@ class ClientConnection:
             self._handle = offered
             if self._watched is not None and tls.version() != "TLSv1.3":
                 self._pick_up_renewal(tls, offered)
+            self._check_unchanged()
             return
         self.reused = False
         if offered is not None:
             self.offered = None
             self._drop(offered)
+        self._check_unchanged()
+
+    def _check_unchanged(self) -> None:
+        # The SSL object shares its context's trust store (X509_STORE): a CA
+        # loaded while the handshake was in flight reached its verification,
+        # while the key was computed before. Contexts alike share keys, so such
+        # a session must belong to no key: if the context's digest is no longer
+        # the key's, the connection keeps nothing and drops its offer.
+        context = self._context
+        if (
+            self.cache is not None
+            and context is not None
+            and not still_current(context, self.key.digest)
+        ):
+            self.fail()
 
     def _drop(self, handle: SessionHandle) -> None:
         # Remove *handle* from the cache (if it is still there) and free our reference.

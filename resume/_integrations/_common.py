@@ -37,14 +37,9 @@
 # build their contexts on contexts tracked from birth, whose keys are equal
 # when their settings are (resume._core.key, "Context identity").
 #
-# handshake_complete() is ClientConnection.handshake_complete() plus one
-# check. The SSL object shares its context's trust store (X509_STORE), so a
-# CA loaded into the context while a handshake is in flight reaches that
-# handshake's verification, while the connection's key was computed before.
-# Since contexts alike share keys, such a session would be offered to a
-# sibling that never trusted that CA. So if the context's digest is no longer
-# the key's once the handshake is done, the connection stores nothing (and
-# drops the session it was offered).
+# A CA loaded into a context while a handshake is in flight reaches that
+# handshake: ClientConnection.handshake_complete() then keeps nothing (see
+# resume._core.policy).
 from __future__ import annotations
 
 import concurrent.futures
@@ -54,7 +49,6 @@ import socket
 import ssl
 from typing import Any, cast, final
 
-from .._core.key import still_current
 from .._core.policy import ClientConnection, TLSObject
 from .._stores.link import _plan
 
@@ -62,7 +56,6 @@ __all__ = [
     "SocketOfferingContext",
     "fetch_blocking",
     "file_state",
-    "handshake_complete",
     "wrap_socket",
 ]
 
@@ -78,20 +71,6 @@ def file_state(path: object) -> object:
     except (OSError, TypeError, ValueError):
         return None
     return (st.st_size, st.st_mtime_ns)
-
-
-def handshake_complete(conn: ClientConnection, tls: TLSObject, context: ssl.SSLContext) -> None:
-    """``conn.handshake_complete(tls)``; then, if *context* changed meanwhile, keep nothing.
-
-    See the top: a change of the context during the handshake (a CA loaded,
-    say) may have reached the handshake, so its session belongs under no key.
-
-    Raises:
-        RuntimeError: as :meth:`ClientConnection.handshake_complete`.
-    """
-    conn.handshake_complete(tls)
-    if conn.cache is not None and not still_current(context, conn.key.digest):
-        conn.fail()
 
 
 def fetch_blocking(cache: object, context: ssl.SSLContext, peer: str, port: int) -> None:
@@ -137,7 +116,7 @@ def wrap_socket(
     conn, tls = ClientConnection.begin(cache, context, server_hostname, port, create, _same)
     try:
         tls.do_handshake()
-        handshake_complete(conn, cast("TLSObject", tls), context)
+        conn.handshake_complete(cast("TLSObject", tls))
     except BaseException:
         conn.fail()
         tls.close()

@@ -58,7 +58,6 @@ from .._adapters.asyncio_client import _OfferingContext
 from .._core.defaults import read_only_context, resolve_cache
 from .._core.policy import ClientConnection
 from .._stores.link import fetch_for_asyncio
-from ._common import handshake_complete
 
 __all__ = ["TCPConnector"]
 
@@ -163,7 +162,7 @@ async def _create_connection(
     if conn is None or obj is None:  # pragma: no cover - asyncio made no SSLObject
         return transport, protocol
     try:
-        handshake_complete(conn, obj, context)
+        conn.handshake_complete(obj)
     except BaseException:
         conn.fail()
         transport.abort()

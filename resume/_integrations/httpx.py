@@ -72,7 +72,7 @@ import httpx
 
 from .._core.defaults import create_client_context, new_tracked_context, resolve_cache
 from .._core.policy import ClientConnection, TLSObject
-from ._common import handshake_complete, wrap_socket
+from ._common import wrap_socket
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -238,7 +238,7 @@ class _AsyncTLSStream(httpcore.AsyncNetworkStream):
                     await self._flush(timeout)
                     await self._feed(timeout)
             await self._flush(timeout)
-            handshake_complete(conn, obj, context)
+            conn.handshake_complete(obj)
         except BaseException as exc:
             conn.fail()
             self._closed = True
