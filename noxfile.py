@@ -9,7 +9,8 @@ sessions. ``nox -s docs browser`` builds the whole site and checks it in Chromiu
 the docs session runs the proof tests for the conformance matrix itself unless a
 fresh report is there (see docs/conf.py). ``nox`` alone runs the default set;
 ``nox -s benchmarks``, ``nox -s fuzz`` and ``nox -s soak`` are opt-in (slow, and
-measured, not asserted).
+measured, not asserted), and so is ``nox -s peers`` (the HTTP clients' own test
+suites with resume's classes swapped in; it downloads their sdists).
 
 Interpreters are found on ``PATH`` as ``python3.X``; where pyenv installed one that
 ``PATH`` cannot run (this project's machine image has 3.10, 3.12 and 3.13 so, behind
@@ -22,6 +23,8 @@ import glob
 import os
 import shutil
 import subprocess
+import tarfile
+import tempfile
 
 import nox
 
@@ -174,3 +177,84 @@ def soak(session: nox.Session) -> None:
     """Soak and fault suite: leaks, 1,000 clients, slow-loris, fds, Redis restarts (opt-in)."""
     session.install("-e", ".[test,redis]")
     session.run("python", "-m", "benchmarks.soak", *session.posargs)
+
+
+#: The clients whose own suites ``nox -s peers`` runs: the extra test requirements
+#: of each suite, its tests, and the package folder of its sdist (removed, so that
+#: the suite tests the installed package, not the sdist's copy).
+PEERS = {
+    "requests": (
+        ["pytest-httpbin==2.1.0", "httpbin~=0.10.0", "trustme", "PySocks"],
+        # Left out: the tests that connect to a non-routable private address
+        # (10.255.255.1) to provoke a connect timeout: loopback only here.
+        ["tests", "-k", "not test_connect_timeout and not test_total_timeout_connect"],
+        "src/requests",
+    ),
+    "httpx": (
+        ["trustme", "uvicorn", "chardet", "zstandard", "brotli", "click", "rich", "pygments",
+         "socksio", "trio", "cryptography"],
+        ["tests", "-m", "not network"],  # loopback only
+        "httpx",
+    ),
+    "aiohttp": (
+        ["pytest-mock", "freezegun", "trustme"],
+        ["tests/test_connector.py", "tests/test_client_session.py"],
+        "aiohttp",
+    ),
+}
+
+
+@nox.session(python=PYTHON)
+def peers(session: nox.Session) -> None:
+    """Run requests', httpx's and aiohttp's own tests, as is and with resume's class (opt-in)."""
+    # Each client's suite comes from the sdist of the version installed here
+    # (pip download --no-binary); tests/peers/resume_peers.py swaps resume's
+    # class in, and tests/peers/peers_compare.py compares the two runs.
+    # ``nox -s peers -- httpx`` runs one client.
+    session.install("-e", ".[test]")
+    clients = session.posargs or list(PEERS)
+    for client in clients:
+        session.install(*PEERS[client][0])
+    _show_versions(session)
+    here = os.getcwd()
+    work = tempfile.mkdtemp(prefix="resume-peers-")
+    env = {"PYTHONPATH": os.path.join(here, "tests", "peers"), "RESUME_PEERS_CLIENT": ""}
+    failed = []
+    for client in clients:
+        _, tests, package = PEERS[client]
+        version = str(session.run(
+            "python", "-c", f"import importlib.metadata as m; print(m.version({client!r}))",
+            silent=True,
+        )).strip()
+        session.run(
+            "python", "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+            f"{client}=={version}", "-d", work,
+        )
+        with tarfile.open(os.path.join(work, f"{client}-{version}.tar.gz")) as archive:
+            archive.extractall(work, filter="data")
+        source = os.path.join(work, f"{client}-{version}")
+        shutil.rmtree(os.path.join(source, package))
+        reports = []
+        for swap in ("0", "1"):
+            report = os.path.join(work, f"{client}-{'swapped' if swap == '1' else 'plain'}.json")
+            reports.append(report)
+            session.chdir(source)
+            session.run(
+                "python", "-m", "pytest", "-p", "resume_peers", "-p", "no:cacheprovider",
+                "-o", "addopts=", "-o", "timeout=120", "-q", "--no-header", "-rN",
+                *tests,
+                env={**env, "RESUME_PEERS_CLIENT": client, "RESUME_PEERS_SWAP": swap,
+                     "RESUME_PEERS_REPORT": report},
+                success_codes=[0, 1],
+            )
+            session.chdir(here)
+        output = str(session.run(
+            "python", "tests/peers/peers_compare.py", *reports, success_codes=[0, 1, 3],
+            silent=True,
+        ))
+        print(output)
+        if "REGRESSION" in output or "did not take effect" in output:
+            failed.append(client)
+    shutil.rmtree(work, ignore_errors=True)
+    if failed:
+        session.error(f"resume's classes fail tests that pass as is: {', '.join(failed)}")

@@ -40,6 +40,34 @@
 # A CA loaded into a context while a handshake is in flight reaches that
 # handshake: ClientConnection.handshake_complete() then keeps nothing (see
 # resume._core.policy).
+#
+# close_notify on every close. Servers with only a session-ID cache (stunnel
+# ``NO_TICKET``, any OpenSSL server whose tickets are off) forget a session whose
+# connection ended without a clean shutdown (OpenSSL's ssl_clear_bad_session()
+# when the server frees its SSL), so a blocking client that closes by dropping
+# the socket resumes almost never there. send_close_notify() sends the alert
+# without waiting for the peer's: ``SSLSocket.unwrap()`` on the socket made
+# non-blocking, so that the first ``SSL_shutdown()`` writes close_notify (a
+# small record: a socket's send buffer takes it at once) and the second, which
+# would wait for the peer's, fails at once with SSLWantReadError, which is
+# ignored. It never blocks and never raises. It is sent only while the
+# connection is established (ClientConnection.established): not after a
+# failed handshake or check, nor after a fatal TLS error (fail()).
+#
+# When a blocking connection really ends. http.client closes a connection whose
+# response says ``Connection: close`` as soon as the headers are read, while
+# the response still reads the body through ``sock.makefile()``; the socket
+# closes for real when that file does. ResumingSSLSocket (an ssl.SSLSocket
+# that a context makes when its documented ``sslsocket_class`` is set to it,
+# as the requests adapter does on its own contexts) finishes the connection
+# there: its ``_real_close()`` (the one method ``socket.socket`` calls for both
+# ways a socket ends: close() with no file open, or the last file's close)
+# closes the ClientConnection, then sends close_notify, then closes. Its
+# reads and writes report errors to the connection: a fatal TLS error
+# (resume._core.policy.is_fatal) calls fail(), any other makes the close
+# unclean. Should a later Python stop calling ``_real_close()``, the socket
+# closes as a plain SSLSocket (no close_notify) and the owner's own close
+# path still closes the connection (ClientConnection.close is idempotent).
 from __future__ import annotations
 
 import concurrent.futures
@@ -49,13 +77,15 @@ import socket
 import ssl
 from typing import Any, cast, final
 
-from .._core.policy import ClientConnection, TLSObject
+from .._core.policy import ClientConnection, TLSObject, is_fatal
 from .._stores.link import _plan
 
 __all__ = [
+    "ResumingSSLSocket",
     "SocketOfferingContext",
     "fetch_blocking",
     "file_state",
+    "send_close_notify",
     "wrap_socket",
 ]
 
@@ -92,6 +122,70 @@ def fetch_blocking(cache: object, context: ssl.SSLContext, peer: str, port: int)
         future.result(timeout=link.fetch_wait)
 
 
+def send_close_notify(tls: ssl.SSLSocket) -> None:
+    """Send close_notify on *tls* without waiting for the peer's; see the top.
+
+    ``SSL_shutdown()`` once on the socket made non-blocking: bounded (no wait
+    for the peer) and never raises. The socket is left to be closed.
+    """
+    try:
+        tls.settimeout(0.0)
+        tls.unwrap()
+    except (OSError, ValueError):  # SSLWantReadError: sent, the peer's not awaited
+        pass
+
+
+@final
+class ResumingSSLSocket(ssl.SSLSocket):
+    """An SSLSocket that finishes its connection when it really closes; see the top."""
+
+    _resume_conn: ClientConnection | None = None
+    _resume_unclean = False
+
+    def resume_bind(self, conn: ClientConnection) -> None:
+        """Make this socket's real close the end of *conn* (after its handshake)."""
+        self._resume_conn = conn
+
+    def resume_error(self, exc: BaseException) -> None:
+        """An error on this connection: a fatal TLS error fails it, any error makes it unclean."""
+        self._resume_unclean = True
+        conn = self._resume_conn
+        if conn is not None and is_fatal(exc):
+            conn.fail()
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        try:
+            return super().recv(buflen, flags)
+        except (OSError, ValueError) as exc:
+            self.resume_error(exc)
+            raise
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        try:
+            return super().recv_into(buffer, nbytes, flags)
+        except (OSError, ValueError) as exc:
+            self.resume_error(exc)
+            raise
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        try:
+            super().sendall(data, flags)
+        except (OSError, ValueError) as exc:
+            self.resume_error(exc)
+            raise
+
+    def _real_close(self) -> None:
+        conn, self._resume_conn = self._resume_conn, None
+        try:
+            if conn is not None:
+                established = conn.established
+                conn.close(cast("TLSObject", self), clean=not self._resume_unclean)
+                if established:
+                    send_close_notify(self)
+        finally:
+            super()._real_close()  # type: ignore[misc]
+
+
 def wrap_socket(
     context: ssl.SSLContext,
     sock: socket.socket,
@@ -121,6 +215,8 @@ def wrap_socket(
         conn.fail()
         tls.close()
         raise
+    if isinstance(tls, ResumingSSLSocket):
+        tls.resume_bind(conn)
     return conn, tls
 
 

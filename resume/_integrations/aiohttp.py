@@ -28,8 +28,32 @@
 #   (47-48 of 50 resumed). A connection returned to the pool for reuse stores
 #   nothing yet: it serves the next request itself. An error seen on the
 #   connection (set_exception) or an EOF without close_notify makes the close
-#   unclean: nothing is stored. abort() is not an error in itself: aiohttp
-#   aborts idle TLS connections when the connector closes.
+#   unclean: nothing is stored. A fatal TLS error (a fatal alert, a bad
+#   record: resume._core.policy.is_fatal), which asyncio's SSL transport
+#   reports through connection_lost() and aiohttp through set_exception(),
+#   fails the connection: what it added to the cache is removed.
+#
+# close_notify on every close. aiohttp closes a connection with
+# ``transport.close()`` (release with ``Connection: close``, keep-alive
+# expiry): asyncio's SSL transport then sends close_notify and waits, off the
+# caller, for the server's. But TCPConnector.close() *aborts* TLS connections
+# (``transport.abort()``: nothing sent) unless ``ssl_shutdown_timeout`` was
+# given a value other than its default 0 (``abort_ssl``), so that closing a
+# session never waits for servers. Servers with only a session-ID cache
+# (stunnel ``NO_TICKET``) then forget the session. _ResumingHandler.abort()
+# of an established connection with no error calls ``transport.close()``
+# first, which writes close_notify to the socket at once (asyncio's SSL
+# transport shuts the SSLObject down and flushes the record in that call),
+# and then ``transport.abort()``, which closes the socket without waiting for
+# the server's close_notify: one record more, no wait.
+#
+# ``get_extra_info("sslcontext")``. asyncio reports the ``ssl=`` object it was
+# given, which here is the per-connection stand-in. After the handshake,
+# _create_connection() puts the user's context back in its place: a second
+# private access, to the transport's ``_ssl_protocol._extra`` mapping that
+# asyncio's get_extra_info() reads (the same on the SSL transports of Python
+# 3.10 to 3.13). Should it be missing, the stand-in stays (it forwards every
+# attribute to the user's context).
 #
 # The context. No mutable SSLContext is shared between owners
 # (resume._integrations._common). aiohttp gives every connector made without
@@ -47,6 +71,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -56,7 +81,7 @@ from aiohttp.client_proto import ResponseHandler
 
 from .._adapters.asyncio_client import _OfferingContext
 from .._core.defaults import read_only_context, resolve_cache
-from .._core.policy import ClientConnection
+from .._core.policy import ClientConnection, is_fatal
 from .._stores.link import fetch_for_asyncio
 
 __all__ = ["TCPConnector"]
@@ -87,33 +112,56 @@ class _ResumingHandler(ResponseHandler):
         if conn is not None:
             conn.close(self._resume_obj, clean=clean and not self._resume_unclean)
 
-    def set_exception(self, *args: Any, **kwargs: Any) -> None:
+    def _resume_error(self, *errors: BaseException) -> None:
         self._resume_unclean = True
-        super().set_exception(*args, **kwargs)
+        conn = self._resume_conn
+        if conn is not None and any(is_fatal(exc) for exc in errors):
+            conn.fail()  # a fatal TLS error: what this connection added goes
+
+    def set_exception(self, exc: BaseException, *args: Any, **kwargs: Any) -> None:
+        self._resume_error(exc, *[a for a in args if isinstance(a, BaseException)])
+        super().set_exception(exc, *args, **kwargs)
 
     def eof_received(self) -> None:
         self._resume_eof = True
         super().eof_received()
 
-    def _resume_closing(self) -> None:
+    def _resume_cut(self) -> bool:
         obj = self._resume_obj
-        cut = self._resume_eof and obj is not None and _peer_cut(obj)
-        self._resume_finish(clean=not cut and self.exception() is None)
+        return self._resume_eof and obj is not None and _peer_cut(obj)
+
+    def _resume_closing(self) -> None:
+        self._resume_finish(clean=not self._resume_cut() and self.exception() is None)
 
     def close(self) -> None:
         self._resume_closing()
-        super().close()
+        super().close()  # asyncio's SSL transport sends close_notify
 
     def abort(self) -> None:
         # aiohttp aborts idle TLS connections when the connector closes (so as
         # not to wait for the TLS shutdown): not an error. Errors reach the
-        # handler through set_exception() first.
+        # handler through set_exception() first. An established, healthy
+        # connection still sends its close_notify, without waiting for the
+        # server's (see the top).
+        conn, transport = self._resume_conn, self.transport
+        notify = (
+            conn is not None
+            and conn.established
+            and not self._resume_unclean
+            and self.exception() is None
+            and not self._resume_cut()
+        )
         self._resume_closing()
+        if notify and transport is not None and not transport.is_closing():
+            with contextlib.suppress(Exception):
+                transport.close()  # writes close_notify now
         super().abort()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         # The server ended the connection while it sat in the pool: clean only
-        # after its close_notify.
+        # after its close_notify. A fatal TLS error arrives here first.
+        if exc is not None:
+            self._resume_error(exc)
         obj = self._resume_obj
         clean = exc is None and obj is not None and not _peer_cut(obj)
         self._resume_finish(clean=clean)
@@ -170,7 +218,15 @@ async def _create_connection(
     assert isinstance(protocol, _ResumingHandler)
     protocol._resume_conn = conn
     protocol._resume_obj = obj
+    _report_context(transport, context)
     return transport, protocol
+
+
+def _report_context(transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+    # get_extra_info("sslcontext") gives the user's context, not the stand-in (see the top).
+    extra = getattr(getattr(transport, "_ssl_protocol", None), "_extra", None)
+    if isinstance(extra, dict) and isinstance(extra.get("sslcontext"), _OfferingContext):
+        extra["sslcontext"] = context
 
 
 class TCPConnector(aiohttp.TCPConnector):

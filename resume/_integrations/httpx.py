@@ -8,31 +8,19 @@
 # That is httpcore's public extension point, and the only one used here:
 #
 #   AsyncHTTPTransport / HTTPTransport
-#       httpx.AsyncBaseTransport / httpx.BaseTransport with httpx's arguments,
-#       over a public httpcore pool (AsyncConnectionPool, ...) given a resuming
-#       network backend. Requests, responses and exceptions are translated
-#       as httpx's own transports do (httpcore -> httpx exception classes).
-#   _AsyncBackend / _SyncBackend
-#       connect_tcp() through httpcore's own backend (AnyIOBackend on asyncio,
-#       TrioBackend on trio, SyncBackend), remembering the port: start_tls()
-#       does not get one, and the port is part of the session key.
-#   start_tls() -- the session boundary
-#       async: TLS over the connected stream's own read()/write() with memory
-#       BIOs (_AsyncTLSStream), the SSLObject made by context.wrap_bio() inside
-#       ClientConnection.begin(), so that the key and the session are chosen
-#       in the call that makes it, from the context as httpcore left it (it
-#       sets the ALPN list just before). The same code runs on asyncio and on
-#       trio: it only awaits the inner stream.
-#       sync: SSLContext.wrap_socket() on the connected socket through the
-#       same boundary (resume._integrations._common.wrap_socket).
-#   close
-#       httpcore closes a connection when the server asks (``Connection:
-#       close``), when it expires in the pool, and when the client closes.
-#       A close with no error seen on the stream is clean: the session is
-#       stored *before* the socket is closed, so the next connection, which
-#       may start at once, finds it. An error or a cancellation on a read or a
-#       write, or an EOF without close_notify, makes it unclean: nothing is
-#       stored.
+#       httpx.AsyncBaseTransport / httpx.BaseTransport with httpx's arguments
+#       (positionally too, in httpx's order, then ``cache=``), over a public
+#       httpcore pool (AsyncConnectionPool, ...) given a resuming network
+#       backend. Requests, responses and exceptions are translated as httpx's
+#       own transports do (httpcore -> httpx exception classes).
+#   the backends and the TLS streams (resume._integrations._httpcore)
+#       the session boundary in start_tls(), fatal TLS errors, and the close
+#       with close_notify: see there.
+#
+# Lazy httpcore. httpx imports httpcore only when a transport is made (and maps
+# its exceptions from then on); so does this module: ``import resume.httpx``
+# loads httpx, not httpcore. Everything that subclasses or names httpcore's
+# classes lives in resume._integrations._httpcore, imported by _make_pool().
 #
 # The contexts. Each transport owns its context, as httpx's own transports do:
 # no mutable SSLContext is shared between owners, because a context handed to
@@ -55,26 +43,22 @@
 # (the port start_tls() would key on is the proxy's, not the origin's).
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
-import select
-import socket
 import ssl
+import sys
 import typing
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast, final
+from typing import TYPE_CHECKING, Any, final
 
-import httpcore
 import httpx
 
 from .._core.defaults import create_client_context, new_tracked_context, resolve_cache
-from .._core.policy import ClientConnection, TLSObject
-from ._common import wrap_socket
 
 if TYPE_CHECKING:
+    import httpcore
     from typing_extensions import Self
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
@@ -82,27 +66,31 @@ __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
 #: httpx's DEFAULT_LIMITS.
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
-#: Bytes read from the inner stream at a time (as httpcore reads).
-_READ_SIZE = 65536
-
 # -- exceptions, as httpx's own transports map them ----------------------------------------
 
-_EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
+
+@functools.cache
+def _exceptions() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]:
+    # httpcore's exception classes and httpx's, most specific first; loaded
+    # when httpcore is (see the top).
+    import httpcore
+
+    return (
+        (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+        (httpcore.ReadTimeout, httpx.ReadTimeout),
+        (httpcore.WriteTimeout, httpx.WriteTimeout),
+        (httpcore.PoolTimeout, httpx.PoolTimeout),
+        (httpcore.TimeoutException, httpx.TimeoutException),
+        (httpcore.ConnectError, httpx.ConnectError),
+        (httpcore.ReadError, httpx.ReadError),
+        (httpcore.WriteError, httpx.WriteError),
+        (httpcore.NetworkError, httpx.NetworkError),
+        (httpcore.ProxyError, httpx.ProxyError),
+        (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+        (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+        (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+        (httpcore.ProtocolError, httpx.ProtocolError),
+    )
 
 
 class _Mapped:
@@ -117,9 +105,9 @@ class _Mapped:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None or not isinstance(exc, Exception):
+        if exc is None or not isinstance(exc, Exception) or "httpcore" not in sys.modules:
             return
-        for source, target in _EXCEPTIONS:
+        for source, target in _exceptions():
             if isinstance(exc, source):
                 raise target(str(exc)) from exc
 
@@ -170,445 +158,12 @@ def _own_context(verify: ssl.SSLContext | str | bool, cert: Any, trust_env: bool
     return context
 
 
-# -- async: TLS over an httpcore stream ------------------------------------------------------
-
-
-def _is_truncation(exc: ssl.SSLError) -> bool:
-    return isinstance(exc, (ssl.SSLEOFError, ssl.SSLSyscallError)) or "UNEXPECTED_EOF" in str(exc)
-
-
-@final
-class _AsyncTLSStream(httpcore.AsyncNetworkStream):
-    # A client TLS stream over another httpcore stream (memory BIOs); see the top.
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        import anyio  # httpx depends on it; it runs on asyncio and on trio
-
-        self._inner = inner
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._send_lock = anyio.Lock()
-        self._obj: ssl.SSLObject | None = None
-        self._conn: ClientConnection | None = None
-        self._unclean = False
-        self._closed = False
-
-    async def _flush(self, timeout: float | None) -> None:
-        # Bytes are taken under the lock, so they leave in the order they were made.
-        async with self._send_lock:
-            data = self._outgoing.read()
-            if data:
-                await self._inner.write(data, timeout)
-
-    async def _feed(self, timeout: float | None) -> None:
-        data = await self._inner.read(_READ_SIZE, timeout)
-        if data:
-            self._incoming.write(data)
-        else:
-            self._incoming.write_eof()
-
-    async def handshake(
-        self,
-        context: ssl.SSLContext,
-        server_hostname: str,
-        port: int,
-        cache: object,
-        timeout: float | None,
-    ) -> None:
-        incoming, outgoing = self._incoming, self._outgoing
-
-        def create() -> ssl.SSLObject:
-            return context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
-
-        try:
-            conn, obj = ClientConnection.begin(
-                cache, context, server_hostname, port, create, _same
-            )
-        except BaseException:
-            self._closed = True
-            await _close_quietly(self._inner)
-            raise
-        self._conn, self._obj = conn, obj
-        try:
-            while True:
-                try:
-                    obj.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    await self._flush(timeout)
-                    await self._feed(timeout)
-            await self._flush(timeout)
-            conn.handshake_complete(obj)
-        except BaseException as exc:
-            conn.fail()
-            self._closed = True
-            await _close_quietly(self._inner)
-            if isinstance(exc, ssl.SSLError):
-                raise httpcore.ConnectError(str(exc)) from exc
-            raise
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        obj = self._obj
-        assert obj is not None
-        try:
-            while True:
-                try:
-                    data = obj.read(max_bytes)
-                except ssl.SSLWantReadError:
-                    await self._flush(timeout)  # a key update may have queued bytes
-                    await self._feed(timeout)
-                    continue
-                return data
-        except ssl.SSLZeroReturnError:
-            return b""  # close_notify: the server ended the stream cleanly
-        except ssl.SSLError as exc:
-            self._unclean = True
-            if _is_truncation(exc):
-                return b""  # as httpcore's own backends (https_compatible)
-            raise httpcore.ReadError(str(exc)) from exc
-        except BaseException:
-            self._unclean = True
-            raise
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        obj = self._obj
-        assert obj is not None
-        try:
-            obj.write(buffer)
-            await self._flush(timeout)
-        except ssl.SSLError as exc:
-            self._unclean = True
-            raise httpcore.WriteError(str(exc)) from exc
-        except BaseException:
-            self._unclean = True
-            raise
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        conn, obj = self._conn, self._obj
-        self._conn = None  # the cache is not kept alive by a closed stream
-        try:
-            if conn is not None:
-                # Store first, then do I/O: the next connection may start at once.
-                conn.close(obj, clean=not self._unclean)
-            if obj is not None and not self._unclean:
-                with contextlib.suppress(ssl.SSLError, ValueError):
-                    obj.unwrap()  # queue close_notify; the reply is not awaited
-                data = self._outgoing.read()
-                if data:
-                    with contextlib.suppress(Exception):  # the peer is gone: nothing to tell
-                        await self._inner.write(data, 1.0)
-        finally:
-            await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.UnsupportedProtocol("TLS inside TLS is not supported by resume.httpx")
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "ssl_object":
-            return self._obj
-        return self._inner.get_extra_info(info)
-
-
-def _same(obj: ssl.SSLObject) -> ssl.SSLObject:
-    return obj
-
-
-async def _close_quietly(stream: httpcore.AsyncNetworkStream) -> None:
-    with contextlib.suppress(Exception):
-        await stream.aclose()
-
-
-@final
-class _AsyncTCPStream(httpcore.AsyncNetworkStream):
-    # A connected TCP stream of the inner backend that knows its port.
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream, port: int, cache: object) -> None:
-        self._inner = inner
-        self._port = port
-        self._cache = cache
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        if server_hostname is None:
-            return await self._inner.start_tls(ssl_context, server_hostname, timeout)
-        await _fetch(self._cache, ssl_context, server_hostname, self._port)
-        tls = _AsyncTLSStream(self._inner)
-        await tls.handshake(ssl_context, server_hostname, self._port, self._cache, timeout)
-        return tls
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-async def _fetch(cache: object, context: ssl.SSLContext, peer: str, port: int) -> None:
-    # A store attached to the cache is read off the loop, before the SSL object exists.
-    import sniffio
-
-    if sniffio.current_async_library() == "trio":
-        from .._stores.link import fetch_for_trio
-
-        await fetch_for_trio(cache, context, peer, port)
-    else:
-        from .._stores.link import fetch_for_asyncio
-
-        await fetch_for_asyncio(cache, context, peer, port)
-
-
-@final
-class _AsyncBackend(httpcore.AsyncNetworkBackend):
-    # httpcore's backend for the running library, with resuming start_tls().
-
-    def __init__(self, cache: object) -> None:
-        self._cache = cache
-        self._backends: dict[str, httpcore.AsyncNetworkBackend] = {}
-
-    def _inner(self) -> httpcore.AsyncNetworkBackend:
-        import sniffio
-
-        library = sniffio.current_async_library()
-        backend = self._backends.get(library)
-        if backend is None:
-            backend = httpcore.TrioBackend() if library == "trio" else httpcore.AnyIOBackend()
-            self._backends[library] = backend
-        return backend
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner().connect_tcp(
-            host, port, timeout=timeout, local_address=local_address,
-            socket_options=socket_options,
-        )
-        return _AsyncTCPStream(stream, port, self._cache)
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        # No port to key on: TLS over a Unix socket does not resume.
-        return await self._inner().connect_unix_socket(
-            path, timeout=timeout, socket_options=socket_options
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner().sleep(seconds)
-
-
-# -- sync: TLS over a blocking socket ------------------------------------------------------
-
-
-def _readable(sock: socket.socket) -> bool:
-    # True if a read would not block (data, EOF or an error): a closed connection.
-    if sock.fileno() == -1:
-        return True
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    return bool(select.select([sock], [], [], 0)[0])
-
-
-@final
-class _SyncTLSStream(httpcore.NetworkStream):
-    # A client TLS socket made through the boundary; see the top.
-
-    def __init__(self, tls: ssl.SSLSocket, conn: ClientConnection) -> None:
-        self._tls = tls
-        self._conn: ClientConnection | None = conn
-        self._unclean = False
-        self._closed = False
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            self._tls.settimeout(timeout)
-            return self._tls.recv(max_bytes)
-        except ssl.SSLZeroReturnError:
-            return b""
-        except ssl.SSLError as exc:
-            self._unclean = True
-            if _is_truncation(exc):
-                return b""
-            raise httpcore.ReadError(str(exc)) from exc
-        except TimeoutError as exc:
-            self._unclean = True
-            raise httpcore.ReadTimeout(str(exc)) from exc
-        except OSError as exc:
-            self._unclean = True
-            raise httpcore.ReadError(str(exc)) from exc
-        except BaseException:
-            self._unclean = True
-            raise
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        try:
-            self._tls.settimeout(timeout)
-            self._tls.sendall(buffer)
-        except TimeoutError as exc:
-            self._unclean = True
-            raise httpcore.WriteTimeout(str(exc)) from exc
-        except OSError as exc:
-            self._unclean = True
-            raise httpcore.WriteError(str(exc)) from exc
-        except BaseException:
-            self._unclean = True
-            raise
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        conn, self._conn = self._conn, None
-        try:
-            if conn is not None:
-                conn.close(cast("TLSObject", self._tls), clean=not self._unclean)
-        finally:
-            self._tls.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        raise httpcore.UnsupportedProtocol("TLS inside TLS is not supported by resume.httpx")
-
-    def get_extra_info(self, info: str) -> Any:
-        tls = self._tls
-        if info == "ssl_object":
-            return tls
-        if info == "socket":
-            return tls
-        if info == "client_addr":
-            return tls.getsockname()
-        if info == "server_addr":
-            return tls.getpeername()
-        if info == "is_readable":
-            return _readable(tls)
-        return None
-
-
-@final
-class _SyncTCPStream(httpcore.NetworkStream):
-    # A connected TCP stream of httpcore's SyncBackend that knows its port.
-
-    def __init__(self, inner: httpcore.NetworkStream, port: int, cache: object) -> None:
-        self._inner = inner
-        self._port = port
-        self._cache = cache
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        sock = self._inner.get_extra_info("socket")
-        if (
-            server_hostname is None
-            or not isinstance(sock, socket.socket)
-            or isinstance(sock, ssl.SSLSocket)
-        ):
-            return self._inner.start_tls(ssl_context, server_hostname, timeout)
-        try:
-            sock.settimeout(timeout)
-            conn, tls = wrap_socket(
-                ssl_context, sock, server_hostname=server_hostname, port=self._port,
-                cache=self._cache,
-            )
-        except TimeoutError as exc:
-            self._inner.close()
-            raise httpcore.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:  # ssl.SSLError included
-            self._inner.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-        except BaseException:
-            self._inner.close()
-            raise
-        return _SyncTLSStream(tls, conn)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-@final
-class _SyncBackend(httpcore.NetworkBackend):
-    # httpcore's SyncBackend, with resuming start_tls().
-
-    def __init__(self, cache: object) -> None:
-        self._cache = cache
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address,
-            socket_options=socket_options,
-        )
-        return _SyncTCPStream(stream, port, self._cache)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        return self._inner.connect_unix_socket(
-            path, timeout=timeout, socket_options=socket_options
-        )
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
 # -- the transports ---------------------------------------------------------------------
 
 
 def _core_request(request: httpx.Request, stream: Any) -> httpcore.Request:
+    import httpcore  # loaded by then (see the top)
+
     return httpcore.Request(
         method=request.method,
         url=httpcore.URL(
@@ -624,6 +179,8 @@ def _core_request(request: httpx.Request, stream: Any) -> httpcore.Request:
 
 
 def _proxy_url(proxy: httpx.Proxy) -> httpcore.URL:
+    import httpcore
+
     return httpcore.URL(
         scheme=proxy.url.raw_scheme,
         host=proxy.url.raw_host,
@@ -678,17 +235,8 @@ def _proxy_of(proxy: Any) -> httpx.Proxy | None:
 
 
 
-@dataclass(frozen=True)
-class _Flavour:
-    # The httpcore classes of one I/O style, and resume's network backend for it.
-    direct: Callable[..., Any]
-    http_proxy: Callable[..., Any]
-    socks_proxy: Callable[..., Any]
-    backend: Callable[[object], Any]
-
-
 def _make_pool(
-    flavour: _Flavour, cache: object, *, verify: ssl.SSLContext | str | bool, cert: Any,
+    asynchronous: bool, cache: object, *, verify: ssl.SSLContext | str | bool, cert: Any,
     trust_env: bool, http1: bool, http2: bool, limits: httpx.Limits, proxy: Any,
     uds: str | None, local_address: str | None, retries: int,
     socket_options: Iterable[Any] | None,
@@ -696,6 +244,20 @@ def _make_pool(
     # What httpx's own transports do with their arguments, with the
     # transport's own context and resume's backend; returns (context, pool).
     # Through a proxy the pool is httpcore's own and connections do not resume.
+    import httpcore  # here, as httpx does (see the top)
+
+    from . import _httpcore
+
+    if asynchronous:
+        direct: Any = httpcore.AsyncConnectionPool
+        http_proxy: Any = httpcore.AsyncHTTPProxy
+        socks_proxy: Any = httpcore.AsyncSOCKSProxy
+        backend: Any = _httpcore.AsyncBackend
+    else:
+        direct, http_proxy, socks_proxy = (
+            httpcore.ConnectionPool, httpcore.HTTPProxy, httpcore.SOCKSProxy
+        )
+        backend = _httpcore.SyncBackend
     context = _own_context(verify, cert, trust_env)
     _set_alpn(context, http2)
     proxy = _proxy_of(proxy)
@@ -708,18 +270,18 @@ def _make_pool(
         "http2": http2,
     }
     if proxy is None:
-        return context, flavour.direct(
+        return context, direct(
             **pool_args, uds=uds, local_address=local_address, retries=retries,
-            socket_options=socket_options, network_backend=flavour.backend(cache),
+            socket_options=socket_options, network_backend=backend(cache),
         )
     if proxy.url.scheme in ("http", "https"):
-        return context, flavour.http_proxy(
+        return context, http_proxy(
             proxy_url=_proxy_url(proxy), proxy_auth=proxy.raw_auth,
             proxy_headers=proxy.headers.raw, proxy_ssl_context=proxy.ssl_context,
             socket_options=socket_options, **pool_args,
         )
     if proxy.url.scheme in ("socks5", "socks5h"):
-        return context, flavour.socks_proxy(
+        return context, socks_proxy(
             proxy_url=_proxy_url(proxy), proxy_auth=proxy.raw_auth, **pool_args
         )
     raise ValueError(
@@ -728,10 +290,6 @@ def _make_pool(
     )
 
 
-_ASYNC = _Flavour(
-    httpcore.AsyncConnectionPool, httpcore.AsyncHTTPProxy, httpcore.AsyncSOCKSProxy, _AsyncBackend
-)
-_SYNC = _Flavour(httpcore.ConnectionPool, httpcore.HTTPProxy, httpcore.SOCKSProxy, _SyncBackend)
 
 @final
 class AsyncHTTPTransport(httpx.AsyncBaseTransport):
@@ -765,8 +323,6 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        *,
-        cache: object = None,
         verify: ssl.SSLContext | str | bool = True,
         cert: Any = None,
         trust_env: bool = True,
@@ -778,11 +334,13 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         local_address: str | None = None,
         retries: int = 0,
         socket_options: Iterable[Any] | None = None,
+        *,
+        cache: object = None,
     ) -> None:
         resolve_cache(cache)
         self._cache = cache
         self._ssl_context, self._pool = _make_pool(
-            _ASYNC, cache, verify=verify, cert=cert, trust_env=trust_env, http1=http1,
+            True, cache, verify=verify, cert=cert, trust_env=trust_env, http1=http1,
             http2=http2, limits=limits, proxy=proxy, uds=uds, local_address=local_address,
             retries=retries, socket_options=socket_options,
         )
@@ -849,8 +407,6 @@ class HTTPTransport(httpx.BaseTransport):
 
     def __init__(
         self,
-        *,
-        cache: object = None,
         verify: ssl.SSLContext | str | bool = True,
         cert: Any = None,
         trust_env: bool = True,
@@ -862,11 +418,13 @@ class HTTPTransport(httpx.BaseTransport):
         local_address: str | None = None,
         retries: int = 0,
         socket_options: Iterable[Any] | None = None,
+        *,
+        cache: object = None,
     ) -> None:
         resolve_cache(cache)
         self._cache = cache
         self._ssl_context, self._pool = _make_pool(
-            _SYNC, cache, verify=verify, cert=cert, trust_env=trust_env, http1=http1,
+            False, cache, verify=verify, cert=cert, trust_env=trust_env, http1=http1,
             http2=http2, limits=limits, proxy=proxy, uds=uds, local_address=local_address,
             retries=retries, socket_options=socket_options,
         )

@@ -30,31 +30,60 @@
 #      and calls its wrap_socket(), the boundary: the key and the session are
 #      chosen when the SSLSocket is made, then the handshake runs.
 #
-# When the session is stored. http.client closes a connection whose response
-# says ``Connection: close`` as soon as the headers are read (the response
-# keeps the socket until its body is read), and urllib3 closes pooled
-# connections when the pool is full, dropped or cleared. close() stores the
-# session then, unless request() or getresponse() raised on this connection.
-# TLS 1.3 tickets come before the response, so they have been read by then.
+# When a connection ends. Sessions enter the cache as OpenSSL makes them
+# (resume._core.policy). The adapter's contexts make ResumingSSLSocket
+# (``sslsocket_class``, resume._integrations._common): the connection ends when
+# its socket really closes, which may be after urllib3's close() (http.client
+# closes a connection whose response says ``Connection: close`` as soon as the
+# headers are read; the response keeps the socket until its body is read), and
+# the socket sends close_notify then, so that servers with only a session-ID
+# cache keep the session. An error seen by request(), getresponse() or the
+# socket's reads and writes makes the close unclean; a fatal TLS error
+# (is_fatal) fails the connection: what it added to the cache is removed and
+# no close_notify is sent. (A context whose ``sslsocket_class`` was changed by
+# its owner makes plain sockets: close() then finishes the connection, without
+# close_notify.)
+#
+# Closing. urllib3 2's PoolManager.clear() drops its pools without closing their
+# connections (they close when collected, without close_notify). The
+# adapter's close() (``requests.Session.close()``) closes every connection of
+# every pool first.
+#
+# Drop-in. The constructor takes requests' own arguments, positionally too,
+# plus ``cache=``. Settings requests checks itself keep requests' errors: a
+# context the adapter cannot make (a CA path or certificate file that does not
+# exist or cannot be read) is not made; the pool then gets requests' own
+# arguments, requests' cert_verify() raises its own OSError and urllib3 its
+# own errors, exactly as without resume (and that configuration does not
+# resume). Pickling (a pickled requests.Session pickles its adapters) keeps the
+# arguments and the choice of cache, never a session: None (the process-wide
+# default cache) and False are kept as they are; an adapter with a
+# SessionCache of its own is unpickled with a new, empty SessionCache of the
+# same mode, size, timeout, per_key and tls13_ticket_reuse (no callbacks, no
+# store). Its contexts are made again on first use.
 #
 # Proxies: connections through a proxy (urllib3's ``proxy`` on the connection)
 # do not resume: the port would be the proxy's.
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import threading
+import weakref
 from collections.abc import Hashable
 from typing import Any, cast
 
 import requests
 import requests.adapters
 import urllib3
+from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
+from .._core.cache import SessionCache
 from .._core.defaults import create_client_context, resolve_cache
-from .._core.policy import ClientConnection, TLSObject
-from ._common import SocketOfferingContext, file_state
+from .._core.policy import ClientConnection, TLSObject, is_fatal
+from ._common import ResumingSSLSocket, SocketOfferingContext, file_state
 
 __all__ = ["HTTPAdapter"]
 
@@ -90,25 +119,35 @@ class _ResumingHTTPSConnection(urllib3.connection.HTTPSConnection):
             raise
         finally:
             self.ssl_context = real
+        if isinstance(self.sock, ResumingSSLSocket):
+            return  # the socket finishes the connection when it really closes
         self._resume_conn = stand_in.conn
+
+    def _resume_error(self, exc: BaseException) -> None:
+        self._resume_unclean = True
+        sock = self.sock
+        if isinstance(sock, ResumingSSLSocket):
+            sock.resume_error(exc)
+        elif self._resume_conn is not None and is_fatal(exc):
+            self._resume_conn.fail()
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         try:
             super().request(*args, **kwargs)
-        except BaseException:
-            self._resume_unclean = True
+        except BaseException as exc:
+            self._resume_error(exc)
             raise
 
     def getresponse(self) -> Any:
         try:
             return super().getresponse()
-        except BaseException:
-            self._resume_unclean = True
+        except BaseException as exc:
+            self._resume_error(exc)
             raise
 
     def close(self) -> None:
         conn, self._resume_conn = self._resume_conn, None
-        if conn is not None:
+        if conn is not None:  # a plain socket: the connection ends here
             tls = self.sock
             tls_object = cast("TLSObject", tls) if isinstance(tls, ssl.SSLSocket) else None
             conn.close(tls_object, clean=not self._resume_unclean)
@@ -116,12 +155,11 @@ class _ResumingHTTPSConnection(urllib3.connection.HTTPSConnection):
 
 
 def _pool_class(cache: object) -> type[urllib3.HTTPSConnectionPool]:
-    connection = type(
-        "_ResumingHTTPSConnection", (_ResumingHTTPSConnection,), {"_resume_cache": cache}
-    )
+    # Named as urllib3's own classes: urllib3 writes the pool's class name into
+    # its error messages (MaxRetryError), which requests passes on.
+    connection = type("HTTPSConnection", (_ResumingHTTPSConnection,), {"_resume_cache": cache})
     return type(
-        "_ResumingHTTPSConnectionPool", (urllib3.HTTPSConnectionPool,),
-        {"ConnectionCls": connection},
+        "HTTPSConnectionPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection}
     )
 
 
@@ -144,22 +182,52 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
     (where the OpenSSL binding is available; see :class:`resume.SessionKey`).
     Requests through a proxy do not resume.
 
+    Each connection sends close_notify when it closes, so that servers with
+    only a session-ID cache keep its session, and :meth:`close`
+    (``session.close()``) closes every pooled connection. A bad ``verify=``
+    or ``cert=`` path raises requests' own error. A pickled adapter keeps its
+    choice of cache but no session (see :doc:`/howto/requests`).
+
     Args:
+        pool_connections, pool_maxsize, max_retries, pool_block: as for
+            :class:`requests.adapters.HTTPAdapter` (positionally too).
         cache: a :class:`resume.SessionCache`; None for the process-wide
             :func:`resume.default_cache`; False for no resumption.
-        **kwargs: as for :class:`requests.adapters.HTTPAdapter`
-            (``pool_connections``, ``pool_maxsize``, ``max_retries``, ``pool_block``).
 
     Raises:
         TypeError: *cache* is not a SessionCache, None or False.
     """
 
-    def __init__(self, *, cache: object = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        pool_connections: int = DEFAULT_POOLSIZE,
+        pool_maxsize: int = DEFAULT_POOLSIZE,
+        max_retries: Any = DEFAULT_RETRIES,
+        pool_block: bool = DEFAULT_POOLBLOCK,
+        *,
+        cache: object = None,
+    ) -> None:
         resolve_cache(cache)
+        self._resume_setup(cache)
+        super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
+
+    def _resume_setup(self, cache: object) -> None:
         self._resume_cache = cache
         self._resume_contexts: dict[Hashable, ssl.SSLContext] = {}
+        self._resume_owned: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
         self._resume_lock = threading.Lock()
-        super().__init__(**kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """requests' own state, plus the choice of cache (never a session); see the top."""
+        state: dict[str, Any] = dict(super().__getstate__())  # type: ignore[misc]
+        state["_resume_cache_settings"] = _cache_settings(self._resume_cache)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled adapter: requests' state, and a cache chosen as documented."""
+        state = dict(state)
+        self._resume_setup(_cache_from_settings(state.pop("_resume_cache_settings", None)))
+        super().__setstate__(state)  # type: ignore[misc]
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
@@ -169,6 +237,23 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
         classes = dict(self.poolmanager.pool_classes_by_scheme)
         classes["https"] = _pool_class(self._resume_cache)
         self.poolmanager.pool_classes_by_scheme = classes
+
+    def close(self) -> None:
+        """Close every pooled connection, then dispose of the pools (as the base class).
+
+        urllib3 2's ``PoolManager.clear()`` drops the pools without closing their
+        connections; each is closed here first, with close_notify (see the top).
+        """
+        managers = [self.poolmanager, *self.proxy_manager.values()]
+        for manager in managers:
+            if not isinstance(manager, urllib3.PoolManager):
+                continue  # not urllib3's: its own clear() is all there is
+            pools = manager.pools
+            for key in list(pools.keys()):
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+        super().close()
 
     def ssl_context_for(self, verify: bool | str = True, cert: Any = None) -> ssl.SSLContext:
         """The :class:`ssl.SSLContext` this adapter uses for requests with *verify* and *cert*.
@@ -192,6 +277,7 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
                 if len(self._resume_contexts) >= _MAX_CONTEXTS:
                     self._resume_contexts.pop(next(iter(self._resume_contexts)))
                 self._resume_contexts[key] = context
+                self._resume_owned.add(context)
             return context
 
     def build_connection_pool_key_attributes(
@@ -202,7 +288,14 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
             request, verify, cert
         )
         if host_params.get("scheme") == "https":
-            context = self.ssl_context_for(verify, cert)
+            try:
+                context = self.ssl_context_for(verify, cert)
+            except Exception as exc:
+                # Not resumable: the pool gets requests' own arguments, and
+                # requests (cert_verify) or urllib3 raises its own error (see the top).
+                _LOG.debug("requests adapter: no context for verify=%r cert=%r: %s",
+                           verify, cert, exc)
+                return host_params, pool_kwargs
             pool_kwargs = {
                 "ssl_context": context,
                 "cert_reqs": "CERT_REQUIRED" if verify is not False else "CERT_NONE",
@@ -212,15 +305,33 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         """Check the CA bundle exists, then leave the files to the pool's context."""
         super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-        if url.lower().startswith("https") and issubclass(
-            getattr(conn, "ConnectionCls", object), _ResumingHTTPSConnection
-        ):
+        context = getattr(conn, "conn_kw", {}).get("ssl_context")
+        if url.lower().startswith("https") and context in self._resume_owned:
             # The context was made with these files: loading them again for each
             # connection would change its key (and cost a parse per connection).
             conn.ca_certs = None
             conn.ca_cert_dir = None
             conn.cert_file = None
             conn.key_file = None
+
+
+_LOG = logging.getLogger("resume")
+
+#: The SessionCache settings a pickled adapter keeps (see the top).
+_CACHE_SETTINGS = ("mode", "size", "timeout", "per_key", "tls13_ticket_reuse")
+
+
+def _cache_settings(cache: object) -> object:
+    # What pickling keeps of the cache choice: None, False, or a cache's settings.
+    if isinstance(cache, SessionCache):
+        return {name: getattr(cache, name) for name in _CACHE_SETTINGS}
+    return cache
+
+
+def _cache_from_settings(settings: object) -> object:
+    if isinstance(settings, dict):
+        return SessionCache(**settings)
+    return settings if settings is False else None
 
 
 def _make_context(verify: bool | str, cert: Any) -> ssl.SSLContext:
@@ -237,6 +348,9 @@ def _make_context(verify: bool | str, cert: Any) -> ssl.SSLContext:
     # urllib3 sets this list before every connection; set now, the context's
     # key (and a store registration) is final from the start.
     context.set_alpn_protocols(["http/1.1"])
+    # Its sockets finish their connection and send close_notify when they
+    # really close (resume._integrations._common): the documented attribute.
+    context.sslsocket_class = ResumingSSLSocket
     if cert:
         if isinstance(cert, (tuple, list)):
             context.load_cert_chain(cert[0], cert[1] if len(cert) > 1 else None)
