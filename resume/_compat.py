@@ -37,6 +37,23 @@
 # * ``ssl.SSLContext._msg_callback`` (CPython 3.8+, a debugging hook): lets
 #   ``resume probe`` count the NewSessionTicket messages a server sends.
 #   Fallback: the count is reported as unknown.
+# * ``socket.socket._real_close`` (every CPython 3): the one method through
+#   which a socket really closes, by close() with no ``makefile()`` file open
+#   or by the last such file's close (http.client reads a ``Connection:
+#   close`` response body through one after it "closed" the connection).
+#   ClosingSSLSocket calls its public ``on_real_close()`` hook there; the
+#   blocking HTTP integrations (resume._integrations._common) finish the
+#   connection and send close_notify in it. Fallback: should a Python stop
+#   calling it, the hook is never called: the socket closes as a plain
+#   SSLSocket (no close_notify), and the integration's own close path still
+#   finishes the connection.
+# * ``_SSLProtocolTransport._ssl_protocol._extra`` (asyncio's SSL transport,
+#   the legacy one of 3.10 and the new one of 3.11+ alike): the mapping that
+#   ``get_extra_info()`` reads. replace_ssl_transport_extra() changes one
+#   entry: resume.aiohttp reports the user's context as ``"sslcontext"``
+#   instead of its per-connection stand-in. Fallback: False, nothing changes
+#   (the stand-in, which forwards every attribute to the user's context, is
+#   reported).
 from __future__ import annotations
 
 import asyncio
@@ -48,7 +65,9 @@ from typing import Any, Final
 __all__ = [
     "RAW_SERVER_WRAP",
     "SSL_CONTEXT_C_TYPE",
+    "ClosingSSLSocket",
     "install_msg_callback",
+    "replace_ssl_transport_extra",
     "start_tls_server_310",
     "ssl_extension_path",
     "ssl_object_inner",
@@ -170,3 +189,25 @@ if sys.version_info < (3, 11):
         return ssl_protocol._app_transport
 
     start_tls_server_310 = _start_tls_310
+
+
+class ClosingSSLSocket(ssl.SSLSocket):
+    """An ssl.SSLSocket that calls :meth:`on_real_close` just before it really closes."""
+
+    def on_real_close(self) -> None:
+        """Called once the socket is about to close for real (no file of it open); override."""
+
+    def _real_close(self) -> None:
+        try:
+            self.on_real_close()
+        finally:
+            super()._real_close()  # type: ignore[misc]
+
+
+def replace_ssl_transport_extra(transport: object, name: str, value: object) -> bool:
+    """Make ``transport.get_extra_info(name)`` return *value*; False where it cannot."""
+    extra = getattr(getattr(transport, "_ssl_protocol", None), "_extra", None)
+    if not isinstance(extra, dict) or name not in extra:
+        return False
+    extra[name] = value
+    return True

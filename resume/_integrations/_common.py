@@ -60,14 +60,14 @@
 # closes for real when that file does. ResumingSSLSocket (an ssl.SSLSocket
 # that a context makes when its documented ``sslsocket_class`` is set to it,
 # as the requests adapter does on its own contexts) finishes the connection
-# there: its ``_real_close()`` (the one method ``socket.socket`` calls for both
-# ways a socket ends: close() with no file open, or the last file's close)
-# closes the ClientConnection, then sends close_notify, then closes. Its
-# reads and writes report errors to the connection: a fatal TLS error
-# (resume._core.policy.is_fatal) calls fail(), any other makes the close
-# unclean. Should a later Python stop calling ``_real_close()``, the socket
-# closes as a plain SSLSocket (no close_notify) and the owner's own close
-# path still closes the connection (ClientConnection.close is idempotent).
+# there, in resume._compat.ClosingSSLSocket's on_real_close() hook (called
+# for both ways a socket ends: close() with no file open, or the last file's
+# close): it closes the ClientConnection, then sends close_notify, then the
+# socket closes. Its reads and writes report errors to the connection: a
+# fatal TLS error (resume._core.policy.is_fatal) calls fail(), any other
+# makes the close unclean. Where the hook is never called (see
+# resume._compat), the socket closes as a plain SSLSocket, without
+# close_notify.
 from __future__ import annotations
 
 import concurrent.futures
@@ -77,6 +77,7 @@ import socket
 import ssl
 from typing import Any, cast, final
 
+from .._compat import ClosingSSLSocket
 from .._core.policy import ClientConnection, TLSObject, is_fatal
 from .._stores.link import _plan
 
@@ -136,7 +137,7 @@ def send_close_notify(tls: ssl.SSLSocket) -> None:
 
 
 @final
-class ResumingSSLSocket(ssl.SSLSocket):
+class ResumingSSLSocket(ClosingSSLSocket):
     """An SSLSocket that finishes its connection when it really closes; see the top."""
 
     _resume_conn: ClientConnection | None = None
@@ -174,16 +175,14 @@ class ResumingSSLSocket(ssl.SSLSocket):
             self.resume_error(exc)
             raise
 
-    def _real_close(self) -> None:
+    def on_real_close(self) -> None:
+        """The connection ends: close it in the policy, then send close_notify if established."""
         conn, self._resume_conn = self._resume_conn, None
-        try:
-            if conn is not None:
-                established = conn.established
-                conn.close(cast("TLSObject", self), clean=not self._resume_unclean)
-                if established:
-                    send_close_notify(self)
-        finally:
-            super()._real_close()  # type: ignore[misc]
+        if conn is not None:
+            established = conn.established
+            conn.close(cast("TLSObject", self), clean=not self._resume_unclean)
+            if established:
+                send_close_notify(self)
 
 
 def wrap_socket(

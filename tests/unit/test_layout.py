@@ -20,7 +20,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 PRIVATE_NAMES = frozenset({
     "_sslobj", "_ssl_object", "_SSLContext", "_SSLSocket", "_wrap_socket",
     "_msg_callback", "_sslcontext", "_ssl_protocol", "_sslobject", "_create",
-    "_app_transport", "_sslpipe",
+    "_app_transport", "_sslpipe", "_real_close",
 })
 #: Undocumented modules of the standard library that only _compat may import.
 PRIVATE_MODULES = frozenset({"_ssl", "asyncio.sslproto", "trio._ssl"})
