@@ -47,13 +47,15 @@
 #   calling it, the hook is never called: the socket closes as a plain
 #   SSLSocket (no close_notify), and the integration's own close path still
 #   finishes the connection.
-# * ``_SSLProtocolTransport._ssl_protocol._extra`` (asyncio's SSL transport,
-#   the legacy one of 3.10 and the new one of 3.11+ alike): the mapping that
-#   ``get_extra_info()`` reads. replace_ssl_transport_extra() changes one
-#   entry: resume.aiohttp reports the user's context as ``"sslcontext"``
-#   instead of its per-connection stand-in. Fallback: False, nothing changes
-#   (the stand-in, which forwards every attribute to the user's context, is
-#   reported).
+# * ``_SSLProtocolTransport._ssl_protocol`` and its ``_extra`` and
+#   ``_sslcontext`` (asyncio's SSL transport, the legacy one of 3.10 and the
+#   new one of 3.11+ alike): the mapping that ``get_extra_info()`` reads, and
+#   the context the protocol was given, which it uses only to make its
+#   SSLObject when the handshake starts. report_ssl_transport_context()
+#   replaces both after the handshake: resume.aiohttp reports the user's
+#   context instead of its per-connection stand-in. Fallback: False, nothing
+#   changes (the stand-in, which forwards every attribute to the user's
+#   context, is reported).
 from __future__ import annotations
 
 import asyncio
@@ -67,7 +69,7 @@ __all__ = [
     "SSL_CONTEXT_C_TYPE",
     "ClosingSSLSocket",
     "install_msg_callback",
-    "replace_ssl_transport_extra",
+    "report_ssl_transport_context",
     "start_tls_server_310",
     "ssl_extension_path",
     "ssl_object_inner",
@@ -204,10 +206,17 @@ class ClosingSSLSocket(ssl.SSLSocket):
             super()._real_close()  # type: ignore[misc]
 
 
-def replace_ssl_transport_extra(transport: object, name: str, value: object) -> bool:
-    """Make ``transport.get_extra_info(name)`` return *value*; False where it cannot."""
-    extra = getattr(getattr(transport, "_ssl_protocol", None), "_extra", None)
-    if not isinstance(extra, dict) or name not in extra:
+def report_ssl_transport_context(transport: object, context: object) -> bool:
+    """After the handshake, make *transport* report *context* as its SSL context; see the top.
+
+    Returns False (and changes nothing) where the transport is not asyncio's SSL
+    transport as this module knows it.
+    """
+    protocol: Any = getattr(transport, "_ssl_protocol", None)
+    extra = getattr(protocol, "_extra", None)
+    if not isinstance(extra, dict) or "sslcontext" not in extra:
         return False
-    extra[name] = value
+    extra["sslcontext"] = context
+    if hasattr(protocol, "_sslcontext"):
+        protocol._sslcontext = context
     return True

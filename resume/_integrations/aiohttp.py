@@ -50,8 +50,8 @@
 # ``get_extra_info("sslcontext")``. asyncio reports the ``ssl=`` object it was
 # given, which here is the per-connection stand-in. After the handshake,
 # _create_connection() puts the user's context back in its place
-# (resume._compat.replace_ssl_transport_extra: asyncio keeps that mapping in a
-# private attribute). Where it cannot, the stand-in stays (it forwards every
+# (resume._compat.report_ssl_transport_context: asyncio keeps it in private
+# attributes). Where it cannot, the stand-in stays (it forwards every
 # attribute to the user's context).
 #
 # The context. No mutable SSLContext is shared between owners
@@ -79,7 +79,7 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from .._adapters.asyncio_client import _OfferingContext
-from .._compat import replace_ssl_transport_extra
+from .._compat import report_ssl_transport_context
 from .._core.defaults import read_only_context, resolve_cache
 from .._core.policy import ClientConnection, is_fatal
 from .._stores.link import fetch_for_asyncio
@@ -225,7 +225,7 @@ async def _create_connection(
 def _report_context(transport: asyncio.Transport, context: ssl.SSLContext) -> None:
     # get_extra_info("sslcontext") gives the user's context, not the stand-in (see the top).
     if isinstance(transport.get_extra_info("sslcontext"), _OfferingContext):
-        replace_ssl_transport_extra(transport, "sslcontext", context)
+        report_ssl_transport_context(transport, context)
 
 
 class TCPConnector(aiohttp.TCPConnector):
