@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
+import threading
 from collections.abc import Callable, Iterator
 
 import aiohttp
@@ -120,3 +122,80 @@ def test_requests_session_close_closes_pooled_connections(
         for pool in kept:
             pool.close()
 
+
+
+#: A response that ends its connection: the client closes right after the body.
+CLOSING = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n"
+    b"Connection: close\r\n\r\nhello\n"
+)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("client", ["requests", "httpx-sync", "aiohttp"])
+def test_connection_close_response_ends_with_close_notify(
+    pki: ServerPKI, version: str, client: str
+) -> None:
+    """``Connection: close`` from the server: the client closes after the body, with close_notify.
+
+    http.client "closes" such a connection as soon as the headers are read and
+    the socket really closes when the body has been read: close_notify comes then.
+    One session (client, cache) serves every request, each on a new connection.
+    """
+    cache = _cache()
+    with SessionIdServer(pki.server_context(version), response=CLOSING) as srv:
+        url = f"https://localhost:{srv.port}/"
+        ca = str(pki.ca_file)
+        if client == "requests":
+            with requests.Session() as session:
+                session.mount("https://", resume.requests.HTTPAdapter(cache=cache))
+                for i in range(N + 1):
+                    assert session.get(url, verify=ca).text == "hello\n"
+                    srv.ended(i + 1)  # this connection ended before the next one
+        elif client == "httpx-sync":
+            context = resume.create_client_context(cafile=ca)
+            transport = resume.httpx.HTTPTransport(verify=context, cache=cache)
+            with httpx.Client(transport=transport) as c:
+                for i in range(N + 1):
+                    assert c.get(url).text == "hello\n"
+                    srv.ended(i + 1)
+        else:
+
+            async def main() -> None:
+                context = resume.create_client_context(cafile=ca)
+                connector = resume.aiohttp.TCPConnector(cache=cache, ssl=context)
+                async with aiohttp.ClientSession(connector=connector) as session:
+                    for i in range(N + 1):
+                        async with session.get(url) as r:
+                            assert await r.text() == "hello\n"
+                        await asyncio.to_thread(srv.ended, i + 1)
+
+            asyncio.run(main())
+        ended = srv.ended(N + 1)
+    assert [e.close_notify for e in ended] == [True] * (N + 1), ended
+    assert [e.reused for e in ended] == [False] + [True] * N, ended
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_send_close_notify_never_waits_for_the_peer(pki: ServerPKI, version: str) -> None:
+    """send_close_notify() on a blocking socket returns while the peer neither reads nor answers.
+
+    Were it to wait for the peer's close_notify, it would block until the
+    test's timeout. The peer then finds the alert; a second call, on the
+    shut-down socket, raises nothing.
+    """
+    from resume._integrations._common import send_close_notify
+
+    client_raw, server_raw = socket.socketpair()
+    server = pki.server_context(version).wrap_socket(
+        server_raw, server_side=True, do_handshake_on_connect=False
+    )
+    handshake = threading.Thread(target=server.do_handshake)
+    handshake.start()
+    client = pki.client_context(version).wrap_socket(client_raw, server_hostname="localhost")
+    handshake.join()
+    with client, server:
+        client.settimeout(None)  # blocking, as urllib3's and httpcore's sockets
+        send_close_notify(client)
+        send_close_notify(client)
+        assert server.recv(1024) == b""  # close_notify (a bare EOF would raise)
