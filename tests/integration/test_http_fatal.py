@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -167,7 +168,17 @@ CLIENTS: dict[str, Callable[[str, resume.SessionCache, str], None]] = {
 }
 
 
-@pytest.mark.parametrize("client", list(CLIENTS))
+#: Python 3.10's SSL transport leaves itself unclosed after a fatal error (aiohttp's own
+#: connector too: asyncio's "unclosed transport" ResourceWarning, seen when it is collected).
+_LEGACY_SSLPROTO = pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnraisableExceptionWarning"
+) if sys.version_info < (3, 11) else ()
+
+
+@pytest.mark.parametrize(
+    "client",
+    [pytest.param(c, marks=_LEGACY_SSLPROTO) if c == "aiohttp" else c for c in CLIENTS],
+)
 def test_fatal_tls_error_removes_the_connections_sessions(
     server: BreakingServer, pki: ServerPKI, client: str
 ) -> None:
