@@ -46,6 +46,9 @@ _SCRIPT = textwrap.dedent(
             pass
 
     ThreadingHTTPServer.daemon_threads = True
+    # socketserver's listen backlog is 5: a burst of 10 connections from nginx
+    # overflowed it, and the dropped SYNs came back a second later.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
