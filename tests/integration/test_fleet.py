@@ -85,7 +85,7 @@ def current_key_in_redis(url: str, secret: bytes) -> str | None:
     assert isinstance(raw, bytes) and raw.startswith(b"resume-sealed-1:")
     source = RedisKeySource(url, secret=secret)
     try:
-        keys, _ = source._decode(raw)
+        keys = source._decode(raw).keys
     finally:
         source.close()
     return keys[1].name[:4].hex()
