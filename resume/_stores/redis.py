@@ -56,6 +56,7 @@ from .redisclient import (
     Script,
     expect_bytes,
     expect_int,
+    expect_ok,
     expect_pair,
 )
 from .safefile import redact_url, scrub
@@ -298,7 +299,7 @@ class RedisStore(SessionStore):
     def _setup(self) -> bytes:
         with self._client.deadline():
             try:
-                self._client.call("SET", self._salt_key, _new_salt(), "NX")
+                expect_ok(self._client.call("SET", self._salt_key, _new_salt(), "NX"), "SET salt")
                 salt = expect_bytes(self._client.call("GET", self._salt_key), "GET salt")
             except RedisError as exc:
                 raise self._fail(exc) from None

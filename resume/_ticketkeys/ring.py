@@ -101,7 +101,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .._core.errors import StoreError
 from .._openssl.binding import binding
-from .._stores.redisclient import RedisClient, RedisError, Script, expect_bytes, expect_ok
+from .._stores.redisclient import (
+    RedisClient,
+    RedisError,
+    RedisReplyError,
+    Script,
+    expect_bytes,
+    expect_ok,
+)
 from .._stores.safefile import check_file, open_checked, redact_url, scrub
 
 __all__ = [
@@ -712,7 +719,19 @@ class RedisKeySource(KeySource):
         return _Ring(_decode_keys(lines, where), rotated_at, generation)
 
     def _get(self) -> bytes | None:
-        return expect_bytes(self._client.call("GET", self.key), f"GET {self.key!r}")
+        try:
+            reply = self._client.call("GET", self.key)
+        except RedisReplyError as exc:
+            if str(exc).startswith("WRONGTYPE"):  # a hash, a list...: not ours
+                raise ValueError(
+                    f"Redis key {self.key!r}: not a resume ticket-key ring (not a string)"
+                ) from None
+            raise
+        return expect_bytes(reply, f"GET {self.key!r}")
+
+    def _set(self, ring: _Ring, *, nx: bool = False) -> bool:
+        reply = self._client.call("SET", self.key, self._encode(ring), *(("NX",) if nx else ()))
+        return expect_ok(reply, f"SET {self.key!r}")
 
     def _hold(self, ring: _Ring) -> None:
         if self._held is None or ring.generation >= self._held.generation:
@@ -753,7 +772,7 @@ class RedisKeySource(KeySource):
                 if raw is None:
                     fresh = TicketKeyRing(clock=self._clock, interval=self.interval)
                     first = _Ring(fresh.keys, fresh.rotated_at, 1)
-                    self._client.call("SET", self.key, self._encode(first), "NX")
+                    self._set(first, nx=True)
                     raw = self._get()
         except RedisError as exc:
             raise StoreError(
@@ -805,11 +824,11 @@ class RedisKeySource(KeySource):
             now = self._clock()
             if not force and now < ring.rotated_at + self.interval:
                 if ring is self._held:  # not due, but Redis went back: put ours back
-                    self._client.call("SET", self.key, self._encode(ring))
+                    self._set(ring)
                 return False  # another server rotated first
             new = _Ring((ring.keys[1], ring.keys[2], TicketKey.generate()), now,
                         ring.generation + 1)
-            self._client.call("SET", self.key, self._encode(new))
+            self._set(new)
             self._hold(new)
             log.info("rotated the shared ticket keys in Redis key %r (generation %d)",
                      self.key, new.generation)
@@ -831,7 +850,7 @@ class RedisKeySource(KeySource):
             held = self._held
             if held is not None and (raw is None or self._decode(raw).generation
                                      < held.generation):
-                self._client.call("SET", self.key, self._encode(held))
+                self._set(held)
         finally:
             with contextlib.suppress(RedisError):
                 self._client.run(_UNLOCK_SCRIPT, [lock_key], [token])
@@ -856,7 +875,7 @@ class RedisKeySource(KeySource):
                 if raw is None:
                     # Redis lost its data (restarted without persistence): put ours back.
                     assert self._held is not None
-                    self._client.call("SET", self.key, self._encode(self._held), "NX")
+                    self._set(self._held, nx=True)
                     raw = self._get()
                     if raw is None:  # pragma: no cover - deleted again at once
                         return False

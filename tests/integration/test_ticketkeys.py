@@ -294,6 +294,67 @@ class TestInstall:
         assert "ticket-key callback failed (decrypt)" in caplog.text
 
 
+def is_tls13(pki: Pki) -> bool:
+    return pki.server.maximum_version == ssl.TLSVersion.TLSv1_3
+
+
+def single_use_run(servers: list[Pki], count: int) -> list[bool]:
+    """*count* connections, alternating over *servers*, by a client that never reuses a ticket.
+
+    On TLS 1.3 the client offers each ticket once (RFC 8446, C.4): a connection
+    that brought no new ticket leaves it nothing to offer next time. On TLS 1.2
+    sessions are reusable, so it keeps the one it has. Returns whether each resumed.
+    """
+    offered: ssl.SSLSession | None = None
+    results = []
+    for i in range(count):
+        server = servers[i % len(servers)]
+        got, reused = handshake(server, offered)
+        results.append(reused)
+        fresh = offered is None or got.id != offered.id
+        offered = got if fresh or not is_tls13(server) else None
+    return results
+
+
+class TestRenewal:
+    """A resumed TLS 1.3 connection gets a fresh ticket (the callback returns 2)."""
+
+    @pytest.mark.parametrize("mode", ["evp", "legacy"])
+    def test_single_use_client_resumes_every_connection(self, pki: Pki, mode: str) -> None:
+        """Through two servers sharing a ring, every connection after the first resumes."""
+        ring = TicketKeyRing()
+        a, b = other_server(pki), other_server(pki)
+        for server in (a, b):
+            _openssl.binding().install_ticket_callback(server.server, ring, mode=mode)
+        results = single_use_run([a, b], 12)
+        assert results == [False] + [True] * 11
+
+    def test_a_resumed_tls13_connection_brings_a_new_ticket(self, pki: Pki) -> None:
+        """TLS 1.3: the resumed session is a new ticket; TLS 1.2: the same session, reused."""
+        a = other_server(pki)
+        install_ticket_keys(a.server, TicketKeyRing())
+        first, _ = handshake(a)
+        second, reused = handshake(a, first)
+        assert reused
+        assert (second.id != first.id) == is_tls13(pki)
+        assert second.has_ticket
+
+    def test_a_previous_key_ticket_is_renewed_under_the_current_key(self, pki: Pki) -> None:
+        """A ticket of the previous key resumes and comes back under the current one."""
+        ring = TicketKeyRing()
+        a = other_server(pki)
+        install_ticket_keys(a.server, ring)
+        old, _ = handshake(a)
+        ring.rotate()  # old's key is now "previous"
+        renewed, reused = handshake(a, old)
+        assert reused
+        ring.rotate()  # old's key is gone; renewed's key is "previous"
+        _, reused = handshake(a, old)
+        assert not reused
+        _, reused = handshake(a, renewed)
+        assert reused
+
+
 class TestKeyFile:
     """HAProxy's key file: three base64 80-byte keys; rotated under an exclusive lock."""
 
