@@ -41,11 +41,16 @@ _FLOOD: Final = 64 * 1024
 class FakeRedis:
     """A server on 127.0.0.1 playing a hostile Redis (see MODES); a context manager."""
 
-    def __init__(self, mode: str, *, byte_delay: float = 0.01) -> None:
+    def __init__(
+        self, mode: str, *, byte_delay: float = 0.01, flood_limit: int = 32 * 1024 * 1024
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {sorted(MODES)}")
         self.mode = mode
         self.byte_delay = byte_delay
+        #: A flood stops (and the connection closes) after this many bytes, so
+        #: that a client without limits fails a test instead of filling memory.
+        self.flood_limit = flood_limit
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._stop = threading.Event()
@@ -115,11 +120,13 @@ class FakeRedis:
                     return
                 if self.mode == "silent":
                     continue
+                sent = 0
                 try:
                     for piece in self._answers():
-                        if self._stop.is_set():
+                        if self._stop.is_set() or sent > self.flood_limit:
                             return
                         conn.sendall(piece)
+                        sent += len(piece)
                         if self.mode == "trickle":
                             self._stop.wait(self.byte_delay)
                 except OSError:
@@ -128,6 +135,8 @@ class FakeRedis:
     def stop(self) -> None:
         """Close the listener and every connection (idempotent)."""
         self._stop.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
