@@ -39,7 +39,9 @@
 # failed in any way mid-call (timeout, bad reply, lost) is closed, never
 # reused: its stream is out of step. A pooled connection may have died while
 # idle (a restarted Redis): when one fails before any byte of the reply came
-# back, the call is retried once on a new connection, within the same deadline.
+# back, the call is retried once on a new connection, within the same deadline
+# (and the other idle connections, likely dead too, are dropped). After close()
+# calls still work but their connections are not kept.
 # Nothing here starts a thread, so a dead Redis never holds the process at
 # exit longer than the deadline of the calls in flight. After os.fork() the
 # child drops (closes its copies of) the parent's pooled connections instead of
@@ -336,6 +338,9 @@ class _Connection:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def __del__(self) -> None:
+        self.close()  # a client dropped without close(): no ResourceWarning
+
 
 class _Call:
     # One request and its reply on one connection, under one deadline and budget.
@@ -482,6 +487,7 @@ class RedisClient:
         self._idle: list[_Connection] = []
         self._local = threading.local()
         self._tls: ssl.SSLContext | None = None
+        self._closed = False
 
     # -- deadlines -----------------------------------------------------------------------
 
@@ -526,7 +532,10 @@ class RedisClient:
             except _Lost as exc:
                 conn.close()
                 if pooled and exc.clean and attempt == 0:
-                    continue  # a pooled connection that died while idle: once more
+                    # A pooled connection that died while idle (a restarted
+                    # server): its siblings likely did too. Once more, afresh.
+                    self._drop_idle()
+                    continue
                 raise RedisConnectionError(str(exc)) from None
             except BaseException:
                 conn.close()
@@ -548,7 +557,11 @@ class RedisClient:
             return self.call("EVAL", script.source, len(keys), *keys, *args)
 
     def close(self) -> None:
-        """Close the idle connections (a later call connects again)."""
+        """Close the connections; a later call still works, on a connection of its own."""
+        self._closed = True
+        self._drop_idle()
+
+    def _drop_idle(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
@@ -578,7 +591,7 @@ class RedisClient:
             conn.close()  # bytes after the reply: out of step
             return
         with self._lock:
-            if len(self._idle) < MAX_IDLE:
+            if len(self._idle) < MAX_IDLE and not self._closed:
                 self._idle.append(conn)
                 return
         conn.close()

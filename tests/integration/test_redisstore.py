@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -358,6 +359,23 @@ class TestConnections:
                 r.close()
             got = store.take(HOST)
         assert got is not None and got.data == session(1)
+
+    def test_all_pooled_connections_dead_after_a_restart(self, redis_server: RedisServer) -> None:
+        """Two idle connections, a restart: the next call drops both and reconnects once."""
+        from resume._stores.redisclient import RedisClient
+
+        client_ = RedisClient(redis_server.url, timeout=5.0)
+        try:
+            waiter = threading.Thread(target=lambda: client_.call("BLPOP", "go", 5))
+            waiter.start()  # holds its connection until the push below, made on another
+            assert client_.call("RPUSH", "go", "now") == 1
+            waiter.join(10)
+            assert len(client_._idle) == 2
+            redis_server.stop()
+            redis_server.start()
+            assert client_.call("PING") == "PONG"
+        finally:
+            client_.close()
 
     def test_unix_socket(self, tmp_path: Path) -> None:
         """unix:///PATH?db=N reaches a server on a Unix socket."""
