@@ -202,12 +202,23 @@ def main(argv: list[str]) -> None:
 
     from resume._ticketkeys.ring import RedisKeySource
 
+    def forget_keys(url: str) -> None:
+        # Each Fleet seals its ring with a secret of its own: start each from an empty Redis.
+        import redis as redis_py
+
+        client = redis_py.Redis.from_url(url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
     n = args.connections
     with tempfile.TemporaryDirectory() as tmp:
         redis = RedisServer(Path(tmp))
         redis.start()
         try:
             for version in ("1.2", "1.3"):
+                forget_keys(redis.url)
                 with Fleet(args.servers, redis.url) as fleet:
                     ctx = fleet.client_context(version)
                     rng = random.Random(1)
@@ -226,6 +237,7 @@ def main(argv: list[str]) -> None:
                         f"(the first connection is always full); {len(seen)} current keys seen; "
                         f"{n / elapsed:.0f} conn/s"
                     )
+                forget_keys(redis.url)
                 with Fleet(2, redis.url) as fleet:
                     ctx = fleet.client_context(version)
                     resumed, _ = hop(fleet, ctx, random.Random(2), n, None, single_use=True)
