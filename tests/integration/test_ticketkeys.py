@@ -709,6 +709,7 @@ class TestRingsOnlyMoveForward:
         try:
             ring_a, ring_b = a.load(), b.load()
             stale = client.get(RING_KEY)
+            assert isinstance(stale, bytes)
             for _ in range(3):
                 clock.advance(DEFAULT_ROTATION_INTERVAL)
                 assert a.refresh(ring_a)
@@ -742,6 +743,7 @@ class TestRingsOnlyMoveForward:
         try:
             ring = source.load()
             stale = client.get(RING_KEY)
+            assert isinstance(stale, bytes)
             clock.advance(DEFAULT_ROTATION_INTERVAL)
             assert source.refresh(ring)
             current = ring.keys
