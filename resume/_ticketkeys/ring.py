@@ -349,6 +349,10 @@ def install_ticket_keys(context: ssl.SSLContext, ring: TicketKeyRing) -> None:
     other's tickets (TLS 1.2 and 1.3). The callback holds the ring for the life
     of the process; installing again replaces it.
 
+    Every resumed TLS 1.3 connection gets a fresh ticket (the callback returns
+    2, "renew"), so clients that use each ticket once resume every time; on
+    TLS 1.2 only tickets of the previous key are renewed.
+
     On OpenSSL 1.1.1 the older ``HMAC_CTX`` callback
     (``SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB``) is used; the tickets are the same.
 
