@@ -120,6 +120,7 @@ def spec(request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServ
 
 
 class TestRestartedClient:
+    @pytest.mark.manpage("SSL_CTX_sess_set_get_cb:notes-1", "SSL_CTX_sess_set_get_cb:notes-2")
     def test_first_connections_after_a_restart_resume(
         self, server: SServer, version: str, spec: str
     ) -> None:
