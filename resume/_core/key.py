@@ -580,14 +580,21 @@ def _read_hello(context: ssl.SSLContext, state: _ContextState) -> None:
     # Once per context, when first seen: let it write a ClientHello into a memory
     # BIO (no socket, nothing sent) and read the ALPN list set before tracking.
     # The C-level _wrap_bio is used so that no subclass override runs.
+    # The SSL object is kept in a variable until the exception is handled: freed
+    # while SSLWantReadError propagates, its C free hooks (a FreeWatch of the
+    # binding) would run with that exception pending.
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hello = None
     try:
-        _C._wrap_bio(context, incoming, outgoing, False, "resume.invalid").do_handshake()
+        hello = _C._wrap_bio(context, incoming, outgoing, False, "resume.invalid")
+        hello.do_handshake()
     except ssl.SSLWantReadError:
         pass
     except (ssl.SSLError, ValueError, OSError):
         state.hello_pending = True  # cannot handshake as it is: try again on a change
         return
+    finally:
+        del hello
     state.hello_pending = False
     try:
         alpn, npn = _parse_hello(outgoing.read())

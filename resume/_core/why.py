@@ -17,8 +17,8 @@
 #
 #   look-up    "offered"             a session was found and will be offered;
 #              "no session"          nothing was ever stored under this key (first
-#                                    connection, or the earlier ones never closed
-#                                    cleanly: a session is stored on a clean close);
+#                                    connection, or the earlier ones went bad, or a
+#                                    TLS 1.3 client never read, so no ticket came);
 #              "expired"             the key held sessions, all past their lifetime;
 #              "ticket already used" the last session stored under the key was a
 #                                    TLS 1.3 ticket, and it was used up (single use);
