@@ -633,14 +633,17 @@ class SessionStore(ABC):
             if found is None:
                 return None
             entry, blob = found
+            # Delete first, warn after: a warning filter may turn the
+            # warning into an exception, and the entry must be gone anyway.
             try:
                 stored = self._open(name, blob)
             except _Unreadable as exc:
+                self._delete_raw(name, entry)
                 self._warn("unreadable", f"{exc}; it was dropped")
-                self._delete_raw(name, entry)
                 continue
-            if self._expired(stored, now):
+            if now > stored.expires:
                 self._delete_raw(name, entry)
+                self._report_expired(stored, now)
                 continue
             return stored
         return None
@@ -668,25 +671,24 @@ class SessionStore(ABC):
             except _Unreadable as exc:
                 self._warn("unreadable", f"{exc}; it was dropped")
                 continue
-            if self._expired(stored, now):
-                continue  # take() removed it already
+            if now > stored.expires:
+                self._report_expired(stored, now)  # take() removed it already
+                continue
             return stored
         return None
 
-    def _expired(self, stored: StoredSession, now: float) -> bool:
-        # The sealed expiry decides (see the top). The backend's copy is written
-        # with it and differs by rounding only (under a millisecond), so a
-        # backend that called an entry live well past its sealed expiry had its
-        # copy changed: say so. An entry just past it is dropped silently.
-        if not now > stored.expires:
-            return False
+    def _report_expired(self, stored: StoredSession, now: float) -> None:
+        # An entry the backend called live is past its sealed expiry, which is
+        # the one that counts (see the top). The backend's copy is written with
+        # the sealed one and differs by rounding only (under a millisecond): one
+        # well past it was changed in the store, so say so. One just past it
+        # (a race with the clock) is dropped silently.
         if now - stored.expires > _EXPIRY_SLACK:
             self._warn(
                 "expired",
                 "an entry past its sealed expiry was listed as live by the store (its "
                 "expiry there was changed); it was dropped",
             )
-        return True
 
     def delete(self, key: Hashable, session: bytes | None = None) -> int:
         """Delete the sessions under *key*, or only *session*; return how many went.
