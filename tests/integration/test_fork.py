@@ -1,4 +1,4 @@
-"""fork() while threads use resume (issue 18, finding 6): children neither deadlock nor lose sessions.
+"""fork() while threads use resume (issue 18, finding 6): no deadlock, no lost session.
 
 Each test runs a script in a new ``python -X dev`` process (forking the test
 process itself, with its own threads, would test pytest more than resume):

@@ -1,4 +1,4 @@
-"""resume._core.forks: every lock of resume is known to the fork hooks, held weakly, waited for boundedly.
+"""resume._core.forks: every lock is known to the fork hooks, held weakly, waited for boundedly.
 
 The forks themselves run in tests/integration/test_fork.py (in subprocesses);
 these tests call the hooks in this process, without forking.
@@ -55,7 +55,7 @@ class TestModuleLocks:
         import resume._core.cache as cache_module
         import resume._core.handle as handle_module
 
-        assert cache_module._REFLOCK is handle_module._REFLOCK
+        assert vars(cache_module)["_REFLOCK"] is handle_module._REFLOCK
         found.discard(("resume._core.cache", "_REFLOCK"))
         assert found <= known, f"module locks the fork hooks do not know: {found - known}"
         assert found, "the scan found no lock at all"
