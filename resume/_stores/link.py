@@ -899,6 +899,11 @@ def attach_store(
 
     Call :meth:`StoreLink.close` when done, off the event loop: it waits
     (boundedly) for the queued writes and writes back unused sessions.
+
+    A child process made with :func:`os.fork` may go on using the cache and
+    its link: the child gets a writer thread and a store connection of its
+    own on first use (writes the parent had queued stay the parent's). Like
+    the parent, it should :meth:`~StoreLink.close` the link before it exits.
     """
     link = StoreLink(
         cache, store, retry_after=retry_after, key_map=key_map, encode=encode, decode=decode,

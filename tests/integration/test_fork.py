@@ -25,7 +25,9 @@ from typing import Any
 
 import pytest
 
-from resume.stores import SQLiteStore
+from resume import SessionCache, StoreError
+from resume._stores import link as link_module
+from resume.stores import MemoryStore, SQLiteStore, attach_store
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
@@ -201,3 +203,47 @@ def test_a_child_store_link_writes_its_sessions(version: str, tmp_path: Path) ->
         assert store.get("parent") is not None
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+class TestChildState:
+    """What each object does in a child, checked by calling its hook here (no fork)."""
+
+    def test_a_link_forgets_the_parents_threads(self) -> None:
+        """Writer, thread pool, fetches in flight: the child has none; queued writes are done."""
+        cache = SessionCache()
+        store = MemoryStore()
+        link = attach_store(cache, store)
+        try:
+            link._fetch_executor()  # what an asyncio fetch makes
+            with link._lock:
+                write = link_module._Write(True, "k", b"der", 0.0)
+                link._queue.append(write)  # a write the parent's writer has not done yet
+                link._fetching = 2
+            link._fork_child()
+            assert link._executor is None
+            assert link._writer is None and not link._writing
+            assert link._fetching == 0
+            assert not link._queue and write.state == link_module._DONE
+            assert link.pending == 0
+            assert link._cond.acquire(False)  # a condition on the link's lock, usable
+            link._cond.release()
+        finally:
+            link.close()
+            store.close()
+
+    def test_a_sqlite_store_opens_a_new_connection(self, tmp_path: Path) -> None:
+        """The inherited connection is closed and never used; the next call opens another."""
+        os.chmod(tmp_path, 0o700)
+        with SQLiteStore(tmp_path / "sessions.db") as store:
+            assert store.put("k", b"session", expires=9_000_000_000)
+            inherited = store._conn
+            assert inherited is not None
+            store._fork_child()
+            assert store._conn is None
+            with pytest.raises(sqlite3.ProgrammingError):  # closed, not just set aside
+                inherited.execute("SELECT 1")
+            found = store.get("k")
+            assert found is not None and found.data == b"session"
+            assert store._conn is not None and store._conn is not inherited
+        with pytest.raises(StoreError, match="closed"):
+            store.get("k")
