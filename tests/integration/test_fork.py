@@ -9,7 +9,8 @@ process itself, with its own threads, would test pytest more than resume):
   waits for each child with a generous timeout and counts the ones that never
   finish: deadlocks.
 * a child that stores a session through a store link inherited from its parent
-  writes it to the SQLite file; this test process reads it back.
+  writes it to the store (a SQLite file, a real redis-server); this test
+  process reads it back.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_server import RedisServer, redis_server
 
 from resume import SessionCache, StoreError
 from resume._stores import link as link_module
-from resume.stores import MemoryStore, SQLiteStore, attach_store
+from resume.stores import MemoryStore, RedisStore, SQLiteStore, attach_store
+
+__all__ = ["redis_server"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
@@ -123,17 +127,18 @@ CHILD_LINK = textwrap.dedent(
     import json, os, sys, threading, warnings
     warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
     from resume import SessionCache, SessionHandle
-    from resume.stores import SQLiteStore, attach_store
+    from resume.stores import RedisStore, SQLiteStore, attach_store
     from resume.testing import ThrowawayPKI, memory_handshake
 
-    version, path = sys.argv[1], sys.argv[2]
+    version, spec = sys.argv[1], sys.argv[2]
     pki = ThrowawayPKI("localhost")
 
     def handle():
         client, _ = memory_handshake(pki.client_context(version), pki.server_context(version))
         return SessionHandle.from_ssl(client.session)
 
-    store = SQLiteStore(path)
+    store = (SQLiteStore(spec[7:]) if spec.startswith("sqlite:")
+             else RedisStore(spec, key=bytes(range(32))))
     cache = SessionCache(timeout=3600)
     link = attach_store(cache, store)
     h = handle()
@@ -190,19 +195,25 @@ def test_children_forked_while_threads_use_the_cache_never_deadlock(
     assert result == {"forks": FORKS, "deadlocks": 0, "failed": 0}
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
 @pytest.mark.parametrize("version", ["1.2", "1.3"], ids=["tls1.2", "tls1.3"])
-def test_a_child_store_link_writes_its_sessions(version: str, tmp_path: Path) -> None:
+def test_a_child_store_link_writes_its_sessions(
+    version: str, kind: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
     """A child stores a session through its parent's link; another process reads it."""
     os.chmod(tmp_path, 0o700)
     path = tmp_path / "sessions.db"
-    result = _run(CHILD_LINK, version, str(path))
+    spec = f"sqlite:{path}" if kind == "sqlite" else redis_server.url
+    result = _run(CHILD_LINK, version, spec)
     assert result == {"child": 0, "parent_reads": True}
-    with SQLiteStore(path) as store:
+    store = SQLiteStore(path) if kind == "sqlite" else RedisStore(spec, key=bytes(range(32)))
+    with store:
         assert store.get("child") is not None  # written by the child
         assert store.get("direct") is not None  # fetched by the child, put back at its close
         assert store.get("parent") is not None
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    if kind == "sqlite":
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 class TestChildState:
