@@ -196,10 +196,12 @@ def _reset(lock: _Lock) -> None:
 
 
 def _after_in_child() -> None:
+    released = {id(lock) for lock in _held}
     _release_held()
     objects = _live()
     for lock in _locks(objects):
-        _reset(lock)
+        if id(lock) not in released:  # a lock "before" could not take, or a newer one
+            _reset(lock)
     failed: list[Exception] = []
     for _, obj in objects:
         try:
