@@ -5,8 +5,11 @@ The suite runs on every Python resume supports: ``nox -s tests`` runs all of it 
 the core, binding and adapter tests (with the demo and the examples), which is what
 CI runs on the three Pythons besides 3.11. CI (``.ci/run``) runs the README's test
 command on 3.11, then the same checks as the lint, typecheck, docs and browser
-sessions. ``nox`` alone runs the default set; ``nox -s benchmarks``,
-``nox -s fuzz`` and ``nox -s soak`` are opt-in (slow, and measured, not asserted).
+sessions. ``nox -s docs browser`` builds the whole site and checks it in Chromium:
+the docs session runs the proof tests for the conformance matrix itself unless a
+fresh report is there (see docs/conf.py). ``nox`` alone runs the default set;
+``nox -s benchmarks``, ``nox -s fuzz`` and ``nox -s soak`` are opt-in (slow, and
+measured, not asserted).
 
 Interpreters are found on ``PATH`` as ``python3.X``; where pyenv installed one that
 ``PATH`` cannot run (this project's machine image has 3.10, 3.12 and 3.13 so, behind
@@ -127,12 +130,16 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
-    """Build the site with -n -W --keep-going (using the last test report), then its doctests."""
+    """Build the whole site, proof results included (-E -n -W --keep-going), then its doctests."""
     session.install("-e", ".[docs,test]")
+    # docs/conf.py runs the proof tests (pytest -m manpage) when the conformance
+    # report is missing, older than the code or the tests, or silent about a proof;
+    # RESUME_DOCS_RUN_PROOFS=always runs them on every build, 0 never.
+    env = {"RESUME_DOCS_RUN_PROOFS": os.environ.get("RESUME_DOCS_RUN_PROOFS", "1")}
     for builder in ("html", "doctest"):
         session.run(
-            "sphinx-build", "-n", "-W", "--keep-going", "-b", builder,
-            "docs", f"docs/_build/{builder}",
+            "sphinx-build", "-E", "-n", "-W", "--keep-going", "-b", builder,
+            "docs", f"docs/_build/{builder}", env=env,
         )
 
 

@@ -3,8 +3,9 @@
 A local HTTPS server (the standard library's http.server over TLS, with a
 throwaway certificate from trustme) answers each request with whether the
 server resumed the session. Each request here comes from a new
-requests.Session, as short scripts often do: the adapters share one TLS
-context per configuration, so the sessions carry over.
+requests.Session, as short scripts often do: each adapter makes its own TLS
+context, and contexts configured alike share their cache keys, so the
+sessions carry over.
 """
 
 from __future__ import annotations

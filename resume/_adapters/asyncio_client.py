@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, final
 from .._core.defaults import default_ssl_context, resolve_cache
 from .._core.handle import SessionHandle
 from .._core.key import SessionKey, make_key
-from .._core.policy import ClientConnection
+from .._core.policy import ClientConnection, is_fatal
 from .._stores.link import fetch_for_asyncio
 
 if TYPE_CHECKING:
@@ -201,6 +201,8 @@ class ResumingStreamWriter(asyncio.StreamWriter):
     def _finish(self, *, clean: bool) -> None:
         if not self._finished:
             self._finished = True
+            if is_fatal(self._resume_reader.exception()):
+                self._resume_conn.fail()  # a fatal alert: what this connection added goes
             self._resume_conn.close(self._ssl_object, clean=clean)
 
     def close(self) -> None:

@@ -10,11 +10,11 @@
 #   1. ``_AcceptProtocol.connection_made`` pauses reading at once (the ClientHello
 #      must reach the SSL protocol, not us) and starts ``_upgrade``;
 #   2. ``_upgrade`` awaits ``loop.start_tls(..., server_side=True,
-#      ssl_handshake_timeout=...)`` with a ``StreamReaderProtocol`` as the
-#      application protocol, counts the handshake (resumed or full) or the
-#      failure, and calls the protocol's ``connection_made`` with the TLS transport
-#      (start_tls does not), which builds the ``StreamWriter`` and runs the
-#      callback, exactly as ``asyncio.start_server`` does;
+#      ssl_handshake_timeout=...)`` with a ``StreamReaderProtocol`` (a subclass,
+#      see below) as the application protocol, counts the handshake (resumed or
+#      full) or the failure, and calls the protocol's ``connection_made`` with the
+#      TLS transport (start_tls does not), which builds the ``StreamWriter`` and
+#      runs the callback, exactly as ``asyncio.start_server`` does;
 #   3. the callback runs in a task we track; when it returns the writer is
 #      closed (``close_notify``; at most *close_timeout* seconds), as serve_tls
 #      closes its stream.
@@ -49,6 +49,19 @@
 # never writes, and transport writes never block the loop (they are buffered),
 # so a client that never reads cannot stall the server; the close waits at most
 # *close_timeout* (``ssl_shutdown_timeout``, Python 3.11+).
+#
+# The application protocol knows from birth that it runs over TLS. A plain
+# ``StreamReaderProtocol`` learns it in ``connection_made`` (from the transport's
+# ``sslcontext``), and until then its ``eof_received()`` returns True, "keep the
+# transport open", which an SSL transport cannot do: asyncio's SSL protocol logs
+# "returning true from eof_received() has no effect when using ssl". Step 2 calls
+# ``connection_made`` one turn of the loop after the handshake ends, and a client
+# that sends close_notify right behind its last handshake flight (``openssl
+# s_client -reconnect``; any client that closes at once after a resumed TLS 1.2 or
+# any TLS 1.3 handshake) has it read in that same turn, before. So the protocol
+# is ``_TLSStreamReaderProtocol``, whose ``eof_received()`` always answers False
+# (close), as ``asyncio.start_server(ssl=...)``'s own protocol does, and the log
+# stays as quiet as plain asyncio's. The reader gets its EOF either way.
 #
 # Resumption itself is OpenSSL's, as for serve_tls (see resume._adapters.server_settings).
 from __future__ import annotations
@@ -191,7 +204,7 @@ class _State:
         transport.resume_reading()
         transport.pause_reading()
         reader = asyncio.StreamReader(limit=self.limit, loop=self.loop)
-        protocol = asyncio.StreamReaderProtocol(reader, self._connected, loop=self.loop)
+        protocol = _TLSStreamReaderProtocol(reader, self._connected, loop=self.loop)
         kwargs: dict[str, Any] = {"ssl_handshake_timeout": self.handshake_timeout}
         if sys.version_info >= (3, 11):
             kwargs["ssl_shutdown_timeout"] = self.close_timeout
@@ -253,6 +266,14 @@ class _State:
             if not writer.transport.is_closing():  # pragma: no cover - defensive
                 writer.transport.abort()
             self.counters.closed += 1
+
+
+class _TLSStreamReaderProtocol(asyncio.StreamReaderProtocol):
+    # A StreamReaderProtocol that is over TLS before connection_made tells it so
+    # (see "The application protocol knows from birth" above).
+    def eof_received(self) -> bool:
+        super().eof_received()  # feeds the EOF to the reader
+        return False  # let the SSL transport close, as it will anyway
 
 
 class _AcceptProtocol(asyncio.Protocol):

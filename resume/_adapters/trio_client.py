@@ -47,7 +47,7 @@ from .._core.defaults import default_ssl_context, resolve_cache
 from .._core.handle import SessionHandle
 from .._core.key import SessionKey, normalize_peer
 from .._core.limits import check_port
-from .._core.policy import ClientConnection
+from .._core.policy import ClientConnection, is_fatal
 from .._stores.link import fetch_for_trio
 
 if TYPE_CHECKING:
@@ -184,8 +184,10 @@ class ResumingSSLStream(trio.abc.Stream):
         """
         try:
             await self._ssl_stream.send_all(data)
-        except BaseException:
+        except BaseException as exc:
             self._unclean = True
+            if is_fatal(exc):
+                self._conn.fail()  # a fatal alert: what this connection added goes
             raise
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -205,6 +207,8 @@ class ResumingSSLStream(trio.abc.Stream):
             raise
         except trio.BrokenResourceError as exc:
             self._unclean = True
+            if is_fatal(exc):
+                self._conn.fail()  # a fatal alert: what this connection added goes
             if self._https_compatible and _is_truncation(exc):
                 return b""
             raise
@@ -408,8 +412,9 @@ async def open_tls_stream(
         host: the name or address to connect to.
         port: the TCP port.
         ssl_context: a client :class:`ssl.SSLContext`; None means
-            :func:`~resume.default_ssl_context`, one shared
-            :func:`ssl.create_default_context`. Sessions never cross contexts.
+            :func:`~resume.default_ssl_context`, one shared, read-only
+            :func:`ssl.create_default_context`. Sessions cross contexts only
+            where their keys agree (see :class:`~resume.SessionKey`).
         cache: a :class:`~resume.SessionCache`; None (the default) for the
             process-wide :func:`~resume.default_cache`; False for no resumption.
         server_hostname: the name to send as SNI and verify; defaults to *host*.

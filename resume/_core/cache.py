@@ -175,6 +175,8 @@ class SessionCache:
         on_remove: called as ``on_remove(cache, handle)`` when an entry leaves the
             cache; the handle is valid during the call and the callback must not
             free it (``SSL_CTX_sess_set_remove_cb()``).
+        tls13_ticket_reuse: lend TLS 1.3 tickets like TLS 1.2 sessions instead of
+            using each one once (see :attr:`tls13_ticket_reuse`).
 
     Keys are any hashable value; :mod:`resume.trio` and :mod:`resume.asyncio`
     use a key that names the peer and every TLS setting that matters.
@@ -194,6 +196,7 @@ class SessionCache:
         per_key: int = 4,
         on_new: OnNew | None = None,
         on_remove: OnRemove | None = None,
+        tls13_ticket_reuse: bool = False,
     ) -> None:
         if size < 0:
             raise ValueError(f"size must be >= 0 (0 means unlimited), got {size}")
@@ -206,6 +209,7 @@ class SessionCache:
         self._timeout = float(timeout)
         self._clock = clock
         self._per_key = per_key
+        self._tls13_ticket_reuse = bool(tls13_ticket_reuse)
         self.on_new: OnNew | None = on_new
         self.on_remove: OnRemove | None = on_remove
         self._lock = threading.RLock()
@@ -230,6 +234,22 @@ class SessionCache:
         forks.register(self, forks.CACHE)
 
     # -- configuration ------------------------------------------------------------
+
+    @property
+    def tls13_ticket_reuse(self) -> bool:
+        """True if the client policy offers a TLS 1.3 ticket more than once.
+
+        By default each TLS 1.3 ticket is offered once and then dropped (RFC 8446,
+        appendix C.4: a reused ticket lets a network observer link the
+        connections), and every ticket a server sends is kept, up to
+        :attr:`per_key`. With ``tls13_ticket_reuse=True`` a ticket is lent like a
+        TLS 1.2 session, as Go's client does: a server that accepts reuse then
+        resumes every connection even if it sends tickets only after full
+        handshakes (Node.js, lighttpd), at the cost of that linkability. A
+        reused ticket that the server declines is dropped like any declined
+        session.
+        """
+        return self._tls13_ticket_reuse
 
     @property
     def mode(self) -> CacheMode:

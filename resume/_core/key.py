@@ -18,15 +18,15 @@
 #   most a full handshake and never offers a session where it does not belong.
 #   Addresses are written in their canonical form (``::1``, not ``0:0::1``).
 # * ``port`` is the port of the server, not of a proxy in between.
-# * ``digest`` is a SHA-256 digest, truncated to 128 bits, of a random
-#   per-context token and of every entry of KEY_TABLE below.
+# * ``digest`` is a SHA-256 digest, truncated to 128 bits, of the context's
+#   identity (below) and of every entry of KEY_TABLE below.
 #
 # One table, two digests. KEY_TABLE lists everything of an ``ssl.SSLContext``
 # that a handshake verifies or presents, and how resume reads it. The
-# in-process digest hashes the context's random token and the table's values;
-# the persisted digest (``persisted_digests``, behind
+# in-process digest hashes the context's identity and the table's values; the
+# persisted digest (``persisted_digests``, behind
 # ``resume.stores.context_label_digest``) hashes the same values without the
-# token, plus the caller's label, so that another process that builds its
+# identity, plus the caller's label, so that another process that builds its
 # context alike computes it too. No entry can be in one and not the other.
 #
 # The boundary. The key is computed, and the session chosen, in the same
@@ -36,10 +36,46 @@
 # read again right after the SSLObject exists; if another thread changed it in
 # between, the connection neither offers nor stores a session.
 #
-# Context identity. ``id(context)`` is recycled as soon as a context dies, so a
-# session of a dead context could be offered on a new one with other settings.
-# Each context instead gets a random 16-byte token the first time it is seen,
-# kept in a WeakKeyDictionary (it dies with the context).
+# Context identity: no shared contexts, shared keys. No mutable SSLContext is
+# shared between owners (two HTTP transports, two adapters): a context handed
+# to two owners is loosened for both when either changes it. Each owner has its
+# own context, and sessions flow between contexts configured alike through the
+# key. Which contexts are "alike" depends on what resume knows of their past:
+#
+# * a context resume saw being born (``track_new_context``: made by
+#   create_client_context() or by the integrations, tracked before anything
+#   was loaded into it; ``born_tracked``) is fully described by KEY_TABLE,
+#   plus what its trust calls read from outside (``birth``: the state of the
+#   CA directories and default verify paths named when they were called; CA
+#   files are in the table by content). Its identity is that recipe, so two
+#   such contexts configured alike get one digest, and any change the owner
+#   makes to its own context (verify_mode, check_hostname, a CA, a client
+#   certificate, ALPN) changes its digest, and only its. Sessions then cross
+#   SSL_CTX objects: OpenSSL's client checks only the session-ID context (empty
+#   on every client context), and resume offers through ``SSL_set_session()``
+#   on the binding (resume._openssl.native), which ``ssl``'s own setter would
+#   refuse ("Session refers to a different SSLContext"). Where the binding is
+#   unavailable (``available()`` is None) that path does not exist, so these
+#   contexts fall back to the random token below: their sessions do not flow
+#   between contexts, only within each;
+# * any other context gets a random 16-byte token the first time it is seen,
+#   kept in a WeakKeyDictionary (it dies with the context): settings made on it
+#   before resume saw it are not in the table, so only the context itself is
+#   known to share them. (``id(context)`` would not do: it is recycled as soon
+#   as a context dies, so a session of a dead context could be offered on a
+#   new one with other settings.)
+# * an untrackable context (below) is keyed by its token alone.
+#
+# Attacker's view of shared digests. Loosening one's own context
+# (``verify_mode = CERT_NONE``, ``check_hostname = False``, another CA, a client
+# certificate) changes its digest, so its sessions are never offered on a
+# strict sibling, nor the sibling's on it. Two limits: a tracked method called
+# through the class (``ssl.SSLContext.load_verify_locations(ctx, ...)``) goes
+# unseen, and now also by the siblings; and a CA loaded while one of the
+# context's handshakes is in flight reaches that handshake (the SSL object
+# shares its context's X509_STORE), so the integrations check, after the
+# handshake, that the context's digest is still the key's before storing
+# (resume._integrations._common.handshake_complete).
 #
 # What ``ssl`` cannot tell. There is no getter for the client certificate, the
 # ALPN list, or a change of the trust store through a CA directory. The first
@@ -117,13 +153,16 @@ __all__ = [
     "TRACKED_METHODS",
     "KeyEntry",
     "SessionKey",
+    "KeySettings",
     "connection_key",
+    "connection_key_and_settings",
     "context_digest",
     "make_key",
     "normalize_peer",
     "persisted_digests",
     "still_current",
     "track_new_context",
+    "tracked_from_birth",
 ]
 
 
@@ -137,10 +176,15 @@ class SessionKey(NamedTuple):
       so ``example.com.`` is another peer), or the same address in canonical
       form when there is no name;
     * the same port of the TLS server (of the origin, not of a proxy);
-    * the same :class:`ssl.SSLContext` *object* with the same settings: verify
-      mode, hostname checking, verify flags, protocol bounds, options, host
-      flags, post-handshake authentication, ciphers and security level,
-      trusted CAs, client certificate, ALPN list.
+    * the same TLS settings: verify mode, hostname checking, verify flags,
+      protocol bounds, options, host flags, post-handshake authentication,
+      ciphers and security level, trusted CAs, client certificate, ALPN list;
+    * and the same :class:`ssl.SSLContext` *object*, except between contexts
+      made by :func:`~resume.create_client_context` (and the HTTP
+      integrations), which resume tracks from birth: those share keys when
+      their settings are equal, so sessions flow between them (through
+      ``SSL_set_session()``, where the OpenSSL binding is available; without
+      it, sessions stay with their context).
 
     The key is computed, and the session chosen, in the call that creates the
     connection's SSL object, from the context's settings at that moment.
@@ -203,8 +247,9 @@ def _ca_certs(context: ssl.SSLContext, state: _ContextState) -> object:
 
 
 #: Everything that goes into a client key, in order. Both digests read this
-#: table: the in-process one (with the context's random token) and the
-#: persisted one (with a label instead).
+#: table: the in-process one (with the context's identity: its random token,
+#: or its recipe if it was tracked from birth) and the persisted one (with a
+#: label instead).
 KEY_TABLE: tuple[KeyEntry, ...] = (
     _attribute("verify_mode", "verify_mode"),
     _attribute("check_hostname", "check_hostname"),
@@ -228,6 +273,20 @@ KEY_TABLE: tuple[KeyEntry, ...] = (
     _tracked("ecdh_curve"),
 )
 
+@final
+class KeySettings(NamedTuple):
+    """The ``"attribute"`` entries of :data:`KEY_TABLE`, as read for one key (C getter values)."""
+
+    verify_mode: int
+    check_hostname: bool
+    verify_flags: int
+    minimum_version: int
+    maximum_version: int
+    options: int
+    host_flags: int
+    post_handshake_auth: bool
+
+
 _ATTRIBUTE_GETTERS: tuple[Callable[[ssl.SSLContext], Any], ...] = tuple(
     getattr(_C, attr).__get__
     for attr in (
@@ -242,6 +301,7 @@ _ATTRIBUTE_GETTERS: tuple[Callable[[ssl.SSLContext], Any], ...] = tuple(
     )
 )
 assert len(_ATTRIBUTE_GETTERS) == sum(e.source == "attribute" for e in KEY_TABLE)
+assert KeySettings._fields == tuple(e.name for e in KEY_TABLE if e.source == "attribute")
 
 #: Methods whose calls change what a handshake verifies or presents, and the
 #: KEY_TABLE entry each records into (None: the entry is read back by a getter).
@@ -277,21 +337,48 @@ def _protocols(protocols: object) -> str:
     return repr(names) if names else ""
 
 
+def _path_state(path: object) -> str:
+    # A CA directory or file named by a trust call: its name, and (size, mtime)
+    # of the entry itself (a directory's changes when files come or go).
+    try:
+        name = os.fsdecode(path)  # type: ignore[arg-type]
+        st = os.stat(name)
+    except (OSError, TypeError, ValueError):
+        return f"{path!r}:absent"
+    return f"{name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _trust_sources(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    # What a trust call of a born-tracked context reads from outside that the
+    # table cannot see: a CA directory (loaded lazily, during verification),
+    # or OpenSSL's default file and directory (named by SSL_CERT_FILE and
+    # SSL_CERT_DIR at the time of the call). CA files and data are in the
+    # table by content (trust_calls, ca_certs).
+    if name == "load_verify_locations":
+        capath = args[1] if len(args) > 1 else kwargs.get("capath")
+        return "" if capath is None else "dir:" + _path_state(capath)
+    paths = ssl.get_default_verify_paths()
+    cafile = os.environ.get(paths.openssl_cafile_env, paths.openssl_cafile)
+    capath = os.environ.get(paths.openssl_capath_env, paths.openssl_capath)
+    return f"default:{_path_state(cafile)},{_path_state(capath)}"
+
+
+#: See _ContextState.memo.
+_Memo = tuple[tuple[Any, ...] | None, int, str, dict[tuple[str, int], SessionKey], bytes]
+
+
 @final
 class _ContextState:
     # What resume knows about one SSLContext. Guarded by _LOCK for updates.
     __slots__ = (
+        "birth",
         "born_tracked",
         "certificate_checked",
-        "digest",
-        "digest_generation",
         "generation",
         "getter",
         "hello_pending",
         "installed",
-        "keys",
-        "snapshot",
-        "stable",
+        "memo",
         "token",
         "tracked",
         "unknown",
@@ -308,13 +395,14 @@ class _ContextState:
         # then A again gives a third state, never the first: which one OpenSSL
         # keeps per key type is not visible, so no change is assumed undone.
         self.tracked: dict[str, str] = {}
-        self.snapshot: tuple[Any, ...] | None = None
-        self.digest = ""
-        self.stable = b""
-        self.digest_generation = -1
-        # Keys already built for this digest, by (peer as given, port): most
-        # programs talk to few servers, so the per-connection key is a dict hit.
-        self.keys: dict[tuple[str, int], SessionKey] = {}
+        # The latest digest and what it was computed from, as ONE tuple so
+        # that a reader never pairs a snapshot with another snapshot's digest
+        # (another thread may replace it at any time):
+        # (attribute snapshot, generation, digest, keys, stable values).
+        # ``keys`` memoises the keys built for this digest, by (peer as given,
+        # port): most programs talk to few servers, so the per-connection key
+        # is a dict hit.
+        self.memo: _Memo = (None, -1, "", {}, b"")
         # Why resume cannot know this context's state (None: it can).
         self.unknown: str | None = None
         self.warned = False
@@ -327,6 +415,9 @@ class _ContextState:
         self.hello_pending = False
         # Made by create_client_context(): nothing was set before tracking.
         self.born_tracked = False
+        # For a born-tracked context: a running SHA-256 over what its trust calls
+        # read from outside (see "Context identity" at the top).
+        self.birth = ""
         self.certificate_checked = False
 
     def record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -353,7 +444,14 @@ class _ContextState:
             what = _protocols(given)
         else:
             what = repr(args) + repr(sorted(kwargs.items()))
+        outside = (
+            _trust_sources(name, args, kwargs)
+            if self.born_tracked and entry == "trust_calls"
+            else None
+        )
         with _LOCK:
+            if outside is not None:
+                self.birth = hashlib.sha256(f"{self.birth}|{outside}".encode()).hexdigest()
             if entry in _ADDING:
                 previous = self.tracked.get(entry, "")
                 chained = f"{previous}|{name}:{what}".encode()
@@ -525,7 +623,12 @@ def _state(context: ssl.SSLContext, *, new: bool = False) -> _ContextState:
 
 
 def track_new_context(context: ssl.SSLContext) -> None:
-    """Start tracking *context*, which its caller has just created and not changed."""
+    """Start tracking *context*, which its caller has just created and not changed.
+
+    Such a context is "born tracked": everything set on it afterwards is in its
+    key, so it shares keys (and sessions) with other born-tracked contexts
+    configured alike, where the OpenSSL binding is available.
+    """
     _state(context, new=True)
 
 
@@ -546,12 +649,39 @@ def _values(context: ssl.SSLContext, state: _ContextState, snap: tuple[Any, ...]
     return repr(values).encode()
 
 
-_Current = tuple[str, dict[tuple[str, int], SessionKey], "_ContextState"]
+_Current = tuple[str, dict[tuple[str, int], SessionKey], "_ContextState", tuple[Any, ...]]
+
+
+def _sessions_cross_contexts() -> bool:
+    # Can a session be offered on another SSL_CTX? Only through the binding's
+    # SSL_set_session() (ssl's setter refuses). Probes the binding once per
+    # process, when the first born-tracked context's digest is computed; the
+    # policy probes it at the first connection's close anyway.
+    from .._openssl.binding import available
+
+    return available() is not None
+
+
+def tracked_from_birth(context: ssl.SSLContext) -> bool:
+    """True if resume tracked *context* from birth (:func:`track_new_context`).
+
+    Such contexts have no per-context token: two of them share keys when
+    their settings are equal, so a session made on one may be offered on
+    another (the key decides whether they agree; this says only that the
+    context is of a kind whose keys can agree with another's). Native
+    sessions (resume._openssl.native) record it when captured and check it
+    before ``SSL_set_session()`` on another context. A fixed fact of the
+    context: it never changes.
+    """
+    state = _STATES.get(context)
+    return state is not None and state.born_tracked
 
 
 def _current(context: ssl.SSLContext) -> _Current:
     # The digest of the context's settings now, the key memo that goes with it,
-    # and the state (whose ``unknown`` says whether the digest can be trusted).
+    # the state (whose ``unknown`` says whether the digest can be trusted), and
+    # the attribute snapshot the digest was computed from (what the policy
+    # compares with the SSL object's own settings).
     state = _state(context)
     if state.unknown is None and state.getter is not None:
         try:
@@ -565,8 +695,9 @@ def _current(context: ssl.SSLContext) -> _Current:
             )
     snap = _snapshot(context)
     generation = state.generation
-    if snap == state.snapshot and generation == state.digest_generation:
-        return state.digest, state.keys, state
+    memo = state.memo
+    if snap == memo[0] and generation == memo[1]:
+        return memo[2], memo[3], state, snap
     with _LOCK:
         if state.hello_pending and state.unknown is None:
             _read_hello(context, state)
@@ -574,17 +705,17 @@ def _current(context: ssl.SSLContext) -> _Current:
     stable = _values(context, state, snap)
     if state.unknown is not None:
         digest = hashlib.sha256(b"resume untrackable context\0" + state.token).hexdigest()[:32]
+    elif state.born_tracked and _sessions_cross_contexts():
+        # Known from birth: the recipe instead of the token (see the top).
+        birth = f"resume key v3 born\0{state.birth}\0".encode()
+        digest = hashlib.sha256(birth + stable).hexdigest()[:32]
     else:
         digest = hashlib.sha256(b"resume key v2\0" + state.token + stable).hexdigest()[:32]
     keys: dict[tuple[str, int], SessionKey] = {}
     with _LOCK:
         if state.generation == generation:
-            state.snapshot = snap
-            state.digest = digest
-            state.stable = stable
-            state.digest_generation = generation
-            state.keys = keys
-    return digest, keys, state
+            state.memo = (snap, generation, digest, keys, stable)
+    return digest, keys, state, snap
 
 
 def _warn(state: _ContextState, stacklevel: int) -> None:
@@ -604,8 +735,10 @@ def _warn(state: _ContextState, stacklevel: int) -> None:
 def context_digest(context: ssl.SSLContext) -> str:
     """Return the digest of *context*'s client settings (32 hex digits).
 
-    Equal digests mean the same ``ssl.SSLContext`` object, with the same
-    entries of :data:`KEY_TABLE`. The first call on a context installs the
+    Equal digests mean the same entries of :data:`KEY_TABLE`, and the same
+    ``ssl.SSLContext`` object, or two contexts tracked from birth
+    (:func:`track_new_context`) whose trust calls read the same files (see
+    "Context identity" in :mod:`resume._core.key`). The first call on a context installs the
     tracking wrappers described in :mod:`resume._core.key` and computes the digest;
     later calls cost a few C getter calls unless a setting changed.
 
@@ -618,7 +751,7 @@ def context_digest(context: ssl.SSLContext) -> str:
 
 def still_current(context: ssl.SSLContext, digest: str) -> bool:
     """True if *context* still has the settings *digest* was computed from, and is trackable."""
-    now, _, state = _current(context)
+    now, _, state, _ = _current(context)
     return now == digest and state.unknown is None
 
 
@@ -651,20 +784,23 @@ def persisted_digests(context: ssl.SSLContext, label: str) -> tuple[str, str | N
     """Return (in-process digest, persisted digest) of *context* now.
 
     The persisted digest hashes the same :data:`KEY_TABLE` values as the
-    in-process one, without the context's random token, plus *label*. It is
+    in-process one, without the context's identity, plus *label*. It is
     None when *context* is untrackable (or becomes so now: a client
     certificate it held before tracking began); the one
     :class:`~resume.UntrackedContextWarning` is then emitted.
     """
     state = _state(context)
     _check_certificate(context, state)
-    digest, _, state = _current(context)
+    digest, _, state, snap = _current(context)
     if state.unknown is not None:
         _warn(state, stacklevel=3)
         return digest, None
+    memo = state.memo
+    # Another thread may have replaced the memo meanwhile: then recompute.
+    stable = memo[4] if memo[2] == digest else _values(context, state, snap)
     h = hashlib.sha256(b"resume store context v2\0")
     h.update(label.encode("utf-8", "surrogatepass") + b"\0")
-    h.update(state.stable)
+    h.update(stable)
     return digest, h.hexdigest()[:32]
 
 
@@ -700,18 +836,33 @@ def connection_key(context: ssl.SSLContext, peer: str, port: int) -> tuple[Sessi
     Raises:
         TypeError, ValueError: as :func:`make_key`.
     """
+    key, trusted, _ = connection_key_and_settings(context, peer, port)
+    return key, trusted
+
+
+def connection_key_and_settings(
+    context: ssl.SSLContext, peer: str, port: int
+) -> tuple[SessionKey, bool, KeySettings]:
+    """:func:`connection_key`, with the settings its digest was computed from.
+
+    The settings are the ``"attribute"`` entries of :data:`KEY_TABLE` (verify
+    mode, hostname check, verify flags, ...) exactly as hashed into the key's
+    digest: the policy compares them with what the SSL object made next will
+    really do (see ``resume._core.policy``).
+    """
     if type(port) is not int or not 0 < port <= PORT_MAX:
         port = check_port(port)
-    digest, keys, state = _current(context)
+    digest, keys, state, snap = _current(context)
     key = keys.get((peer, port))
     if key is None:
         key = SessionKey(normalize_peer(peer), port, digest)
         if len(keys) < _KEYS_PER_CONTEXT:
             keys[(peer, port)] = key
+    settings = KeySettings(*snap)
     if state.unknown is not None:
-        _warn(state, stacklevel=3)
-        return key, False
-    return key, True
+        _warn(state, stacklevel=4)
+        return key, False, settings
+    return key, True, settings
 
 
 def make_key(context: ssl.SSLContext, peer: str, port: int) -> SessionKey:

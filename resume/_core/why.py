@@ -30,7 +30,9 @@
 #              "untrackable context" resume cannot know the context's settings
 #                                    (UntrackedContextWarning): no session is offered;
 #   begin      "context changed"     the context changed between the key and the SSL
-#                                    object (another thread): the offer is withdrawn;
+#                                    object (another thread), or the SSL object will
+#                                    verify otherwise than the key says: the offer is
+#                                    withdrawn and nothing is stored;
 #   handshake  "accepted"            the server resumed the offered session;
 #              "declined"            the server made a full handshake instead (it
 #                                    forgot the session, restarted, rotated its ticket

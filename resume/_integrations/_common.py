@@ -24,6 +24,22 @@
 # A store attached to the cache is read before the handshake, off any event
 # loop: fetch_blocking() runs the link's fetch on the link's own thread pool and
 # waits at most the link's fetch_wait, as fetch_for_trio/fetch_for_asyncio do.
+#
+# No shared contexts. No mutable SSLContext is shared between owners: each
+# transport (httpx) or adapter (requests) makes its own, and what it exposes
+# (``transport.ssl_context``, ``adapter.ssl_context_for()``) is its own. A
+# context handed to two owners would be loosened for both when either changed
+# it: ``verify_mode = CERT_NONE`` or an extra CA set by one program part for
+# its transport would make every other transport built alike, later ones
+# included, accept servers it must refuse. (aiohttp's default, shared by
+# every connector, is read-only instead: resume._core.defaults.) Sessions flow
+# between contexts configured alike through the cache key: the integrations
+# build their contexts on contexts tracked from birth, whose keys are equal
+# when their settings are (resume._core.key, "Context identity").
+#
+# A CA loaded into a context while a handshake is in flight reaches that
+# handshake: ClientConnection.handshake_complete() then keeps nothing (see
+# resume._core.policy).
 from __future__ import annotations
 
 import concurrent.futures
@@ -31,33 +47,21 @@ import contextlib
 import os
 import socket
 import ssl
-import threading
-from collections.abc import Callable, Hashable
 from typing import Any, cast, final
 
 from .._core.policy import ClientConnection, TLSObject
 from .._stores.link import _plan
 
-__all__ = ["SocketOfferingContext", "fetch_blocking", "file_state", "shared_context", "wrap_socket"]
+__all__ = [
+    "SocketOfferingContext",
+    "fetch_blocking",
+    "file_state",
+    "wrap_socket",
+]
 
 
 def _same(obj: ssl.SSLSocket) -> ssl.SSLSocket:
     return obj
-
-
-# -- contexts shared per TLS configuration ----------------------------------------------------
-#
-# Sessions never cross SSLContext objects, and HTTP clients make a context per
-# client (httpx) or even per connection (urllib3): a program that makes a new
-# client per task would never resume. The integrations therefore share one
-# context per TLS configuration in the process, made on first use. The
-# configuration includes the size and mtime of the files it names, so a
-# replaced CA file gives a new context.
-
-_CONTEXTS: dict[Hashable, ssl.SSLContext] = {}
-_CONTEXTS_LOCK = threading.Lock()
-#: Most shared contexts kept (then the oldest goes; its sessions are not offered again).
-_MAX_CONTEXTS = 64
 
 
 def file_state(path: object) -> object:
@@ -67,18 +71,6 @@ def file_state(path: object) -> object:
     except (OSError, TypeError, ValueError):
         return None
     return (st.st_size, st.st_mtime_ns)
-
-
-def shared_context(key: Hashable, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    """The process's context for the TLS configuration *key*, made by *make* on first use."""
-    with _CONTEXTS_LOCK:
-        context = _CONTEXTS.get(key)
-        if context is None:
-            context = make()
-            if len(_CONTEXTS) >= _MAX_CONTEXTS:
-                _CONTEXTS.pop(next(iter(_CONTEXTS)))
-            _CONTEXTS[key] = context
-        return context
 
 
 def fetch_blocking(cache: object, context: ssl.SSLContext, peer: str, port: int) -> None:

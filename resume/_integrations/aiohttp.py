@@ -30,6 +30,20 @@
 #   connection (set_exception) or an EOF without close_notify makes the close
 #   unclean: nothing is stored. abort() is not an error in itself: aiohttp
 #   aborts idle TLS connections when the connector closes.
+#
+# The context. No mutable SSLContext is shared between owners
+# (resume._integrations._common). aiohttp gives every connector made without
+# ``ssl=`` one verifying context, made at import and shared process-wide, and
+# anyone can reach it (``transport.get_extra_info("sslcontext")``) and change
+# it for all. A resume connector made without ``ssl=`` (or with ``ssl=True``)
+# uses _DEFAULT_CONTEXT instead: aiohttp's recipe (ssl.create_default_context()
+# and the ALPN list ``http/1.1``) on resume's read-only context
+# (resume._core.defaults.read_only_context), also made at import, as aiohttp
+# does, so that no connector loads the system's CAs on the event loop. It is
+# shared by every resume connector, so that they resume each other's sessions,
+# and it refuses every change, so that no owner can loosen it for the others.
+# Requests made with ``ssl=False`` or a fingerprint use aiohttp's own
+# non-verifying context, as with aiohttp's connector.
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +55,7 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from .._adapters.asyncio_client import _OfferingContext
-from .._core.defaults import resolve_cache
+from .._core.defaults import read_only_context, resolve_cache
 from .._core.policy import ClientConnection
 from .._stores.link import fetch_for_asyncio
 
@@ -108,6 +122,11 @@ class _ResumingHandler(ResponseHandler):
 
 Create = Callable[..., Awaitable[tuple[asyncio.Transport, ResponseHandler]]]
 
+#: The context of connectors made without ``ssl=``: read-only, see the top.
+_DEFAULT_CONTEXT = read_only_context(alpn=["http/1.1"])
+#: aiohttp's older TLS arguments; with any of them, ``ssl=`` must stay unset.
+_DEPRECATED_SSL = frozenset({"verify_ssl", "ssl_context", "fingerprint"})
+
 
 async def _create_connection(
     connector: TCPConnector, create: Create, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -165,10 +184,14 @@ class TCPConnector(aiohttp.TCPConnector):
     connector's close), before the next request can start. Connections
     through a proxy do not resume.
 
-    Sessions never cross :class:`ssl.SSLContext` objects: aiohttp uses one
-    verifying context for every connector (and another for ``ssl=False``),
-    so connectors resume each other's sessions unless you pass contexts of
-    your own.
+    Without ``ssl=`` (or with ``ssl=True``), connections verify with one
+    read-only :class:`ssl.SSLContext` that every resume connector shares
+    (aiohttp's recipe: :func:`ssl.create_default_context` and the ALPN list
+    ``http/1.1``); changing it raises, so that no code can loosen it for the
+    other connectors. Pass ``ssl=`` a context of your own, from
+    :func:`resume.create_client_context`, for other settings: connectors
+    whose contexts are configured alike still resume each other's sessions
+    (where the OpenSSL binding is available; see :class:`resume.SessionKey`).
 
     Args:
         cache: a :class:`resume.SessionCache`; None for the process-wide
@@ -182,6 +205,9 @@ class TCPConnector(aiohttp.TCPConnector):
     def __init__(self, *, cache: object = None, **kwargs: Any) -> None:
         resolve_cache(cache)
         self._resume_cache = cache
+        ssl_arg = kwargs.get("ssl", True)
+        if (ssl_arg is True or ssl_arg is None) and not _DEPRECATED_SSL.intersection(kwargs):
+            kwargs["ssl"] = _DEFAULT_CONTEXT  # see the top
         super().__init__(**kwargs)
 
     async def _wrap_create_connection(

@@ -34,14 +34,22 @@
 #       write, or an EOF without close_notify, makes it unclean: nothing is
 #       stored.
 #
-# The contexts. httpx makes a new SSLContext per transport, and sessions never
-# cross contexts, so a program that makes a new client per task would never
-# resume. The transports therefore share one context per TLS configuration
-# (verify, cert, trust_env, http1, http2, and the CA file's size and mtime) in
-# the process; a context you pass as ``verify=`` is used as it is. The ALPN
-# list depends on http1/http2, so each such pair has its own context and
-# httpcore's set_alpn_protocols() before every connection sets the list the
-# context already has (which resume._core.key treats as no change).
+# The contexts. Each transport owns its context, as httpx's own transports do:
+# no mutable SSLContext is shared between owners, because a context handed to
+# two transports would be loosened for both when either one's owner changed
+# it (``transport.ssl_context.verify_mode = CERT_NONE``), later transports
+# included. Sessions still flow between transports configured alike, through
+# the cache key: the context is built by httpx.create_ssl_context()'s recipe
+# (httpx 0.28 and later: certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR
+# with trust_env; no verification for ``verify=False``; ``cert=`` loaded into
+# it) on a context resume tracks from birth (create_client_context(),
+# new_tracked_context()), and such contexts share keys when their settings are
+# equal (resume._core.key, "Context identity"), so a new transport's first
+# connection resumes a session of an earlier transport. A context you pass as
+# ``verify=`` is yours and used as it is. The ALPN list depends on http2 and is
+# set on the context when the transport is made; httpcore's
+# set_alpn_protocols() before every connection then sets the list the context
+# already has (which resume._core.key treats as no change).
 #
 # Proxies: with ``proxy=`` the transport works as httpx's, without resumption
 # (the port start_tls() would key on is the proxy's, not the origin's).
@@ -53,6 +61,7 @@ import select
 import socket
 import ssl
 import typing
+import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -61,9 +70,9 @@ from typing import TYPE_CHECKING, Any, cast, final
 import httpcore
 import httpx
 
-from .._core.defaults import resolve_cache
+from .._core.defaults import create_client_context, new_tracked_context, resolve_cache
 from .._core.policy import ClientConnection, TLSObject
-from ._common import file_state, shared_context, wrap_socket
+from ._common import wrap_socket
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -118,25 +127,47 @@ class _Mapped:
 _MAPPED = _Mapped()
 
 
-# -- the shared contexts ------------------------------------------------------------------
+# -- the transport's own context ------------------------------------------------------------
 
-def _shared_context(
-    verify: ssl.SSLContext | str | bool, cert: Any, trust_env: bool, http1: bool, http2: bool
-) -> ssl.SSLContext:
+_DEPRECATED_VERIFY = (
+    "`verify=<str>` is deprecated. Use `verify=ssl.create_default_context(cafile=...)` "
+    "or `verify=ssl.create_default_context(capath=...)` instead."
+)
+_DEPRECATED_CERT = (
+    "`cert=...` is deprecated. Use `verify=<ssl_context>` instead,"
+    "with `.load_cert_chain()` to configure the certificate chain."
+)
+
+
+def _own_context(verify: ssl.SSLContext | str | bool, cert: Any, trust_env: bool) -> ssl.SSLContext:
+    # httpx.create_ssl_context(verify, cert, trust_env), with the same warnings,
+    # on a context tracked from birth; see the top.
     if isinstance(verify, ssl.SSLContext):
-        return verify
-    env = (
-        tuple(os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"))
-        if trust_env else None
-    )
-    key = (
-        "httpx", verify, file_state(verify) if isinstance(verify, str) else None, repr(cert),
-        tuple(file_state(c) for c in (cert if isinstance(cert, tuple) else (cert,))),
-        trust_env, env, http1, http2,
-    )
-    return shared_context(
-        key, lambda: httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
-    )
+        context = verify
+    elif verify is False:
+        context = new_tracked_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str):
+        warnings.warn(_DEPRECATED_VERIFY, DeprecationWarning, stacklevel=4)
+        if os.path.isdir(verify):
+            return create_client_context(capath=verify)
+        return create_client_context(cafile=verify)
+    elif trust_env and os.environ.get("SSL_CERT_FILE"):
+        context = create_client_context(cafile=os.environ["SSL_CERT_FILE"])
+    elif trust_env and os.environ.get("SSL_CERT_DIR"):
+        context = create_client_context(capath=os.environ["SSL_CERT_DIR"])
+    else:
+        import certifi  # httpx depends on it
+
+        context = create_client_context(cafile=certifi.where())
+    if cert:
+        warnings.warn(_DEPRECATED_CERT, DeprecationWarning, stacklevel=4)
+        if isinstance(cert, str):
+            context.load_cert_chain(cert)
+        else:
+            context.load_cert_chain(*cert)
+    return context
 
 
 # -- async: TLS over an httpcore stream ------------------------------------------------------
@@ -662,10 +693,10 @@ def _make_pool(
     uds: str | None, local_address: str | None, retries: int,
     socket_options: Iterable[Any] | None,
 ) -> tuple[ssl.SSLContext, Any]:
-    # What httpx's own transports do with their arguments, with the shared
-    # context and resume's backend; returns (context, pool). Through a proxy the
-    # pool is httpcore's own and connections do not resume.
-    context = _shared_context(verify, cert, trust_env, http1, http2)
+    # What httpx's own transports do with their arguments, with the
+    # transport's own context and resume's backend; returns (context, pool).
+    # Through a proxy the pool is httpcore's own and connections do not resume.
+    context = _own_context(verify, cert, trust_env)
     _set_alpn(context, http2)
     proxy = _proxy_of(proxy)
     pool_args: dict[str, Any] = {
@@ -715,10 +746,13 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     The other arguments (``verify``, ``cert``, ``trust_env``, ``http1``,
     ``http2``, ``limits``, ``proxy``, ``uds``, ``local_address``,
     ``retries``, ``socket_options``) are those of
-    :class:`httpx.AsyncHTTPTransport`. Transports made with the same TLS
-    arguments share one :class:`ssl.SSLContext` in the process (sessions
-    never cross contexts); a context passed as ``verify=`` is used as it is.
-    With ``proxy=``, connections do not resume.
+    :class:`httpx.AsyncHTTPTransport`. Each transport makes its own
+    :class:`ssl.SSLContext` from them, as httpx does
+    (:attr:`ssl_context`); transports made with the same TLS arguments
+    resume each other's sessions all the same, through the cache key (where
+    the OpenSSL binding is available; see :class:`resume.SessionKey`). A
+    context passed as ``verify=`` is used as it is. With ``proxy=``,
+    connections do not resume.
 
     Args:
         cache: a :class:`resume.SessionCache` (with a store attached, say);
@@ -755,10 +789,13 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
-        """The :class:`ssl.SSLContext` of this transport's connections.
+        """The :class:`ssl.SSLContext` of this transport's connections: its own.
 
-        Give it to :meth:`resume.stores.StoreLink.register_context` so that its
-        sessions are stored for other processes.
+        No other transport holds it (unless you passed it as ``verify=`` to
+        several), so changing it changes this transport only, and gives its
+        next connections new session keys. Give it to
+        :meth:`resume.stores.StoreLink.register_context` so that its sessions
+        are stored for other processes.
         """
         return self._ssl_context
 

@@ -9,12 +9,18 @@
 #
 #   1. No lasting context. Without ``ssl_context`` in the pool arguments,
 #      urllib3 makes a new SSLContext per connection, and requests hands it a
-#      CA file that urllib3 loads per connection: sessions, which never cross
-#      contexts, would never match. HTTPAdapter.build_connection_pool_key_attributes
-#      (the documented way to give pools a context) gives every pool one resume
-#      context per (verify, cert) configuration, made once with the CA file and
-#      the client certificate loaded; cert_verify() then keeps requests from
-#      handing urllib3 the same files again for each connection.
+#      CA file that urllib3 loads per connection: a parse per connection, and
+#      contexts resume cannot key alike. HTTPAdapter.build_connection_pool_key_attributes
+#      (the documented way to give pools a context) gives every pool of the
+#      adapter one context per (verify, cert) configuration, made once by
+#      create_client_context() with the CA file and the client certificate
+#      loaded; cert_verify() then keeps requests from handing urllib3 the same
+#      files again for each connection. Each adapter owns its contexts (no
+#      mutable SSLContext is shared between owners, resume._integrations._common):
+#      urllib3 itself sets ``verify_mode`` and ``check_hostname`` on them. A new
+#      adapter (a new requests.Session per request) still resumes its
+#      predecessors' sessions: contexts tracked from birth and configured alike
+#      share their cache keys (resume._core.key, "Context identity").
 #   2. No session boundary. The pool's ConnectionCls (urllib3's documented
 #      class attribute; the pool class is chosen through the PoolManager's
 #      ``pool_classes_by_scheme``) is _ResumingHTTPSConnection: its connect()
@@ -37,6 +43,8 @@ from __future__ import annotations
 
 import os
 import ssl
+import threading
+from collections.abc import Hashable
 from typing import Any, cast
 
 import requests
@@ -46,9 +54,13 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from .._core.defaults import create_client_context, resolve_cache
 from .._core.policy import ClientConnection, TLSObject
-from ._common import SocketOfferingContext, file_state, shared_context
+from ._common import SocketOfferingContext, file_state
 
 __all__ = ["HTTPAdapter"]
+
+#: Most contexts an adapter keeps (one per TLS configuration; then the oldest
+#: goes, and pools that hold it keep it until they close).
+_MAX_CONTEXTS = 64
 
 
 class _ResumingHTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -123,12 +135,14 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
     response (``Connection: close``, a full pool, ``session.close()``).
 
     The TLS settings of a request (``verify=``, ``cert=``) select one
-    :class:`ssl.SSLContext` per configuration, made by
+    :class:`ssl.SSLContext` of this adapter per configuration, made by
     :func:`resume.create_client_context` with the CA file (requests' own
     bundle for ``verify=True``) and the client certificate loaded once; a
     ``verify=False`` request gets a context of its own, so its sessions are
-    never offered to a verifying connection. Requests through a proxy do not
-    resume.
+    never offered to a verifying connection. The contexts are the adapter's
+    own; other adapters made alike resume its sessions through the cache key
+    (where the OpenSSL binding is available; see :class:`resume.SessionKey`).
+    Requests through a proxy do not resume.
 
     Args:
         cache: a :class:`resume.SessionCache`; None for the process-wide
@@ -143,6 +157,8 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
     def __init__(self, *, cache: object = None, **kwargs: Any) -> None:
         resolve_cache(cache)
         self._resume_cache = cache
+        self._resume_contexts: dict[Hashable, ssl.SSLContext] = {}
+        self._resume_lock = threading.Lock()
         super().__init__(**kwargs)
 
     def init_poolmanager(
@@ -157,8 +173,10 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
     def ssl_context_for(self, verify: bool | str = True, cert: Any = None) -> ssl.SSLContext:
         """The :class:`ssl.SSLContext` this adapter uses for requests with *verify* and *cert*.
 
-        One context per configuration in the process (shared by every adapter:
-        sessions never cross contexts), made on first use. Give it to
+        The adapter's own: one per configuration (and per state of the files
+        it names: a replaced CA file gives a new context), made on first use
+        and held by no other adapter, so a change made to it changes this
+        adapter only. Give it to
         :meth:`resume.stores.StoreLink.register_context` to share its sessions
         through a store.
 
@@ -166,11 +184,15 @@ class HTTPAdapter(requests.adapters.HTTPAdapter):
             OSError: a CA file or directory, or a certificate file, cannot be read.
         """
         files = cert if isinstance(cert, (tuple, list)) else (cert,)
-        key = (
-            "requests", verify, file_state(verify), repr(cert),
-            tuple(file_state(f) for f in files),
-        )
-        return shared_context(key, lambda: _make_context(verify, cert))
+        key = (verify, file_state(verify), repr(cert), tuple(file_state(f) for f in files))
+        with self._resume_lock:
+            context = self._resume_contexts.get(key)
+            if context is None:
+                context = _make_context(verify, cert)
+                if len(self._resume_contexts) >= _MAX_CONTEXTS:
+                    self._resume_contexts.pop(next(iter(self._resume_contexts)))
+                self._resume_contexts[key] = context
+            return context
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None

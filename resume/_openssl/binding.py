@@ -86,14 +86,16 @@ import os
 import ssl
 import sys
 import threading
+import weakref
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from .._compat import ssl_extension_path, ssl_object_inner
 from .._core.errors import SessionDecodeError, UnsupportedError
 
 __all__ = [
     "Binding",
+    "ConnectionSettings",
     "SessionDecodeError",
     "available",
     "TicketKeyLookup",
@@ -254,6 +256,68 @@ _TICKET_LEGACY_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] =
 )
 _SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB: Final = 72
 
+# Needed only to read what an SSL object will verify (ConnectionSettings); a
+# build without them keeps the rest of the binding and the policy falls back to
+# reading the context (see resume._core.policy).
+_SETTINGS_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
+    ("SSL_get_verify_mode", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_get0_param", ctypes.c_void_p, (ctypes.c_void_p,)),
+    ("SSL_get_options", ctypes.c_uint64, (ctypes.c_void_p,)),
+    ("SSL_ctrl", ctypes.c_long, (ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p)),
+    ("X509_VERIFY_PARAM_get_flags", ctypes.c_ulong, (ctypes.c_void_p,)),
+    ("X509_VERIFY_PARAM_get_hostflags", ctypes.c_uint, (ctypes.c_void_p,)),
+    ("X509_VERIFY_PARAM_get0_host", ctypes.c_char_p, (ctypes.c_void_p, ctypes.c_int)),
+    ("X509_VERIFY_PARAM_get1_ip_asc", ctypes.c_void_p, (ctypes.c_void_p,)),
+    ("CRYPTO_free", None, (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)),
+)
+# Needed only for capturing sessions as OpenSSL makes them (Binding.watch_new_sessions).
+_NEW_SESSION_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_NEW_SESSION_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
+    ("SSL_CTX_sess_set_new_cb", None, (ctypes.c_void_p, _NEW_SESSION_CB)),
+    ("SSL_CTX_sess_get_new_cb", ctypes.c_void_p, (ctypes.c_void_p,)),
+    (
+        "SSL_CTX_ctrl",
+        ctypes.c_long,
+        (ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p),
+    ),
+    (
+        "SSL_SESSION_get0_ticket",
+        None,
+        (ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)),
+    ),
+)
+_SSL_CTRL_SET_SESS_CACHE_MODE: Final = 44
+_SSL_CTRL_GET_SESS_CACHE_MODE: Final = 45
+_SSL_SESS_CACHE_CLIENT: Final = 0x0001
+_SSL_SESS_CACHE_NO_INTERNAL_STORE: Final = 0x0200
+_SSL_CTRL_GET_MIN_PROTO_VERSION: Final = 130
+_SSL_CTRL_GET_MAX_PROTO_VERSION: Final = 131
+
+
+class ConnectionSettings(NamedTuple):
+    """What an SSL object will verify, read from its ``SSL*`` (not from its context).
+
+    ``SSL_new()`` copies these from the ``SSL_CTX`` with the GIL released, so
+    they are the truth about one connection even while another thread changes
+    the context.
+    """
+
+    #: ``SSL_get_verify_mode()``: SSL_VERIFY_* bits (0 none, 1 peer, 3 peer + fail).
+    verify_mode: int
+    #: ``X509_VERIFY_PARAM_get_flags()`` of ``SSL_get0_param()``.
+    verify_flags: int
+    #: ``X509_VERIFY_PARAM_get_hostflags()``.
+    host_flags: int
+    #: ``X509_VERIFY_PARAM_get0_host(param, 0)``: the name checked, or None.
+    host: str | None
+    #: ``X509_VERIFY_PARAM_get1_ip_asc()``: the address checked, or None.
+    ip: str | None
+    #: ``SSL_get_options()``.
+    options: int
+    #: ``SSL_get_min_proto_version()`` / ``SSL_get_max_proto_version()`` (0: no bound).
+    minimum_version: int
+    maximum_version: int
+
 
 def _read_ptr(obj: object, offset: int) -> int:
     # Read one pointer-sized field inside *obj* (never outside its basicsize).
@@ -288,10 +352,18 @@ class Binding:
     """
 
     def __init__(
-        self, lib: ctypes.CDLL, ticket_error: str | None, ticket_modes: tuple[str, ...]
+        self,
+        lib: ctypes.CDLL,
+        ticket_error: str | None,
+        ticket_modes: tuple[str, ...],
+        settings_error: str | None = None,
     ) -> None:
         self._lib = lib
         self.ticket_error = ticket_error
+        #: Why :meth:`connection_settings` is unavailable, or None if it works.
+        self.settings_error = settings_error
+        #: Why :meth:`watch_new_sessions` is unavailable, or None if it works.
+        self.new_session_error: str | None = None
         #: The ticket-key callback flavours this OpenSSL offers, preferred first:
         #: "evp" (SSL_CTX_set_tlsext_ticket_key_evp_cb, 3.0) and "legacy"
         #: (SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB with an HMAC_CTX, 1.1.1).
@@ -539,6 +611,123 @@ class Binding:
         finally:
             self.session_free(copy)  # the connection holds its own reference
 
+    def connection_settings(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> ConnectionSettings:
+        """What *ssl_object* will verify, read from its ``SSL*``.
+
+        ``SSL_get_verify_mode()``, ``SSL_get0_param()`` with
+        ``X509_VERIFY_PARAM_get_flags()`` / ``get_hostflags()`` / ``get0_host()``
+        / ``get1_ip_asc()``, ``SSL_get_options()`` and the protocol bounds.
+
+        Raises:
+            UnsupportedError: this OpenSSL lacks one of those calls, or the
+                probe found them not to agree with ``ssl``.
+        """
+        if self.settings_error is not None:
+            raise UnsupportedError(self.settings_error)
+        return self._settings(self.ssl_ptr(ssl_object))
+
+    def _settings(self, ssl_ptr: int) -> ConnectionSettings:
+        lib = self._lib
+        param = lib.SSL_get0_param(ssl_ptr)
+        host = lib.X509_VERIFY_PARAM_get0_host(param, 0)
+        ip_ptr = lib.X509_VERIFY_PARAM_get1_ip_asc(param)
+        ip = None
+        if ip_ptr:
+            try:
+                ip = ctypes.string_at(ip_ptr).decode("ascii")
+            finally:
+                lib.CRYPTO_free(ip_ptr, None, 0)
+        return ConnectionSettings(
+            verify_mode=int(lib.SSL_get_verify_mode(ssl_ptr)),
+            verify_flags=int(lib.X509_VERIFY_PARAM_get_flags(param)),
+            host_flags=int(lib.X509_VERIFY_PARAM_get_hostflags(param)),
+            host=None if host is None else host.decode("utf-8", "surrogateescape"),
+            ip=ip,
+            options=int(lib.SSL_get_options(ssl_ptr)),
+            minimum_version=int(lib.SSL_ctrl(ssl_ptr, _SSL_CTRL_GET_MIN_PROTO_VERSION, 0, None)),
+            maximum_version=int(lib.SSL_ctrl(ssl_ptr, _SSL_CTRL_GET_MAX_PROTO_VERSION, 0, None)),
+        )
+
+    # -- new sessions -----------------------------------------------------------------
+
+    def watch_new_sessions(
+        self, ssl_object: ssl.SSLObject | ssl.SSLSocket, target: Callable[[int], None]
+    ) -> str | None:
+        """Call ``target(session_ptr)`` for each session OpenSSL makes on *ssl_object*.
+
+        The callback of ``SSL_CTX_sess_set_new_cb()``: a TLS 1.2 session at the
+        end of a full handshake, each TLS 1.3 ticket in the read that processes
+        it. *session_ptr* is borrowed for the call only: *target* must
+        ``SSL_SESSION_dup()`` what it keeps (:meth:`session_dup`). Installs the
+        process's one callback on the context the first time (see "New sessions"
+        above) and routes the connection to *target* until the connection
+        object dies or :meth:`unwatch_new_sessions` is called.
+
+        Returns:
+            None when routed; else why not (the reason is the same for every
+            connection of that context).
+        """
+        context = ssl_object.context
+        reason = _NEW_SESSION_CONTEXTS.get(context, _UNSEEN)
+        if reason is _UNSEEN:
+            reason = self._install_new_session_callback(context)
+            _NEW_SESSION_CONTEXTS[context] = reason
+        if reason is not None:
+            return str(reason)
+        ptr = self.ssl_ptr(ssl_object)
+
+        def unroute(ref: Any, ptr: int = ptr) -> None:
+            # The SSL object is going (weakref callbacks run before SSL_free()).
+            route = _NEW_SESSION_ROUTES.get(ptr)
+            if route is not None and route[0] is ref:
+                _NEW_SESSION_ROUTES.pop(ptr, None)
+
+        _NEW_SESSION_ROUTES[ptr] = (weakref.ref(ssl_object, unroute), target)
+        return None
+
+    def unwatch_new_sessions(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> None:
+        """Stop routing *ssl_object*'s new sessions (idempotent)."""
+        inner = ssl_object_inner(ssl_object)
+        if inner is None:
+            return
+        ptr = _read_ptr(inner, _HEADER_SIZE + _PTR)
+        route = _NEW_SESSION_ROUTES.get(ptr)
+        if route is not None and route[0]() is ssl_object:
+            _NEW_SESSION_ROUTES.pop(ptr, None)
+
+    def _install_new_session_callback(self, context: ssl.SSLContext) -> str | None:
+        if self.new_session_error is not None:
+            return self.new_session_error
+        if context.protocol != ssl.PROTOCOL_TLS_CLIENT:
+            # SSL_SESS_CACHE_CLIENT on a context that also serves would stop its
+            # TLS 1.2 session-id resumption as a server.
+            return "the context is not a PROTOCOL_TLS_CLIENT context (it could also serve)"
+        lib = self._lib
+        ctx = self.ctx_ptr(context)
+        ours = ctypes.cast(_NEW_SESSION_THUNK, ctypes.c_void_p).value
+        installed = lib.SSL_CTX_sess_get_new_cb(ctx)
+        if installed and installed != ours:
+            return "another library installed a new-session callback on the context"
+        mode = lib.SSL_CTX_ctrl(ctx, _SSL_CTRL_GET_SESS_CACHE_MODE, 0, None)
+        mode |= _SSL_SESS_CACHE_CLIENT | _SSL_SESS_CACHE_NO_INTERNAL_STORE
+        lib.SSL_CTX_ctrl(ctx, _SSL_CTRL_SET_SESS_CACHE_MODE, mode, None)
+        lib.SSL_CTX_sess_set_new_cb(ctx, _NEW_SESSION_THUNK)
+        return None
+
+    def session_ticket(self, ptr: int) -> bytes:
+        """``SSL_SESSION_get0_ticket()``: the session's ticket (b"" for none)."""
+        data = ctypes.c_void_p()
+        size = ctypes.c_size_t()
+        self._lib.SSL_SESSION_get0_ticket(ptr, ctypes.byref(data), ctypes.byref(size))
+        if not data.value or not size.value:
+            return b""
+        return ctypes.string_at(data.value, size.value)
+
+    def connection_ticket(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> bytes:
+        """The ticket of the connection's current session (``SSL_get_session()``), or b""."""
+        ptr = self._lib.SSL_get_session(self.ssl_ptr(ssl_object))
+        return self.session_ticket(ptr) if ptr else b""
+
     # -- ticket keys ------------------------------------------------------------------
 
     def install_ticket_callback(
@@ -718,6 +907,40 @@ class FreeWatch:
 # Callbacks given to C are never freed (C may call them until exit).
 _FREE_WATCH_KEEPALIVE: list[Any] = []
 
+# -- the one new-session callback -------------------------------------------------------
+#
+# One ctypes thunk for the whole process, made at import and never freed: an
+# SSL_CTX may point at it for as long as the process lives (a collected thunk
+# crashes the process at the next ticket, or calls whatever callback reused its
+# memory). It routes by the SSL* it is given: a route is (weak reference to the
+# SSL object, target). The weak reference proves the SSL* is still that
+# connection's (an SSL object that is alive keeps its SSL* alive, so the address
+# cannot have been reused), and its callback removes the route as the object
+# goes. The thunk never raises into C and always returns 0: OpenSSL then frees
+# the reference it lent (returning 1 without keeping it would leak ~3.9 KB per
+# ticket); what the target keeps is a dup (a raw session of an SSL* later freed
+# without close_notify turns non-resumable).
+
+_NEW_SESSION_ROUTES: dict[int, tuple[Any, Callable[[int], None]]] = {}
+_NEW_SESSION_CONTEXTS: weakref.WeakKeyDictionary[ssl.SSLContext, str | None] = (
+    weakref.WeakKeyDictionary()
+)
+_UNSEEN: Final[Any] = object()
+
+
+def _on_new_session(ssl_ptr: int | None, session_ptr: int | None) -> int:
+    try:
+        route = _NEW_SESSION_ROUTES.get(ssl_ptr or 0)
+        if route is not None and session_ptr and route[0]() is not None:
+            route[1](session_ptr)
+    except BaseException:  # never into C
+        with contextlib.suppress(BaseException):
+            log.exception("resume: the new-session callback failed; the session is not kept")
+    return 0
+
+
+_NEW_SESSION_THUNK: Final = _NEW_SESSION_CB(_on_new_session)
+
 _lock = threading.Lock()
 _binding: Binding | None = None
 _refusal: str | None = None
@@ -829,7 +1052,7 @@ def _check_build(
         )
 
 
-def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...]]:
+def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...], str | None, str | None]:
     if sys.implementation.name != "cpython":
         raise UnsupportedError(
             f"the OpenSSL binding needs CPython (this is {sys.implementation.name})"
@@ -874,7 +1097,13 @@ def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...]]:
     ticket_error = None if modes else (
         f"ticket keys need {missing}(), which {ssl.OPENSSL_VERSION} does not export"
     )
-    return lib, ticket_error, tuple(modes)
+    missing = bind(_SETTINGS_PROTOTYPES)
+    settings_error = None if missing is None else (
+        f"reading an SSL object's verify settings needs {missing}(), which "
+        f"{ssl.OPENSSL_VERSION} does not export"
+    )
+    missing_new = bind(_NEW_SESSION_PROTOTYPES)
+    return lib, ticket_error, tuple(modes), settings_error, missing_new
 
 
 def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
@@ -908,11 +1137,26 @@ def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
     raise UnsupportedError("the probe's in-memory TLS handshake did not complete")
 
 
+def _check_settings(b: Binding, context: ssl.SSLContext, ssl_ptr: int) -> str | None:
+    # The probe's client verifies "probe.invalid" with CERT_REQUIRED: what its
+    # SSL* reports must say so, and agree with the context's getters.
+    got = b._settings(ssl_ptr)
+    want = (3, context.verify_flags, "probe.invalid", None, context.options)
+    if (got.verify_mode, got.verify_flags, got.host, got.ip, got.options) != want:
+        return f"an SSL object's verify settings read through C disagree with ssl ({got})"
+    return None
+
+
 def _probe() -> Binding:
     # Step 0: a build we know, before anything is loaded.
     _check_build()
-    lib, ticket_error, ticket_modes = _load()
-    b = Binding(lib, ticket_error, ticket_modes)
+    lib, ticket_error, ticket_modes, settings_error, missing_new = _load()
+    b = Binding(lib, ticket_error, ticket_modes, settings_error)
+    if missing_new is not None:
+        b.new_session_error = (
+            f"capturing sessions as they arrive needs {missing_new}(), which "
+            f"{ssl.OPENSSL_VERSION} does not export"
+        )
     # Step 1: the library is the one ssl uses.
     if lib.OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
         raise UnsupportedError(
@@ -944,6 +1188,8 @@ def _probe() -> Binding:
     # Step 4: ask C, compare with a second source.
     if lib.SSL_get_SSL_CTX(ssl_ptr) != ctx_ptr:
         raise UnsupportedError("SSL_get_SSL_CTX() disagrees with the SSLContext's pointer")
+    if b.settings_error is None:  # before the options change below
+        b.settings_error = _check_settings(b, client_ctx, ssl_ptr)
     for flip in (0, ssl.OP_CIPHER_SERVER_PREFERENCE):
         client_ctx.options ^= flip
         if lib.SSL_CTX_get_options(ctx_ptr) != client_ctx.options:

@@ -26,8 +26,15 @@
 # which would silently spoil a session already cached from it. CPython's getter
 # copies for the same reason. A captured session remembers the ``ssl.SSLContext`` of its
 # connection and, like ``ssl``'s own setter, refuses to be offered on a
-# connection of another context ("Session refers to a different SSLContext");
-# a DER-born session records none (see below).
+# connection of another context ("Session refers to a different SSLContext"),
+# unless both contexts were tracked by resume from birth: those share cache
+# keys when configured alike (resume._core.key, "Context identity"), and this
+# offer is how their sessions cross SSL_CTX objects. It remembers the context
+# weakly, with whether it was tracked from birth: a cached session must not
+# keep its connection's context alive (with a context per HTTP transport,
+# that would be one CA store, most of a megabyte, per cached session's
+# transport, long after the transport is gone). A DER-born session records
+# no context (see below).
 #
 # When is the C reference dropped? The handle calls :meth:`release` when its
 # last reference goes. But :meth:`SessionHandle.dup` shares the payload object
@@ -56,9 +63,11 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import weakref
 from typing import NoReturn, final
 
 from .._core.errors import UseAfterFreeError
+from .._core.key import tracked_from_birth
 from .binding import Binding, binding
 
 __all__ = ["NativeSession"]
@@ -71,19 +80,21 @@ class NativeSession:
     Made by :meth:`~resume.SessionHandle.from_der`; use it through its handle.
     """
 
-    __slots__ = ("__weakref__", "_binding", "_context", "_ptr", "_released")
+    __slots__ = ("__weakref__", "_binding", "_born", "_context", "_ptr", "_released")
 
     _ptr: int
     _binding: Binding
-    _context: ssl.SSLContext | None
+    _context: weakref.ref[ssl.SSLContext] | None
+    _born: bool
 
     def __init__(
         self, _binding: Binding, _ptr: int, _context: ssl.SSLContext | None = None
     ) -> None:
-        # Takes over one C reference of *_ptr*.
+        # Takes over one C reference of *_ptr*; remembers *_context* weakly.
         self._binding = _binding
         self._ptr = _ptr
-        self._context = _context
+        self._context = None if _context is None else weakref.ref(_context)
+        self._born = _context is not None and tracked_from_birth(_context)
         self._released = False
 
     @classmethod
@@ -110,6 +121,19 @@ class NativeSession:
         finally:
             b.session_free(ptr)
         return cls(b, copy, ssl_object.context)
+
+    @classmethod
+    def from_borrowed(cls, ptr: int, context: ssl.SSLContext | None) -> NativeSession:
+        """Own a private copy (``SSL_SESSION_dup()``) of the borrowed session at *ptr*.
+
+        For the sessions OpenSSL hands to the new-session callback
+        (:meth:`Binding.watch_new_sessions`), which it frees after the call.
+
+        Raises:
+            UnsupportedError: the binding is not available on this build.
+        """
+        b = binding()
+        return cls(b, b.session_dup(ptr), context)
 
     @classmethod
     def from_der(cls, data: bytes | bytearray | memoryview) -> NativeSession:
@@ -169,9 +193,9 @@ class NativeSession:
 
     def dup(self) -> NativeSession:
         """``SSL_SESSION_dup()``: a deep copy owning its own C reference."""
-        return NativeSession(
-            self._binding, self._binding.session_dup(self._live()), self._context
-        )
+        copy = NativeSession(self._binding, self._binding.session_dup(self._live()))
+        copy._context, copy._born = self._context, self._born
+        return copy
 
     def offer(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> None:
         """Offer this session on *ssl_object* before its handshake (``SSL_set_session()``).
@@ -183,7 +207,10 @@ class NativeSession:
 
         A session captured from a connection (:meth:`from_connection`) is only
         offered on a connection of the same :class:`ssl.SSLContext`, the check
-        ``ssl`` makes when ``SSLObject.session`` is set.
+        ``ssl`` makes when ``SSLObject.session`` is set, or of another context
+        that resume tracked from birth as it did the first
+        (``resume._core.key.tracked_from_birth()``): such contexts share cache
+        keys when configured alike, and this is how their sessions flow.
 
         Raises:
             ValueError: *ssl_object* is server-side or its handshake has started;
@@ -191,9 +218,11 @@ class NativeSession:
                 connection of another context.
             UnsupportedError: the object's layout does not check out.
         """
-        context = self._context
-        if context is not None and ssl_object.context is not context:
-            raise ValueError("Session refers to a different SSLContext.")
+        origin = self._context
+        if origin is not None:
+            target = ssl_object.context
+            if origin() is not target and not (self._born and tracked_from_birth(target)):
+                raise ValueError("Session refers to a different SSLContext.")
         self._binding.set_session(ssl_object, self._live())
 
     def release(self) -> None:

@@ -5,9 +5,11 @@
 # so cross-references and the nitpicky checks apply to the generated text exactly
 # as to hand-written text. Each directive registers the files it read as
 # dependencies of its document, so an edit to a man page, a test or the reasons
-# file rebuilds the right pages. The only state kept in the environment is the set
-# of documents that render man pages (to resolve OpenSSL's C types to plain text
-# there); it is purged and merged per document, which keeps parallel reads safe.
+# file rebuilds the right pages; the test report counts even while it is missing,
+# so the matrix never keeps showing "not run" once a report exists. The only state
+# kept in the environment is the set of documents that render man pages (to
+# resolve OpenSSL's C types to plain text there); it is purged and merged per
+# document, which keeps parallel reads safe.
 from __future__ import annotations
 
 import re
@@ -148,7 +150,9 @@ class ConformanceMatrixDirective(_LinesDirective):
                 raise self.error(f"conformance-matrix: the :{option}: option is required")
             return None
         rel, path = self.env.relfn2path(value, self.env.docname)
-        if Path(path).is_file():
+        if Path(path).is_file() or option == "report":
+            # A missing report is a dependency too: Sphinx rereads a document whose
+            # dependency is missing, so the matrix shows a report written later.
             self.env.note_dependency(rel)
         return Path(path)
 

@@ -109,8 +109,8 @@ class TestOpenConnection:
             assert [await in_asyncio(client) for _ in range(3)] == [False, True, True]
             nursery.cancel_scope.cancel()
 
-    async def test_abort_keeps_nothing(self, pki: PKI, tls_version: str) -> None:
-        """writer.abort() closes at once and stores nothing."""
+    async def test_abort_keeps_the_verified_sessions(self, pki: PKI, tls_version: str) -> None:
+        """writer.abort() closes at once; the sessions captured after the handshake stay."""
         cache = SessionCache()
 
         async def client() -> bool:
@@ -119,18 +119,20 @@ class TestOpenConnection:
             )
             await ping(reader, writer)
             handle = writer.session_handle
+            assert handle is not None
+            refs = handle.refcount
             writer.abort()
             await writer.wait_closed()
-            assert handle is not None and handle.freed
+            assert handle.freed or handle.refcount == refs - 1  # the writer's reference went
             writer.close()  # after abort: nothing more happens
             return writer.session_stored
 
         async with trio.open_nursery() as nursery:
             server = await start_echo_server(nursery, pki.server_context(tls_version))
             port = server.port
-            assert await in_asyncio(client) is False
+            assert await in_asyncio(client) is True
             nursery.cancel_scope.cancel()
-        assert len(cache) == 0
+        assert len(cache) == (1 if tls_version == "1.2" else 2)
 
     async def test_server_close_notify_is_a_clean_end(self, pki: PKI, tls_version: str) -> None:
         """A server that ends with close_notify leaves a clean connection: its session is kept."""
@@ -187,10 +189,8 @@ class TestOpenConnection:
         assert only is not None and only.refcount == 1
 
 
-    async def test_dropped_writer_keeps_nothing_and_frees_its_reference(
-        self, pki: PKI, tls_version: str
-    ) -> None:
-        """A writer garbage-collected without close() stores nothing and leaks no reference."""
+    async def test_dropped_writer_frees_its_reference(self, pki: PKI, tls_version: str) -> None:
+        """A writer garbage-collected without close() leaks no reference; its sessions stay."""
         cache = SessionCache()
 
         async def client() -> None:
@@ -200,6 +200,7 @@ class TestOpenConnection:
             await ping(reader, writer)
             handle = writer.session_handle
             assert handle is not None
+            refs = handle.refcount
             # The writer dies at ``del`` (reference counting); asyncio warns then
             # on 3.11+ (StreamWriter.__del__); 3.10's StreamWriter has no __del__.
             if sys.version_info >= (3, 11):
@@ -209,7 +210,7 @@ class TestOpenConnection:
             else:
                 del writer
                 gc.collect()
-            assert handle.freed
+            assert handle.freed or handle.refcount == refs - 1
             transport = reader._transport  # type: ignore[attr-defined]
             transport.abort()
             await asyncio.sleep(0)
@@ -219,7 +220,7 @@ class TestOpenConnection:
             port = server.port
             await in_asyncio(client)
             nursery.cancel_scope.cancel()
-        assert len(cache) == 0
+        assert len(cache) == (1 if tls_version == "1.2" else 2)
 
 
 class TestBadInput:

@@ -7,6 +7,8 @@ Each test is a plain function that runs its own event loop with ``asyncio.run``
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import select
 import socket
@@ -386,3 +388,117 @@ def test_wait_closed_returns_with_finished_tasks_still_tracked(
         return len(srv._state.tasks)
 
     assert run(main) == 1
+
+
+# -- clients that close right after the handshake ----------------------------------------
+#
+# asyncio's SSL protocol logs "returning true from eof_received() has no effect when
+# using ssl" when its application protocol asks to stay open after an EOF.
+# asyncio.start_server(ssl=...) never does; start_server used to, when the EOF came
+# in the same read as the client's last handshake flight (the protocol only learnt
+# it ran over TLS when it was handed the TLS transport, a turn of the loop later).
+
+
+def asyncio_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the ``asyncio`` logger said at WARNING or above."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("asyncio") and record.levelno >= logging.WARNING
+    ]
+
+
+def close_after_handshake(
+    port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None, *, ending: str
+) -> bool:
+    """Handshake, then end with the last flight: close_notify with it, or a bare FIN.
+
+    The handshake runs through memory BIOs so that the client's last handshake
+    flight and its close_notify leave in one ``send()`` and reach the server in
+    one read, which is where the warning used to come from. Returns
+    ``session_reused``.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost", session=session)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                assert data, "the server closed during the handshake"
+                incoming.write(data)
+        if ending == "close_notify":
+            with contextlib.suppress(ssl.SSLWantReadError):
+                tls.unwrap()  # close_notify goes out; the server's reply is not awaited
+        sock.sendall(outgoing.read())
+        sock.shutdown(socket.SHUT_WR)  # a FIN after the last flight (and close_notify)
+        while sock.recv(65536):  # until the server closes too
+            pass
+    return bool(tls.session_reused)
+
+
+@pytest.mark.parametrize("ending", ["close_notify", "fin"])
+def test_clients_closing_after_handshake_log_no_asyncio_warning(
+    pki: ServerPKI, version: str, ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """30 clients that close right after their handshake: asyncio logs nothing.
+
+    On TLS 1.2 the connections resume, so that the client's Finished is the last
+    handshake flight, as on every TLS 1.3 handshake.
+    """
+    ctx = pki.client_context(version)
+
+    def clients(port: int) -> list[bool]:
+        session = blocking_client(port, ctx).session if version == "1.2" else None
+        return [close_after_handshake(port, ctx, session, ending=ending) for _ in range(30)]
+
+    async def main() -> tuple[list[bool], Any]:
+        loop = asyncio.get_running_loop()
+        async with await start_server(echo, "127.0.0.1", 0, ssl=pki.server_context(version)) as srv:
+            reused = await loop.run_in_executor(None, clients, srv.port)
+            await settle(srv, 31 if version == "1.2" else 30)
+            return reused, srv.statistics()
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        reused, stats = run(main)
+    assert reused == [version == "1.2"] * 30
+    assert stats.failed == 0
+    assert asyncio_warnings(caplog) == []
+
+
+def test_openssl_s_client_reconnect_logs_no_asyncio_warning(
+    pki: ServerPKI, version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``openssl s_client -reconnect``, 5 runs of 6 connections: asyncio logs nothing.
+
+    s_client sends close_notify right after each handshake; on the old code asyncio
+    logged "returning true from eof_received() has no effect" for most of them.
+    """
+    openssl = require("openssl")
+
+    async def s_client(port: int) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+            "-CAfile", str(pki.ca_file), "-verify_return_error",
+            f"-tls{version.replace('.', '_')}", "-reconnect",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, (out + err).decode(errors="replace")
+
+    async def main() -> Any:
+        async with await start_server(echo, "127.0.0.1", 0, ssl=pki.server_context(version)) as srv:
+            for _ in range(5):
+                await s_client(srv.port)
+            await settle(srv, 30)
+            return srv.statistics()
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        stats = run(main)
+    assert (stats.accepted, stats.failed, stats.closed) == (30, 0, 30)
+    assert asyncio_warnings(caplog) == []

@@ -209,7 +209,7 @@ async def test_trio_setting_changed_in_flight(pki: PKI, tls_version: str, name: 
         )
         try:
             assert await connect() is False
-            assert len(cache) == 1
+            assert len(cache) >= 1
             resolver.on_resolve = lambda: case.change(ctx, pki)
             outcome: object
             try:
@@ -265,7 +265,7 @@ async def test_asyncio_setting_changed_in_flight(pki: PKI, tls_version: str, nam
             nursery, pki.server_context(tls_version, request_client_cert=case.request_client_cert)
         )
         assert await in_asyncio(lambda: connect(False)) is False
-        assert len(cache) == 1
+        assert len(cache) >= 1
         outcome = await in_asyncio(lambda: connect(True))
         nursery.cancel_scope.cancel()
     _check(case, server, pki, outcome)

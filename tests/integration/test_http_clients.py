@@ -399,15 +399,16 @@ def test_verification_off_then_on_never_resumes(nginx: NginxServer) -> None:
 
     def requests_main() -> None:
         with requests.Session() as session:
-            session.mount("https://", resume.requests.HTTPAdapter(cache=cache))
+            session.mount("https://", resume.requests.HTTPAdapter(cache=_new_cache()))
             for verify in (False, False, str(nginx.ca_file), str(nginx.ca_file)):
                 session.get(url, verify=verify, headers={"Connection": "close"})
 
     import urllib3
 
+    # A cache of its own: the requests contexts are configured as the httpx ones
+    # above, so with the same cache they would resume the httpx sessions.
     with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
         flags = _run_asyncio_and_check(nginx, requests_main, expect=4)
-    # The httpx contexts and the requests contexts are different objects.
     assert flags == ".r.r"
 
 
@@ -529,11 +530,7 @@ def test_store_first_request_of_a_new_process_resumes(
             with httpx.Client(transport=transport) as c:
                 c.get(url, headers={"Connection": "close"}).raise_for_status()
         else:
-            adapter = resume.requests.HTTPAdapter(cache=cache)
-            # A new process makes its own context: drop the shared one of this process.
-            from resume._integrations import _common
-
-            _common._CONTEXTS.clear()
+            adapter = resume.requests.HTTPAdapter(cache=cache)  # its own new context
             link.register_context(adapter.ssl_context_for(str(nginx.ca_file)), label="test")
             with requests.Session() as session:
                 session.mount("https://", adapter)

@@ -308,3 +308,154 @@ class TestBadInput:
         with pytest.raises(ValueError, match="server-side"):
             make_key(ctx, "a.test", 443)
         assert "load_cert_chain" not in vars(ctx)
+
+
+# -- contexts tracked from birth share keys (issue 18) -----------------------------------------
+
+
+def _cert_none(ctx: ssl.SSLContext, ca: trustme.CA) -> None:
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+
+def _no_hostname_check(ctx: ssl.SSLContext, ca: trustme.CA) -> None:
+    ctx.check_hostname = False
+
+
+def _extra_ca(ctx: ssl.SSLContext, ca: trustme.CA) -> None:
+    ctx.load_verify_locations(cadata=ca.cert_pem.bytes().decode())
+
+
+def _client_certificate(ctx: ssl.SSLContext, ca: trustme.CA) -> None:
+    ca.issue_cert("client@example.test").configure_cert(ctx)
+
+
+def _other_alpn(ctx: ssl.SSLContext, ca: trustme.CA) -> None:
+    ctx.set_alpn_protocols(["h2"])
+
+
+#: How an owner loosens (or otherwise changes) its own context.
+LOOSENINGS: dict[str, Callable[[ssl.SSLContext, trustme.CA], None]] = {
+    "CERT_NONE": _cert_none,
+    "check_hostname off": _no_hostname_check,
+    "extra CA": _extra_ca,
+    "client certificate": _client_certificate,
+    "ALPN": _other_alpn,
+}
+
+
+@pytest.fixture
+def binding_available() -> None:
+    from resume._openssl.binding import available
+
+    if available() is None:
+        pytest.skip("the OpenSSL binding is unavailable: born contexts keep their tokens")
+
+
+@pytest.mark.usefixtures("binding_available")
+class TestContextsTrackedFromBirth:
+    def test_two_created_contexts_alike_share_a_key(self) -> None:
+        """create_client_context() twice: two objects, one key (sessions may flow)."""
+        from resume import create_client_context
+
+        one, two = create_client_context(), create_client_context()
+        assert one is not two
+        assert make_key(one, "a.test", 443) == make_key(two, "a.test", 443)
+
+    @pytest.mark.parametrize("change", list(LOOSENINGS))
+    def test_a_change_to_one_separates_it_from_its_siblings(
+        self, ca: trustme.CA, change: str
+    ) -> None:
+        """Loosening one context changes its key only; the strict siblings keep theirs."""
+        from resume import create_client_context
+
+        strict, loose, later = create_client_context(), create_client_context(), None
+        key = make_key(strict, "a.test", 443)
+        LOOSENINGS[change](loose, ca)
+        later = create_client_context()
+        assert make_key(loose, "a.test", 443) != key
+        assert make_key(strict, "a.test", 443) == key
+        assert make_key(later, "a.test", 443) == key
+
+    @pytest.mark.parametrize("change", list(LOOSENINGS))
+    def test_the_same_change_on_two_contexts_gives_one_key_again(
+        self, ca: trustme.CA, change: str
+    ) -> None:
+        """Two contexts changed alike share a key again (the digest is of the settings)."""
+        from resume import create_client_context
+
+        one, two = create_client_context(), create_client_context()
+        if change == "client certificate":
+            cert = ca.issue_cert("client@example.test")
+            cert.configure_cert(one)
+            cert.configure_cert(two)
+        else:
+            LOOSENINGS[change](one, ca)
+            LOOSENINGS[change](two, ca)
+        assert make_key(one, "a.test", 443) == make_key(two, "a.test", 443)
+
+    def test_a_plain_context_never_shares_with_a_born_one(self) -> None:
+        """ssl.create_default_context() has a token: no key in common with anything else."""
+        from resume import create_client_context
+
+        plain = ssl.create_default_context()
+        assert make_key(plain, "a.test", 443) != make_key(create_client_context(), "a.test", 443)
+
+    def test_a_ca_directory_that_changed_separates_contexts(self, tmp_path: Path) -> None:
+        """capath is read lazily; a directory changed between two births gives two keys."""
+        from resume import create_client_context
+
+        one, two = (create_client_context(capath=tmp_path) for _ in range(2))
+        assert make_key(one, "a.test", 443) == make_key(two, "a.test", 443)
+        (tmp_path / "new.pem").write_text("")
+        three = create_client_context(capath=tmp_path)
+        assert make_key(three, "a.test", 443) != make_key(one, "a.test", 443)
+
+    def test_default_paths_from_another_environment_separate_contexts(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """load_default_certs() reads SSL_CERT_DIR when called: another one, another key."""
+        from resume import create_client_context
+
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        one = create_client_context()
+        monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+        two = create_client_context()
+        assert make_key(one, "a.test", 443) != make_key(two, "a.test", 443)
+
+    def test_untrackable_born_contexts_keep_their_tokens(self) -> None:
+        """A born context that became untrackable shares nothing (and warns once)."""
+        from resume import UntrackedContextWarning, create_client_context
+
+        one, two = create_client_context(), create_client_context()
+        del one.load_cert_chain
+        del two.load_cert_chain
+        with pytest.warns(UntrackedContextWarning):
+            k1 = make_key(one, "a.test", 443)
+        with pytest.warns(UntrackedContextWarning):
+            k2 = make_key(two, "a.test", 443)
+        assert k1 != k2
+
+    def test_tracked_from_birth(self) -> None:
+        """Contexts made by create_client_context() are, plain ones never (even once seen)."""
+        from resume import create_client_context
+        from resume._core.key import tracked_from_birth
+
+        plain = client_context()
+        assert not tracked_from_birth(plain)
+        context_digest(plain)
+        assert not tracked_from_birth(plain)
+        assert tracked_from_birth(create_client_context())
+
+
+def test_without_the_binding_born_contexts_keep_their_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where SSL_set_session() cannot be reached, sessions cannot cross contexts: no shared key."""
+    from resume import create_client_context
+    from resume._openssl import binding
+
+    monkeypatch.setattr(binding, "available", lambda: None)
+    one, two = create_client_context(), create_client_context()
+    assert make_key(one, "a.test", 443) != make_key(two, "a.test", 443)

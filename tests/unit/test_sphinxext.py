@@ -8,7 +8,9 @@ copied into a temporary folder with the shipped man pages and built with
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -128,6 +130,26 @@ class TestBuild:
         err = capsys.readouterr().err
         assert "not_a_page.txt" in err
         assert "not a man page" in err
+
+    def test_report_written_after_a_build_is_picked_up(
+        self, source: Path, tmp_path: Path
+    ) -> None:
+        """An incremental build (no -E) rereads the matrix once the report appears or changes."""
+        report = source / "report.json"
+        saved = report.read_text()
+        report.unlink()
+        out = tmp_path / "out"
+        incremental = ["-n", "-W", "-q", "-b", "html", str(source), str(out)]
+        assert build_main(incremental) == 0
+        matrix = out / "conformance.html"
+        assert "this build was given no test report" in matrix.read_text()
+        report.write_text(saved)
+        assert build_main(incremental) == 0
+        assert "<strong>passed</strong>" in matrix.read_text()
+        report.write_text(saved.replace('"passed"', '"failed"'))
+        os.utime(report, (time.time() + 5, time.time() + 5))  # newer than the last read
+        assert build_main(incremental) == 0
+        assert "<strong>failed</strong>" in matrix.read_text()
 
     def test_extension_metadata(self, source: Path, tmp_path: Path) -> None:
         from sphinx.application import Sphinx
