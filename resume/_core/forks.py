@@ -43,10 +43,9 @@
 #
 # Order. Locks nest in one order, and "before" takes them in it: a cache's lock
 # (the link's callbacks run under it), then a store link's, then the module
-# locks (the link registry, the default cache, the shared contexts of the HTTP
-# integrations, the context keys, the decision counters, the OpenSSL probe),
-# then a store's (never taken under the ones before), and the reference-count
-# lock of the session handles, innermost, last.
+# locks (the link registry, the default cache, the context keys, the decision
+# counters, the OpenSSL probe), then a store's (never taken under the ones
+# before), and the reference-count lock of the session handles, innermost, last.
 #
 # Cost. Nothing on the hot paths: a cache look-up takes the same lock, the same
 # way, as without fork support; registering costs one weak reference per object
@@ -93,7 +92,6 @@ REFCOUNT: Final = 4
 _MODULE_LOCKS: Final = (
     (MODULE, "resume._stores.link", "_LINKS_LOCK"),
     (MODULE, "resume._core.defaults", "_LOCK"),
-    (MODULE, "resume._integrations._common", "_CONTEXTS_LOCK"),
     (MODULE, "resume._core.key", "_LOCK"),
     (MODULE, "resume._core.why", "_LOCK"),
     (MODULE, "resume._openssl.binding", "_lock"),
