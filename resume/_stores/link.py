@@ -67,6 +67,19 @@
 # A warning raised in one of these threads (the warning filters may turn a
 # StoreWarning into an exception) is dropped there: it must not kill the
 # thread, and nobody would see it.
+#
+# fork(). A link registers itself with resume._core.forks, which holds its lock
+# across a fork() (after the cache's) and makes it usable in the child. The
+# link's threads stay in the parent, so in the child the link forgets them: no
+# writer thread (the next write starts one), no thread pool for asyncio
+# fetches (made again on demand), no fetch in flight. Writes that were queued
+# in the parent at the fork are the parent's to perform: the child drops its
+# copy of the queue and counts them as done (a session the child then
+# consumes is deleted from the store, as if it had seen the put land). The
+# store handles its own connection (a SQLite store opens a new one in the
+# child; redis-py's pool reconnects by itself when it sees a new process id).
+# So a link used in a child works as in the parent: its sessions reach the
+# store, once the child drains or closes the link before it exits.
 from __future__ import annotations
 
 import collections
@@ -79,6 +92,7 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Final, final
 
+from .._core import forks
 from .._core.cache import SessionCache
 from .._core.defaults import resolve_cache
 from .._core.errors import ResumeError, StoreError, UnsupportedError
@@ -251,6 +265,23 @@ class StoreLink:
         self.dropped = 0
         #: Writes dropped because the write queue was full.
         self.queue_full = 0
+        forks.register(self, forks.LINK)
+
+    # -- fork() (resume._core.forks) ----------------------------------------------
+
+    def _fork_locks(self) -> tuple[threading.RLock, threading.Lock]:
+        return (self._lock, self._limiter._lock)
+
+    def _fork_child(self) -> None:
+        # The parent's threads are not here: forget them (see the top).
+        self._cond = threading.Condition(self._lock)
+        for write in self._queue:
+            write.state = _DONE  # the parent's writer performs it
+        self._queue.clear()
+        self._writer = None
+        self._writing = False
+        self._fetching = 0
+        self._executor = None
 
     # -- wiring -------------------------------------------------------------------
 
@@ -868,6 +899,11 @@ def attach_store(
 
     Call :meth:`StoreLink.close` when done, off the event loop: it waits
     (boundedly) for the queued writes and writes back unused sessions.
+
+    A child process made with :func:`os.fork` may go on using the cache and
+    its link: the child gets a writer thread and a store connection of its
+    own on first use (writes the parent had queued stay the parent's). Like
+    the parent, it should :meth:`~StoreLink.close` the link before it exits.
     """
     link = StoreLink(
         cache, store, retry_after=retry_after, key_map=key_map, encode=encode, decode=decode,
