@@ -623,7 +623,16 @@ class SessionCache:
         return (self._lock,)
 
     def _fork_child(self) -> None:
-        pass  # the lock is all: the entries are the parent's sessions, still valid
+        # The entries are the parent's sessions, still valid, except that a
+        # single-use TLS 1.3 ticket now sits in two processes, and each could
+        # offer it (RFC 8446, C.4): the child lets its copies go, quietly (no
+        # on_remove: a store under the cache still holds the parent's entries).
+        for pool in list(self._pools.values()):
+            for handle in [h for h in pool if h._single_use]:
+                self._unlink(handle, pool, pool.index(handle))
+                self._removed += 1
+                handle._cache_release()
+        self._compact()
 
     # -- statistics ---------------------------------------------------------------
 

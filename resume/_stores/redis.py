@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Final, TypeVar, final
@@ -330,6 +331,10 @@ class RedisStore(SessionStore):
 
     def _close_raw(self) -> None:
         self._client.close()
+
+    def _fork_locks(self) -> tuple[threading.Lock, ...]:
+        # The client's pool lock too (resume._core.forks).
+        return (*super()._fork_locks(), self._client._lock)
 
     def __repr__(self) -> str:
         return f"<resume.stores.RedisStore {redact_url(self._url)!r} encrypted={self.encrypted}>"

@@ -258,3 +258,41 @@ class TestChildState:
             assert store._conn is not None and store._conn is not inherited
         with pytest.raises(StoreError, match="closed"):
             store.get("k")
+
+
+TICKETS = textwrap.dedent(
+    """
+    import json, os
+    from resume import SessionCache, SessionHandle
+    from resume._core.policy import mark_single_use
+    from resume.testing import ThrowawayPKI, memory_handshake
+
+    pki = ThrowawayPKI("localhost")
+    cache = SessionCache()
+    for version, key in (("1.2", "tls12"), ("1.3", "tls13")):
+        client, _ = memory_handshake(pki.client_context(version), pki.server_context(version))
+        handle = SessionHandle.from_ssl(client.session)
+        if version == "1.3":
+            mark_single_use(handle)
+        cache.add(key, handle)
+        handle.free()
+    pid = os.fork()
+    if pid == 0:
+        os.write(1, json.dumps({"child": sorted(map(str, cache.keys()))}).encode() + b"\\n")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(json.dumps({"parent": sorted(map(str, cache.keys()))}))
+    """
+)
+
+
+def test_a_child_lets_its_copies_of_single_use_tickets_go() -> None:
+    """After fork() only the parent may offer a TLS 1.3 ticket; TLS 1.2 sessions stay in both."""
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", TICKETS],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    said = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {"child": ["tls12"]} in said
+    assert {"parent": ["tls12", "tls13"]} in said
