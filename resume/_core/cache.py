@@ -229,8 +229,9 @@ class SessionCache:
         self._decisions: dict[str, int] = {}
         #: (peer, port) -> the configuration digest last used there (bounded).
         self._last_digest: dict[tuple[str, int], str] = {}
-        #: Set by a store link while attached: does the store answer now?
-        self._store_available: Callable[[], bool] | None = None
+        #: Set by a store link while attached: why the store brings nothing for
+        #: a key ("not persisted", "store unavailable"), or None (resume._core.why).
+        self._store_reason: Callable[[Hashable], str | None] | None = None
         forks.register(self, forks.CACHE)
 
     # -- configuration ------------------------------------------------------------

@@ -28,6 +28,9 @@
 # ``resume.stores.context_label_digest``) hashes the same values without the
 # identity, plus the caller's label, so that another process that builds its
 # context alike computes it too. No entry can be in one and not the other.
+# (A store link that persists a context tracked from birth without being asked
+# puts ``birth_record()`` in the label: the state of the CA directories the
+# context reads, which the table names but cannot hold.)
 #
 # The boundary. The key is computed, and the session chosen, in the same
 # synchronous call that creates the SSLObject (see
@@ -159,6 +162,7 @@ __all__ = [
     "context_digest",
     "make_key",
     "normalize_peer",
+    "birth_record",
     "persisted_digests",
     "still_current",
     "track_new_context",
@@ -682,6 +686,24 @@ def tracked_from_birth(context: ssl.SSLContext) -> bool:
     """
     state = _STATES.get(context)
     return state is not None and state.born_tracked
+
+
+def birth_record(context: ssl.SSLContext) -> str | None:
+    """What the trust calls of a context tracked from birth read from outside, or None.
+
+    A digest of the CA directories and default verify paths (as
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` named them) that its trust calls
+    named, with their size and modification time then (``birth`` of the
+    context's state: see "Context identity" at the top). None for a context
+    not tracked from birth. A store link puts it in the label of the contexts
+    it persists on its own (resume._stores.link), since KEY_TABLE has the
+    names of CA directories but not what they hold. It changes with every
+    trust call, and so does the context's digest.
+    """
+    state = _STATES.get(context)
+    if state is None or not state.born_tracked:
+        return None
+    return state.birth
 
 
 def _current(context: ssl.SSLContext) -> _Current:
