@@ -133,7 +133,13 @@ from .._core.cache import SessionCache
 from .._core.defaults import resolve_cache
 from .._core.errors import ResumeError, StoreError, UnsupportedError
 from .._core.handle import SessionHandle
-from .._core.key import SessionKey, birth_record, make_key, persisted_digests, tracked_from_birth
+from .._core.key import (
+    SessionKey,
+    birth_record,
+    connection_key,
+    persisted_digests,
+    tracked_from_birth,
+)
 from .base import SessionStore, _WarnLimiter, key_bytes
 
 __all__ = [
@@ -962,10 +968,11 @@ def _plan(cache: object, context: ssl.SSLContext, peer: str, port: int) -> (
         link = link_of(resolved)
         if link is None:
             return None
-        key = make_key(context, peer, port)
+        key, trackable = connection_key(context, peer, port)
     except (TypeError, ValueError):
         return None
-    link._learn(context, key)
+    if trackable:  # an untrackable context said so itself (UntrackedContextWarning)
+        link._learn(context, key)
     return (link, key) if link._fetch_plan(key) else None
 
 

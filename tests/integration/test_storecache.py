@@ -704,6 +704,21 @@ class TestWhichContextsArePersisted:
         assert link.saved >= 1
         assert len(_not_persisted(caplog)) == 1
 
+    def test_an_untrackable_context_is_told_about_once(
+        self, pki: Pki, server: LineServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An untrackable context gets its UntrackedContextWarning, not the "not persisted" log."""
+        caplog.set_level(logging.WARNING, logger="resume")
+        ctx = pki.client()
+        resume.make_key(ctx, "localhost", 443)  # resume sees it: tracking installed
+        del ctx.load_cert_chain  # and now cannot follow it
+        cache, link = process(MemoryStore())
+        with pytest.warns(resume.UntrackedContextWarning):
+            assert trio_connect(server, cache, ctx) is False
+        link.close()
+        assert not _not_persisted(caplog)
+        assert cache.statistics().decisions == {"untrackable context": 1}
+
     def test_auto_register_false(
         self, pki: Pki, server: LineServer, caplog: pytest.LogCaptureFixture
     ) -> None:
