@@ -782,7 +782,7 @@ class TestExit:
             def start(self) -> None:
                 raise RuntimeError("can't create new thread at interpreter shutdown")
 
-        monkeypatch.setattr(link_module.threading, "Thread", NoThread)
+        monkeypatch.setattr(threading, "Thread", NoThread)  # the module link.py uses
         store = MemoryStore()
         cache = SessionCache()
         link = attach_store(cache, store, encode=lambda h: b"der", decode=_no_decode)
