@@ -483,6 +483,10 @@ class StoreLink:
         learned: str | None
         if label is not None:
             learned = self._register(context, label)
+        elif digest in self._contexts:
+            # Registered through another context with the same digest (contexts
+            # tracked from birth and configured alike share it): that stands.
+            learned = digest
         elif self._auto_register and tracked_from_birth(context):
             birth = birth_record(context)
             learned = self._register(context, _AUTOMATIC + (birth or ""))

@@ -759,6 +759,17 @@ class TestWhichContextsArePersisted:
         assert store_key(a) != store_key(b)
         assert store_key(a, "fleet v1") == store_key(b, "fleet v1")
 
+    def test_a_registration_stands_for_contexts_made_alike(self, pki: Pki) -> None:
+        """A label given to one context holds for another made alike (one digest)."""
+        first, second = born(pki), born(pki)
+        link = attach_store(SessionCache(), MemoryStore())
+        link.register_context(first, label="app v1")
+        _plan(link.cache, second, "localhost", 443)  # no label of its own: not automatic
+        assert link.store_key(resume.make_key(second, "localhost", 443)) == (
+            "resume.SessionKey", "localhost", 443, context_label_digest(first, "app v1")
+        )
+        link.detach()
+
     def test_a_trust_call_after_birth_gives_a_new_key(self, pki: Pki) -> None:
         """A CA loaded into a persisted context moves its sessions to another store key."""
         ctx = born(pki)
