@@ -182,7 +182,7 @@ class SessionCache:
     use a key that names the peer and every TLS setting that matters.
 
     A cache is thread-safe, and stays usable in a child process made with
-    :func:`os.fork` while other threads were using it: the child inherits a
+    ``os.fork()`` while other threads were using it: the child inherits a
     consistent copy of its entries.
     """
 

@@ -1100,7 +1100,7 @@ def attach_store(
     still attached when the interpreter exits is closed then (at most 3
     seconds for all links), so a script that forgets it loses nothing.
 
-    A child process made with :func:`os.fork` may go on using the cache and
+    A child process made with ``os.fork()`` may go on using the cache and
     its link: the child gets a writer thread and a store connection of its
     own on first use (writes the parent had queued stay the parent's). Like
     the parent, it should :meth:`~StoreLink.close` the link before it exits.
