@@ -6,6 +6,8 @@ sends each connection of one client to a random server. The client always
 offers its newest session. Measured, per TLS version:
 
 * shared keys in Redis, with a forced rotation in the middle of the run;
+* shared keys in Redis, two servers, a client that offers each TLS 1.3 ticket
+  once (as resume's clients do): every connection after the first should resume;
 * no shared keys (each server its own random keys): about 1/N resume.
 
 Run: ``python -m benchmarks bench_fleet [--connections=N] [--servers=N]``.
@@ -164,17 +166,25 @@ class Fleet:
 
 def hop(
     fleet: Fleet, ctx: ssl.SSLContext, rng: random.Random, count: int,
-    session: ssl.SSLSession | None, keys: set[str] | None = None,
+    session: ssl.SSLSession | None, keys: set[str] | None = None, *, single_use: bool = False,
 ) -> tuple[int, ssl.SSLSession | None]:
     """*count* connections, each to a random server; return (resumed, newest session).
 
-    The servers' current key names (public) are added to *keys*.
+    The servers' current key names (public) are added to *keys*. A *single_use*
+    client offers each TLS 1.3 ticket once (RFC 8446, C.4), as resume's own
+    clients do: a connection that brought no fresh ticket leaves it nothing to
+    offer, and the next connection is a full handshake. (TLS 1.2 sessions are
+    reusable; it keeps offering the one it has.)
     """
     resumed = 0
     for _ in range(count):
         reused, reply, new = fleet.connect(ctx, rng.randrange(len(fleet.ports)), session)
         resumed += reused
-        session = new or session
+        if single_use and ctx.maximum_version == ssl.TLSVersion.TLSv1_3:
+            fresh = new is not None and (session is None or new.id != session.id)
+            session = new if fresh else None
+        else:
+            session = new or session
         if keys is not None:
             keys.add(reply.split()[2])
     return resumed, session
@@ -192,12 +202,23 @@ def main(argv: list[str]) -> None:
 
     from resume._ticketkeys.ring import RedisKeySource
 
+    def forget_keys(url: str) -> None:
+        # Each Fleet seals its ring with a secret of its own: start each from an empty Redis.
+        import redis as redis_py
+
+        client = redis_py.Redis.from_url(url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
     n = args.connections
     with tempfile.TemporaryDirectory() as tmp:
         redis = RedisServer(Path(tmp))
         redis.start()
         try:
             for version in ("1.2", "1.3"):
+                forget_keys(redis.url)
                 with Fleet(args.servers, redis.url) as fleet:
                     ctx = fleet.client_context(version)
                     rng = random.Random(1)
@@ -215,6 +236,15 @@ def main(argv: list[str]) -> None:
                         f"rotation after {n // 2}: {first + second}/{n} resumed = {rate:.2%} "
                         f"(the first connection is always full); {len(seen)} current keys seen; "
                         f"{n / elapsed:.0f} conn/s"
+                    )
+                forget_keys(redis.url)
+                with Fleet(2, redis.url) as fleet:
+                    ctx = fleet.client_context(version)
+                    resumed, _ = hop(fleet, ctx, random.Random(2), n, None, single_use=True)
+                    print(
+                        f"TLS {version}, 2 servers, shared keys in Redis, a client that offers "
+                        f"each TLS 1.3 ticket once: {resumed}/{n - 1} resumed after the first "
+                        f"= {resumed / (n - 1):.2%}"
                     )
                 with Fleet(args.servers, None) as fleet:
                     ctx = fleet.client_context(version)

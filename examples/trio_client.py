@@ -47,7 +47,7 @@ async def main() -> None:
                 f"connection {number}: {stream.version()}, "
                 f"resumed={stream.session_reused}, reply={reply!r}"
             )
-            await stream.aclose()  # a clean close stores the session in the cache
+            await stream.aclose()  # its sessions entered the cache as they arrived
         nursery.cancel_scope.cancel()
     print(f"cache: {cache.statistics().hits} hits, {cache.statistics().misses} misses")
     cache.clear()

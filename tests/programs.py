@@ -25,6 +25,8 @@ PACKAGES = {
     "redis-server": "redis-server",
     "nginx": "nginx-light",
     "chromium": "chromium",
+    "node": "nodejs",
+    "stunnel4": "stunnel4",
 }
 
 

@@ -34,9 +34,12 @@
 # SSL_ERROR_ZERO_RETURN; which one depends on whether our own close_notify went
 # out too); after a bare EOF it raises SSLWantReadError (nothing more will come). A cut, an error
 # seen by the reader (connection_lost with an exception), abort(), or leaving
-# ``async with writer`` on an exception all make the close not clean: nothing
-# is stored. A close the application asks for while the connection is healthy
-# is clean.
+# ``async with writer`` on an exception all make the close not clean: where
+# sessions are captured at close (no arrival capture for this context),
+# nothing is stored then. A close the application asks for while the
+# connection is healthy is clean. With arrival capture (the default) the
+# sessions are already in the cache; only a fatal TLS error seen by the reader
+# (is_fatal) takes them out again.
 #
 # TLS 1.3 tickets arrive after the handshake; asyncio's SSL protocol decrypts
 # incoming data as it arrives, so by the time the application has read a
@@ -173,7 +176,7 @@ class ResumingStreamWriter(asyncio.StreamWriter):
 
     @property
     def session_stored(self) -> bool:
-        """True once a clean close put this connection's session in the cache."""
+        """True once a session of this connection entered the cache."""
         return self._resume_conn.stored
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -263,7 +266,7 @@ class SessionInfo:
     session_handle: SessionHandle | None
     #: The key the connection's sessions are filed under.
     cache_key: SessionKey
-    #: True once a clean close stored the connection's session.
+    #: True once a session of the connection entered the cache.
     session_stored: bool
 
 
@@ -314,8 +317,8 @@ async def open_connection(
     see :class:`~resume.SessionKey`), computed when the connection's
     :class:`ssl.SSLObject` is made (after the TCP connect, from the context's
     settings then), and offered with ``SSL_set_session()`` before the
-    handshake; a clean close stores the session the connection
-    yielded (TLS 1.3: the latest ticket; tickets are used once).
+    handshake; each session the connection yields enters the cache as it
+    arrives (TLS 1.3: every ticket, each used once).
 
     Args:
         host: the name or address to connect to (None with ``sock=``).

@@ -19,19 +19,22 @@
 #     4. handshake_complete(): accepted or declined.
 #
 #   ResumingSSLStream
+#     - Sessions enter the cache as OpenSSL makes them (the policy's arrival
+#       capture). A fatal TLS error in send_all or receive_some (is_fatal)
+#       calls ClientConnection.fail(), which takes them out again.
 #     - An error or cancellation in send_all (which breaks an SSLStream), or an
 #       error in receive_some, marks the connection as not clean. A cancelled
-#       receive_some does not: trio.SSLStream stays usable after it.
-#     - aclose() with no error seen, and a close that itself succeeded, is a
-#       clean close: the policy stores the session (TLS 1.3: the latest ticket,
-#       read from the SSLObject at that moment). ``async with`` leaving on an
-#       exception is not clean.
+#       receive_some does not: trio.SSLStream stays usable after it. Where
+#       sessions are captured at close (no arrival capture for this context),
+#       only a clean close stores: aclose() with no error seen, and a close
+#       that itself succeeded; ``async with`` leaving on an exception is not
+#       clean.
 #
 # Truncation and https_compatible. The inner SSLStream is always strict
 # (https_compatible=False), so an EOF without close_notify raises and is seen
 # as a cut. With ``https_compatible=True`` this stream turns that error into
 # b"" for the caller, as trio would, but still marks the connection as not
-# clean, so a truncated connection never feeds the cache; and its aclose()
+# clean (which matters where sessions are captured at close); and its aclose()
 # does not send close_notify (it closes the transport only), as trio does.
 from __future__ import annotations
 
@@ -97,9 +100,9 @@ class ResumingSSLStream(trio.abc.Stream):
 
     The stream holds one reference to :attr:`session_handle` and frees it when
     it closes, however it closes (cancellation and errors included). The
-    session it yields goes to the cache only on a clean close: :meth:`aclose`
-    called with no error seen on the stream (``async with`` counts as clean
-    only when its body did not raise).
+    sessions it yields enter the cache as they arrive; a fatal TLS error, a
+    failed handshake or check take them out again, a cut after a verified
+    handshake does not (see :doc:`/howto/why-no-resumption`).
     """
 
     def __init__(
@@ -137,7 +140,7 @@ class ResumingSSLStream(trio.abc.Stream):
         None once the stream is closed (its reference is freed then) or when
         no session is available. For a full TLS 1.3 handshake this is the
         session before the server's tickets arrived (not resumable); the
-        ticket stored at close is another handle.
+        tickets cached as they arrive are other handles.
         """
         return None if self._closed else self._conn.handle
 
@@ -148,7 +151,7 @@ class ResumingSSLStream(trio.abc.Stream):
 
     @property
     def session_stored(self) -> bool:
-        """True once a clean close put this connection's session in the cache."""
+        """True once a session of this connection entered the cache."""
         return self._conn.stored
 
     @property
@@ -402,8 +405,8 @@ async def open_tls_stream(
     The counterpart of :func:`trio.open_ssl_over_tcp_stream`. Before the
     handshake it offers a session from *cache* filed under the same server
     name, port and TLS settings (see :class:`~resume.SessionKey`), with
-    ``SSL_set_session()``; after a clean close it stores the session the
-    connection yielded. TLS 1.3 tickets are used once; TLS 1.2 sessions until
+    ``SSL_set_session()``; each session the connection yields enters the
+    cache as it arrives. TLS 1.3 tickets are used once; TLS 1.2 sessions until
     they expire. A TLS 1.3 server sends its tickets after the handshake, so
     they reach the client with the first data it reads: a connection that
     never receives anything yields no ticket.

@@ -44,6 +44,12 @@
 # Callbacks run while the cache lock is held (an RLock, so a callback may call
 # back into the cache) and after the cache's own state is consistent.
 #
+# fork(). Every cache registers itself, weakly, with resume._core.forks: the
+# lock is held across a fork() and released on both sides, or re-initialised
+# in the child when a thread that the child does not have held it, so a child
+# forked while other threads use the cache can use it at once. The look-up
+# paths are unchanged by this (no check per call).
+#
 # No I/O. The cache never reaches a store: a look-up answers from memory only,
 # under a lock held for microseconds, so it is safe on an event loop. An
 # external store (resume.stores.attach_store) fills the cache from outside,
@@ -61,7 +67,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, final
 
-from . import why
+from . import forks, why
 from .errors import SessionError
 from .handle import _REFLOCK, SessionHandle
 from .limits import MAX_LIFETIME
@@ -174,6 +180,10 @@ class SessionCache:
 
     Keys are any hashable value; :mod:`resume.trio` and :mod:`resume.asyncio`
     use a key that names the peer and every TLS setting that matters.
+
+    A cache is thread-safe, and stays usable in a child process made with
+    ``os.fork()`` while other threads were using it: the child inherits a
+    consistent copy of its entries.
     """
 
     def __init__(
@@ -219,8 +229,10 @@ class SessionCache:
         self._decisions: dict[str, int] = {}
         #: (peer, port) -> the configuration digest last used there (bounded).
         self._last_digest: dict[tuple[str, int], str] = {}
-        #: Set by a store link while attached: does the store answer now?
-        self._store_available: Callable[[], bool] | None = None
+        #: Set by a store link while attached: why the store brings nothing for
+        #: a key ("not persisted", "store unavailable"), or None (resume._core.why).
+        self._store_reason: Callable[[Hashable], str | None] | None = None
+        forks.register(self, forks.CACHE)
 
     # -- configuration ------------------------------------------------------------
 
@@ -605,6 +617,23 @@ class SessionCache:
                 self.on_remove(self, handle)
         finally:
             handle._cache_release()
+
+    # -- fork() (resume._core.forks) ----------------------------------------------
+
+    def _fork_locks(self) -> tuple[threading.RLock]:
+        return (self._lock,)
+
+    def _fork_child(self) -> None:
+        # The entries are the parent's sessions, still valid, except that a
+        # single-use TLS 1.3 ticket now sits in two processes, and each could
+        # offer it (RFC 8446, C.4): the child lets its copies go, quietly (no
+        # on_remove: a store under the cache still holds the parent's entries).
+        for pool in list(self._pools.values()):
+            for handle in [h for h in pool if h._single_use]:
+                self._unlink(handle, pool, pool.index(handle))
+                self._removed += 1
+                handle._cache_release()
+        self._compact()
 
     # -- statistics ---------------------------------------------------------------
 

@@ -113,9 +113,15 @@ class _EmptySession:
 
 
 def _creation_site() -> tuple[str, int]:
-    # Frame 3: past this function, __init__ and the classmethod that called it.
-    frame = sys._getframe(3)
-    # Step over frames of this package so the site is the caller's own line.
+    # The first frame outside this package's private modules: the caller's own
+    # line, however deep or shallow the stack is (a module's top level, in a
+    # script, ``python -c`` or the REPL, is the bottom frame). No fixed depth:
+    # constructors reach here through one frame or three, and a fixed depth
+    # past the bottom of the stack raised ValueError (issue 18, finding 9).
+    getframe = getattr(sys, "_getframe", None)
+    if getframe is None:  # pragma: no cover - Pythons without frame access
+        return "<unknown>", 0
+    frame = getframe(1)
     while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
         "resume._"
     ):
@@ -160,15 +166,22 @@ class SessionHandle:
     _single_use: bool
     _site: tuple[str, int]
 
-    def __init__(self, _payload: SessionPayload, _der: bytearray | None = None) -> None:
+    def __init__(
+        self,
+        _payload: SessionPayload,
+        _der: bytearray | None = None,
+        _site: tuple[str, int] | None = None,
+    ) -> None:
+        # Everything that can fail comes first: a handle exists (and can be
+        # reported as leaked) only once it is complete.
+        self._site = _creation_site() if _site is None else _site
         self._session = _payload
-        self._refcount = 1
         self._owner = None
         self._key = None
         self._expires = 0.0
         self._der = _der
         self._single_use = False
-        self._site = _creation_site()
+        self._refcount = 1
 
     # -- constructors -------------------------------------------------------------
 
@@ -271,10 +284,11 @@ class SessionHandle:
             UseAfterFreeError: the handle is freed.
         """
         session = self._live("dup()")
+        # The copy is made last, by a constructor that cannot fail half-way:
+        # nothing can leave a half-made copy behind with a reference to leak.
+        site = _creation_site()
         der = bytearray(self._der) if self._der is not None else None
-        copy = SessionHandle(session, der)
-        copy._site = _creation_site()
-        return copy
+        return SessionHandle(session, der, site)
 
     def up_ref(self) -> int:
         """Add a reference; return 1, the success value of ``SSL_SESSION_up_ref()``.

@@ -28,6 +28,9 @@
 # ``resume.stores.context_label_digest``) hashes the same values without the
 # identity, plus the caller's label, so that another process that builds its
 # context alike computes it too. No entry can be in one and not the other.
+# (A store link that persists a context tracked from birth without being asked
+# puts ``birth_record()`` in the label: the state of the CA directories the
+# context reads, which the table names but cannot hold.)
 #
 # The boundary. The key is computed, and the session chosen, in the same
 # synchronous call that creates the SSLObject (see
@@ -159,6 +162,7 @@ __all__ = [
     "context_digest",
     "make_key",
     "normalize_peer",
+    "birth_record",
     "persisted_digests",
     "still_current",
     "track_new_context",
@@ -580,14 +584,21 @@ def _read_hello(context: ssl.SSLContext, state: _ContextState) -> None:
     # Once per context, when first seen: let it write a ClientHello into a memory
     # BIO (no socket, nothing sent) and read the ALPN list set before tracking.
     # The C-level _wrap_bio is used so that no subclass override runs.
+    # The SSL object is kept in a variable until the exception is handled: freed
+    # while SSLWantReadError propagates, its C free hooks (a FreeWatch of the
+    # binding) would run with that exception pending.
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hello = None
     try:
-        _C._wrap_bio(context, incoming, outgoing, False, "resume.invalid").do_handshake()
+        hello = _C._wrap_bio(context, incoming, outgoing, False, "resume.invalid")
+        hello.do_handshake()
     except ssl.SSLWantReadError:
         pass
     except (ssl.SSLError, ValueError, OSError):
         state.hello_pending = True  # cannot handshake as it is: try again on a change
         return
+    finally:
+        del hello
     state.hello_pending = False
     try:
         alpn, npn = _parse_hello(outgoing.read())
@@ -675,6 +686,24 @@ def tracked_from_birth(context: ssl.SSLContext) -> bool:
     """
     state = _STATES.get(context)
     return state is not None and state.born_tracked
+
+
+def birth_record(context: ssl.SSLContext) -> str | None:
+    """What the trust calls of a context tracked from birth read from outside, or None.
+
+    A digest of the CA directories and default verify paths (as
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` named them) that its trust calls
+    named, with their size and modification time then (``birth`` of the
+    context's state: see "Context identity" at the top). None for a context
+    not tracked from birth. A store link puts it in the label of the contexts
+    it persists on its own (resume._stores.link), since KEY_TABLE has the
+    names of CA directories but not what they hold. It changes with every
+    trust call, and so does the context's digest.
+    """
+    state = _STATES.get(context)
+    if state is None or not state.born_tracked:
+        return None
+    return state.birth
 
 
 def _current(context: ssl.SSLContext) -> _Current:

@@ -86,18 +86,18 @@
 #
 # Which session to offer. TLS 1.3 tickets are single-use (RFC 8446, C.4): a
 # ticket is *taken* out of the cache when offered (SessionCache.take), and the
-# fresh ticket the server sends on the connection is stored at close. TLS 1.2
-# sessions (session ids and RFC 5077 tickets) are reusable until they expire:
-# the cache lends a reference (SessionCache.get1) and keeps the entry. The
-# version of a cached session is not visible on ssl.SSLSession, so this module
-# marks the handles it stores as single-use (a slot on the handle itself,
+# fresh tickets the server sends on the connection are stored as they arrive.
+# TLS 1.2 sessions (session ids and RFC 5077 tickets) are reusable until they
+# expire: the cache lends a reference (SessionCache.get1) and keeps the entry.
+# The version of a cached session is not visible on ssl.SSLSession, so this
+# module marks the handles it stores as single-use (a slot on the handle itself,
 # ``SessionHandle._single_use``) and remembers, per key, on the cache object
 # itself (``SessionCache._client_hints``: it lives and dies with the cache),
-# whether the last session stored there was a TLS 1.3 ticket, so that the
-# look-up uses take() or get1() in one call. Should a key hold both kinds
-# (a server that changed versions), a ticket that get1() lent is removed before
-# it is offered, and a TLS 1.2 session that take() took is simply not put back:
-# both err on the side of a full handshake.
+# whether the last session stored there was a TLS 1.3 ticket, so that the look-
+# up uses take() or get1() in one call. Should a key hold both kinds (a server
+# that changed versions), a ticket that get1() lent is removed before it is
+# offered, and a TLS 1.2 session that take() took is simply not put back: both
+# err on the side of a full handshake.
 #
 # What to store on a clean close, without arrival capture. TLS 1.2: the session
 # of a full handshake (or a new one after a resumed handshake in which the
@@ -132,7 +132,7 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Final, Protocol, TypeVar, final
 
-from .._openssl.binding import ConnectionSettings, available
+from .._openssl.binding import ConnectionSettings, available, refusal
 from .._openssl.native import NativeSession
 from . import why
 from .cache import SessionCache
@@ -490,15 +490,17 @@ class ClientConnection:
         # Route the sessions OpenSSL makes on *tls* to _arrived(); where that
         # cannot be, sessions are captured at close instead (logged once per context).
         b = available()
+        reason: str | None
         if b is None:
-            return
-        try:
-            reason = b.watch_new_sessions(tls, self._arrived)
-        except (UnsupportedError, TypeError, ValueError) as exc:
-            reason = str(exc)
-        if reason is None:
-            self._watched = weakref.ref(tls)
-            return
+            reason = f"the OpenSSL binding is not available ({refusal()})"
+        else:
+            try:
+                reason = b.watch_new_sessions(tls, self._arrived)
+            except (UnsupportedError, TypeError, ValueError) as exc:
+                reason = str(exc)
+            if reason is None:
+                self._watched = weakref.ref(tls)
+                return
         context = tls.context
         if context not in _CAPTURE_AT_CLOSE:
             _CAPTURE_AT_CLOSE[context] = reason

@@ -17,14 +17,19 @@
 #
 #   look-up    "offered"             a session was found and will be offered;
 #              "no session"          nothing was ever stored under this key (first
-#                                    connection, or the earlier ones never closed
-#                                    cleanly: a session is stored on a clean close);
+#                                    connection, or the earlier ones went bad, or a
+#                                    TLS 1.3 client never read, so no ticket came);
 #              "expired"             the key held sessions, all past their lifetime;
 #              "ticket already used" the last session stored under the key was a
 #                                    TLS 1.3 ticket, and it was used up (single use);
 #              "other configuration" this server was last reached with another
 #                                    context or other settings (verification, client
 #                                    certificate, ALPN, ...): sessions never cross;
+#              "not persisted"       the cache sits on a store, but this context's
+#                                    sessions stay in memory (resume cannot vouch for
+#                                    it in other processes, and it was not registered
+#                                    with StoreLink.register_context), so nothing came
+#                                    from the store;
 #              "store unavailable"   the cache sits on a store that is failing (its
 #                                    circuit breaker is open), so nothing came from it;
 #              "untrackable context" resume cannot know the context's settings
@@ -40,8 +45,9 @@
 #
 # "other configuration" needs to know with which digest a (peer, port) was last
 # reached: the cache's ``_last_digest`` table (bounded), written at each
-# completed handshake. "store unavailable" asks the cache's ``_store_available``,
-# which a store link sets while it is attached (the core never imports a store).
+# completed handshake. "not persisted" and "store unavailable" come from the
+# cache's ``_store_reason(key)``, which a store link sets while it is attached
+# (the core never imports a store).
 #
 # Cost: an uncontended lock and a dict increment per decision; the log record is
 # only formatted when DEBUG is enabled for the ``resume`` logger.
@@ -62,6 +68,7 @@ __all__ = [
     "CONTEXT_CHANGED",
     "DECLINED",
     "EXPIRED",
+    "NOT_PERSISTED",
     "NO_SESSION",
     "OFFERED",
     "OTHER_CONFIGURATION",
@@ -85,6 +92,7 @@ NO_SESSION: Final = "no session"
 EXPIRED: Final = "expired"
 TICKET_USED: Final = "ticket already used"
 OTHER_CONFIGURATION: Final = "other configuration"
+NOT_PERSISTED: Final = "not persisted"
 STORE_UNAVAILABLE: Final = "store unavailable"
 UNTRACKABLE: Final = "untrackable context"
 CONTEXT_CHANGED: Final = "context changed"
@@ -93,8 +101,8 @@ DECLINED: Final = "declined"
 
 #: Every reason, in the order of the theory of operation.
 REASONS: Final = (
-    OFFERED, NO_SESSION, EXPIRED, TICKET_USED, OTHER_CONFIGURATION, STORE_UNAVAILABLE,
-    UNTRACKABLE, CONTEXT_CHANGED, ACCEPTED, DECLINED,
+    OFFERED, NO_SESSION, EXPIRED, TICKET_USED, OTHER_CONFIGURATION, NOT_PERSISTED,
+    STORE_UNAVAILABLE, UNTRACKABLE, CONTEXT_CHANGED, ACCEPTED, DECLINED,
 )
 
 _LOCK = threading.Lock()
@@ -128,9 +136,11 @@ def _miss_reason(
     digest = cache._last_digest.get((key.peer, key.port))
     if digest is not None and digest != key.digest:
         return OTHER_CONFIGURATION
-    store_available = cache._store_available
-    if store_available is not None and not store_available():
-        return STORE_UNAVAILABLE
+    store_reason = cache._store_reason
+    if store_reason is not None:
+        reason = store_reason(key)
+        if reason is not None:
+            return reason
     return NO_SESSION
 
 

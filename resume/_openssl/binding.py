@@ -775,6 +775,12 @@ class Binding:
         digest = self._ticket_params_digest
 
         sha256 = lib.EVP_sha256() if legacy else None
+        # SSL_version() of the connection being resumed: a TLS 1.3 server sends a
+        # new ticket after a resumed handshake only when the decrypt callback
+        # returns 2, and single-use clients (RFC 8446, C.4) need one for their next
+        # connection. Its own prototype here, so the table above stays as it is.
+        ssl_version = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(("SSL_version", lib))
+        tls1_3 = 0x0304  # TLS1_3_VERSION
 
         def set_mac_key(hctx: int, hmac_key: bytes) -> bool:
             if legacy:
@@ -803,7 +809,9 @@ class Binding:
             enc: int,
         ) -> int:
             # Returns: 1 ok; 2 (decrypt) ok but renew the ticket; 0 no ticket /
-            # ticket unusable (full handshake). Never raises into C.
+            # ticket unusable (full handshake). Never raises into C. Decrypting,
+            # 2 on every TLS 1.3 resumption (a fresh ticket for the next
+            # connection) and, on TLS 1.2, for a ticket of the previous key only.
             try:
                 if not (key_name and iv and cctx and hctx):
                     return 0
@@ -833,7 +841,9 @@ class Binding:
                 if lib.EVP_DecryptInit_ex(cctx, cipher, None, aes_key, iv) != 1:
                     lib.ERR_clear_error()
                     return 0
-                return 2 if renew else 1
+                if renew or (_ssl and ssl_version(_ssl) == tls1_3):
+                    return 2
+                return 1
             except BaseException:
                 with contextlib.suppress(BaseException):
                     log.exception(

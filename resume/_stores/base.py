@@ -72,9 +72,21 @@
 # rate-limited :class:`StoreWarning` that never contains a session byte; the
 # caller sees a miss and does a full handshake.
 #
-# Expiry. Every entry carries its absolute expiry; an expired entry is never
-# returned and is deleted when met. Backends may also expire entries on their own
+# Expiry. Every entry carries its absolute expiry twice: in the backend, where
+# it lets the backend skip and purge expired entries (a SQLite column, a Redis
+# score and key TTL), and in the sealed header, where the key authenticates it.
+# Only the sealed one is trusted: whoever can write the store can change the
+# backend's copy (issue 18, finding 8: an expired entry revived by moving its
+# column or score into the future), so an entry that opens is compared with the
+# store's clock once more, and one whose sealed expiry has passed is a miss and
+# is deleted (it is in hand: one more delete of one entry). An expired entry is
+# therefore never returned. Backends may also expire entries on their own
 # (Redis key TTL, a periodic purge in SQLite).
+#
+# fork(). Every store registers with resume._core.forks: its locks are held
+# across a fork() and usable in the child. A backend whose connection cannot
+# cross a fork says so in _fork_child (SQLiteStore opens a new connection in
+# the child; redis-py's pool reconnects by itself in a new process).
 #
 # Failures. A backend that fails (Redis down, disk full, database locked past the
 # busy timeout) raises :class:`StoreError` from every method. The layer that
@@ -95,6 +107,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar, final
 
+from .._core import forks
 from .._core.errors import StoreError
 from .._core.limits import MAX_LIFETIME
 
@@ -130,6 +143,9 @@ KEY_LEN: Final = 32
 MAX_SESSION_LEN: Final = 64 * 1024
 #: Seconds between two warnings of the same kind from one store.
 WARN_INTERVAL: Final = 60.0
+#: Seconds by which the backend's copy of an expiry may lag the sealed one
+#: (rounding to milliseconds) without being reported as changed.
+_EXPIRY_SLACK: Final = 1.0
 
 
 class StoreWarning(UserWarning):
@@ -406,6 +422,16 @@ class SessionStore(ABC):
         self._derived: tuple[bytes, AESGCM] | None = None
         self._current_salt = b""
         self._closed = False
+        forks.register(self, forks.STORE)
+
+    # -- fork() (resume._core.forks) ----------------------------------------------
+
+    def _fork_locks(self) -> tuple[threading.Lock, ...]:
+        # Outermost first: _keys() holds _keys_lock while _setup() takes a backend's lock.
+        return (self._keys_lock, self._limiter._lock)
+
+    def _fork_child(self) -> None:  # noqa: B027 - optional hook
+        """In a child process after fork(): drop what cannot be shared with the parent."""
 
     # -- configuration ------------------------------------------------------------
 
@@ -589,7 +615,10 @@ class SessionStore(ABC):
         """Return the newest live session under *key*, leaving it in the store, or None.
 
         Unreadable entries met on the way are deleted with a
-        :class:`StoreWarning`; expired ones are deleted silently.
+        :class:`StoreWarning`; expired ones are deleted silently. The expiry
+        that counts is the one sealed with the entry, so changing the expiry
+        the backend keeps (a SQLite column, a Redis score) cannot revive an
+        expired entry: such an entry is deleted with a :class:`StoreWarning`.
 
         Raises:
             StoreError: the backend failed.
@@ -599,15 +628,24 @@ class SessionStore(ABC):
 
     def _get(self, name: bytes) -> StoredSession | None:
         for _ in range(self._per_key + 8):
-            found = self._get_raw(name, self._clock())
+            now = self._clock()
+            found = self._get_raw(name, now)
             if found is None:
                 return None
             entry, blob = found
+            # Delete first, warn after: a warning filter may turn the
+            # warning into an exception, and the entry must be gone anyway.
             try:
-                return self._open(name, blob)
+                stored = self._open(name, blob)
             except _Unreadable as exc:
-                self._warn("unreadable", f"{exc}; it was dropped")
                 self._delete_raw(name, entry)
+                self._warn("unreadable", f"{exc}; it was dropped")
+                continue
+            if now > stored.expires:
+                self._delete_raw(name, entry)
+                self._report_expired(stored, now)
+                continue
+            return stored
         return None
 
     def take(self, key: Hashable) -> StoredSession | None:
@@ -624,14 +662,33 @@ class SessionStore(ABC):
 
     def _take(self, name: bytes) -> StoredSession | None:
         for _ in range(self._per_key + 8):
-            blob = self._take_raw(name, self._clock())
+            now = self._clock()
+            blob = self._take_raw(name, now)
             if blob is None:
                 return None
             try:
-                return self._open(name, blob)
+                stored = self._open(name, blob)
             except _Unreadable as exc:
                 self._warn("unreadable", f"{exc}; it was dropped")
+                continue
+            if now > stored.expires:
+                self._report_expired(stored, now)  # take() removed it already
+                continue
+            return stored
         return None
+
+    def _report_expired(self, stored: StoredSession, now: float) -> None:
+        # An entry the backend called live is past its sealed expiry, which is
+        # the one that counts (see the top). The backend's copy is written with
+        # the sealed one and differs by rounding only (under a millisecond): one
+        # well past it was changed in the store, so say so. One just past it
+        # (a race with the clock) is dropped silently.
+        if now - stored.expires > _EXPIRY_SLACK:
+            self._warn(
+                "expired",
+                "an entry past its sealed expiry was listed as live by the store (its "
+                "expiry there was changed); it was dropped",
+            )
 
     def delete(self, key: Hashable, session: bytes | None = None) -> int:
         """Delete the sessions under *key*, or only *session*; return how many went.

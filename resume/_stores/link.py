@@ -41,15 +41,49 @@
 #                  get1() survives its exit.
 #
 # Store keys. A cache key must mean the same thing in every process that shares
-# the store. resume's client key (SessionKey: peer, port, digest) carries a
-# random per-SSLContext token, so on its own it never matches in another
-# process; register_context(context, label=...) declares that a context's
-# settings are the same everywhere (the label must change when anything resume
-# cannot see changes, such as the contents of a CA directory; the client
-# certificate and the ALPN list are in the key table of resume._core.key), and the
-# link then stores its sessions under (peer, port, stable digest). Keys of contexts
-# that were not registered stay in memory only. Keys that are not SessionKeys
-# are stored as they are.
+# the store, and a session offered from the store skips the certificate check
+# of the process that offers it: so a store key must mean "verified the same
+# way". resume's client key (SessionKey: peer, port, digest) carries a random
+# per-SSLContext token for the contexts resume did not see born, so on its own
+# it never matches in another process. The link maps it to (peer, port,
+# persisted digest), the digest of the one key table without the token, plus a
+# label (resume._core.key.persisted_digests), for two kinds of contexts:
+#
+#   automatic   a context tracked from birth (resume.create_client_context(),
+#               resume.default_ssl_context(), the integrations' contexts): resume
+#               saw every setting made on it, so the table describes it fully
+#               except for what its CA directories hold; the label is then
+#               key.birth_record(), the state (name, size, mtime) of the CA
+#               directories and default verify paths its trust calls read, as
+#               SSL_CERT_FILE and SSL_CERT_DIR named them. Another process gets
+#               the same store key only with the same table AND the same CA
+#               directories (so on one host; hosts whose directories differ
+#               share through register_context and a label instead);
+#   registered  a context given to register_context(context, label=...): its
+#               owner vouches that what resume cannot see (settings made before
+#               resume saw the context, the contents of a CA directory) is the
+#               same wherever the label is. The label is remembered with the
+#               context, so a later change of a tracked setting (a new digest) is
+#               registered again under the same label.
+#
+# Any other context (ssl.create_default_context() and friends: settings made
+# before resume first saw them, a CA directory or SSL_CERT_DIR among them, are
+# invisible) stays in memory, and the link says so once per context, as a
+# WARNING on the ``resume`` logger with the call that fixes it; its misses say
+# "not persisted" (resume._core.why) instead of "no session". Untrackable
+# contexts are never persisted (their UntrackedContextWarning says so).
+#
+# Learning. A SessionKey does not name its context, so the link learns contexts
+# where the adapters and integrations hand it one: in _plan(), before every
+# connection (no I/O: a digest already seen costs one set look-up; a new one,
+# one persisted digest). Keys that are not SessionKeys are stored as they are;
+# ``key_map=`` replaces all of this.
+#
+# Exit. A link still attached when the interpreter exits is closed by an atexit
+# hook (at most _EXIT_WAIT seconds for all links together), so a script that
+# never calls close() still leaves its sessions in the store, fetched ones
+# written back. Where no thread can be started any more (Python 3.12 refuses at
+# exit), the queued writes are performed in the closing thread.
 #
 # Failures never fail a connection. A StoreError (the store is down) makes the
 # link skip the store for ``retry_after`` seconds (a circuit breaker, so a dead
@@ -67,23 +101,45 @@
 # A warning raised in one of these threads (the warning filters may turn a
 # StoreWarning into an exception) is dropped there: it must not kill the
 # thread, and nobody would see it.
+#
+# fork(). A link registers itself with resume._core.forks, which holds its lock
+# across a fork() (after the cache's) and makes it usable in the child. The
+# link's threads stay in the parent, so in the child the link forgets them: no
+# writer thread (the next write starts one), no thread pool for asyncio
+# fetches (made again on demand), no fetch in flight. Writes that were queued
+# in the parent at the fork are the parent's to perform: the child drops its
+# copy of the queue and counts them as done (a session the child then
+# consumes is deleted from the store, as if it had seen the put land). The
+# store handles its own connection (a SQLite store opens a new one in the
+# child; redis-py's pool reconnects by itself when it sees a new process id).
+# So a link used in a child works as in the parent: its sessions reach the
+# store, once the child drains or closes the link before it exits.
 from __future__ import annotations
 
+import atexit
 import collections
 import concurrent.futures
 import contextlib
 import ssl
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Final, final
 
+from .._core import forks, why
 from .._core.cache import SessionCache
 from .._core.defaults import resolve_cache
 from .._core.errors import ResumeError, StoreError, UnsupportedError
 from .._core.handle import SessionHandle
-from .._core.key import make_key
+from .._core.key import (
+    SessionKey,
+    birth_record,
+    connection_key,
+    persisted_digests,
+    tracked_from_birth,
+)
 from .base import SessionStore, _WarnLimiter, key_bytes
 
 __all__ = [
@@ -103,6 +159,10 @@ _MEMO_SIZE: Final = 4096
 _MAX_FETCHES: Final = 4
 #: Seconds the writer thread waits for work before it exits (it restarts on demand).
 _IDLE_EXIT: Final = 10.0
+#: Seconds the atexit hook gives all links together to write their sessions out.
+_EXIT_WAIT: Final = 3.0
+#: The label prefix of contexts persisted without register_context() (see the top).
+_AUTOMATIC: Final = "resume automatic v1\0"
 
 KeyMap = Callable[[Hashable], Hashable | None]
 
@@ -137,8 +197,6 @@ def context_label_digest(context: ssl.SSLContext, label: str = "") -> str:
             :class:`~resume.UntrackedContextWarning`, emitted once): its
             sessions must not be persisted.
     """
-    from .._core.key import persisted_digests
-
     stable = persisted_digests(context, label)[1]
     if stable is None:
         raise ValueError("the sessions of this SSLContext cannot be persisted: resume cannot "
@@ -170,6 +228,22 @@ _LINKS: weakref.WeakKeyDictionary[SessionCache, weakref.ref[StoreLink]] = (
     weakref.WeakKeyDictionary()
 )
 _LINKS_LOCK = threading.Lock()
+# The links attached now, for the atexit hook (weakly: a dropped link is not kept).
+_OPEN: weakref.WeakSet[StoreLink] = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    # See "Exit" at the top. Quiet: a store that is down or closed at exit
+    # costs the sessions of this run, and a warning now would reach nobody
+    # who can act on it.
+    deadline = time.monotonic() + _EXIT_WAIT
+    for link in list(_OPEN):
+        with contextlib.suppress(Exception), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            link.close(timeout=max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_close_at_exit)
 
 
 def link_of(cache: SessionCache) -> StoreLink | None:
@@ -201,6 +275,7 @@ class StoreLink:
         clock: Callable[[], float] = time.monotonic,
         fetch_wait: float = 0.25,
         queue_size: int = 1024,
+        auto_register: bool = True,
     ) -> None:
         if retry_after < 0:
             raise ValueError(f"retry_after must be >= 0 seconds, got {retry_after}")
@@ -229,7 +304,17 @@ class StoreLink:
         )
         # Handles fetched from the store: the store no longer holds them.
         self._unstored: weakref.WeakSet[SessionHandle] = weakref.WeakSet()
+        # In-process digest -> persisted digest, for the contexts persisted.
         self._contexts: dict[str, str] = {}
+        # Labels given to register_context(), by context (see "Store keys").
+        self._labels: weakref.WeakKeyDictionary[ssl.SSLContext, str] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._auto_register = auto_register
+        # In-process digests already learned (persisted or not), and the contexts
+        # already told about on the logger.
+        self._learned: set[str] = set()
+        self._told: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
         # cache key -> store key (or None), so that keys are mapped and checked once.
         self._memo: dict[Hashable, Hashable | None] = {}
         self._previous_new = cache.on_new
@@ -251,6 +336,23 @@ class StoreLink:
         self.dropped = 0
         #: Writes dropped because the write queue was full.
         self.queue_full = 0
+        forks.register(self, forks.LINK)
+
+    # -- fork() (resume._core.forks) ----------------------------------------------
+
+    def _fork_locks(self) -> tuple[threading.RLock, threading.Lock]:
+        return (self._lock, self._limiter._lock)
+
+    def _fork_child(self) -> None:
+        # The parent's threads are not here: forget them (see the top).
+        self._cond = threading.Condition(self._lock)
+        for write in self._queue:
+            write.state = _DONE  # the parent's writer performs it
+        self._queue.clear()
+        self._writer = None
+        self._writing = False
+        self._fetching = 0
+        self._executor = None
 
     # -- wiring -------------------------------------------------------------------
 
@@ -293,8 +395,14 @@ class StoreLink:
         # For the "store unavailable" reason of resume._core.why; a weak
         # reference, so that the cache does not keep its link alive.
         me = weakref.ref(self)
-        cache._store_available = lambda: (link := me()) is not None and link.available
+
+        def store_reason(key: Hashable) -> str | None:
+            link = me()
+            return None if link is None else link._store_reason(key)
+
+        cache._store_reason = store_reason
         self._attached = True
+        _OPEN.add(self)
 
     def detach(self) -> None:
         """Give the cache its previous callbacks back; the store is left as it is.
@@ -309,7 +417,8 @@ class StoreLink:
             cache = self._cache
             cache.on_new = self._previous_new
             cache.on_remove = self._previous_remove
-            cache._store_available = None
+            cache._store_reason = None
+            _OPEN.discard(self)
             with _LINKS_LOCK:
                 if link_of(cache) is self:
                     del _LINKS[cache]
@@ -319,7 +428,13 @@ class StoreLink:
             executor.shutdown(wait=False)
 
     def register_context(self, context: ssl.SSLContext, *, label: str = "") -> None:
-        """Declare that sessions of *context* may be shared through the store.
+        """Vouch that sessions of *context* may be shared through the store under *label*.
+
+        Contexts resume tracked from birth (:func:`resume.create_client_context`,
+        :func:`resume.default_ssl_context`, the HTTP integrations' own) are
+        persisted without this call, on one host (see :func:`attach_store`).
+        Call it for any other context, whose settings made before resume first
+        saw it are unknown, or to share a context's sessions between hosts.
 
         resume's client keys carry a random token per :class:`ssl.SSLContext`
         and never match in another process. Registering a context maps its keys
@@ -328,21 +443,100 @@ class StoreLink:
         same label) computes too. The client certificate and the ALPN list are
         part of that digest (resume tracks them); give a *label* that changes
         whenever something resume cannot see changes (the contents of a CA
-        directory, say). Sessions of contexts not registered stay in memory.
+        directory, how the context was configured before resume saw it). The
+        label is kept with the context: after a tracked change (a new ALPN
+        list, say) its sessions are stored under the new digest, with the same
+        label. A registration replaces the automatic one.
 
         A context whose full state resume cannot know (a client certificate
         loaded before resume first saw it, a tracking wrapper removed: see
         :class:`~resume.UntrackedContextWarning`, emitted once) is not
         registered; create contexts with :func:`resume.create_client_context`.
         """
-        from .._core.key import persisted_digests
+        with self._lock:
+            self._labels[context] = label
+        self._register(context, label)
 
+    def _register(self, context: ssl.SSLContext, label: str) -> str | None:
+        # Map *context*'s digest now to its persisted digest under *label*;
+        # return that in-process digest, or None (untrackable: never persisted).
         digest, stable = persisted_digests(context, label)
         if stable is None:
-            return
+            return None
         with self._lock:
+            if len(self._contexts) >= _MEMO_SIZE:
+                # Bounded; registered contexts are learned again at their next
+                # connection (their labels are kept).
+                self._contexts.clear()
+                self._learned.clear()
             self._contexts[digest] = stable
             self._memo.clear()
+        return digest
+
+    def _learn(self, context: ssl.SSLContext, key: SessionKey) -> None:
+        # Before a connection (see "Learning" at the top): make the store key of
+        # *context*'s digest known, or say once why its sessions stay here.
+        digest = key.digest
+        if digest in self._learned or self._key_map is not None:
+            return
+        label = self._labels.get(context)
+        learned: str | None
+        if label is not None:
+            learned = self._register(context, label)
+        elif digest in self._contexts:
+            # Registered through another context with the same digest (contexts
+            # tracked from birth and configured alike share it): that stands.
+            learned = digest
+        elif self._auto_register and tracked_from_birth(context):
+            birth = birth_record(context)
+            learned = self._register(context, _AUTOMATIC + (birth or ""))
+            if birth_record(context) != birth:
+                # A trust call meanwhile: that digest has another birth. Forget
+                # it; the next connection learns the context's new digest.
+                with self._lock:
+                    if learned is not None:
+                        self._contexts.pop(learned, None)
+                        self._memo.clear()
+                return
+        else:
+            learned = digest
+            self._tell(context)
+        if learned is None or learned == digest:
+            with self._lock:
+                self._learned.add(digest)
+
+    def _tell(self, context: ssl.SSLContext) -> None:
+        # Once per context: its sessions are not persisted, and what to do.
+        with self._lock:
+            if context in self._told:
+                return
+            self._told.add(context)
+        if self._auto_register:
+            why_not = (
+                "resume did not see it created, so what was set on it before (a CA "
+                "directory, SSL_CERT_DIR, a client certificate) cannot be compared with "
+                "another process's context. Create it with resume.create_client_context(), "
+                "or vouch for it"
+            )
+        else:
+            why_not = "the link was attached with auto_register=False. Vouch for it"
+        why.logger.warning(
+            "resume: sessions of this SSLContext are not persisted in %r, they stay in "
+            "this process: %s with link.register_context(ctx, label=...)",
+            self._store, why_not,
+            extra={"resume_reason": why.NOT_PERSISTED},
+        )
+
+    def _store_reason(self, key: Hashable) -> str | None:
+        # resume._core.why: why nothing came from the store for *key*, if the store
+        # is to blame (None: it is not; then the miss is "no session").
+        if not self._attached:
+            return None
+        if self.store_key(key) is None:
+            return why.NOT_PERSISTED
+        if not self.available:
+            return why.STORE_UNAVAILABLE
+        return None
 
     def store_key(self, key: Hashable) -> Hashable | None:
         """The key *key*'s sessions have in the store, or None if they stay in memory.
@@ -478,10 +672,15 @@ class StoreLink:
             victim.state = _CANCELLED
         queue.append(write)
         if self._writer is None:
-            self._writer = threading.Thread(
+            writer = threading.Thread(
                 target=self._write_loop, name="resume store writer", daemon=True
             )
-            self._writer.start()
+            try:
+                writer.start()
+            except RuntimeError:  # at interpreter exit: drain() performs the writes
+                pass
+            else:
+                self._writer = writer
         else:
             self._cond.notify_all()
         return overflow
@@ -505,23 +704,32 @@ class StoreLink:
                         self._writer = None
                         self._cond.notify_all()
                         return
-                write = self._queue.popleft()
-                write.state = _STARTED
-                self._writing = True
-            try:
-                self._perform(write)
-            except Warning:
-                pass  # a StoreWarning made an exception by the filters: see the top
-            except Exception as exc:  # a bug: never kill the writer
-                self.errors += 1
-                with contextlib.suppress(Warning):
-                    self._limiter.warn("bug", f"a store write failed: {exc!r}", stacklevel=2)
-            finally:
-                with self._lock:
-                    write.state = _DONE
-                    write.der = b""
-                    self._writing = False
-                    self._cond.notify_all()
+                write = self._next_write()
+            self._run(write)
+
+    def _next_write(self) -> _Write:
+        # Called with self._lock held and the queue not empty.
+        write = self._queue.popleft()
+        write.state = _STARTED
+        self._writing = True
+        return write
+
+    def _run(self, write: _Write) -> None:
+        # Perform one write taken with _next_write(), without locks held.
+        try:
+            self._perform(write)
+        except Warning:
+            pass  # a StoreWarning made an exception by the filters: see the top
+        except Exception as exc:  # a bug: never kill the writer
+            self.errors += 1
+            with contextlib.suppress(Warning):
+                self._limiter.warn("bug", f"a store write failed: {exc!r}", stacklevel=3)
+        finally:
+            with self._lock:
+                write.state = _DONE
+                write.der = b""
+                self._writing = False
+                self._cond.notify_all()
 
     def _perform(self, write: _Write) -> None:
         if not self.available:
@@ -547,16 +755,20 @@ class StoreLink:
         off the event loop (or in a thread), as :meth:`close` is.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while self._queue or self._writing:
-                if deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+        while True:
+            with self._lock:
+                if not self._queue and not self._writing:
+                    return True
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
                     return False
-                self._cond.wait(remaining)
-            return True
+                if self._writer is not None or self._writing:
+                    self._cond.wait(remaining)
+                    continue
+                # Writes queued and no writer thread: none could be started
+                # (at interpreter exit, see the top). Perform them here.
+                write = self._next_write()
+            self._run(write)
 
     # -- fetching ----------------------------------------------------------------------
 
@@ -760,9 +972,11 @@ def _plan(cache: object, context: ssl.SSLContext, peer: str, port: int) -> (
         link = link_of(resolved)
         if link is None:
             return None
-        key = make_key(context, peer, port)
+        key, trackable = connection_key(context, peer, port)
     except (TypeError, ValueError):
         return None
+    if trackable:  # an untrackable context said so itself (UntrackedContextWarning)
+        link._learn(context, key)
     return (link, key) if link._fetch_plan(key) else None
 
 
@@ -826,6 +1040,7 @@ def attach_store(
     decode: Callable[[bytes], SessionHandle] | None = None,
     fetch_wait: float = 0.25,
     queue_size: int = 1024,
+    auto_register: bool = True,
 ) -> StoreLink:
     """Make *cache* sit on *store*: sessions written behind, fetched before a connection.
 
@@ -837,6 +1052,19 @@ def attach_store(
     (:meth:`StoreLink.fetch`, :meth:`SessionHandle.from_der`). This is
     OpenSSL's external session cache (``SSL_CTX_sess_set_new_cb()``,
     ``SSL_CTX_sess_set_get_cb()``, ``SSL_CTX_sess_set_remove_cb()``).
+
+    Which sessions go to the store: a session resumed from the store skips
+    the certificate check, so it goes only where the TLS settings it was
+    verified under are known to be the same. Those of contexts resume
+    tracked from birth (:func:`resume.create_client_context`, the default
+    context of connections opened without one, the HTTP integrations'
+    contexts) are stored with no further call, under their settings and the
+    state of the CA directories they read (so they are shared between the
+    processes of one host). Those of other contexts (made with
+    :func:`ssl.create_default_context`, say, whose earlier settings resume
+    never saw) stay in memory until :meth:`StoreLink.register_context`
+    vouches for them; the ``resume`` logger says so once per context, with
+    that call, and their misses count as ``"not persisted"``.
 
     The store is never called on the event loop or under the cache's lock:
     fetches run in a thread and a connection waits for one at most
@@ -858,20 +1086,28 @@ def attach_store(
         retry_after: seconds to skip a store after it failed.
         key_map: maps a cache key to its store key (None: keep it in memory
             only). The default stores plain keys as they are and resume's
-            client keys only for contexts given to
-            :meth:`StoreLink.register_context`.
+            client keys as described above.
         encode: exports a handle (default :meth:`SessionHandle.to_der`).
         decode: imports bytes (default :meth:`SessionHandle.from_der`).
         fetch_wait: the most seconds a connection waits for the store
             (default 0.25, well under any handshake timeout).
         queue_size: the most writes waiting for the store.
+        auto_register: False to store only the sessions of contexts given to
+            :meth:`StoreLink.register_context` (and plain keys).
 
     Call :meth:`StoreLink.close` when done, off the event loop: it waits
-    (boundedly) for the queued writes and writes back unused sessions.
+    (boundedly) for the queued writes and writes back unused sessions. A link
+    still attached when the interpreter exits is closed then (at most 3
+    seconds for all links), so a script that forgets it loses nothing.
+
+    A child process made with ``os.fork()`` may go on using the cache and
+    its link: the child gets a writer thread and a store connection of its
+    own on first use (writes the parent had queued stay the parent's). Like
+    the parent, it should :meth:`~StoreLink.close` the link before it exits.
     """
     link = StoreLink(
         cache, store, retry_after=retry_after, key_map=key_map, encode=encode, decode=decode,
-        fetch_wait=fetch_wait, queue_size=queue_size,
+        fetch_wait=fetch_wait, queue_size=queue_size, auto_register=auto_register,
     )
     link._attach()
     return link

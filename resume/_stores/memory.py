@@ -9,6 +9,9 @@
 # memory dump of the dict shows no server names and no session bytes). Expired
 # entries are dropped when their name is touched and, every 256 puts, by a full
 # sweep.
+#
+# fork(): the lock is held across it (resume._core.forks), so a child gets a
+# consistent copy of the entries, its own from then on.
 from __future__ import annotations
 
 import os
@@ -56,6 +59,9 @@ class MemoryStore(SessionStore):
         self._data: dict[bytes, dict[bytes, tuple[int, float, bytes]]] = {}
         self._seq = 0
         self._salt = _new_salt()
+
+    def _fork_locks(self) -> tuple[threading.Lock, ...]:
+        return (self._keys_lock, self._lock, self._limiter._lock)
 
     def __len__(self) -> int:
         """The number of entries held, expired ones included until they are swept."""

@@ -54,6 +54,21 @@
 #
 # One connection per store object, shared by threads under a lock (sqlite3's
 # check_same_thread is off for that reason).
+#
+# fork(). SQLite forbids using a connection in a child process that was opened
+# before the fork (https://www.sqlite.org/howtocorrupt.html, section 2.6): POSIX
+# locks belong to a process, so the child does not hold the locks its copy of
+# the connection believes it holds, and a connection opened in the child would
+# share that belief (SQLite keeps one record of the locks per file and process).
+# The store registers with resume._core.forks, which holds its lock across the
+# fork, so the inherited connection is idle. In the child it is closed at once,
+# which clears that record without touching the parent (closing only drops the
+# child's own locks; the parent's shared lock keeps the child from
+# checkpointing or removing the WAL), and the next operation opens a new
+# connection to the same file, checked again to be the file the store was
+# opened on. An inherited connection found inside a transaction (a thread of
+# the parent held it past the fork budget) is set aside instead, never used.
+
 from __future__ import annotations
 
 import os
@@ -77,6 +92,8 @@ _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 _SIDE_FILES: Final = ("-wal", "-shm", "-journal")
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 _MIN_SQLITE: Final = (3, 35, 0)
+#: Connections inherited inside a transaction from a parent process: never used.
+_INHERITED: list[sqlite3.Connection] = []
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS resume_meta (
@@ -228,25 +245,30 @@ class SQLiteStore(SessionStore):
             raise StoreError(
                 f"cannot create session store {str(self._path)!r}: {exc.strerror}"
             ) from None
+        self._identity = identity
+        self._timeout = timeout
+        self._reopen = False
         super().__init__(key=key, key_file=key_file, per_key=per_key, clock=clock,
                          insecure_unauthenticated=insecure_unauthenticated)
+        self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        # Open the checked file (again, in a child after fork()).
         try:
             conn = sqlite3.connect(
-                self._path, timeout=timeout, isolation_level=None, check_same_thread=False
+                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open session store {str(self._path)!r}: {exc}") from None
-        self._conn = conn
         try:
             st = os.lstat(self._path)
             check_file(st, self._path, "session store", private=False)
-            if (st.st_dev, st.st_ino) != identity:
+            if (st.st_dev, st.st_ino) != self._identity:
                 raise StoreError(
                     f"session store {str(self._path)!r} was replaced while it was opened"
                 )
         except (OSError, StoreError) as exc:
             conn.close()
-            self._conn = None
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"cannot open session store {str(self._path)!r}: "
@@ -256,8 +278,8 @@ class SQLiteStore(SessionStore):
             conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             conn.close()
-            self._conn = None
             raise self._fail(exc, f"cannot open session store {str(self._path)!r}") from None
+        return conn
 
     @property
     def path(self) -> Path:
@@ -277,10 +299,31 @@ class SQLiteStore(SessionStore):
         return f"SQLiteStore({str(self._path)!r})"
 
     def _db(self) -> sqlite3.Connection:
+        # Called with self._lock held.
         conn = self._conn
         if conn is None:
-            raise StoreError(f"{self._describe()} is closed")
+            if not self._reopen:
+                raise StoreError(f"{self._describe()} is closed")
+            conn = self._conn = self._connect()  # the first use in a child process
+            self._reopen = False
         return conn
+
+    def _fork_locks(self) -> tuple[threading.Lock, ...]:
+        return (self._keys_lock, self._lock, self._limiter._lock)
+
+    def _fork_child(self) -> None:
+        # The parent's connection must not be used here (see the top).
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        self._reopen = True
+        if conn.in_transaction:
+            _INHERITED.append(conn)
+            return
+        try:
+            conn.close()
+        except sqlite3.Error:  # pragma: no cover - close of an idle connection
+            _INHERITED.append(conn)
 
     def _fail(self, exc: sqlite3.Error, doing: str | None = None) -> StoreError:
         # A full disk and an I/O error say so and name the file.
@@ -436,6 +479,7 @@ class SQLiteStore(SessionStore):
 
     def _close_raw(self) -> None:
         with self._lock:
+            self._reopen = False
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()

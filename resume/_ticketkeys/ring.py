@@ -59,6 +59,23 @@
 #   takes the explicit opt-out insecure_unauthenticated=True, logged as a
 #   warning at every start. The URL's password is redacted from every message.
 #
+# Rings only move forward. The seal of a Redis ring covers a generation that
+# each rotation increments (a ring from before generations reads as 0). A
+# sealed ring copied out of Redis and written back later still opens, so the
+# generation is what refuses it: a source never takes a ring older than the one
+# it holds; it logs a warning and, under the rotation lock, writes its own ring
+# back, and a rotation always starts from the newer of the two. A Redis value
+# that does not open (altered, another secret, not a ring) is something else:
+# logged as an error at every refresh, never as "Redis unavailable", and never
+# overwritten (delete the key and the servers put theirs back). A key file has
+# no seal: its mtime is its rotation time, and a file whose mtime goes back (an
+# older file restored) is refused and rewritten the same way.
+#
+# Every call of a Redis source (load, refresh, rotate_now) has one deadline for
+# all its round trips, and replies are size-limited and type-checked
+# (resume._stores.redisclient): a Redis that trickles or floods cannot hold a
+# server's start, its refresher thread or its exit longer than that.
+#
 # A :class:`KeyRefresher` thread polls the source (default every 60 s, far less
 # than the 12 h default interval). The clock is injectable everywhere.
 from __future__ import annotations
@@ -77,13 +94,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, final
+from typing import Final, NamedTuple, final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .._core.errors import StoreError
 from .._openssl.binding import binding
+from .._stores.redisclient import (
+    RedisClient,
+    RedisError,
+    RedisReplyError,
+    Script,
+    expect_bytes,
+    expect_ok,
+)
 from .._stores.safefile import check_file, open_checked, redact_url, scrub
 
 __all__ = [
@@ -118,6 +143,8 @@ _SEALED: Final = b"resume-sealed-1:"
 #: The environment variable install_from_spec reads the Redis secret from.
 SECRET_ENV: Final = "RESUME_TICKET_KEYS_SECRET"
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+#: Seconds a key file's mtime may read back earlier than written (float rounding).
+_MTIME_SLACK: Final = 0.001
 
 Clock = Callable[[], float]
 
@@ -322,6 +349,10 @@ def install_ticket_keys(context: ssl.SSLContext, ring: TicketKeyRing) -> None:
     other's tickets (TLS 1.2 and 1.3). The callback holds the ring for the life
     of the process; installing again replaces it.
 
+    Every resumed TLS 1.3 connection gets a fresh ticket (the callback returns
+    2, "renew"), so clients that use each ticket once resume every time; on
+    TLS 1.2 only tickets of the previous key are renewed.
+
     On OpenSSL 1.1.1 the older ``HMAC_CTX`` callback
     (``SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB``) is used; the tickets are the same.
 
@@ -341,6 +372,10 @@ def install_ticket_keys(context: ssl.SSLContext, ring: TicketKeyRing) -> None:
             "and ticket keys would never be used; clear the option first"
         )
     binding().install_ticket_callback(context, ring)
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 class KeySource:
@@ -386,6 +421,8 @@ class KeyFile(KeySource):
         self.interval = float(interval)
         self._clock = clock
         self._seen: tuple[int, int] | None = None
+        #: rotated_at (the mtime) of the newest ring read or written: never go back.
+        self._held_at: float | None = None
 
     def _lock(self, blocking: bool) -> int | None:
         lock = Path(f"{self.path}.lock")
@@ -462,14 +499,29 @@ class KeyFile(KeySource):
         finally:
             self._unlock(fd)
         self._seen = seen
+        self._held_at = mtime
         return TicketKeyRing(
             keys, rotated_at=mtime, interval=self.interval, clock=self._clock, auto_rotate=False
         )
+
+    def _older(self, mtime: float) -> bool:
+        # Whether a ring rotated at *mtime* is older than the one held; logged if so.
+        if self._held_at is None or mtime >= self._held_at - _MTIME_SLACK:
+            return False
+        log.warning(
+            "ticket keys: %s holds an older ring (rotated at %s; this server holds one "
+            "rotated at %s): an older file was put back; keeping the current keys and "
+            "writing them back", self.path, _when(mtime), _when(self._held_at),
+        )
+        return True
 
     def refresh(self, ring: TicketKeyRing) -> bool:
         """Rotate the file if due and the lock is free; re-read it if it changed.
 
         Errors (a missing or damaged file) are logged and *ring* keeps its keys.
+        Rings only move forward: a file whose keys were rotated before those
+        of the ring this source last read (an older file put back) is refused
+        with a warning and overwritten with *ring*'s keys.
         """
         try:
             if ring.due():
@@ -477,6 +529,8 @@ class KeyFile(KeySource):
                 if fd is not None:
                     try:
                         keys, mtime, _ = self._read()
+                        if self._held_at is not None and mtime < self._held_at - _MTIME_SLACK:
+                            keys, mtime = ring.keys, self._held_at  # never rotate backwards
                         if self._clock() >= mtime + self.interval:
                             now = self._clock()
                             self._write((keys[1], keys[2], TicketKey.generate()), now)
@@ -487,12 +541,28 @@ class KeyFile(KeySource):
             if self._seen == (st.st_mtime_ns, st.st_ino):
                 return False
             keys, mtime, seen = self._read()
+            self._seen = seen
+            if self._older(mtime):
+                self._put_back(ring)
+                return False
         except (OSError, ValueError, StoreError) as exc:
             log.warning("cannot refresh ticket keys from %s (keeping the current keys): %s",
                         self.path, exc)
             return False
-        self._seen = seen
+        self._held_at = mtime
         return ring.replace(keys, mtime)
+
+    def _put_back(self, ring: TicketKeyRing) -> None:
+        # The file went back in time: write the held ring again, if the lock is free.
+        fd = self._lock(blocking=False)
+        if fd is None:
+            return  # its holder is rotating; the next refresh looks again
+        try:
+            _keys, mtime, _ = self._read()
+            if self._held_at is not None and mtime < self._held_at - _MTIME_SLACK:
+                self._write(ring.keys, self._held_at)
+        finally:
+            self._unlock(fd)
 
     def __repr__(self) -> str:
         return f"<resume.ticketkeys.KeyFile {str(self.path)!r}>"
@@ -501,23 +571,32 @@ class KeyFile(KeySource):
 # -- Redis --------------------------------------------------------------------------------
 
 # Delete the lock only if we still own it (it may have expired and been taken).
-_UNLOCK_SCRIPT: Final = """
+_UNLOCK_SCRIPT: Final = Script("""
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('del', KEYS[1])
 end
 return 0
-"""
+""")
+
+
+class _Ring(NamedTuple):
+    # A ring as a source stores it: the generation counts rotations (0: a ring
+    # written before generations existed), and only moves forward.
+    keys: tuple[TicketKey, TicketKey, TicketKey]
+    rotated_at: float
+    generation: int
 
 
 @final
 class RedisKeySource(KeySource):
     """Ticket keys shared by every server of a fleet through Redis.
 
-    The ring is one JSON value (``{"format": 1, "rotated_at": ..., "keys": [...]}``)
-    under *key*. Every server reads it at start (creating it if absent, ``SET
-    NX``) and then polls it; when the interval has passed, the server that wins
-    the lock ``KEY:lock`` (``SET NX PX``) rotates it. If Redis is unreachable the
-    servers keep their last keys and warn once; they resync when it is back.
+    The ring is one JSON value (``{"format": 1, "generation": ..., "rotated_at":
+    ..., "keys": [...]}``) under *key*. Every server reads it at start (creating
+    it if absent, ``SET NX``) and then polls it; when the interval has passed,
+    the server that wins the lock ``KEY:lock`` (``SET NX PX``) rotates it. If
+    Redis is unreachable the servers keep their last keys and warn once; they
+    resync when it is back.
 
     Give every server the same 32-byte *secret* (``install_from_spec`` reads
     it from ``RESUME_TICKET_KEYS_SECRET``, base64): the value is sealed with
@@ -528,20 +607,32 @@ class RedisKeySource(KeySource):
     ``insecure_unauthenticated=True`` runs without one anyway, keeping the
     ring in the clear, and logs a warning every time the ring is loaded.
 
+    Rings only move forward. Each rotation counts one more *generation*,
+    sealed with the keys; a server never takes a ring older than the one it
+    holds (a sealed ring copied earlier and written back), logs a warning, and
+    puts its own ring back. A value that does not open (altered, sealed with
+    another secret, not a ring) is logged as an error at every refresh and
+    never overwritten: delete the Redis key and the servers put their ring back.
+
+    Every call (:meth:`load`, :meth:`refresh`, :meth:`rotate_now`) ends within
+    *socket_timeout* seconds in all, whatever Redis does: connecting and every
+    round trip share that one deadline, and replies are size-limited (see
+    :class:`~resume.stores.RedisStore`).
+
     Args:
-        url: a redis-py URL, e.g. ``redis://127.0.0.1:6379/0``.
+        url: a Redis URL, e.g. ``redis://127.0.0.1:6379/0`` (``rediss://`` and
+            ``unix://`` too, spelled as for :class:`~resume.stores.RedisStore`).
         key: the Redis key of the ring.
         interval: seconds between rotations (default 12 hours).
         clock: seconds since the epoch (default :func:`time.time`).
         lock_ms: how long the rotation lock lives if its holder dies.
-        socket_timeout: seconds for each Redis operation.
+        socket_timeout: seconds each call may take in all (its deadline).
         secret: 32 bytes that seal the ring in Redis (AES-256-GCM).
         insecure_unauthenticated: run without *secret* (see above).
 
     Raises:
         ValueError: *secret* is not 32 bytes, or missing without
-            *insecure_unauthenticated*.
-        StoreError: the ``redis`` package is not installed (``pip install resume-tls[redis]``).
+            *insecure_unauthenticated*, or *url* is not a Redis URL.
     """
 
     def __init__(
@@ -571,30 +662,18 @@ class RedisKeySource(KeySource):
             if len(secret) != 32:
                 raise ValueError(f"the Redis ticket-key secret must be 32 bytes, got {len(secret)}")
             self._aead = AESGCM(bytes(secret))
-        try:
-            import redis
-        except ImportError:  # pragma: no cover - the extra is installed in tests
-            raise StoreError(
-                "RedisKeySource needs the redis package: pip install 'resume-tls[redis]'"
-            ) from None
-        self._redis_errors: tuple[type[BaseException], ...] = (
-            redis.RedisError, OSError, ValueError,
-        )
-        self._refresh_errors: tuple[type[BaseException], ...] = (
-            StoreError, *self._redis_errors,
-        )
         self.url = url
         self.key = key
         self.interval = float(interval)
         self._clock = clock
         self._lock_ms = int(lock_ms)
         try:
-            self._client: Any = redis.Redis.from_url(
-                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-            )
+            self._client = RedisClient(url, timeout=socket_timeout)
         except ValueError as exc:
-            raise ValueError(f"not a Redis URL: {scrub(str(exc), url)}") from None
+            raise ValueError(scrub(str(exc), url)) from None
         self._down = False
+        #: The newest ring this source read or wrote: it never takes an older one.
+        self._held: _Ring | None = None
 
     @property
     def _where(self) -> str:
@@ -603,16 +682,17 @@ class RedisKeySource(KeySource):
     def _scrub(self, exc: BaseException) -> str:
         return scrub(str(exc), self.url)
 
-    def _encode(self, keys: Sequence[TicketKey], rotated_at: float) -> bytes:
-        doc = json.dumps(
-            {"format": _FORMAT, "rotated_at": rotated_at, "keys": _encode_keys(keys)}
-        ).encode("ascii")
+    def _encode(self, ring: _Ring) -> bytes:
+        doc = json.dumps({
+            "format": _FORMAT, "generation": ring.generation, "rotated_at": ring.rotated_at,
+            "keys": _encode_keys(ring.keys),
+        }).encode("ascii")
         if self._aead is None:
             return doc
         nonce = secrets.token_bytes(12)
         return _SEALED + nonce + self._aead.encrypt(nonce, doc, self.key.encode())
 
-    def _decode(self, raw: bytes) -> tuple[tuple[TicketKey, TicketKey, TicketKey], float]:
+    def _decode(self, raw: bytes) -> _Ring:
         where = f"Redis key {self.key!r}"
         sealed = raw.startswith(_SEALED)
         if self._aead is None and sealed:
@@ -632,19 +712,56 @@ class RedisKeySource(KeySource):
             if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
                 raise ValueError("unknown format")
             rotated_at = float(doc["rotated_at"])
+            generation = doc.get("generation", 0)
+            if type(generation) is not int or generation < 0:
+                raise ValueError("generation is not a whole number")
             lines = doc["keys"]
             if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
                 raise ValueError("keys is not a list of strings")
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{where}: not a resume ticket-key ring ({exc})") from None
-        return _decode_keys(lines, where), rotated_at
+        return _Ring(_decode_keys(lines, where), rotated_at, generation)
+
+    def _get(self) -> bytes | None:
+        try:
+            reply = self._client.call("GET", self.key)
+        except RedisReplyError as exc:
+            if str(exc).startswith("WRONGTYPE"):  # a hash, a list...: not ours
+                raise ValueError(
+                    f"Redis key {self.key!r}: not a resume ticket-key ring (not a string)"
+                ) from None
+            raise
+        return expect_bytes(reply, f"GET {self.key!r}")
+
+    def _set(self, ring: _Ring, *, nx: bool = False) -> bool:
+        reply = self._client.call("SET", self.key, self._encode(ring), *(("NX",) if nx else ()))
+        return expect_ok(reply, f"SET {self.key!r}")
+
+    def _hold(self, ring: _Ring) -> None:
+        if self._held is None or ring.generation >= self._held.generation:
+            self._held = ring
+
+    def _older(self, ring: _Ring) -> bool:
+        # Whether *ring* is older than the one held, logging the attempt if so.
+        held = self._held
+        if held is None or ring.generation >= held.generation:
+            return False
+        log.warning(
+            "ticket keys: Redis key %r at %s holds an older ring (generation %d; this server "
+            "holds generation %d): a ring copied earlier was written back; keeping the "
+            "current keys and putting them back",
+            self.key, self._where, ring.generation, held.generation,
+        )
+        return True
 
     def load(self) -> TicketKeyRing:
         """Read the shared ring, creating it if absent.
 
         Raises:
-            StoreError: Redis is unreachable (a server needs the keys to start).
-            ValueError: the value under *key* is not a ring.
+            StoreError: Redis is unreachable, or did not answer within
+                *socket_timeout* (a server needs the keys to start).
+            ValueError: the value under *key* is not a ring (or does not open
+                with this server's secret).
         """
         if self._insecure:
             log.warning(
@@ -654,20 +771,26 @@ class RedisKeySource(KeySource):
                 self._where,
             )
         try:
-            raw = self._client.get(self.key)
-            if raw is None:
-                fresh = TicketKeyRing(clock=self._clock, interval=self.interval)
-                self._client.set(self.key, self._encode(fresh.keys, fresh.rotated_at), nx=True)
-                raw = self._client.get(self.key)
-        except self._redis_errors as exc:
+            with self._client.deadline():
+                raw = self._get()
+                if raw is None:
+                    fresh = TicketKeyRing(clock=self._clock, interval=self.interval)
+                    first = _Ring(fresh.keys, fresh.rotated_at, 1)
+                    self._set(first, nx=True)
+                    raw = self._get()
+        except RedisError as exc:
             raise StoreError(
                 f"cannot read ticket keys from Redis at {self._where}: {self._scrub(exc)}"
             ) from None
         if raw is None:  # pragma: no cover - deleted between SET and GET
             raise StoreError(f"the ticket keys vanished from Redis key {self.key!r}")
-        keys, rotated_at = self._decode(raw)
+        ring = self._decode(raw)
+        if self._older(ring):
+            assert self._held is not None
+            ring = self._held
+        self._hold(ring)
         return TicketKeyRing(
-            keys, rotated_at=rotated_at, interval=self.interval, clock=self._clock,
+            ring.keys, rotated_at=ring.rotated_at, interval=self.interval, clock=self._clock,
             auto_rotate=False,
         )
 
@@ -675,62 +798,119 @@ class RedisKeySource(KeySource):
         """Rotate the shared ring now if this process wins the lock; True if it rotated.
 
         Raises:
-            StoreError: Redis is unreachable.
+            StoreError: Redis is unreachable or did not answer within *socket_timeout*.
+            ValueError: the value in Redis is not a ring this server can open.
         """
-        return self._rotate(force=True)
-
-    def _rotate(self, *, force: bool) -> bool:
-        lock_key = f"{self.key}:lock"
-        token = secrets.token_hex(16)
         try:
-            if not self._client.set(lock_key, token, nx=True, px=self._lock_ms):
-                return False
-            try:
-                raw = self._client.get(self.key)
-                if raw is None:
-                    return False
-                keys, rotated_at = self._decode(raw)
-                now = self._clock()
-                if not force and now < rotated_at + self.interval:
-                    return False  # another server rotated first
-                new = (keys[1], keys[2], TicketKey.generate())
-                self._client.set(self.key, self._encode(new, now))
-                log.info("rotated the shared ticket keys in Redis key %r", self.key)
-                return True
-            finally:
-                self._client.eval(_UNLOCK_SCRIPT, 1, lock_key, token)
-        except self._redis_errors as exc:
+            with self._client.deadline():
+                return self._rotate(force=True)
+        except RedisError as exc:
             raise StoreError(
                 f"cannot rotate ticket keys in Redis at {self._where}: {self._scrub(exc)}"
             ) from None
+
+    def _rotate(self, *, force: bool) -> bool:
+        # Under the lock: rotate the newer of the ring in Redis and the one held.
+        lock_key = f"{self.key}:lock"
+        token = secrets.token_hex(16)
+        if not expect_ok(
+            self._client.call("SET", lock_key, token, "NX", "PX", self._lock_ms), "SET lock"
+        ):
+            return False
+        try:
+            raw = self._get()
+            if raw is None:
+                return False
+            ring = self._decode(raw)
+            if self._older(ring):
+                assert self._held is not None
+                ring = self._held
+            now = self._clock()
+            if not force and now < ring.rotated_at + self.interval:
+                if ring is self._held:  # not due, but Redis went back: put ours back
+                    self._set(ring)
+                return False  # another server rotated first
+            new = _Ring((ring.keys[1], ring.keys[2], TicketKey.generate()), now,
+                        ring.generation + 1)
+            self._set(new)
+            self._hold(new)
+            log.info("rotated the shared ticket keys in Redis key %r (generation %d)",
+                     self.key, new.generation)
+            return True
+        finally:
+            with contextlib.suppress(RedisError):  # the lock expires by itself anyway
+                self._client.run(_UNLOCK_SCRIPT, [lock_key], [token])
+
+    def _repair(self) -> None:
+        # Redis holds an older ring than ours: put ours back, under the rotation lock.
+        lock_key = f"{self.key}:lock"
+        token = secrets.token_hex(16)
+        if not expect_ok(
+            self._client.call("SET", lock_key, token, "NX", "PX", self._lock_ms), "SET lock"
+        ):
+            return  # a rotation is under way; the next refresh looks again
+        try:
+            raw = self._get()
+            held = self._held
+            if held is not None and (raw is None or self._decode(raw).generation
+                                     < held.generation):
+                self._set(held)
+        finally:
+            with contextlib.suppress(RedisError):
+                self._client.run(_UNLOCK_SCRIPT, [lock_key], [token])
 
     def refresh(self, ring: TicketKeyRing) -> bool:
         """Rotate the shared ring if due (lock winner only), then copy it into *ring*.
 
         Never raises for Redis trouble: *ring* keeps its keys, a warning is
-        logged once per outage, and the next refresh after Redis is back resyncs.
+        logged once per outage, and the next refresh after Redis is back
+        resyncs. A value that does not open is logged as an error every time
+        it is read; an older ring than the one held is refused with a warning
+        and overwritten with the held one. Either way *ring* keeps its keys.
         """
+        if self._held is None:
+            # A ring this source did not load: hold it as the oldest generation.
+            self._held = _Ring(ring.keys, ring.rotated_at, 0)
         try:
-            if ring.due():
-                self._rotate(force=False)
-            raw = self._client.get(self.key)
-            if raw is None:
-                # Redis lost its data (restarted without persistence): put ours back.
-                self._client.set(self.key, self._encode(ring.keys, ring.rotated_at), nx=True)
-                raw = self._client.get(self.key)
-                if raw is None:  # pragma: no cover - deleted again at once
-                    return False
-            keys, rotated_at = self._decode(raw)
-        except self._refresh_errors as exc:
+            with self._client.deadline():
+                if ring.due():
+                    self._rotate(force=False)
+                raw = self._get()
+                if raw is None:
+                    # Redis lost its data (restarted without persistence): put ours back.
+                    assert self._held is not None
+                    self._set(self._held, nx=True)
+                    raw = self._get()
+                    if raw is None:  # pragma: no cover - deleted again at once
+                        return False
+                found = self._decode(raw)
+                older = self._older(found)
+                if older:
+                    self._repair()
+        except RedisError as exc:
             if not self._down:
                 log.warning("ticket keys: Redis at %s is unavailable, keeping the current "
                             "keys: %s", self._where, self._scrub(exc))
             self._down = True
             return False
+        except ValueError as exc:
+            self._back()
+            log.error(
+                "ticket keys: refused the ring in Redis at %s, keeping the current keys: %s "
+                "(delete the key and the servers put their ring back)",
+                self._where, self._scrub(exc),
+            )
+            return False
+        self._back()
+        if older:
+            return False
+        self._hold(found)
+        return ring.replace(found.keys, found.rotated_at)
+
+    def _back(self) -> None:
         if self._down:
             log.warning("ticket keys: Redis at %s is back", self._where)
             self._down = False
-        return ring.replace(keys, rotated_at)
 
     def close(self) -> None:
         """Close the Redis connections."""

@@ -73,6 +73,7 @@ async def _asyncio_get(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 
 @pytest.mark.requires("nginx")
+@pytest.mark.manpage("SSL_CTX_sess_set_get_cb:desc-1")
 async def test_trio_connection_beside_an_idle_one_resumes(tls_version: str) -> None:
     """trio: with one connection open and idle, 20 of 20 new connections resume (nginx's record)."""
     ca = trustme.CA()
@@ -97,6 +98,7 @@ async def test_trio_connection_beside_an_idle_one_resumes(tls_version: str) -> N
 
 
 @pytest.mark.requires("nginx")
+@pytest.mark.manpage("SSL_CTX_sess_set_get_cb:desc-1")
 async def test_asyncio_connection_beside_an_idle_one_resumes(tls_version: str) -> None:
     """asyncio: with one connection open and idle, 20 of 20 new connections resume."""
     ca = trustme.CA()
@@ -128,6 +130,12 @@ async def test_asyncio_connection_beside_an_idle_one_resumes(tls_version: str) -
     assert [entry["reused"] for entry in log[1:]] == ["r"] * 20
 
 
+@pytest.mark.manpage(
+    "SSL_CTX_sess_set_get_cb:notes-11",
+    "SSL_CTX_sess_set_get_cb:notes-12",
+    "SSL_CTX_sess_set_get_cb:notes-13",
+    "SSL_CTX_sess_set_get_cb:notes-14",
+)
 async def test_every_ticket_is_kept_and_used_once(pki: PKI) -> None:
     """TLS 1.3: both tickets of a full handshake are kept; two idle-pool neighbours resume."""
     ctx = pki.client_context("1.3")
@@ -177,6 +185,7 @@ async def test_ticket_reuse_resumes_without_fresh_tickets(pki: PKI) -> None:
     assert len(cache) == 2
 
 
+@pytest.mark.manpage("SSL_CTX_sess_set_get_cb:notes-13")
 async def test_single_use_default_runs_dry_without_fresh_tickets(pki: PKI) -> None:
     """The default uses each ticket once: two tickets, two resumptions, then a full handshake."""
     ctx = pki.client_context("1.3")
@@ -214,6 +223,7 @@ async def _garbage_after_echo(tcp: trio.SocketStream, context: ssl.SSLContext) -
         await trio.aclose_forcefully(tcp)
 
 
+@pytest.mark.manpage("SSL_CTX_sess_set_get_cb:desc-3")
 async def test_fatal_error_removes_what_the_connection_added(pki: PKI, tls_version: str) -> None:
     """A fatal TLS error after the handshake takes the connection's sessions out again."""
     ctx = pki.client_context(tls_version)
@@ -240,6 +250,7 @@ async def test_fatal_error_removes_what_the_connection_added(pki: PKI, tls_versi
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.manpage("SSL_CTX_sess_set_get_cb:desc-3")
 async def test_asyncio_fatal_error_removes_what_the_connection_added(
     pki: PKI, tls_version: str
 ) -> None:

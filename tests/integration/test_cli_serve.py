@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from fake_redis import FakeRedis
 from redis_server import RedisServer
 from serverhelpers import ServerPKI, blocking_client
 
@@ -299,3 +300,36 @@ def test_loose_ticket_key_file_is_refused(
     assert _serve_main(pki, "--ticket-keys", f"file:{path}") == 2
     assert "chmod 600" in capsys.readouterr().err
     assert path.read_bytes() == before and path.stat().st_mode & 0o777 == 0o644
+
+
+class TestHostileRedis:
+    """--ticket-keys redis:// against a Redis that misbehaves: exit 2 with one clear line."""
+
+    @pytest.mark.parametrize(
+        ("mode", "message"),
+        [
+            ("trickle", "no complete answer within 2 s"),
+            ("silent", "no complete answer within 2 s"),
+            ("endless_array", "an array of 4294967295 elements (the limit is 64)"),
+            ("huge_string", "the reply is larger than the limit of 1048576 bytes"),
+            ("wrong_type", "GET 'resume:ticket-keys': expected a string or nil, got an integer"),
+        ],
+    )
+    def test_start_ends_with_a_clear_error(self, pki: ServerPKI, mode: str, message: str) -> None:
+        """The server does not hang at start, or crash: it names what Redis did, exit 2."""
+        with FakeRedis(mode) as fake:
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-m", "resume", "serve", "--port", "0",
+                     "--cert", str(pki.cert_file), "--key", str(pki.key_file),
+                     "--ticket-keys", fake.url],
+                    capture_output=True, text=True, timeout=60, check=False,
+                    env={**os.environ, SECRET_ENV: base64.b64encode(os.urandom(32)).decode()},
+                )
+            except subprocess.TimeoutExpired:
+                pytest.fail("resume serve was still starting after 60 s")
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [
+            f"resume serve: --ticket-keys: cannot read ticket keys from Redis at {fake.url}: "
+            f"{message}"
+        ]

@@ -21,7 +21,7 @@ import redis
 from corehelpers import VERSIONS
 from redis_server import RedisServer, redis_server
 
-from benchmarks.bench_fleet import Fleet
+from benchmarks.bench_fleet import Fleet, hop
 from resume._ticketkeys.ring import RedisKeySource
 
 __all__ = ["redis_server"]  # the fixture, imported for pytest
@@ -85,7 +85,7 @@ def current_key_in_redis(url: str, secret: bytes) -> str | None:
     assert isinstance(raw, bytes) and raw.startswith(b"resume-sealed-1:")
     source = RedisKeySource(url, secret=secret)
     try:
-        keys, _ = source._decode(raw)
+        keys = source._decode(raw).keys
     finally:
         source.close()
     return keys[1].name[:4].hex()
@@ -144,3 +144,21 @@ def test_fleet_without_shared_keys(version: str) -> None:
         reused_same, _, _ = client.connect(0)
         reused_other, _, _ = client.connect(1)
     assert (reused_first, reused_same, reused_other) == (False, True, False)
+
+
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_single_use_clients_resume_every_connection(
+    redis_server: RedisServer, version: str
+) -> None:
+    """A client that offers each TLS 1.3 ticket once resumes every connection after the first.
+
+    Two servers share keys through Redis; each resumed TLS 1.3 connection
+    brings a fresh ticket (the ticket-key callback renews), so the client
+    always has one to offer, wherever it lands.
+    """
+    count = 60
+    with Fleet(2, redis_server.url) as fleet:
+        ctx = fleet.client_context(version)
+        resumed, _ = hop(fleet, ctx, random.Random(3), count, None, single_use=True)
+    print(f"TLS {version}: {resumed} of {count - 1} connections after the first resumed")
+    assert resumed == count - 1

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import gc
 import ssl
+import subprocess
+import sys
+import textwrap
 import threading
 import tracemalloc
 import warnings
@@ -136,6 +140,77 @@ class TestDup:
         h.free()
         with pytest.raises(UseAfterFreeError, match=r"dup\(\)"):
             h.dup()
+
+    def test_dup_at_the_bottom_of_the_stack(self, handle: SessionHandle) -> None:
+        """dup() called from a thread's bottom frame (no caller above it) works and names it."""
+        results: list[object] = []
+        done = threading.Event()
+
+        def bottom() -> None:  # run by _thread directly: this is the thread's only frame
+            try:
+                copy = handle.dup()
+                results.append(copy._site)
+                copy.free()
+            except BaseException as exc:
+                results.append(exc)
+            finally:
+                done.set()
+
+        _thread.start_new_thread(bottom, ())
+        assert done.wait(30)
+        (site,) = results
+        assert isinstance(site, tuple), site
+        assert site[0] == __file__
+        assert handle.refcount == 1
+
+    def test_dup_at_a_module_top_level(self) -> None:
+        """`python -c` calling dup() at its top level (the REPL's case) works, nothing leaks."""
+        code = textwrap.dedent("""
+            import resume
+            h = resume.SessionHandle.new()
+            c = h.dup()
+            print(c._site)
+            c.free()
+            h.free()
+        """)
+        proc = subprocess.run(
+            [sys.executable, "-X", "dev", "-W", "error", "-c", code],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "('<string>', 4)"
+        assert proc.stderr == ""
+
+    @pytest.mark.parametrize("failing_call", [1, 2])
+    def test_a_failing_dup_leaves_no_half_made_copy(
+        self, handle: SessionHandle, monkeypatch: pytest.MonkeyPatch, failing_call: int
+    ) -> None:
+        """When the creation-site lookup fails inside dup(), no copy is left to leak."""
+        import resume._core.handle as handle_module
+
+        real = handle_module._creation_site
+        calls = 0
+
+        def failing() -> tuple[str, int]:
+            nonlocal calls
+            calls += 1
+            if calls == failing_call:
+                raise RuntimeError("injected")
+            return real()
+
+        monkeypatch.setattr(handle_module, "_creation_site", failing)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            try:
+                copy = handle.dup()
+            except RuntimeError:
+                pass
+            else:
+                copy.free()
+                del copy
+            gc.collect()
+        assert [w for w in record if issubclass(w.category, ResourceWarning)] == []
+        assert handle.refcount == 1 and not handle.freed
 
 
 class TestUpRef:

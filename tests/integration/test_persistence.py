@@ -30,9 +30,13 @@ CLIENT = textwrap.dedent(
     from resume.stores import RedisStore, SQLiteStore, attach_store
     from resume.trio import open_tls_stream
 
-    port, cafile, version, spec, count, flavour = sys.argv[1:7]
+    port, cafile, version, spec, count, flavour, mode = sys.argv[1:8]
     port, count = int(port), int(count)
-    ctx = ssl.create_default_context(cafile=cafile)
+    if mode == "registered":  # a context resume did not see born: vouched for below
+        ctx = ssl.create_default_context(cafile=cafile)
+    else:  # "automatic": resume's own context, stored with no call
+        import resume
+        ctx = resume.create_client_context(cafile=cafile)
     from resume.testing import TLS_VERSIONS
     tls = TLS_VERSIONS[version]
     ctx.minimum_version = ctx.maximum_version = tls
@@ -40,7 +44,8 @@ CLIENT = textwrap.dedent(
              else RedisStore(spec, key=bytes(range(32))))
     cache = SessionCache(timeout=3600)
     link = attach_store(cache, store)
-    link.register_context(ctx, label="persistence test")
+    if mode == "registered":
+        link.register_context(ctx, label="persistence test")
 
     async def one():
         stream = await open_tls_stream("127.0.0.1", port, ssl_context=ctx, cache=cache,
@@ -74,21 +79,29 @@ CLIENT = textwrap.dedent(
         else:
             import asyncio
             resumed.append(asyncio.run(one_asyncio()))
-    link.close()
-    store.close()
-    cache.clear()
+    if mode == "registered":
+        link.close()
+        store.close()
+        cache.clear()
+    # else: no close(); the link is closed at exit (it writes back what it fetched)
     print(json.dumps({"resumed": resumed, "loaded": link.loaded, "saved": link.saved}))
     """
 )
 
 
 def client_process(
-    server: SServer, version: str, spec: str, count: int, flavour: str = "trio"
+    server: SServer, version: str, spec: str, count: int, flavour: str = "trio",
+    mode: str = "registered",
 ) -> dict[str, Any]:
-    """Run one client process: *count* connections with the trio or asyncio client."""
+    """Run one client process: *count* connections with the trio or asyncio client.
+
+    *mode* "registered": an ssl.create_default_context() context given to
+    register_context(), and link.close() at the end; "automatic": a
+    resume.create_client_context() context, no call, the link closed at exit.
+    """
     proc = subprocess.run(
         [sys.executable, "-c", CLIENT, str(server.port), str(server.cafile), version, spec,
-         str(count), flavour],
+         str(count), flavour, mode],
         capture_output=True,
         text=True,
         timeout=60,
@@ -120,6 +133,7 @@ def spec(request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServ
 
 
 class TestRestartedClient:
+    @pytest.mark.manpage("SSL_CTX_sess_set_get_cb:notes-1", "SSL_CTX_sess_set_get_cb:notes-2")
     def test_first_connections_after_a_restart_resume(
         self, server: SServer, version: str, spec: str
     ) -> None:
@@ -146,6 +160,19 @@ class TestAsyncioClient:
         assert client_process(server, version, spec, 1, "trio")["resumed"] == [False]
         assert client_process(server, version, spec, 2, "asyncio")["resumed"] == [True, True]
         assert client_process(server, version, spec, 1, "trio")["resumed"] == [True]
+
+
+class TestAutomatic:
+    @pytest.mark.parametrize("flavour", ["trio", "asyncio"])
+    def test_resumes_contexts_with_no_call(
+        self, server: SServer, version: str, spec: str, flavour: str
+    ) -> None:
+        """resume's own contexts, no register_context() and no close(): runs 2 and 3 resume."""
+        runs = [
+            client_process(server, version, spec, 1, flavour, "automatic")["resumed"]
+            for _ in range(3)
+        ]
+        assert runs == [[False], [True], [True]]
 
 
 class TestServerRestart:

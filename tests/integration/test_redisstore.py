@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import trustme
+from programs import require
 from redis_server import RedisServer, redis_server
 
 import resume
@@ -241,3 +248,209 @@ class TestConfiguration:
             a.put(HOST, session(1), expires=time.time() + 60)
             got = b.take(HOST)
             assert got is not None and got.data == session(1)
+
+
+@contextlib.contextmanager
+def redis_process(directory: Path, *args: str, ping: Any) -> Iterator[None]:
+    """A redis-server with extra *args* (a Unix socket, TLS); *ping* makes a client to wait with."""
+    proc = subprocess.Popen(
+        [require("redis-server"), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory), *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            probe = ping()
+            try:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    if probe.ping():
+                        break
+            finally:
+                probe.close()
+            assert proc.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not answer"
+            time.sleep(0.02)  # polling a process that is starting: no event to await
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def round_trip(url: str) -> None:
+    """Put a session through a store on *url* and take it back."""
+    with RedisStore(url, key=KEY) as store:
+        store.put(HOST, session(7), expires=time.time() + 60)
+        got = store.take(HOST)
+    assert got is not None and got.data == session(7)
+
+
+class TestConnections:
+    """resume's own Redis client against a real redis-server: logins, databases, transports."""
+
+    def test_acl_user_and_password(self, redis_server: RedisServer) -> None:
+        """redis://USER:PASSWORD@ logs in as that ACL user; a wrong password is a StoreError."""
+        r = client(redis_server)
+        try:
+            r.acl_setuser("alice", enabled=True, passwords=["+s3cret"], keys=["*"],
+                          commands=["+@all"])
+        finally:
+            r.close()
+        base = f"127.0.0.1:{redis_server.port}/0"
+        round_trip(f"redis://alice:s3cret@{base}")
+        round_trip(f"redis://{base}?username=alice&password=s3cret")
+        with RedisStore(f"redis://alice:wrong@{base}", key=KEY) as store, pytest.raises(
+            resume.StoreError, match="AUTH failed: WRONGPASS"
+        ) as info:
+            store.get(HOST)
+        assert "wrong" not in str(info.value).replace("WRONGPASS", "")
+
+    def test_requirepass(self, redis_server: RedisServer) -> None:
+        """redis://:PASSWORD@ (no user) logs in as the default user."""
+        r = client(redis_server)
+        try:
+            r.config_set("requirepass", "s3cret")
+        finally:
+            r.close()
+        round_trip(f"redis://:s3cret@127.0.0.1:{redis_server.port}/0")
+        with RedisStore(redis_server.url, key=KEY) as store, pytest.raises(
+            resume.StoreError, match="NOAUTH"
+        ):
+            store.get(HOST)
+
+    def test_database_number(self, redis_server: RedisServer) -> None:
+        """/3 selects database 3: the store's keys are there and not in database 0."""
+        round_trip(f"redis://127.0.0.1:{redis_server.port}/3")
+        db3 = redis.Redis(port=redis_server.port, db=3)
+        db0 = client(redis_server)
+        try:
+            assert db3.exists("resume:salt") and not db0.exists("resume:salt")
+        finally:
+            db3.close()
+            db0.close()
+
+    def test_scripts_flushed_on_the_server(self, redis_server: RedisServer) -> None:
+        """After SCRIPT FLUSH (or a restart) EVALSHA's NOSCRIPT is answered with EVAL."""
+        with RedisStore(redis_server.url, key=KEY) as store:
+            store.put(HOST, session(1), expires=time.time() + 60)
+            r = client(redis_server)
+            try:
+                r.script_flush()
+            finally:
+                r.close()
+            got = store.take(HOST)
+        assert got is not None and got.data == session(1)
+
+    def test_an_idle_connection_killed_is_replaced(self, redis_server: RedisServer) -> None:
+        """CLIENT KILL on the store's pooled connection: the next call reconnects and works."""
+        with RedisStore(redis_server.url, key=KEY) as store:
+            store.put(HOST, session(1), expires=time.time() + 60)
+            r = client(redis_server)
+            try:
+                assert r.client_kill_filter(_type="normal", skipme=True) >= 1
+            finally:
+                r.close()
+            got = store.take(HOST)
+        assert got is not None and got.data == session(1)
+
+    def test_all_pooled_connections_dead_after_a_restart(self, redis_server: RedisServer) -> None:
+        """Two idle connections, a restart: the next call drops both and reconnects once."""
+        from resume._stores.redisclient import RedisClient
+
+        client_ = RedisClient(redis_server.url, timeout=5.0)
+        try:
+            waiter = threading.Thread(target=lambda: client_.call("BLPOP", "go", 5))
+            waiter.start()  # holds its connection until the push below, made on another
+            assert client_.call("RPUSH", "go", "now") == 1
+            waiter.join(10)
+            assert len(client_._idle) == 2
+            redis_server.stop()
+            redis_server.start()
+            assert client_.call("PING") == "PONG"
+        finally:
+            client_.close()
+
+    def test_unix_socket(self, tmp_path: Path) -> None:
+        """unix:///PATH?db=N reaches a server on a Unix socket."""
+        path = tmp_path / "redis.sock"
+        with redis_process(
+            tmp_path, "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700",
+            ping=lambda: redis.Redis(unix_socket_path=str(path)),
+        ):
+            round_trip(f"unix://{path}?db=2")
+
+    def test_tls(self, tmp_path: Path) -> None:
+        """rediss:// with ssl_ca_certs verifies the server's certificate and name."""
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+        cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        other = trustme.CA()
+        other.cert_pem.write_to_path(str(tmp_path / "other.pem"))
+        port = free_port()
+        with redis_process(
+            tmp_path, "--port", "0", "--tls-port", str(port),
+            "--tls-cert-file", str(tmp_path / "cert.pem"),
+            "--tls-key-file", str(tmp_path / "key.pem"),
+            "--tls-ca-cert-file", str(tmp_path / "ca.pem"), "--tls-auth-clients", "no",
+            ping=lambda: redis.Redis(
+                host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(tmp_path / "ca.pem")
+            ),
+        ):
+            round_trip(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tmp_path / 'ca.pem'}")
+            untrusted = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tmp_path / 'other.pem'}"
+            with RedisStore(untrusted, key=KEY) as store, pytest.raises(
+                resume.StoreError, match="CERTIFICATE_VERIFY_FAILED"
+            ):
+                store.get(HOST)
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("redis://127.0.0.1:6379/0?socket_timeout=5", "unknown parameter 'socket_timeout'"),
+            ("redis://127.0.0.1:6379/x", "database .* is not a number"),
+            ("redis:///0", "names no host"),
+            ("redis://127.0.0.1:99999/0", "not a Redis URL"),
+            ("redis://127.0.0.1/0?ssl_ca_certs=/x", "ssl_\\* parameters need rediss://"),
+            ("rediss://127.0.0.1/0?ssl_cert_reqs=maybe", "ssl_cert_reqs must be"),
+        ],
+    )
+    def test_urls_resume_cannot_use(self, url: str, message: str) -> None:
+        """A URL resume cannot use is a ValueError at construction, saying why."""
+        with pytest.raises(ValueError, match=message):
+            RedisStore(url, key=KEY)
+
+
+FORKER = textwrap.dedent(
+    """
+    import os, sys, time
+    from resume.stores import RedisStore
+    store = RedisStore(sys.argv[1], key=bytes(range(32)))
+    store.put(("example.test", 443), b"0" * 40, expires=time.time() + 60)
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection, not the parent's pooled one
+        found = store.get(("example.test", 443))
+        os._exit(0 if found is not None else 3)
+    _, status = os.waitpid(pid, 0)
+    found = store.get(("example.test", 443))
+    print(os.waitstatus_to_exitcode(status), found is not None)
+    """
+)
+
+
+def test_a_forked_child_opens_its_own_connection(redis_server: RedisServer) -> None:
+    """After fork() parent and child both use the store; neither speaks on the other's socket."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKER, redis_server.url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "True"]

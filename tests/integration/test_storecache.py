@@ -10,6 +10,7 @@ connection; every test runs under TLS 1.2 and TLS 1.3.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import sqlite3
 import ssl
@@ -22,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 import trustme
 from redis_server import RedisServer, redis_server
 
 import resume
+import resume.trio
 from resume import CacheMode, SessionCache, SessionHandle
 from resume._core.offer import offer
-from resume._stores.link import link_of
+from resume._stores import link as link_module
+from resume._stores.link import _plan, link_of
 from resume.stores import (
     MemoryStore,
     RedisStore,
@@ -37,6 +41,7 @@ from resume.stores import (
     StoreLink,
     StoreWarning,
     attach_store,
+    context_label_digest,
 )
 from resume.testing import TLS_VERSIONS
 
@@ -596,7 +601,7 @@ class TestWiring:
         link.detach()
 
     def test_unregistered_client_keys_stay_in_memory(self, pki: Pki) -> None:
-        """resume's per-context keys are stored only for registered contexts."""
+        """resume's keys of a context it did not see born are stored only once registered."""
         from resume._core.key import make_key
 
         ctx = pki.client()
@@ -614,11 +619,201 @@ class TestWiring:
         link3 = attach_store(SessionCache(), MemoryStore())
         link3.register_context(other, label="app v2")
         assert link3.store_key(make_key(other, "localhost", 443)) != stable
-        # A changed context (new digest) is no longer registered.
+        # A changed context (new digest) is not registered by itself...
         ctx.set_alpn_protocols(["h2"])
-        assert link.store_key(make_key(ctx, "localhost", 443)) is None
+        changed = make_key(ctx, "localhost", 443)
+        assert link.store_key(changed) is None
+        # ... until its next connection, which registers it again with its label.
+        _plan(link.cache, ctx, "localhost", 443)
+        assert link.store_key(changed) == (
+            "resume.SessionKey", "localhost", 443, context_label_digest(ctx, "app v1")
+        )
         for lk in (link, link2, link3):
             lk.detach()
+
+
+def trio_connect(server: LineServer, cache: SessionCache, ctx: ssl.SSLContext) -> bool:
+    """One connection with resume.trio (which reads the store first); True if it resumed."""
+
+    async def one() -> bool:
+        stream = await resume.trio.open_tls_stream(
+            "127.0.0.1", server.port, ssl_context=ctx, cache=cache, server_hostname="localhost"
+        )
+        async with stream:
+            await stream.send_all(b"hello\n")
+            assert await stream.receive_some() == b"HELLO\n"  # TLS 1.3 tickets came first
+            return bool(stream.session_reused)
+
+    return trio.run(one)
+
+
+def born(pki: Pki) -> ssl.SSLContext:
+    """A client context made by resume.create_client_context(), pinned to the test's version."""
+    ctx = resume.create_client_context(cadata=pki.ca.cert_pem.bytes().decode())
+    ctx.minimum_version = ctx.maximum_version = VERSIONS[pki.version]
+    return ctx
+
+
+def _not_persisted(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r for r in caplog.records
+        if r.name == "resume" and r.levelno == logging.WARNING
+        and getattr(r, "resume_reason", None) == "not persisted"
+    ]
+
+
+class TestWhichContextsArePersisted:
+    def test_contexts_tracked_from_birth_need_no_call(
+        self, pki: Pki, server: LineServer, make_store: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """create_client_context() contexts are persisted with no register_context()."""
+        caplog.set_level(logging.DEBUG, logger="resume")
+        cache1, link1 = process(make_store())
+        assert trio_connect(server, cache1, born(pki)) is False
+        link1.close()
+        assert link1.saved >= 1
+        cache2, link2 = process(make_store())  # another "process", its own context
+        assert trio_connect(server, cache2, born(pki)) is True
+        assert link2.loaded == 1
+        link2.close()
+        assert server.reused == [False, True]
+        assert cache1.statistics().decisions == {"no session": 1}
+        assert not _not_persisted(caplog)
+
+    def test_other_contexts_say_so_once(
+        self, pki: Pki, server: LineServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A context resume did not see born stays in memory; one WARNING says what to call."""
+        caplog.set_level(logging.DEBUG, logger="resume")
+        ctx = pki.client()
+        cache, link = process(MemoryStore())
+        assert [trio_connect(server, cache, ctx) for _ in range(3)] == [False, True, True]
+        assert link.saved == 0
+        told = _not_persisted(caplog)
+        assert len(told) == 1
+        assert "link.register_context(ctx, label=...)" in told[0].getMessage()
+        assert "resume.create_client_context()" in told[0].getMessage()
+        decisions = cache.statistics().decisions
+        assert decisions["not persisted"] == 1  # not "no session": the store was skipped
+        assert "no session" not in decisions
+        # Vouching for it stores its next sessions.
+        link.register_context(ctx, label="test")
+        cache.clear()
+        assert trio_connect(server, cache, ctx) is False
+        link.close()
+        assert link.saved >= 1
+        assert len(_not_persisted(caplog)) == 1
+
+    def test_an_untrackable_context_is_told_about_once(
+        self, pki: Pki, server: LineServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An untrackable context gets its UntrackedContextWarning, not the "not persisted" log."""
+        caplog.set_level(logging.WARNING, logger="resume")
+        ctx = pki.client()
+        resume.make_key(ctx, "localhost", 443)  # resume sees it: tracking installed
+        del ctx.load_cert_chain  # and now cannot follow it
+        cache, link = process(MemoryStore())
+        with pytest.warns(resume.UntrackedContextWarning):
+            assert trio_connect(server, cache, ctx) is False
+        link.close()
+        assert not _not_persisted(caplog)
+        assert cache.statistics().decisions == {"untrackable context": 1}
+
+    def test_auto_register_false(
+        self, pki: Pki, server: LineServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With auto_register=False only registered contexts are stored; the log says so."""
+        caplog.set_level(logging.WARNING, logger="resume")
+        cache, link = process(MemoryStore(), auto_register=False)
+        trio_connect(server, cache, born(pki))
+        link.close()
+        assert link.saved == 0
+        [told] = _not_persisted(caplog)
+        assert "auto_register=False" in told.getMessage()
+
+    def test_automatic_keys_include_the_ca_directories(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Automatic store keys differ when SSL_CERT_DIR did; a label makes them agree."""
+        dirs = [tmp_path / "a", tmp_path / "b"]
+        for d in dirs:
+            d.mkdir()
+        (dirs[1] / "extra").write_text("x")  # another size and mtime
+
+        def context_in(directory: Path) -> ssl.SSLContext:
+            monkeypatch.setenv("SSL_CERT_DIR", str(directory))
+            return resume.create_client_context()  # the default paths, as the env says
+
+        def store_key(ctx: ssl.SSLContext, label: str | None = None) -> Hashable:
+            link = attach_store(SessionCache(), MemoryStore())
+            if label is not None:
+                link.register_context(ctx, label=label)
+            _plan(link.cache, ctx, "localhost", 443)
+            skey = link.store_key(resume.make_key(ctx, "localhost", 443))
+            link.detach()
+            assert skey is not None
+            return skey
+
+        a, a2, b = context_in(dirs[0]), context_in(dirs[0]), context_in(dirs[1])
+        assert store_key(a) == store_key(a2)
+        assert store_key(a) != store_key(b)
+        assert store_key(a, "fleet v1") == store_key(b, "fleet v1")
+
+    def test_a_registration_stands_for_contexts_made_alike(self, pki: Pki) -> None:
+        """A label given to one context holds for another made alike (one digest)."""
+        first, second = born(pki), born(pki)
+        link = attach_store(SessionCache(), MemoryStore())
+        link.register_context(first, label="app v1")
+        _plan(link.cache, second, "localhost", 443)  # no label of its own: not automatic
+        assert link.store_key(resume.make_key(second, "localhost", 443)) == (
+            "resume.SessionKey", "localhost", 443, context_label_digest(first, "app v1")
+        )
+        link.detach()
+
+    def test_a_trust_call_after_birth_gives_a_new_key(self, pki: Pki) -> None:
+        """A CA loaded into a persisted context moves its sessions to another store key."""
+        ctx = born(pki)
+        link = attach_store(SessionCache(), MemoryStore())
+        _plan(link.cache, ctx, "localhost", 443)
+        before = link.store_key(resume.make_key(ctx, "localhost", 443))
+        ctx.load_verify_locations(cadata=trustme.CA().cert_pem.bytes().decode())
+        _plan(link.cache, ctx, "localhost", 443)
+        after = link.store_key(resume.make_key(ctx, "localhost", 443))
+        assert before is not None and after is not None and before != after
+        link.detach()
+
+
+class TestExit:
+    def test_writes_run_inline_when_no_thread_can_start(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """At exit Python 3.12 refuses new threads: drain() performs the queued writes itself."""
+
+        class NoThread(threading.Thread):
+            def start(self) -> None:
+                raise RuntimeError("can't create new thread at interpreter shutdown")
+
+        monkeypatch.setattr(threading, "Thread", NoThread)  # the module link.py uses
+        store = MemoryStore()
+        cache = SessionCache()
+        link = attach_store(cache, store, encode=lambda h: b"der", decode=_no_decode)
+        handle = _fake_handle()
+        assert cache.add("k", handle)  # queued, no writer
+        handle.free()
+        assert link.pending == 1
+        assert link.drain()
+        assert link.saved == 1 and store.get("k") is not None
+        link.detach()
+
+    def test_an_attached_link_is_closed_at_exit(self) -> None:
+        """The atexit hook closes the links still attached, and only those."""
+        cache = SessionCache()
+        link = attach_store(cache, MemoryStore(), encode=lambda h: b"der", decode=_no_decode)
+        closed = attach_store(SessionCache(), MemoryStore())
+        closed.close()
+        assert set(link_module._OPEN) == {link}
+        link_module._close_at_exit()
+        assert link_of(cache) is None and not link_module._OPEN
 
 
 class _FakePayload:

@@ -294,6 +294,67 @@ class TestInstall:
         assert "ticket-key callback failed (decrypt)" in caplog.text
 
 
+def is_tls13(pki: Pki) -> bool:
+    return pki.server.maximum_version == ssl.TLSVersion.TLSv1_3
+
+
+def single_use_run(servers: list[Pki], count: int) -> list[bool]:
+    """*count* connections, alternating over *servers*, by a client that never reuses a ticket.
+
+    On TLS 1.3 the client offers each ticket once (RFC 8446, C.4): a connection
+    that brought no new ticket leaves it nothing to offer next time. On TLS 1.2
+    sessions are reusable, so it keeps the one it has. Returns whether each resumed.
+    """
+    offered: ssl.SSLSession | None = None
+    results = []
+    for i in range(count):
+        server = servers[i % len(servers)]
+        got, reused = handshake(server, offered)
+        results.append(reused)
+        fresh = offered is None or got.id != offered.id
+        offered = got if fresh or not is_tls13(server) else None
+    return results
+
+
+class TestRenewal:
+    """A resumed TLS 1.3 connection gets a fresh ticket (the callback returns 2)."""
+
+    @pytest.mark.parametrize("mode", ["evp", "legacy"])
+    def test_single_use_client_resumes_every_connection(self, pki: Pki, mode: str) -> None:
+        """Through two servers sharing a ring, every connection after the first resumes."""
+        ring = TicketKeyRing()
+        a, b = other_server(pki), other_server(pki)
+        for server in (a, b):
+            _openssl.binding().install_ticket_callback(server.server, ring, mode=mode)
+        results = single_use_run([a, b], 12)
+        assert results == [False] + [True] * 11
+
+    def test_a_resumed_tls13_connection_brings_a_new_ticket(self, pki: Pki) -> None:
+        """TLS 1.3: the resumed session is a new ticket; TLS 1.2: the same session, reused."""
+        a = other_server(pki)
+        install_ticket_keys(a.server, TicketKeyRing())
+        first, _ = handshake(a)
+        second, reused = handshake(a, first)
+        assert reused
+        assert (second.id != first.id) == is_tls13(pki)
+        assert second.has_ticket
+
+    def test_a_previous_key_ticket_is_renewed_under_the_current_key(self, pki: Pki) -> None:
+        """A ticket of the previous key resumes and comes back under the current one."""
+        ring = TicketKeyRing()
+        a = other_server(pki)
+        install_ticket_keys(a.server, ring)
+        old, _ = handshake(a)
+        ring.rotate()  # old's key is now "previous"
+        renewed, reused = handshake(a, old)
+        assert reused
+        ring.rotate()  # old's key is gone; renewed's key is "previous"
+        _, reused = handshake(a, old)
+        assert not reused
+        _, reused = handshake(a, renewed)
+        assert reused
+
+
 class TestKeyFile:
     """HAProxy's key file: three base64 80-byte keys; rotated under an exclusive lock."""
 
@@ -629,6 +690,187 @@ class TestSealedRing:
         monkeypatch.setenv(SECRET_ENV, "not base64!")
         with pytest.raises(ValueError, match="not base64"):
             source_from_spec(redis_server.url)
+
+
+RING_KEY = "resume:ticket-keys"
+
+
+class TestRingsOnlyMoveForward:
+    """A ring older than the one a server holds is refused, logged and overwritten."""
+
+    def test_an_older_sealed_ring_written_back_is_refused(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A sealed ring copied three rotations ago and written back: the servers keep theirs."""
+        clock = FakeClock(1_700_000_000.0)
+        a = RedisKeySource(redis_server.url, secret=SECRET, clock=clock)
+        b = RedisKeySource(redis_server.url, secret=SECRET, clock=clock)
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            ring_a, ring_b = a.load(), b.load()
+            stale = client.get(RING_KEY)
+            assert isinstance(stale, bytes)
+            for _ in range(3):
+                clock.advance(DEFAULT_ROTATION_INTERVAL)
+                assert a.refresh(ring_a)
+                assert b.refresh(ring_b)
+            current = ring_a.keys
+            client.set(RING_KEY, stale)  # needs no secret: the seal still opens
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                assert not b.refresh(ring_b)
+            assert ring_b.keys == current
+            assert "holds an older ring (generation 1; this server holds generation 4)" in (
+                caplog.text
+            )
+            assert client.get(RING_KEY) != stale  # b put the newer ring back
+            assert not a.refresh(ring_a)
+            assert ring_a.keys == current
+            late = RedisKeySource(redis_server.url, secret=SECRET, clock=clock)
+            assert late.load().keys == current
+            late.close()
+        finally:
+            client.close()
+            a.close()
+            b.close()
+
+    def test_a_due_rotation_starts_from_the_newer_ring(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With an old ring in Redis when the rotation is due, the held ring is rotated."""
+        clock = FakeClock(1_700_000_000.0)
+        source = RedisKeySource(redis_server.url, secret=SECRET, clock=clock)
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            ring = source.load()
+            stale = client.get(RING_KEY)
+            assert isinstance(stale, bytes)
+            clock.advance(DEFAULT_ROTATION_INTERVAL)
+            assert source.refresh(ring)
+            current = ring.keys
+            client.set(RING_KEY, stale)
+            clock.advance(DEFAULT_ROTATION_INTERVAL)
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                assert source.refresh(ring)
+            assert ring.keys[:2] == current[1:]
+            assert "older ring" in caplog.text
+            assert source.rotate_now()
+            assert source.refresh(ring)
+        finally:
+            client.close()
+            source.close()
+
+    def test_a_ring_without_generation_is_the_oldest(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A ring written before generations existed loads, and never replaces a newer one."""
+        old = TicketKeyRing()
+        legacy = json.dumps(
+            {"format": 1, "rotated_at": old.rotated_at,
+             "keys": [base64.b64encode(k.to_bytes()).decode() for k in old.keys]}
+        )
+        client = redis.Redis.from_url(redis_server.url)
+        source = RedisKeySource(redis_server.url, insecure_unauthenticated=True)
+        try:
+            client.set(RING_KEY, legacy)
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                ring = source.load()
+                assert ring.keys == old.keys
+                assert source.rotate_now()
+                assert source.refresh(ring)
+                client.set(RING_KEY, legacy)
+                assert not source.refresh(ring)
+            assert ring.keys[:2] == old.keys[1:]
+            assert "generation 0; this server holds generation 1" in caplog.text
+        finally:
+            client.close()
+            source.close()
+
+    def test_an_older_key_file_put_back_is_refused(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A key file restored with its old mtime: refused, logged, rewritten with the keys."""
+        clock = FakeClock(1_700_000_000.0)
+        path = tmp_path / "keys"
+        source = KeyFile(path, clock=clock)
+        ring = source.load()
+        stale_text, stale_mtime = path.read_text(), path.stat().st_mtime
+        clock.advance(DEFAULT_ROTATION_INTERVAL)
+        assert source.refresh(ring)
+        current = ring.keys
+        path.write_text(stale_text)
+        os.utime(path, (stale_mtime, stale_mtime))
+        with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+            assert not source.refresh(ring)
+        assert ring.keys == current
+        assert "holds an older ring" in caplog.text
+        lines = path.read_text().splitlines()
+        assert [base64.b64decode(x) for x in lines] == [k.to_bytes() for k in current]
+        assert KeyFile(path, clock=clock).load().keys == current
+        assert not source.refresh(ring)
+
+
+class TestRefusedRing:
+    """A ring that does not open is reported as refused, every time, not as Redis down."""
+
+    def test_a_tampered_ring_is_reported_at_every_refresh(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """One flipped byte: three refreshes, three 'refused' errors, keys kept, value kept."""
+        source = RedisKeySource(redis_server.url, secret=SECRET)
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            ring = source.load()
+            keys = ring.keys
+            raw = client.get(RING_KEY)
+            assert isinstance(raw, bytes)
+            tampered = raw[:-1] + bytes([raw[-1] ^ 1])
+            client.set(RING_KEY, tampered)
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                for _ in range(3):
+                    assert not source.refresh(ring)
+            assert caplog.text.count("refused the ring in Redis") == 3
+            assert "sealed with another secret (or was altered)" in caplog.text
+            assert "unavailable" not in caplog.text
+            assert all(r.levelno == logging.ERROR for r in caplog.records)
+            assert ring.keys == keys
+            assert client.get(RING_KEY) == tampered  # not overwritten
+            caplog.clear()
+            client.delete(RING_KEY)
+            client.hset(RING_KEY, "a", "b")  # another type altogether
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                assert not source.refresh(ring)
+            assert "refused the ring" in caplog.text and "not a string" in caplog.text
+            client.delete(RING_KEY)  # the way out: the server puts its ring back
+            assert not source.refresh(ring)
+            other = RedisKeySource(redis_server.url, secret=SECRET)
+            assert other.load().keys == keys
+            other.close()
+        finally:
+            client.close()
+            source.close()
+
+    def test_unavailable_then_tampered_are_told_apart(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Down: 'unavailable' once; back with a foreign value: 'back', then 'refused'."""
+        source = RedisKeySource(redis_server.url, secret=SECRET, socket_timeout=1.0)
+        try:
+            ring = source.load()
+            redis_server.stop()
+            with caplog.at_level(logging.WARNING, logger="resume.ticketkeys"):
+                assert not source.refresh(ring)
+                redis_server.start()
+                client = redis.Redis.from_url(redis_server.url)
+                client.set(RING_KEY, b"resume-sealed-1:" + os.urandom(80))
+                client.close()
+                assert not source.refresh(ring)
+            messages = [r.getMessage() for r in caplog.records]
+            assert len(messages) == 3, messages
+            assert "is unavailable" in messages[0]
+            assert "is back" in messages[1]
+            assert "refused the ring" in messages[2] and "unavailable" not in messages[2]
+        finally:
+            source.close()
 
 
 class TestInstallFromSpec:

@@ -565,6 +565,7 @@ class TestModes:
         "SSL_CTX_set_session_cache_mode:notes-25",
         "SSL_CTX_set_session_cache_mode:notes-26",
     )
+    @pytest.mark.manpage("SSL_CTX_sess_set_get_cb:notes-1", "SSL_CTX_sess_set_get_cb:notes-7")
     def test_no_internal_store_only_feeds_the_external_cache(self, make: Handles) -> None:
         """Normally a session goes to memory and on_new; NO_INTERNAL_STORE keeps only on_new."""
         external: list[SessionHandle] = []
@@ -589,6 +590,7 @@ class TestModes:
 
 class TestCallbacks:
     @pytest.mark.manpage("SSL_get_session:notes-9")
+    @pytest.mark.manpage("SSL_CTX_sess_set_get_cb:notes-5", "SSL_CTX_sess_set_get_cb:notes-6")
     def test_on_new_reference_rules(self, make: Handles) -> None:
         """on_new gets a reference; returning False lets the cache free it, True keeps it."""
         seen: list[int] = []
@@ -611,6 +613,11 @@ class TestCallbacks:
         assert h.refcount == 2
         assert cache.get0("k") is h
 
+    @pytest.mark.manpage(
+        "SSL_CTX_sess_set_get_cb:desc-2",
+        "SSL_CTX_sess_set_get_cb:desc-3",
+        "SSL_CTX_sess_set_get_cb:notes-15",
+    )
     def test_on_remove_sees_a_valid_handle_for_each_removal(
         self, make: Handles, clock: FakeClock
     ) -> None:

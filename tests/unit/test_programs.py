@@ -39,7 +39,9 @@ def test_missing_program_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_program_has_a_package() -> None:
     """The programs the integration tests run all name their package."""
-    assert set(PACKAGES) >= {"openssl", "curl", "redis-server", "nginx", "chromium"}
+    assert set(PACKAGES) >= {
+        "openssl", "curl", "redis-server", "nginx", "chromium", "node", "stunnel4"
+    }
 
 
 def test_unit_tests_cannot_open_a_network_socket() -> None:
