@@ -298,13 +298,17 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     ``httpx.AsyncClient(transport=resume.httpx.AsyncHTTPTransport())`` offers,
     on each new connection, a session of an earlier connection to the same
     server name, port and TLS configuration (see :class:`resume.SessionKey`),
-    with ``SSL_set_session()``, and stores the session of each connection that
-    closes cleanly. HTTP/1.1 and HTTP/2 alike.
+    with ``SSL_set_session()``, and keeps the sessions the server sends as
+    they arrive. HTTP/1.1 and HTTP/2 alike. Each connection sends
+    close_notify when it closes (servers with only a session-ID cache forget
+    the session of a client that does not), and a fatal TLS error on a
+    connection takes its sessions out of the cache again.
 
     The other arguments (``verify``, ``cert``, ``trust_env``, ``http1``,
     ``http2``, ``limits``, ``proxy``, ``uds``, ``local_address``,
     ``retries``, ``socket_options``) are those of
-    :class:`httpx.AsyncHTTPTransport`. Each transport makes its own
+    :class:`httpx.AsyncHTTPTransport`, positionally too, in its order;
+    errors are httpx's own. Each transport makes its own
     :class:`ssl.SSLContext` from them, as httpx does
     (:attr:`ssl_context`); transports made with the same TLS arguments
     resume each other's sessions all the same, through the cache key (where
