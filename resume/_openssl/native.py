@@ -61,7 +61,6 @@
 # that for normal use.
 from __future__ import annotations
 
-import contextlib
 import ssl
 import weakref
 from typing import NoReturn, final
@@ -241,7 +240,8 @@ class NativeSession:
             self._binding.session_free(ptr)
 
     def __del__(self) -> None:
-        with contextlib.suppress(AttributeError):  # a half-built instance has no _ptr
+        # No module globals here: at interpreter exit they may be gone already.
+        if getattr(self, "_ptr", 0):  # a half-built instance has no _ptr
             self._free_now()
 
     def __repr__(self) -> str:
