@@ -35,6 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    # The parser of subcommand *name* (argparse keeps it in its subparsers action).
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        choices = getattr(action, "choices", None)
+        if isinstance(choices, dict) and name in choices:
+            found = choices[name]
+            assert isinstance(found, argparse.ArgumentParser)
+            return found
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``resume`` command line; return the exit code.
 
@@ -43,16 +54,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``RESUME_DEBUG=1`` in the environment shows its traceback.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
     func = getattr(args, "func", None)
     if func is None:
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         parser.print_help(sys.stderr)
         return 2
-    prog = f"resume {func.__module__.rpartition('.')[2]}"
+    command = func.__module__.rpartition(".")[2]
+    if extras:  # named by the subcommand, whose --help lists what it takes
+        _subparser(parser, command).error(f"unrecognized arguments: {' '.join(extras)}")
+    prog = f"resume {command}"
     try:
         return int(func(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``resume probe ... --json | head``): stop quietly,
+        # and keep Python from failing again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
     except CLIError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return exc.code

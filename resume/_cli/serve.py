@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import ssl
 import sys
@@ -216,8 +217,19 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "ticket_keys", None):
         from .._core.errors import ResumeError
         from .._stores.safefile import scrub
-        from .._ticketkeys.ring import install_from_spec
+        from .._ticketkeys.ring import SECRET_ENV, install_from_spec
 
+        insecure = getattr(args, "insecure_unauthenticated_store", False)
+        if args.ticket_keys.startswith(("redis://", "rediss://", "unix://")) and not (
+            insecure or os.environ.get(SECRET_ENV)
+        ):
+            print(
+                f"resume serve: --ticket-keys: ticket keys in Redis need a 32-byte secret that "
+                f"Redis does not hold: set {SECRET_ENV} (base64), or pass "
+                f"--insecure-unauthenticated-store to run without one",
+                file=sys.stderr,
+            )
+            return 2
         try:
             close_ticket_keys = install_from_spec(
                 context, args.ticket_keys,

@@ -433,7 +433,14 @@ class KeyFile(KeySource):
                 raise StoreError(
                     f"ticket-key lock file {str(lock)!r} is a symbolic link; refusing to follow it"
                 ) from None
-            raise
+            # Name the file the user gave, not the lock file beside it.
+            if exc.errno == errno.ENOENT:
+                why = f"its folder {str(self.path.parent)!r} does not exist"
+            elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                why = f"its folder {str(self.path.parent)!r} is not writable"
+            else:
+                why = os.strerror(exc.errno or 0).lower()
+            raise StoreError(f"cannot use the ticket-key file {str(self.path)!r}: {why}") from None
         try:
             check_file(os.fstat(fd), lock, "ticket-key lock file", private=False)
         except BaseException:
