@@ -9,12 +9,26 @@ of 20,000 functions. For each it prints the time per MB (parse + render) and the
 peak memory per MB of input (``tracemalloc``, a separate run). Parsing is linear
 when both figures stay flat as the size grows.
 
+With ``--cli`` it measures instead what a user of ``resume man2rst FILE`` waits for:
+one process per input (the interpreter's start included), its wall time, its peak
+resident memory (``ru_maxrss``) and its exit status, on the hostile shapes of about
+1 MiB and 16 MiB (the command's input limit) -- a normal page repeated, one huge
+line, many tiny lines, bullet-like lines, deep indentation, lines that look like
+headings, printable garbage, a page whose first paragraph is no NAME, and the
+headed page. ``--cli --quick`` stops at 1 MiB.
+
 Run: ``python -m benchmarks bench_manpage_speed`` (``--quick`` stops at 1 MB).
 """
 
 from __future__ import annotations
 
+import functools
 import gc
+import os
+import random
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -179,14 +193,118 @@ def _row(label: str, text: str) -> None:
           f"{peak / MB / size:8.1f} MB/MB", flush=True)
 
 
+# -- the command line, on hostile shapes -------------------------------------------
+
+
+def _lines_to(size: int, make: Callable[[int], str], head: list[str], tail: list[str]) -> str:
+    """*head*, then ``make(i)`` for i = 0, 1, ... until about *size* bytes, then *tail*."""
+    used = sum(len(x.encode()) + 1 for x in head + tail)
+    body: list[str] = []
+    i = 0
+    while used < size:
+        line = make(i)
+        body.append(line)
+        used += len(line.encode()) + 1
+        i += 1
+    return "\n".join(head + body + tail)
+
+
+_PLAIN_HEAD = [HEADER, "", NAME, ""]
+_PLAIN_TAIL = ["", COPYRIGHT, "", FOOTER, ""]
+
+
+def tiny_lines(size: int) -> str:
+    """A heading-less page of one-character paragraphs: the most blocks per byte."""
+    return _lines_to(size, lambda i: "ab"[i % 2], _PLAIN_HEAD, _PLAIN_TAIL)
+
+
+def bullet_lines(size: int) -> str:
+    """A heading-less page of bullet-like lines ("o x", "\u2022 y", "- z")."""
+    marks = ("o", "\u2022", "-", "*", "+")
+    return _lines_to(size, lambda i: f"{marks[i % 5]} SSL_bench", _PLAIN_HEAD, _PLAIN_TAIL)
+
+
+def deep_indentation(size: int) -> str:
+    """A headed page whose DESCRIPTION lines are indented by up to 4,000 columns."""
+    head = [HEADER, "", "NAME", "       " + NAME, "", "DESCRIPTION"]
+    return _lines_to(size, lambda i: " " * (7 + 4 * (i % 1000)) + "SSL_bench() frees", head,
+                     ["", "3.2.1  2024-01-30  SSL_BENCH(3ssl)", ""])
+
+
+def heading_lines(size: int) -> str:
+    """A heading-less page of lines that look like headings ("SEE ALSO 17")."""
+    names = ("DESCRIPTION", "NOTES", "RETURN VALUES", "SEE ALSO", "HISTORY", "BUGS")
+    return _lines_to(size, lambda i: f"{names[i % 6]} {i}", _PLAIN_HEAD, _PLAIN_TAIL)
+
+
+def garbage(size: int) -> str:
+    """A header line, then printable ASCII garbage (seeded) in lines of 1-80 characters."""
+    rng = random.Random(18)
+    alphabet = "".join(map(chr, range(33, 127)))
+    return _lines_to(size, lambda i: "".join(rng.choices(alphabet, k=rng.randint(1, 80))),
+                     [HEADER, ""], [])
+
+
+def no_name(size: int) -> str:
+    """A header line, then normal prose with no NAME paragraph: not a man page."""
+    return _lines_to(size, lambda i: "This is prose, not the NAME of a page.", [HEADER, ""], [])
+
+
+#: name -> generator, for ``--cli``.
+CLI_SHAPES: dict[str, Callable[[int], str]] = {
+    "normal page, repeated": plain_page,
+    "normal page, headed": headed_page,
+    "one huge line": one_line_of_prose,
+    "many tiny lines": tiny_lines,
+    "bullet-like lines": bullet_lines,
+    "deep indentation": deep_indentation,
+    "lines like headings": heading_lines,
+    "printable garbage": garbage,
+    "no NAME paragraph": no_name,
+}
+
+
+def _cli_row(label: str, text: str) -> None:
+    data = text.encode()
+    with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as file:
+        file.write(data)
+    try:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "resume", "man2rst", file.name],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode(errors="replace").strip()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        os.unlink(file.name)
+    peak = usage.ru_maxrss / 1024  # KiB on Linux
+    print(f"{label:<40} {len(data) / MB:6.2f} MiB {seconds:7.2f} s {peak:8.0f} MB "
+          f"exit {proc.returncode}  {err[:70]}", flush=True)
+
+
+def main_cli(argv: list[str]) -> None:
+    sizes = [1 * MB] + ([] if "--quick" in argv else [16 * MB - 64 * KB])
+    print(f"{'resume man2rst FILE':<40} {'input':>10} {'wall':>9} {'peak RSS':>11}")
+    for size in sizes:
+        for name, make in CLI_SHAPES.items():
+            _cli_row(f"{name}, {size / MB:.0f} MiB", make(size))
+
+
 def main(argv: list[str]) -> None:
+    if "--cli" in argv:
+        main_cli(argv)
+        return
     sizes = [10 * KB, 100 * KB, 1 * MB] + ([] if "--quick" in argv else [10 * MB])
     print(f"{'page':<34} {'input':>11} {'time':>10} {'time/MB':>13} {'peak mem/input':>14}")
     cases: list[tuple[str, Callable[[], str]]] = []
     for size in sizes:
         label = f"{size // MB} MB" if size >= MB else f"{size // KB} KB"
-        cases.append((f"plain, {label}", lambda size=size: plain_page(size)))
-        cases.append((f"headed, {label}", lambda size=size: headed_page(size)))
+        cases.append((f"plain, {label}", functools.partial(plain_page, size)))
+        cases.append((f"headed, {label}", functools.partial(headed_page, size)))
     cases += [
         ("one 1 MB line of prose", lambda: one_line_of_prose(MB)),
         ("one 1 MB line without a space", lambda: one_line_without_space(MB)),

@@ -79,7 +79,7 @@ class TestInputLimit:
         captured = capsys.readouterr()
         assert captured.out == ""
         assert captured.err.count("\n") == 1
-        assert f"{path}: over the input limit of 16,777,216 bytes (16 MiB)" in captured.err
+        assert f"{path}: over the input limit of 2,097,152 bytes (2 MiB)" in captured.err
 
     def test_the_limit_itself_is_accepted(self, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str],
