@@ -15,7 +15,8 @@ resident memory (``ru_maxrss``) and its exit status, on the hostile shapes of ab
 1 MiB and 16 MiB (the command's input limit) -- a normal page repeated, one huge
 line, many tiny lines, bullet-like lines, deep indentation, lines that look like
 headings, printable garbage, a page whose first paragraph is no NAME, and the
-headed page. ``--cli --quick`` stops at 1 MiB.
+headed page. ``--cli --quick`` stops at 1 MiB; ``--cli --lift-limits`` runs the
+command with its input limits lifted, to time the parser itself at 16 MiB.
 
 Run: ``python -m benchmarks bench_manpage_speed`` (``--quick`` stops at 1 MB).
 """
@@ -26,9 +27,11 @@ import functools
 import gc
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -250,6 +253,30 @@ def no_name(size: int) -> str:
     return _lines_to(size, lambda i: "This is prose, not the NAME of a page.", [HEADER, ""], [])
 
 
+def repeated_version(size: int) -> str:
+    """A heading-less page of 8 KB lines of "OpenSSL 1 " (no verb): a cue read each line
+    from every "OpenSSL" to its end."""
+    return _lines_to(size, lambda i: "OpenSSL 1 " * 800, _PLAIN_HEAD, _PLAIN_TAIL)
+
+
+def standard_digits(size: int) -> str:
+    """A heading-less page of 8 KB lines of "RFC" and digits: a cue tried every digit as
+    the last of the number."""
+    return _lines_to(size, lambda i: "RFC" + "1" * 8000 + "!", _PLAIN_HEAD, _PLAIN_TAIL)
+
+
+def hyphenated_names(size: int) -> str:
+    """Half a NAME of names such as "X-17", half paragraphs that name "X": every block was
+    searched once per name."""
+    names: list[str] = []
+    used = 0
+    while used < size // 2:
+        names.append(f"X-{len(names)}")
+        used += len(names[-1]) + 2
+    head = [HEADER, "", ", ".join(names) + " - many names", ""]
+    return _lines_to(size, lambda i: "X is used here.", head, _PLAIN_TAIL)
+
+
 #: name -> generator, for ``--cli``.
 CLI_SHAPES: dict[str, Callable[[int], str]] = {
     "normal page, repeated": plain_page,
@@ -261,37 +288,59 @@ CLI_SHAPES: dict[str, Callable[[int], str]] = {
     "lines like headings": heading_lines,
     "printable garbage": garbage,
     "no NAME paragraph": no_name,
+    "8 KB lines of 'OpenSSL 1 '": repeated_version,
+    "8 KB lines of 'RFC' and digits": standard_digits,
+    "NAME of hyphenated names": hyphenated_names,
 }
 
 
-def _cli_row(label: str, text: str) -> None:
+#: ``resume man2rst FILE`` with its input limits lifted, to time the parser itself.
+_LIFTED = (
+    "import sys; from resume._cli import main, man2rst; "
+    "man2rst.MAX_INPUT_BYTES, man2rst.MAX_INPUT_LINES = 64 << 20, 1 << 30; "
+    "sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _cli_row(
+    label: str, text: str, *, lift: bool = False, env: dict[str, str] | None = None,
+    timeout: float = 900.0,
+) -> None:
     data = text.encode()
     with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as file:
         file.write(data)
     try:
         start = time.perf_counter()
+        command = ["-c", _LIFTED] if lift else ["-m", "resume"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "resume", "man2rst", file.name],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, *command, "man2rst", file.name],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
         )
         assert proc.stderr is not None
+        timer = threading.Timer(timeout, proc.kill)  # stderr is read until the child ends
+        timer.start()
         err = proc.stderr.read().decode(errors="replace").strip()
+        timer.cancel()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         os.unlink(file.name)
     peak = usage.ru_maxrss / 1024  # KiB on Linux
+    if proc.returncode == -signal.SIGKILL:
+        err = f"stopped after {timeout:g} s"
     print(f"{label:<40} {len(data) / MB:6.2f} MiB {seconds:7.2f} s {peak:8.0f} MB "
           f"exit {proc.returncode}  {err[:70]}", flush=True)
 
 
 def main_cli(argv: list[str]) -> None:
     sizes = [1 * MB] + ([] if "--quick" in argv else [16 * MB - 64 * KB])
-    print(f"{'resume man2rst FILE':<40} {'input':>10} {'wall':>9} {'peak RSS':>11}")
+    lift = "--lift-limits" in argv
+    print(f"{'resume man2rst FILE':<40} {'input':>10} {'wall':>9} {'peak RSS':>11}"
+          + ("  (input limits lifted)" if lift else ""))
     for size in sizes:
         for name, make in CLI_SHAPES.items():
-            _cli_row(f"{name}, {size / MB:.0f} MiB", make(size))
+            _cli_row(f"{name}, {size / MB:.0f} MiB", make(size), lift=lift)
 
 
 def main(argv: list[str]) -> None:

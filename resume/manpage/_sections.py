@@ -35,7 +35,7 @@ import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-__all__ = ["KNOWN_SECTIONS", "label_blocks", "recover_sections"]
+__all__ = ["KNOWN_SECTIONS", "label_blocks", "recover_sections", "reference_spans"]
 
 # Rank of each section in the order OpenSSL's manual uses. Same rank: either order.
 _RANK: dict[str, int] = {
@@ -78,7 +78,38 @@ _REF = r"[A-Za-z_][\w.:+-]{0,127}\(\d\w*\)"
 _REF_LIST = re.compile(
     rf"^\s*{_REF}(?:(?:\s*,\s*|\s+(?:(?:and|or)\s+)?)?{_REF})*\s*[.,]?\s*$"
 )
-_REF_ANY = re.compile(_REF)
+# The end of a reference, "(3)": where the search for references starts.
+_REF_TAIL = re.compile(r"\(\d\w*\)")
+_NAME_RUN = re.compile(r"[\w.:+-]*")
+_NAME_START = re.compile(r"[A-Za-z_]")
+_REF_NAME_MAX = 128
+
+
+def reference_spans(
+    text: str, tail: re.Pattern[str] = _REF_TAIL
+) -> Iterator[tuple[int, int, re.Match[str]]]:
+    """Each reference ``name(3)`` of *text*: (start, where "(" is, the match of *tail*).
+
+    What ``re.finditer(r"[A-Za-z_][\\w.:+-]{0,127}" + tail)`` finds, without trying the
+    name from every one of its characters (128 steps a character on a long run of
+    name characters): the tails "(3)" are found first, and the name of each is the
+    run of name characters before it, from its first letter or "_", at most 128
+    characters back and not into the previous reference.
+    """
+    done = 0
+    for found in tail.finditer(text):
+        opening = found.start()
+        low = max(done, opening - _REF_NAME_MAX)
+        run = _NAME_RUN.match(text[low:opening][::-1])
+        first = _NAME_START.search(text, opening - (run.end() if run else 0), opening)
+        if first is None:
+            continue
+        yield first.start(), opening, found
+        done = found.end()
+
+
+def _count_references(text: str) -> int:
+    return sum(1 for _ in reference_spans(text))
 # The cues read at most the first _CUE_HEAD and the last _CUE_TAIL characters of a
 # block (the longest paragraph of the surveyed pages has 2,100; a NAME list 6,100), so
 # that a pathological block costs the rules a bounded amount of work.
@@ -300,7 +331,7 @@ def _is_code(text: str) -> bool:
         # prose, unless it is a C line with a trailing comment or a label ("err:")
         return bool(_LABEL.match(stripped))
     words = stripped.split()
-    if len(_REF_ANY.findall(stripped)) * 3 >= len(words):
+    if _count_references(stripped) * 3 >= len(words):
         return False  # mostly references to other pages: a SEE ALSO line
     if _CONFORMING.search(stripped) and not _C_PUNCTUATION.search(stripped):
         return False  # names of standards
@@ -538,7 +569,7 @@ def _emissions(
         if _REF_LIST.match(text):
             row["SEE ALSO"] = 12.0
         else:
-            refs = len(_REF_ANY.findall(text))
+            refs = _count_references(text)
             row["SEE ALSO"] = 3.0 if refs and refs * 3 >= words else -6.0
             if text.endswith(":") and index + 1 < len(texts) and _REF_LIST.match(texts[index + 1]):
                 row["SEE ALSO"] = 2.0  # "Supported ciphers are listed in:" and a list of pages

@@ -26,6 +26,7 @@ import resume.manpage._rst as rst_module
 import resume.manpage._sections as sections_module
 import resume.manpage._sentences as sentences_module
 from resume.manpage import ManPageError, parse, parse_prototype, to_rst
+from resume.manpage._parser import find_references
 
 MODULES: tuple[ModuleType, ...] = (parser_module, rst_module, sections_module, sentences_module)
 FILES = {str(Path(m.__file__ or "")) for m in MODULES}
@@ -310,3 +311,20 @@ def test_parameter_in_one_pass() -> None:
     assert [(p.type, p.name) for p in prototype.parameters] == [
         ("const char *", "name[4][2]"), ("SSL *", "s"),
     ]
+
+
+def test_prototype_stars_in_one_pass() -> None:
+    # a run of stars was split in every way between the return type and the name
+    assert parse_prototype("int " + "*" * LONG + "(void)") is None
+    prototype = parse_prototype("const char **SSL_names(SSL *s)")
+    assert prototype is not None
+    assert (prototype.return_type, prototype.name) == ("const char **", "SSL_names")
+
+
+def test_references_on_long_names() -> None:
+    """A name is at most 128 characters: a longer run gives its last 128 (as the pattern
+    did), found from the "(3)" back, not from each character forward."""
+    assert [str(r) for r in find_references("see " + "a" * LONG + "(3), b(7) and c.d(1)")] == [
+        "a" * 128 + "(3)", "b(7)", "c.d(1)",
+    ]
+    assert find_references("_" * LONG) == []
