@@ -234,7 +234,7 @@ class FleetMatrix:
     ``addresses[j]``; ``mechanism`` is "session-id", "ticket" (TLS 1.2) or "psk"
     (TLS 1.3).
 
-    ``reference`` is the centre of the probe's plan (see :func:`fleet_plan`):
+    ``reference`` is the centre of the probe's plan (a star around the first address):
     only the diagonal and the cells from and to the reference were probed, and
     the others hold a tally with the note "not probed". None means every cell
     was probed.

@@ -17,6 +17,16 @@
 # with a footer that holds the version and date, in either order. Everything is
 # normalised to the same blocks (one per paragraph, item, SYNOPSIS or code line), so
 # that a page parses to the same model from either format.
+#
+# What is not a page is refused early and cheaply: no header line, or a NAME
+# paragraph that does not list names, a dash and a summary. On heading-less input the
+# NAME paragraph is the first line after the header and is checked before any other
+# line is looked at (the section search is the dear part); on headed input it is
+# checked once the blocks are split, before the SYNOPSIS and the sentences.
+#
+# Linear on any input: the patterns read a line one way only (see ``_PROTOTYPE`` and
+# ``_split_parameter``), and references are found from their "(3)" back
+# (``_sections.reference_spans``).
 from __future__ import annotations
 
 import bisect

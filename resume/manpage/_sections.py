@@ -24,9 +24,12 @@
 # Rules only, on purpose: a learned layer (an averaged perceptron over ~580 headed
 # pages, 490 KB of weights) was tried and removed; see docs/explanation/manpage-sections.rst
 # for what it gained and cost. Every step is linear in the input: the cues read at most
-# ``_CUE_HEAD`` + ``_CUE_TAIL`` characters of a block, the per-block passes look back
-# at most a fixed number of blocks, and the search costs one pass over the pairs of
-# sections per block.
+# ``_CUE_HEAD`` + ``_CUE_TAIL`` characters of a block, and no cue is a pattern that is
+# tried again from each match of its first part ("X.*Y": quadratic in one call; see
+# "cues of the form X, then Y" below); the per-block passes look back at most a fixed
+# number of blocks; the search costs at most one pass over the pairs of sections per
+# block, reads the blocks' scores as they are made and keeps one byte per block and
+# section.
 from __future__ import annotations
 
 import itertools
@@ -110,6 +113,8 @@ def reference_spans(
 
 def _count_references(text: str) -> int:
     return sum(1 for _ in reference_spans(text))
+
+
 # The cues read at most the first _CUE_HEAD and the last _CUE_TAIL characters of a
 # block (the longest paragraph of the surveyed pages has 2,100; a NAME list 6,100), so
 # that a pathological block costs the rules a bounded amount of work.
