@@ -16,7 +16,9 @@ resident memory (``ru_maxrss``) and its exit status, on the hostile shapes of ab
 line, many tiny lines, bullet-like lines, deep indentation, lines that look like
 headings, printable garbage, a page whose first paragraph is no NAME, and the
 headed page. ``--cli --quick`` stops at 1 MiB; ``--cli --lift-limits`` runs the
-command with its input limits lifted, to time the parser itself at 16 MiB.
+command with its input limits lifted, to time the parser itself at 16 MiB;
+``--cli --at-limits`` runs each shape as large as the command takes (2 MiB, 50,000
+lines), the worst a user can be made to wait for.
 
 Run: ``python -m benchmarks bench_manpage_speed`` (``--quick`` stops at 1 MB).
 """
@@ -333,11 +335,26 @@ def _cli_row(
           f"exit {proc.returncode}  {err[:70]}", flush=True)
 
 
+def at_limits(make: Callable[[int], str]) -> str:
+    """The shape made by *make*, as large as ``resume man2rst`` takes: under
+    MAX_INPUT_BYTES and MAX_INPUT_LINES (its last lines, the footer, kept)."""
+    from resume._cli.man2rst import MAX_INPUT_BYTES, MAX_INPUT_LINES
+
+    lines = make(MAX_INPUT_BYTES - 16 * KB).split("\n")
+    if len(lines) >= MAX_INPUT_LINES:
+        lines = lines[: MAX_INPUT_LINES - 10] + lines[-8:]
+    return "\n".join(lines)
+
+
 def main_cli(argv: list[str]) -> None:
     sizes = [1 * MB] + ([] if "--quick" in argv else [16 * MB - 64 * KB])
     lift = "--lift-limits" in argv
     print(f"{'resume man2rst FILE':<40} {'input':>10} {'wall':>9} {'peak RSS':>11}"
           + ("  (input limits lifted)" if lift else ""))
+    if "--at-limits" in argv:
+        for name, make in CLI_SHAPES.items():
+            _cli_row(f"{name}, at the limits", at_limits(make), lift=lift)
+        return
     for size in sizes:
         for name, make in CLI_SHAPES.items():
             _cli_row(f"{name}, {size / MB:.0f} MiB", make(size), lift=lift)

@@ -37,6 +37,7 @@ import math
 import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 __all__ = ["KNOWN_SECTIONS", "label_blocks", "recover_sections", "reference_spans"]
 
@@ -295,7 +296,7 @@ _ITEM_TERM = re.compile(
 )
 
 
-def _starts_with_function(text: str, functions: Sequence[str]) -> bool:
+def _starts_with_function(text: str, functions: AbstractSet[str]) -> bool:
     head = text.split(None, 1)[0] if text.split() else ""
     head = head.rstrip(",:;")
     if head.endswith("()"):
@@ -399,7 +400,7 @@ def _after_example_intro(texts: Sequence[str], code: Sequence[bool]) -> list[boo
     return out
 
 
-def _subject(text: str, functions: Sequence[str]) -> str | None:
+def _subject(text: str, functions: AbstractSet[str]) -> str | None:
     """The page function a paragraph opens with ("SSL_free() frees..." -> "SSL_free")."""
     words = text.split(None, 1)
     if not words:
@@ -538,6 +539,8 @@ def _emissions(
     """
     synopsis_end = _synopsis_end(texts, code_flags)
     covered = _coverage(texts, functions, synopsis_end)
+    # a set: a NAME may list thousands of names, and each block looks its first word up
+    names = frozenset(functions)
     in_list = _inside_lists(texts)
     example_intro = _after_example_intro(texts, code_flags)
     subjects_seen: set[str] = set()
@@ -585,7 +588,7 @@ def _emissions(
         else:
             row["HISTORY"] = -4.0
         # "The f() and g() functions return ..." is about the functions too
-        starts_fn = _starts_with_function(text, functions) or bool(_FUNCTION_RETURNS.match(text))
+        starts_fn = _starts_with_function(text, names) or bool(_FUNCTION_RETURNS.match(text))
         term = item_term(text)
         value_item = term is not None and bool(
             _VALUE_TERM.match(term.split(",")[0])
@@ -604,7 +607,7 @@ def _emissions(
             row["RETURN VALUES"] = 0.5 if starts_fn else 0.0
         else:
             row["RETURN VALUES"] = -0.5
-        subject = _subject(text, functions)
+        subject = _subject(text, names)
         if subject is not None and subject not in subjects_seen and index >= synopsis_end:
             # a paragraph that introduces one more of the page's functions describes it
             subjects_seen.add(subject)
