@@ -33,7 +33,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -304,35 +303,52 @@ _LIFTED = (
 )
 
 
+# Runs the command (argv[2:]) with a time limit (argv[1] seconds) and prints its peak
+# resident memory in KiB, its exit code and its wall time on stderr's last line. A
+# small process of its own, so that the peak is the command's: a child's ru_maxrss
+# starts from what its parent held when it forked, and this benchmark holds the input.
+_MEASURE = """\
+import os, signal, subprocess, sys, threading, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+timer = threading.Timer(float(sys.argv[1]), os.kill, (child.pid, signal.SIGKILL))
+timer.start()
+_, status, usage = os.wait4(child.pid, 0)
+timer.cancel()
+child.returncode = os.waitstatus_to_exitcode(status)
+seconds = time.perf_counter() - start
+print(f"MEASURED {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} {seconds}",
+      file=sys.stderr)
+"""
+
+
 def _cli_row(
     label: str, text: str, *, lift: bool = False, env: dict[str, str] | None = None,
     timeout: float = 900.0,
 ) -> None:
     data = text.encode()
+    del text
     with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as file:
         file.write(data)
+    size = len(data)
+    del data
+    gc.collect()
     try:
-        start = time.perf_counter()
         command = ["-c", _LIFTED] if lift else ["-m", "resume"]
-        proc = subprocess.Popen(
-            [sys.executable, *command, "man2rst", file.name],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURE, str(timeout), sys.executable, *command,
+             "man2rst", file.name],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False,
         )
-        assert proc.stderr is not None
-        timer = threading.Timer(timeout, proc.kill)  # stderr is read until the child ends
-        timer.start()
-        err = proc.stderr.read().decode(errors="replace").strip()
-        timer.cancel()
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         os.unlink(file.name)
-    peak = usage.ru_maxrss / 1024  # KiB on Linux
-    if proc.returncode == -signal.SIGKILL:
+    lines = done.stderr.decode(errors="replace").strip().splitlines()
+    _, peak_kib, code, seconds = lines[-1].split()
+    err = " ".join(lines[:-1])
+    if int(code) == -signal.SIGKILL:
         err = f"stopped after {timeout:g} s"
-    print(f"{label:<40} {len(data) / MB:6.2f} MiB {seconds:7.2f} s {peak:8.0f} MB "
-          f"exit {proc.returncode}  {err[:70]}", flush=True)
+    print(f"{label:<40} {size / MB:6.2f} MiB {float(seconds):7.2f} s "
+          f"{int(peak_kib) / 1024:8.0f} MB exit {code}  {err[:70]}", flush=True)
 
 
 def at_limits(make: Callable[[int], str]) -> str:
