@@ -15,6 +15,12 @@
 # A store that is down never fails the connection: the link warns (stderr) and
 # the handshake is a full one.
 #
+# The answer is one line, read until its newline, and no more than MAX_LINE
+# bytes of it are kept: a server that sends an endless line (or a megabyte
+# without a newline) ends the connection with a one-line error and exit 1, as
+# soon as the limit is passed, instead of filling memory until --timeout. The
+# newline is looked for in each new chunk only, so reading is linear too.
+#
 # Errors are one line naming the file, address or value at fault (see
 # resume._cli._common): usage errors exit 2, failures to connect exit 1.
 #
@@ -47,7 +53,10 @@ from ._common import (
     store_file,
 )
 
-__all__ = ["parse_target", "register", "run"]
+__all__ = ["MAX_LINE", "parse_target", "register", "run"]
+
+#: The longest answer line ``resume connect`` reads (bytes, newline excluded).
+MAX_LINE = 64 * 1024
 
 #: The label under which ``resume connect`` registers its context with the store:
 #: it sets no client certificate and no ALPN, so nothing else needs naming.
@@ -183,6 +192,10 @@ def _context(args: argparse.Namespace) -> ssl.SSLContext:
     return context
 
 
+class _LineTooLong(Exception):
+    pass
+
+
 async def _exchange(
     host: str, port: int, name: str, context: ssl.SSLContext, cache: Any, message: bytes
 ) -> dict[str, Any]:
@@ -194,11 +207,16 @@ async def _exchange(
     async with stream:
         await stream.send_all(message)
         answer = bytearray()
-        while b"\n" not in answer:
+        while True:
             data = await stream.receive_some(65536)
             if not data:
                 break
-            answer += data
+            end = data.find(b"\n")
+            answer += data if end < 0 else data[:end]
+            if len(answer) > MAX_LINE:
+                raise _LineTooLong
+            if end >= 0:
+                break
         result = {
             "resumed": bool(stream.session_reused),
             "tls_version": stream.version(),
@@ -304,6 +322,12 @@ def _run(args: argparse.Namespace) -> int:
             except trio.TooSlowError:
                 raise CLIError(
                     f"{shown}: no answer within {args.timeout:g} s (--timeout)"
+                ) from None
+            except _LineTooLong:
+                prefix = f"connection {number} of {args.count}: " if args.count > 1 else ""
+                raise CLIError(
+                    f"{prefix}{shown}: the answer has no end of line within {MAX_LINE} bytes "
+                    "(resume connect reads one line)"
                 ) from None
             except (OSError, trio.BrokenResourceError, ssl.SSLError, ValueError) as exc:
                 prefix = f"connection {number} of {args.count}: " if args.count > 1 else ""

@@ -2,9 +2,21 @@
 #
 # FILE is a ``man`` rendering, with its headings (``MANWIDTH=80 man -P cat 3ssl NAME``)
 # or in the heading-less one-paragraph-per-line format of the shipped pages; ``-``
-# reads standard input. Bad input is reported on stderr with exit code 1; input over
-# ``MAX_INPUT_BYTES`` is refused with exit code 2 before it is parsed (parsing is linear,
-# but a page of the manual is under 100 KB: a bigger input is a mistake, not a page).
+# reads standard input. Bad input is reported on stderr with exit code 1.
+#
+# Input limits, checked before anything is parsed (exit code 2, one line). Parsing is
+# linear, but not cheap: about 2 s and 50 MB of memory per MiB of prose, and a cost
+# per line (a block each) that makes 1 MiB of one-character lines the dearest shape
+# (``python -m benchmarks bench_manpage_speed --cli``). A man page is small: the
+# longest of OpenSSL's manual is under 100 KB and 2,000 lines, the longest on this
+# machine (cmake-modules(7)) 880 KB and 20,607 lines at 80 columns. So:
+#
+# * MAX_INPUT_BYTES, 2 MiB (it was 16 MiB: 52 s and 1.3 GB at the limit), and
+# * MAX_INPUT_LINES, 50,000 lines,
+#
+# keep the worst input to a few seconds and about 150 MB while leaving more than
+# twice the longest page seen. An input that is no man page (no header line, no
+# NAME paragraph of names, a dash and a summary) is refused from its first lines.
 from __future__ import annotations
 
 import argparse
@@ -12,14 +24,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_INPUT_BYTES", "register"]
+__all__ = ["MAX_INPUT_BYTES", "MAX_INPUT_LINES", "register"]
 
-#: The largest input ``resume man2rst`` reads (16 MiB); the longest page of
+_MIB = 1024 * 1024
+
+#: The largest input ``resume man2rst`` reads (2 MiB); the longest page of
 #: OpenSSL's manual is under 100 KB.
-MAX_INPUT_BYTES = 16 * 1024 * 1024
+MAX_INPUT_BYTES = 2 * _MIB
+
+#: The most lines ``resume man2rst`` reads; the longest page of OpenSSL's manual has
+#: under 2,000.
+MAX_INPUT_LINES = 50_000
 
 
 class _TooBig(Exception):
+    pass
+
+
+class _TooLong(Exception):
     pass
 
 
@@ -41,6 +63,10 @@ def _read(source: str) -> str:
     return data.decode("utf-8")
 
 
+def _size(count: int) -> str:
+    return f"{count / _MIB:g} MiB" if count >= _MIB else f"{count / 1024:g} KiB"
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..manpage import ManPageError, parse
     from ..manpage._rst import to_rst
@@ -48,11 +74,18 @@ def _run(args: argparse.Namespace) -> int:
     source: str = args.file
     try:
         text = _read(source)
+        if text.count("\n") >= MAX_INPUT_LINES:
+            raise _TooLong
         name = None if source == "-" else Path(source).name.removesuffix(".txt").split(".")[0]
         page = parse(text, name=args.name or name or None)
     except _TooBig:
         print(f"resume man2rst: {source}: over the input limit of {MAX_INPUT_BYTES:,} bytes "
-              "(16 MiB); a man page is far smaller: check the file", file=sys.stderr)
+              f"({_size(MAX_INPUT_BYTES)}); a man page is far smaller: check the file",
+              file=sys.stderr)
+        return 2
+    except _TooLong:
+        print(f"resume man2rst: {source}: over the input limit of {MAX_INPUT_LINES:,} lines; "
+              "a man page is far shorter: check the file", file=sys.stderr)
         return 2
     except FileNotFoundError:
         print(f"resume man2rst: {source}: no such file", file=sys.stderr)
@@ -78,8 +111,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Print the reStructuredText of a man page. FILE is the output of "
             "'MANWIDTH=80 man -P cat 3ssl NAME', or the heading-less format of "
-            "docs/manpages/source ('-' reads standard input). Input over 16 MiB "
-            f"({MAX_INPUT_BYTES:,} bytes) is refused with exit status 2."
+            "docs/manpages/source ('-' reads standard input). Input over "
+            f"{_size(MAX_INPUT_BYTES)} ({MAX_INPUT_BYTES:,} bytes) or "
+            f"{MAX_INPUT_LINES:,} lines is refused with exit status 2."
         ),
     )
     parser.add_argument("file", metavar="FILE", help="the man page text, or - for stdin")

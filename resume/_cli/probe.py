@@ -6,12 +6,17 @@
 # Exit status: 0 resumption works on every version the server speaks (and
 # across the fleet with --all-addresses), 1 it does not or only partly, 2 the
 # probe could not run (one line on stderr; with --json also a JSON document).
+#
+# The port of HOST:PORT goes through resume._cli._common.parse_port, like every
+# other port on the command line: ASCII digits only, with the same message.
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from typing import Any
+
+from ._common import parse_port
 
 __all__ = ["parse_host_port", "register", "run"]
 
@@ -22,8 +27,10 @@ resumption, TLS 1.3 PSK resumption with the previous connection's ticket
 (read after the handshake), tickets per handshake, whether a TLS 1.3 ticket is
 accepted twice, the ticket lifetime hint, and the handshake time full vs
 resumed. With --all-addresses, sessions made on each address the name
-resolves to are offered to every other one: a fleet without shared ticket keys
-shows up at once. Connections go only to the addresses of HOST.
+resolves to are offered to that address and, both ways, to the first one: a
+fleet without shared ticket keys shows up at once, and the connections grow
+linearly with the addresses (at most --max-addresses of them). Connections go
+only to the addresses of HOST.
 """
 
 _EPILOG = """\
@@ -41,7 +48,7 @@ examples:
 
 def register(subparsers: Any) -> None:
     """Register the ``probe`` subcommand."""
-    from .._probe.run import MAX_ATTEMPTS, MAX_TIMEOUT
+    from .._probe.run import DEFAULT_MAX_ADDRESSES, MAX_ADDRESSES, MAX_ATTEMPTS, MAX_TIMEOUT
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "probe",
@@ -67,12 +74,19 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--tls", choices=("1.2", "1.3"), help="probe only this TLS version")
     parser.add_argument(
-        "--attempts", type=int, default=5, metavar="N",
+        "--attempts", type=_number, default=5, metavar="N",
         help=f"resumption attempts per mechanism, 1-{MAX_ATTEMPTS} (default: %(default)s)",
     )
     parser.add_argument(
         "--all-addresses", action="store_true",
         help="probe every address HOST resolves to and show which resumes whose sessions",
+    )
+    parser.add_argument(
+        "--max-addresses", type=_number, default=DEFAULT_MAX_ADDRESSES, metavar="N",
+        help=(
+            "with --all-addresses, refuse a name with more than N addresses, "
+            f"1-{MAX_ADDRESSES} (default: %(default)s)"
+        ),
     )
     parser.add_argument(
         "--resolve", metavar="NAME:ADDR[,ADDR]", action="append", default=[],
@@ -88,8 +102,18 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _number(text: str) -> int:
+    # argparse type: a whole number in ASCII digits (int() also takes "\uff15");
+    # the range is checked by the probe, which names the limits.
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
+
+
 def parse_host_port(target: str, default_port: int = 443) -> tuple[str, int]:
     """Split ``HOST[:PORT]`` (or ``[IPV6][:PORT]``, or a bare IPv6 address).
+
+    The port is ASCII digits, 1-65535 (:func:`resume._cli._common.parse_port`).
 
     Raises:
         ValueError: an empty host or a bad port.
@@ -105,9 +129,7 @@ def parse_host_port(target: str, default_port: int = 443) -> tuple[str, int]:
         host, port_text = target, str(default_port)
     if not host:
         raise ValueError(f"no host in {target!r}")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"the port must be 1-65535, got {port_text!r}")
-    return host, int(port_text)
+    return host, parse_port(port_text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             all_addresses=args.all_addresses,
             resolve=overrides.get(host),
             timeout=args.timeout,
+            max_addresses=args.max_addresses,
         )
         result = run_probe(opts)
     except (ValueError, ProbeError) as exc:

@@ -27,11 +27,31 @@
 #   sends no tickets -- every session-ID attempt did. A server that sends tickets
 #   it then refuses does not work for ordinary clients (they offer the ticket,
 #   and the server does not fall back to the cache), whatever its cache does.
-# * A fleet (``all_addresses``) works when the same holds for every cell of the
-#   "session from A, resumed on B" matrix.
+# * A fleet (``all_addresses``) works when the same holds for every probed cell
+#   of the "session from A, resumed on B" matrix.
 # * The probe works (exit 0) when every version the server speaks works (and
 #   its fleet too); none (exit 1) when nothing resumed anywhere; partial (exit 1)
 #   otherwise. A probe that could not run raises ProbeError (exit 2).
+#
+# Which cells of a fleet matrix are probed (``fleet_plan``). Probing every
+# ordered pair costs N**2 cells: 15 addresses took 4,050 connections and 76 s.
+# The plan is a star around a reference address (the first one), 3N - 2 cells:
+#
+# * the diagonal, (A, A) for every A: each backend resumes its own sessions, so
+#   a failure off the diagonal is about sharing, not about a broken backend;
+# * (R, A) and (A, R) for every other A: the reference's sessions resume on A,
+#   and A's on the reference, in both directions since sharing need not be
+#   symmetric (a server that keeps an old key for decryption only accepts
+#   tickets it would no longer issue).
+#
+# What the star proves: every address that shares with the reference, both ways,
+# accepts its sessions, and with ticket keys or a cache shared by a group
+# ("can resume each other" is then an equivalence) those addresses form one
+# group; an address that does not share with the reference is named by its two
+# failing cells. What it does not prove: whether two addresses that both fail
+# with the reference share with each other (the fleet is partial by then
+# anyway). With one or two addresses the star is every cell. Cells outside the
+# plan hold a tally "not probed" (attempts 0); the verdict ignores them.
 #
 # The JSON document is versioned (``"schema": "resume-probe/1"``); fields are
 # only ever added to it, never renamed or removed, within one schema version.
@@ -51,6 +71,7 @@ __all__ = [
     "ProbeResult",
     "ResumptionTally",
     "VersionProbe",
+    "fleet_plan",
     "judge_fleet",
     "judge_version",
     "median_ms",
@@ -64,6 +85,9 @@ WORKS: Final = "works"
 PARTIAL: Final = "partial"
 NONE: Final = "none"
 UNSUPPORTED: Final = "unsupported"
+
+#: The note of a fleet cell outside the plan (see ``fleet_plan``).
+NOT_PROBED: Final = "not probed"
 
 
 class ProbeError(ResumeError):
@@ -209,17 +233,39 @@ class FleetMatrix:
     ``cells[i][j]`` tallies sessions made on ``addresses[i]`` and offered to
     ``addresses[j]``; ``mechanism`` is "session-id", "ticket" (TLS 1.2) or "psk"
     (TLS 1.3).
+
+    ``reference`` is the centre of the probe's plan (a star around the first address):
+    only the diagonal and the cells from and to the reference were probed, and
+    the others hold a tally with the note "not probed". None means every cell
+    was probed.
     """
 
     version: str
     mechanism: str
     addresses: tuple[str, ...]
     cells: tuple[tuple[ResumptionTally, ...], ...]
+    reference: str | None = None
+
+    def probed(self, row: int, column: int) -> bool:
+        """True when the cell (*row*, *column*) is part of the plan."""
+        if self.reference is None or row == column:
+            return True
+        return self.reference in (self.addresses[row], self.addresses[column])
+
+    def probed_cells(self) -> list[ResumptionTally]:
+        """The tallies of the probed cells, row by row."""
+        return [
+            cell
+            for i, row in enumerate(self.cells)
+            for j, cell in enumerate(row)
+            if self.probed(i, j)
+        ]
 
     @property
     def works(self) -> bool:
-        """True when every cell resumed every time."""
-        return all(cell.works for row in self.cells for cell in row)
+        """True when every probed cell resumed every time."""
+        cells = self.probed_cells()
+        return bool(cells) and all(cell.works for cell in cells)
 
     @property
     def resumed_any(self) -> bool:
@@ -233,6 +279,7 @@ class FleetMatrix:
             "mechanism": self.mechanism,
             "addresses": list(self.addresses),
             "cells": [[cell.as_json() for cell in row] for row in self.cells],
+            "reference": self.reference,
         }
 
 
@@ -323,9 +370,20 @@ class ProbeResult:
                 "session made on (row) resumed on (column)"
             )
             grid = [("", list(matrix.addresses))]
-            for address, row in zip(matrix.addresses, matrix.cells, strict=True):
-                grid.append((address, [f"{c.resumed}/{c.attempts}" for c in row]))
+            for i, (address, row) in enumerate(zip(matrix.addresses, matrix.cells, strict=True)):
+                grid.append((address, [
+                    f"{c.resumed}/{c.attempts}" if matrix.probed(i, j) else "-"
+                    for j, c in enumerate(row)
+                ]))
             lines += ["  " + line for line in _table(grid)]
+            if any(
+                not matrix.probed(i, j)
+                for i in range(len(matrix.addresses)) for j in range(len(matrix.addresses))
+            ):
+                lines.append(
+                    f"  (-: not probed; each address was tried with {matrix.reference}, "
+                    "both ways, and with itself)"
+                )
         for version in _fleet_versions(self.fleet):
             lines.append(f"fleet, TLS {version}: {judge_fleet(self.fleet, version)}")
         lines.append(f"verdict: {self.verdict}")
@@ -368,6 +426,19 @@ def judge_fleet(matrices: Sequence[FleetMatrix], version: str) -> str:
     if works:
         return WORKS
     return PARTIAL if any(m.resumed_any for m in found.values()) else NONE
+
+
+def fleet_plan(count: int) -> list[tuple[int, int]]:
+    """The cells a fleet of *count* addresses is probed on: 3 * count - 2 of them.
+
+    The diagonal first, then (0, j) and (j, 0) for every other address j: a star
+    around the first address (the reference), as the rules at the top of this
+    module explain. Linear in *count*, where every ordered pair would be quadratic.
+    """
+    plan = [(i, i) for i in range(count)]
+    for j in range(1, count):
+        plan += [(0, j), (j, 0)]
+    return plan
 
 
 def median_ms(seconds: Sequence[float]) -> float | None:

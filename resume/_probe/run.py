@@ -11,8 +11,10 @@
 # before every connection, so an abandoned worker ends within one connection.
 #
 # Steps of run_probe (each numbered in the code):
-#  1. check the arguments (attempts 1..100, timeout 0..60 s) and resolve the name
-#     (or take the --resolve override): the only addresses ever contacted;
+#  1. check the arguments (attempts 1..100, timeout 0..60 s, max_addresses
+#     1..256) and resolve the name (or take the --resolve override): the only
+#     addresses ever contacted. With all_addresses, more than max_addresses
+#     addresses (16 by default) is an error before any connection;
 #  2. preflight on the first address: TCP connect, then one handshake that
 #     verifies the certificate. A refused port, a non-TLS server or (without
 #     ``insecure``) a certificate that does not verify ends the probe with a
@@ -21,7 +23,11 @@
 #     resumption series (TLS 1.2: tickets, then session IDs with OP_NO_TICKET;
 #     TLS 1.3: PSK chained from connection to connection, then one ticket
 #     offered twice);
-#  4. with all_addresses: for each pair (A, B), sessions made on A offered to B.
+#  4. with all_addresses: for each cell (A, B) of the plan, sessions made on A
+#     offered to B. The plan (model.fleet_plan) is the diagonal plus a star
+#     around the first address: 3N - 2 cells, not N**2, so the connections grow
+#     linearly with the addresses (at most FLEET_TRIES * 2 per cell and
+#     mechanism; three mechanisms when both versions are spoken).
 #
 # TLS 1.3 tickets arrive after the handshake (DESIGN fact 2), so a TLS 1.3
 # connection reads, without sending anything, until its tickets came in: it
@@ -29,6 +35,10 @@
 # tickets are counted with a message callback on the SSLContext, a private
 # CPython hook reached in exactly one function (_install_ticket_counter) with a
 # fallback: without it the count is unknown and every wait is the full one.
+# The fleet cells need less (the connect's ``tickets`` argument): the connection
+# that makes a session stops at its first ticket, since only one is offered,
+# and the connection a session is offered to waits for none, since only
+# whether it resumed matters. That is what keeps 15 addresses near 10 s.
 #
 # Reading SSLSocket.session costs a DER round trip and, on CPython before the
 # gh-116810 fix, some leaked C memory (DESIGN fact 7); the probe reads it once per
@@ -46,21 +56,37 @@ from pathlib import Path
 
 from .._compat import install_msg_callback
 from .model import (
+    NOT_PROBED,
     FleetMatrix,
     ProbeError,
     ProbeResult,
     ResumptionTally,
     VersionProbe,
+    fleet_plan,
     median_ms,
 )
 
-__all__ = ["MAX_ATTEMPTS", "MAX_TIMEOUT", "ProbeOptions", "parse_resolve", "run_probe"]
+__all__ = [
+    "DEFAULT_MAX_ADDRESSES",
+    "MAX_ADDRESSES",
+    "MAX_ATTEMPTS",
+    "MAX_TIMEOUT",
+    "ProbeOptions",
+    "parse_resolve",
+    "run_probe",
+]
 
 #: Upper bounds: a probe is a handful of connections, never a load test.
 MAX_ATTEMPTS = 100
 MAX_TIMEOUT = 60.0
 #: How many sessions per cell of a fleet matrix (each costs two connections).
 FLEET_TRIES = 3
+#: How many addresses ``all_addresses`` probes unless told otherwise, and the most
+#: it may be told: with 3 mechanisms, 3 tries and 2 connections a try, a cell
+#: costs up to 18 connections, so 16 addresses (46 cells) cost at most 828 and
+#: 256 addresses at most 13,788.
+DEFAULT_MAX_ADDRESSES = 16
+MAX_ADDRESSES = 256
 #: After the last TLS 1.3 ticket, how long the socket must stay quiet.
 _TICKET_IDLE = 0.05
 
@@ -82,6 +108,7 @@ class ProbeOptions:
     resolve: tuple[str, ...] | None = None
     timeout: float = 5.0
     ticket_wait: float = 0.5
+    max_addresses: int = DEFAULT_MAX_ADDRESSES
 
 
 class _Stopped(Exception):
@@ -162,8 +189,11 @@ class _Client:
         self.counter = _install_ticket_counter(context)
 
     def connect(
-        self, address: str, session: ssl.SSLSession | None, stop: threading.Event
+        self, address: str, session: ssl.SSLSession | None, stop: threading.Event,
+        *, tickets: str = "all",
     ) -> _Conn:
+        # tickets: on TLS 1.3, wait for "all" the tickets (quiet for 50 ms after
+        # the last one), only the "first" one, or "none" (the session is not used).
         if stop.is_set():
             raise _Stopped
         opts = self.opts
@@ -184,8 +214,10 @@ class _Client:
             tls.do_handshake()
             handshake = time.perf_counter() - start
             protocol = tls.version() or ""
-            if protocol == "TLSv1.3":
-                self._await_tickets(tls, before, max(opts.ticket_wait, 4 * handshake))
+            if protocol == "TLSv1.3" and tickets != "none":
+                self._await_tickets(
+                    tls, before, max(opts.ticket_wait, 4 * handshake), first=tickets == "first"
+                )
             conn = _Conn(
                 resumed=bool(tls.session_reused),
                 session=tls.session,
@@ -197,9 +229,12 @@ class _Client:
             _close_politely(tls)
         return conn
 
-    def _await_tickets(self, tls: ssl.SSLSocket, before: int, wait: float) -> None:
+    def _await_tickets(
+        self, tls: ssl.SSLSocket, before: int, wait: float, *, first: bool = False
+    ) -> None:
         # Read (sending nothing) until the tickets came in: OpenSSL processes
-        # NewSessionTicket inside SSL_read, which then wants more data.
+        # NewSessionTicket inside SSL_read, which then wants more data. With
+        # *first*, stop as soon as one came.
         tls.setblocking(False)
         deadline = time.monotonic() + min(wait, self.opts.timeout)
         seen = before
@@ -220,6 +255,8 @@ class _Client:
             except (ssl.SSLError, OSError):
                 return
             if self.counter is not None and self.counter() > seen:
+                if first:
+                    return
                 seen = self.counter()
                 quiet_until = time.monotonic() + _TICKET_IDLE
 
@@ -275,6 +312,10 @@ def _check_options(opts: ProbeOptions) -> None:
         raise ProbeError(f"the port must be 1-65535, got {opts.port}")
     if not opts.host:
         raise ProbeError("no host given")
+    if not 1 <= opts.max_addresses <= MAX_ADDRESSES:
+        raise ProbeError(
+            f"max_addresses must be 1-{MAX_ADDRESSES}, got {opts.max_addresses}"
+        )
     if opts.cafile is not None and not Path(opts.cafile).is_file():
         raise ProbeError(f"no CA file {str(opts.cafile)!r}")
 
@@ -385,31 +426,34 @@ def _fleet(
     opts: ProbeOptions, version: str, addresses: Sequence[str], verified: bool,
     stop: threading.Event,
 ) -> list[FleetMatrix]:
-    # Step 4: sessions made on A offered to B, for every ordered pair.
+    # Step 4: sessions made on A offered to B, for every cell (A, B) of the plan.
     mechanisms = [("ticket", True), ("session-id", False)] if version == "1.2" else [("psk", True)]
     tries = min(opts.attempts, FLEET_TRIES)
+    plan = fleet_plan(len(addresses))
+    not_probed = ResumptionTally(0, 0, NOT_PROBED)
     matrices = []
     for mechanism, tickets in mechanisms:
         client = _Client(opts, version, tickets=tickets, verify=verified)
-        rows = []
-        for source in addresses:
-            row = []
-            for target in addresses:
-                resumed = attempts = 0
-                note = ""
-                for _ in range(tries):
-                    made = client.connect(source, None, stop)
-                    usable = made.session is not None and (
-                        made.session.has_ticket if tickets else bool(made.session.id)
-                    )
-                    if not usable:
-                        note = "no ticket" if tickets else "no session ID"
-                        break
-                    attempts += 1
-                    resumed += client.connect(target, made.session, stop).resumed
-                row.append(ResumptionTally(resumed, attempts, note))
-            rows.append(tuple(row))
-        matrices.append(FleetMatrix(version, mechanism, tuple(addresses), tuple(rows)))
+        cells = [[not_probed] * len(addresses) for _ in addresses]
+        for i, j in plan:
+            resumed = attempts = 0
+            note = ""
+            for _ in range(tries):
+                made = client.connect(addresses[i], None, stop, tickets="first")
+                usable = made.session is not None and (
+                    made.session.has_ticket if tickets else bool(made.session.id)
+                )
+                if not usable:
+                    note = "no ticket" if tickets else "no session ID"
+                    break
+                attempts += 1
+                offered = client.connect(addresses[j], made.session, stop, tickets="none")
+                resumed += offered.resumed
+            cells[i][j] = ResumptionTally(resumed, attempts, note)
+        matrices.append(FleetMatrix(
+            version, mechanism, tuple(addresses), tuple(tuple(row) for row in cells),
+            reference=addresses[0] if len(addresses) > 2 else None,
+        ))
     return matrices
 
 
@@ -423,6 +467,12 @@ def run_probe(opts: ProbeOptions, stop: threading.Event | None = None) -> ProbeR
     started = time.monotonic()
     _check_options(opts)  # 1.
     addresses = _resolve(opts)
+    if opts.all_addresses and len(addresses) > opts.max_addresses:
+        raise ProbeError(
+            f"{opts.host} has {len(addresses)} addresses, more than max_addresses "
+            f"({opts.max_addresses}) allows with all_addresses: raise it (--max-addresses N) "
+            "or name fewer (--resolve NAME:ADDR,...)"
+        )
     address = addresses[0]
     try:
         verified, cert_reason = _preflight(opts, address, stop)  # 2.
@@ -466,6 +516,7 @@ async def probe(
     resolve: Sequence[str] | None = None,
     timeout: float = 5.0,
     ticket_wait: float = 0.5,
+    max_addresses: int = DEFAULT_MAX_ADDRESSES,
 ) -> ProbeResult:
     """Find out whether a TLS server -- or every address of a fleet -- resumes sessions.
 
@@ -476,7 +527,9 @@ async def probe(
     handshake, as ``SSL_get1_session(3)`` requires on TLS 1.3). It counts the
     tickets per handshake, tries one TLS 1.3 ticket twice, and times full and
     resumed handshakes. With *all_addresses*, sessions made on each address the
-    name resolves to are offered to every other one.
+    name resolves to are offered to the same address and, both ways, to the
+    first address (a star: 3N - 2 cells of the N x N matrix, so the cost grows
+    linearly with the addresses).
 
     Usable from trio and from asyncio: the connections are blocking sockets in a
     worker thread (``trio.to_thread.run_sync`` or ``asyncio.to_thread``), so the
@@ -492,6 +545,8 @@ async def probe(
         versions: the TLS versions to probe, among "1.2" and "1.3".
         attempts: resumption attempts per mechanism (1-100).
         all_addresses: also build the "session from A resumes on B" matrices.
+        max_addresses: with *all_addresses*, the most addresses to probe (1-256);
+            a name with more is a ProbeError before any connection.
         resolve: use these addresses for *host* instead of resolving it (like
             curl's ``--resolve``), e.g. ``("127.0.0.2", "127.0.0.3")``.
         timeout: per connection, in seconds (at most 60).
@@ -512,7 +567,7 @@ async def probe(
         host=host, port=port, server_name=server_name, cafile=cafile, insecure=insecure,
         versions=tuple(versions), attempts=attempts, all_addresses=all_addresses,
         resolve=tuple(resolve) if resolve is not None else None, timeout=timeout,
-        ticket_wait=ticket_wait,
+        ticket_wait=ticket_wait, max_addresses=max_addresses,
     )
     stop = threading.Event()
     library = sniffio.current_async_library()

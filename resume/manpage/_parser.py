@@ -17,8 +17,19 @@
 # with a footer that holds the version and date, in either order. Everything is
 # normalised to the same blocks (one per paragraph, item, SYNOPSIS or code line), so
 # that a page parses to the same model from either format.
+#
+# What is not a page is refused early and cheaply: no header line, or a NAME
+# paragraph that does not list names, a dash and a summary. On heading-less input the
+# NAME paragraph is the first line after the header and is checked before any other
+# line is looked at (the section search is the dear part); on headed input it is
+# checked once the blocks are split, before the SYNOPSIS and the sentences.
+#
+# Linear on any input: the patterns read a line one way only (see ``_PROTOTYPE`` and
+# ``_split_parameter``), and references are found from their "(3)" back
+# (``_sections.reference_spans``).
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 
@@ -34,7 +45,7 @@ from ._model import (
     Sentence,
     Synopsis,
 )
-from ._sections import item_term, looks_like_code, recover_sections
+from ._sections import item_term, label_blocks, reference_spans
 from ._sentences import NORMATIVE_SECTIONS, sentence_id, split_sentences
 
 __all__ = ["find_references", "parse", "parse_prototype"]
@@ -45,15 +56,20 @@ _HEADER = re.compile(r"^\s*([A-Za-z0-9_.:+-]+)\((\d(?:[a-z]+|[A-Z]+(?![a-z]))?)?
 _DATE = re.compile(r"\b(\d{4}-\d\d(?:-\d\d)?)")
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)?[a-z]?(?:-[\w.]+)?)(?![\w-])")
 _HEADING = re.compile(r"^[A-Z][A-Z0-9 ,/&()'_-]*[A-Z0-9)]$")
-# bounded like the rules' reference (``_sections._REF``): linear on any input
-_REFERENCE = re.compile(r"([A-Za-z_][\w.:+-]{0,127})\((\d[A-Za-z0-9]*)\)")
+# a reference's end, "(3ssl)"; its name is found by ``_sections.reference_spans``, in
+# one pass (a pattern that tried the name from each character cost 128 steps a
+# character on a long run of name characters)
+_REFERENCE_TAIL = re.compile(r"\((\d[A-Za-z0-9]*)\)")
 _ALIASES = {"NOTE": "NOTES", "RETURN VALUE": "RETURN VALUES", "EXAMPLE": "EXAMPLES"}
 _PROSE_INDENT = 7
 
 
 def find_references(text: str) -> list[Reference]:
     """Every ``name(N)`` man-page reference in *text*, in order."""
-    return [Reference(m.group(1), m.group(2)) for m in _REFERENCE.finditer(text)]
+    return [
+        Reference(text[start:opening], tail.group(1))
+        for start, opening, tail in reference_spans(text, _REFERENCE_TAIL)
+    ]
 
 
 def _canonical(heading: str) -> str:
@@ -168,19 +184,21 @@ def _headed_blocks(lines: Sequence[str]) -> list[Block]:
 
 
 def _plain_blocks(lines: Sequence[str]) -> list[Block]:
-    texts = [" ".join(line.split()) for line in lines if line.strip()]
-    if not texts:
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
         raise ManPageError("the man page has no NAME paragraph")
-    functions, _ = _split_name(texts[0])
-    labels = recover_sections(texts, functions=functions)
+    # the NAME paragraph decides "not a man page" before the rest is read
+    functions, _ = _name_entry(" ".join(first.split()))
+    texts = [" ".join(line.split()) for line in lines if line.strip()]
+    labels, code_flags = label_blocks(texts, functions=functions)
     blocks: list[Block] = []
     for index, (label, text) in enumerate(zip(labels, texts, strict=True)):
         kind: BlockKind = "paragraph"
         term = None
         if label == "SYNOPSIS":
-            code = looks_like_code(text) or _continues_prototype(texts, index)
+            code = code_flags[index] or _continues_prototype(texts, index)
             kind = "code" if code else "paragraph"
-        elif label not in ("NAME", "SEE ALSO", "COPYRIGHT", "HISTORY") and looks_like_code(text):
+        elif label not in ("NAME", "SEE ALSO", "COPYRIGHT", "HISTORY") and code_flags[index]:
             kind = "code"
         else:
             term = item_term(text) if label not in ("NAME", "SEE ALSO", "COPYRIGHT") else None
@@ -218,6 +236,24 @@ def _confirm_items(blocks: list[Block]) -> list[Block]:
     return out
 
 
+def _name_entry(text: str) -> tuple[tuple[str, ...], str]:
+    """The names and the summary of a NAME paragraph ("SSL_free, SSL_new - summary").
+
+    Raises:
+        ManPageError: it does not list names, a dash and a summary: not a man page.
+    """
+    functions, summary = _split_name(text)
+    if not functions or any(not _NAME.match(f) for f in functions):
+        raise ManPageError(
+            "not a man page: the NAME paragraph must list names, a dash and a summary "
+            f"(got {text[:60]!r})"
+        )
+    return functions, summary
+
+
+_NAME = re.compile(r"^[\w.:+-]+$")
+
+
 def _split_name(text: str) -> tuple[tuple[str, ...], str]:
     match = re.match(r"^(.*?)\s+(?:-|\u2014|\u2013|\\-)\s+(.*)$", text)
     names_part, summary = (match.group(1), match.group(2)) if match else (text, "")
@@ -225,12 +261,13 @@ def _split_name(text: str) -> tuple[tuple[str, ...], str]:
     return names, summary.strip()
 
 
-# Both read one way only (a word ends at \b; stars after it, then one space), so that
-# a declaration which does not match fails in one pass instead of trying every split
-# of its words (exponential in their length).
-_PARAM_NAME = re.compile(r"^(.*?)\b([A-Za-z_]\w*)\s*((?:\[[^\]]*\])*)$")
+# Reads one way only (a word ends at \b; stars after it, then one space), so that a
+# declaration which does not match fails in one pass instead of trying every split of
+# its words (exponential in their length).
+# A run of stars is taken whole by the word before it ((?!\*)), or not at all: split
+# between that word and the name, "int " and 8,000 stars cost 1.6 s.
 _PROTOTYPE = re.compile(
-    r"^((?:[A-Za-z_]\w*\b\s*(?:\*+\s*)?)+?)\**\s*([A-Za-z_]\w*)\s*\((.*)\)$"
+    r"^((?:[A-Za-z_]\w*\b\s*(?:\*+(?!\*)\s*)?)+?)\**\s*([A-Za-z_]\w*)\s*\((.*)\)$"
 )
 _FUNC_PTR = re.compile(r"\(\s*\*\s*([A-Za-z_]\w*)\s*\)\s*\(")
 _C_KEYWORDS = {
@@ -256,6 +293,45 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
+_IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*")
+_SPACES = re.compile(r"\s*")
+_CLOSE = re.compile(r"\]")
+
+
+def _split_parameter(text: str) -> tuple[str, str, str] | None:
+    """Split ``const char *name[4][2]`` into type, name and arrays, or None.
+
+    What ``^(.*?)\\b([A-Za-z_]\\w*)\\s*((?:\\[[^\\]]*\\])*)$`` finds, in one pass: that
+    pattern tried every word as the name and read the rest of the text each time, so
+    a parameter of many unclosed ``a[`` took a quadratic time. The name is the first
+    word after which only spaces and whole ``[...]`` groups remain; where those
+    groups can start is worked out once, from the end, over the ``]`` of the text.
+    """
+    closes = [m.start() for m in _CLOSE.finditer(text)]
+    # tail_ok[i]: after closes[i], the text is whole groups (or nothing)
+    tail_ok = [False] * len(closes)
+    for i in range(len(closes) - 1, -1, -1):
+        after = closes[i] + 1
+        tail_ok[i] = after == len(text) or (
+            text[after] == "[" and i + 1 < len(closes) and tail_ok[i + 1]
+        )
+
+    def groups_from(start: int) -> bool:
+        if start == len(text):
+            return True
+        if text[start] != "[":
+            return False
+        i = bisect.bisect_right(closes, start)  # the first "]" after the "["
+        return i < len(closes) and tail_ok[i]
+
+    for word in _IDENTIFIER.finditer(text):
+        spaces = _SPACES.match(text, word.end())
+        arrays_at = spaces.end() if spaces else word.end()
+        if groups_from(arrays_at):
+            return text[: word.start()], word.group(), text[arrays_at:]
+    return None
+
+
 def _parse_parameter(text: str) -> Parameter | None:
     text = " ".join(text.split())
     if text in ("void", "..."):
@@ -263,10 +339,10 @@ def _parse_parameter(text: str) -> Parameter | None:
     pointer = _FUNC_PTR.search(text)
     if pointer is not None:
         return Parameter(text, pointer.group(1))
-    match = _PARAM_NAME.match(text)
-    if match is None:
+    split = _split_parameter(text)
+    if split is None:
         return None
-    type_, name, arrays = match.group(1).strip(), match.group(2), match.group(3)
+    type_, name, arrays = split[0].strip(), split[1], split[2]
     if not type_ or type_.endswith(("(", ",")):
         return None
     if name in _C_KEYWORDS or (type_ and type_.split()[-1] in ("struct", "enum", "union")):
@@ -408,9 +484,9 @@ def parse(text: str, *, name: str | None = None) -> ManPage:
         manual_section = copy.group(1).lower() if copy else ""
     body = lines[1:]
     version = date = ""
-    if body:
+    if body and body[-1][:1].isdigit() and len(body[-1].split()) <= 8:
         footer = _parse_footer(body[-1])
-        if footer is not None and body[-1][:1].isdigit() and len(body[-1].split()) <= 8:
+        if footer is not None:
             version, date = footer
             body = body[:-1]
     if not lines[0][header.end() :].startswith(")") and version:
@@ -428,12 +504,7 @@ def parse(text: str, *, name: str | None = None) -> ManPage:
     name_blocks = [b for b in blocks if b.section == "NAME"]
     if not name_blocks:
         raise ManPageError("not a man page: it has no NAME paragraph")
-    functions, summary = _split_name(" ".join(b.text for b in name_blocks))
-    if not functions or any(not re.match(r"^[\w.:+-]+$", f) for f in functions):
-        raise ManPageError(
-            "not a man page: the NAME paragraph must list names, a dash and a summary "
-            f"(got {name_blocks[0].text[:60]!r})"
-        )
+    functions, summary = _name_entry(" ".join(b.text for b in name_blocks))
     if name is None:
         name = next((f for f in functions if f.upper() == title.upper()), None)
         if name is None:

@@ -24,17 +24,22 @@
 # Rules only, on purpose: a learned layer (an averaged perceptron over ~580 headed
 # pages, 490 KB of weights) was tried and removed; see docs/explanation/manpage-sections.rst
 # for what it gained and cost. Every step is linear in the input: the cues read at most
-# ``_CUE_HEAD`` + ``_CUE_TAIL`` characters of a block, the per-block passes look back
-# at most a fixed number of blocks, and the search costs one pass over the pairs of
-# sections per block.
+# ``_CUE_HEAD`` + ``_CUE_TAIL`` characters of a block, and no cue is a pattern that is
+# tried again from each match of its first part ("X.*Y": quadratic in one call; see
+# "cues of the form X, then Y" below); the per-block passes look back at most a fixed
+# number of blocks; the search costs at most one pass over the pairs of sections per
+# block, reads the blocks' scores as they are made and keeps one byte per block and
+# section.
 from __future__ import annotations
 
 import itertools
 import math
+import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
-__all__ = ["KNOWN_SECTIONS", "recover_sections"]
+__all__ = ["KNOWN_SECTIONS", "label_blocks", "recover_sections", "reference_spans"]
 
 # Rank of each section in the order OpenSSL's manual uses. Same rank: either order.
 _RANK: dict[str, int] = {
@@ -77,7 +82,40 @@ _REF = r"[A-Za-z_][\w.:+-]{0,127}\(\d\w*\)"
 _REF_LIST = re.compile(
     rf"^\s*{_REF}(?:(?:\s*,\s*|\s+(?:(?:and|or)\s+)?)?{_REF})*\s*[.,]?\s*$"
 )
-_REF_ANY = re.compile(_REF)
+# The end of a reference, "(3)": where the search for references starts.
+_REF_TAIL = re.compile(r"\(\d\w*\)")
+_NAME_RUN = re.compile(r"[\w.:+-]*")
+_NAME_START = re.compile(r"[A-Za-z_]")
+_REF_NAME_MAX = 128
+
+
+def reference_spans(
+    text: str, tail: re.Pattern[str] = _REF_TAIL
+) -> Iterator[tuple[int, int, re.Match[str]]]:
+    """Each reference ``name(3)`` of *text*: (start, where "(" is, the match of *tail*).
+
+    What ``re.finditer(r"[A-Za-z_][\\w.:+-]{0,127}" + tail)`` finds, without trying the
+    name from every one of its characters (128 steps a character on a long run of
+    name characters): the tails "(3)" are found first, and the name of each is the
+    run of name characters before it, from its first letter or "_", at most 128
+    characters back and not into the previous reference.
+    """
+    done = 0
+    for found in tail.finditer(text):
+        opening = found.start()
+        low = max(done, opening - _REF_NAME_MAX)
+        run = _NAME_RUN.match(text[low:opening][::-1])
+        first = _NAME_START.search(text, opening - (run.end() if run else 0), opening)
+        if first is None:
+            continue
+        yield first.start(), opening, found
+        done = found.end()
+
+
+def _count_references(text: str) -> int:
+    return sum(1 for _ in reference_spans(text))
+
+
 # The cues read at most the first _CUE_HEAD and the last _CUE_TAIL characters of a
 # block (the longest paragraph of the surveyed pages has 2,100; a NAME list 6,100), so
 # that a pathological block costs the rules a bounded amount of work.
@@ -90,35 +128,111 @@ def _cue(text: str) -> str:
     if len(text) <= _CUE_HEAD + _CUE_TAIL:
         return text
     return f"{text[:_CUE_HEAD]} {text[-_CUE_TAIL:]}"
-_C_LINE = re.compile(
-    r"^(?:#\s*(?:include|define|if|ifdef|ifndef|endif|else)\b|typedef\b|struct\b|"
-    r"[\w\s*]+\(\*?\s*\w*\)?\s*\(.*[;,{]$|.*[;{}]\s*(?:/\*.*\*/)?$|[\w\s*]+[,(]$|"
-    r"^\s*(?:const\s+)?\w[\w\s*]*\w[\s*]+\w+[,)]\s*.*$)"
-)
-_PROSE_END = re.compile(r"[.!?:]\s*$")
-_HISTORY = re.compile(
+
+
+# -- cues of the form "X, then Y further on" ------------------------------------------
+#
+# A pattern such as ``X.*Y`` or ``X[^.]*Y`` is tried again from every match of X, and
+# each try reads to the end of the text (or of the sentence) and back: on a block that
+# is full of X and has no Y, one call is quadratic in the block ("OpenSSL 1 " 800 times
+# took 0.5 s, "RFC" and 8,000 digits 1.5 s, in one call each; the 8 KB cue bounds the
+# block, not the square). The cues below find what those patterns found, reading each
+# character a bounded number of times: X once, then Y once from where X ended.
+
+
+def _then(first: re.Pattern[str], second: re.Pattern[str], text: str) -> bool:
+    """What ``first.*second`` finds on one line: *second* after the leftmost *first*.
+
+    The leftmost match of *first* is the one that ends soonest for the word lists used
+    here (none of their matches holds another), so it leaves *second* the most room.
+    """
+    found = first.search(text)
+    return found is not None and second.search(text, found.end()) is not None
+
+
+def _then_in_sentence(first: re.Pattern[str], second: re.Pattern[str], text: str) -> bool:
+    """What ``first[^.]*second`` finds: *second* after a *first* in the same sentence.
+
+    Neither pattern may match a full stop. Each stretch between two full stops is read
+    once: after its first *first*, a later one would only see less of it.
+    """
+    pos = 0
+    while (found := first.search(text, pos)) is not None:
+        stop = text.find(".", found.end())
+        if stop < 0:
+            stop = len(text)
+        if second.search(text, found.end(), stop) is not None:
+            return True
+        pos = stop + 1
+    return False
+
+
+_OPENSSL_VERSION = re.compile(r"\bOpenSSL\s+\d", re.IGNORECASE)
+_VERSION_TAIL = re.compile(r"[\w.]*")
+_CHANGE_VERB = re.compile(
     r"\b(?:was|were|has been|have been|are|is|became|become)\s+(?:\w+\s+)?"
     r"(?:added|introduced|deprecated|removed|made|changed|renamed|available|"
-    r"reimplemented|replaced|moved|first)\b.*\bOpenSSL\s+\d|"
-    r"\b(?:in|since|before|prior to|from)\s+OpenSSL\s+\d[\w.]*|"
-    r"\bOpenSSL\s+\d[\w.]*\s*(?:and|or)?\s*(?:later|earlier|onwards?)?.*\b(?:added|"
-    r"deprecated|removed|introduced|changed|renamed)",
+    r"reimplemented|replaced|moved|first)\b",
     re.IGNORECASE,
 )
-_HISTORY_STRONG = re.compile(
+_SINCE_VERSION = re.compile(r"\b(?:in|since|before|prior to|from)\s+OpenSSL\s+\d", re.IGNORECASE)
+_CHANGED = re.compile(r"\b(?:added|deprecated|removed|introduced|changed|renamed)", re.IGNORECASE)
+_CHANGED_STRONG = re.compile(
     r"\b(?:added|introduced|deprecated|removed|renamed|first appeared|appeared first|"
-    r"became available|were made|was made)\b[^.]*\bOpenSSL\s+\d|"
-    r"\bOpenSSL\s+\d[\w.]*[^.]*\b(?:added|introduced|deprecated|removed|renamed)\b|"
+    r"became available|were made|was made)\b",
+    re.IGNORECASE,
+)
+_CHANGED_AFTER_VERSION = re.compile(
+    r"\b(?:added|introduced|deprecated|removed|renamed)\b", re.IGNORECASE
+)
+_VERSION_FIRST = re.compile(
     r"^(?:In|Since|Before|Prior to|From)\s+(?:OpenSSL\s+)?(?:versions?\s+)?\d+\.\d",
     re.IGNORECASE,
 )
+
+
+def _history(text: str) -> bool:
+    """A hint of HISTORY: "was added ... in OpenSSL 1.1.0", "since OpenSSL 3.0", "OpenSSL 3.0
+    ... deprecated"."""
+    return (
+        _SINCE_VERSION.search(text) is not None
+        or _then(_CHANGE_VERB, _OPENSSL_VERSION, text)
+        or _then(_OPENSSL_VERSION, _CHANGED, text)
+    )
+
+
+def _history_strong(text: str) -> bool:
+    """HISTORY for sure: "added in OpenSSL 1.1.0" or "OpenSSL 3.0 deprecated ..." within one
+    sentence, or a paragraph that opens with "In OpenSSL 1.1.0"."""
+    return (
+        _VERSION_FIRST.match(text) is not None
+        or _then_in_sentence(_CHANGED_STRONG, _OPENSSL_VERSION, text)
+        or _version_then_change(text)
+    )
+
+
+def _version_then_change(text: str) -> bool:
+    """What ``OpenSSL\\s+\\d[\\w.]*[^.]*\\b(?:added|...)\\b`` finds: a change after a version in
+    the rest of its sentence (the full stops of "1.1.0" do not end it).
+
+    The versions are read in order; the text already searched for the verb (up to the
+    furthest sentence end so far) is not searched again, so each character is read a
+    bounded number of times.
+    """
+    searched = 0
+    for version in _OPENSSL_VERSION.finditer(text):
+        tail = _VERSION_TAIL.match(text, version.end())
+        stop = text.find(".", tail.end() if tail else version.end())
+        if stop < 0:
+            stop = len(text)
+        start = max(version.end(), searched)
+        if start < stop and _CHANGED_AFTER_VERSION.search(text, start, stop) is not None:
+            return True
+        searched = max(searched, stop)
+    return False
+
+
 _RETURN = re.compile(r"\b(?:returns?|returned|return values?)\b", re.IGNORECASE)
-_RETURN_VALUE = re.compile(
-    r"\b(?:success(?:ful(?:ly)?)?|fail(?:ure|s|ed)?|errors?|NULL|non-?zero|zero|"
-    r"negative|positive|valid|invalid|true|false|-1|0|1|2|does not return|no value|"
-    r"void)\b",
-    re.IGNORECASE,
-)
 _RETURN_STRONG = re.compile(
     r"\breturn values?\b|\b(?:returns?|returned)\s+(?:-?\d|NULL|zero|non-?zero|a negative|"
     r"a positive|1 on|0 on|-1 on|no value|nothing)|\bdoes not return a value\b|"
@@ -182,12 +296,21 @@ _ITEM_TERM = re.compile(
 )
 
 
-def _starts_with_function(text: str, functions: Sequence[str]) -> bool:
+def _starts_with_function(text: str, functions: AbstractSet[str]) -> bool:
     head = text.split(None, 1)[0] if text.split() else ""
     head = head.rstrip(",:;")
     if head.endswith("()"):
         return True
     return head in functions or head.rstrip("()") in functions
+
+
+_PREPROCESSOR = re.compile(r"^#\s*(?:include|define|undef|if|ifdef|ifndef|elif|else|endif)\b")
+_SENTENCE_END = re.compile(r"[.!?:]['\")]*$")
+_LABEL = re.compile(r"^[a-z_]\w*:$")
+_C_PUNCTUATION = re.compile(r"[;{}=*]")
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z'-]*[,.;:]?")
+_C_LIKE = re.compile(r"[;{}=*]|[,(]$")
+_C_SYMBOL = re.compile(r"[(),*=&|<>\[\]]")
 
 
 def _is_code(text: str) -> bool:
@@ -200,31 +323,67 @@ def _is_code(text: str) -> bool:
     stripped = text.strip()
     if _REF_LIST.match(stripped) or stripped.startswith(("•", "o ")):
         return False  # a list of references, or a bulleted list item
-    if re.fullmatch(r"(?:RFC|FIPS|ISO|ANSI|PKCS|NIST|X9)[\s#\d./-]*\d[\w ,.()-]*", stripped):
+    if _is_standard_name(stripped):
         return False  # a standard's name, as CONFORMING TO lists them
-    if re.match(r"^#\s*(?:include|define|undef|if|ifdef|ifndef|elif|else|endif)\b", stripped):
+    if _PREPROCESSOR.match(stripped):
         return True
     if stripped.startswith(("typedef ", "/*", "*/", "* ", "//")):
         return True
     if stripped in {"*", "...", "{", "}"}:
         return True
-    if re.search(r"[;{}]\s*(?:/\*.*\*/\s*)?$", stripped):
+    if _ends_like_c(stripped):
         return True
-    if re.search(r"[.!?:]['\")]*$", stripped):
+    if _SENTENCE_END.search(stripped):
         # prose, unless it is a C line with a trailing comment or a label ("err:")
-        return bool(re.match(r"^[a-z_]\w*:$", stripped))
+        return bool(_LABEL.match(stripped))
     words = stripped.split()
-    if len(_REF_ANY.findall(stripped)) * 3 >= len(words):
+    if _count_references(stripped) * 3 >= len(words):
         return False  # mostly references to other pages: a SEE ALSO line
-    if _CONFORMING.search(stripped) and not re.search(r"[;{}=*]", stripped):
+    if _CONFORMING.search(stripped) and not _C_PUNCTUATION.search(stripped):
         return False  # names of standards
-    plain_words = sum(1 for w in words if re.fullmatch(r"[A-Za-z][a-z'-]*[,.;:]?", w))
-    c_like = re.search(r"[;{}=*]|[,(]$", stripped)
+    plain_words = sum(1 for w in words if _PLAIN_WORD.fullmatch(w))
+    c_like = _C_LIKE.search(stripped)
     if len(words) >= 8 and plain_words >= 0.6 * len(words) and not c_like:
         return False  # a sentence that merely lacks its full stop ("... added in OpenSSL 3.0")
-    if re.search(r"[(),*=&|<>\[\]]", stripped):
+    if _C_SYMBOL.search(stripped):
         return True
     return len(stripped.split()) <= 2
+
+
+_STANDARD = re.compile(r"(?:RFC|FIPS|ISO|ANSI|PKCS|NIST|X9)([\s#\d./-]*)")
+_STANDARD_TAIL = re.compile(r"[\w ,.()-]*")
+_DIGIT = re.compile(r"\d")
+
+
+def _is_standard_name(text: str) -> bool:
+    """What ``re.fullmatch(r"(?:RFC|...)[\\s#\\d./-]*\\d[\\w ,.()-]*", text)`` finds, in one pass.
+
+    The pattern tried every digit of the run after "RFC" as the one that ends it, each
+    time reading the rest of the text: "RFC" and 8,000 digits took 1.5 s. Here: the run
+    after the name ([\\s#\\d./-]), the tail that may end the text ([\\w ,.()-], found on the
+    reversed text), and one digit of the run where they meet.
+    """
+    head = _STANDARD.match(text)
+    if head is None:
+        return False
+    reverse = _STANDARD_TAIL.match(text[::-1])
+    tail = len(text) - (reverse.end() if reverse else 0)
+    # the digit at j needs text[:j] in the run and text[j + 1:] in the tail
+    return _DIGIT.search(text, max(head.start(1), tail - 1), head.end(1)) is not None
+
+
+_C_COMMENT_AFTER_END = re.compile(r"[;{}]\s*/\*")
+
+
+def _ends_like_c(text: str) -> bool:
+    """What ``re.search(r"[;{}]\\s*(?:/\\*.*\\*/\\s*)?$", text)`` finds on stripped text: ";",
+    "{" or "}" at the end, or before a trailing comment, in one pass."""
+    if text.endswith((";", "{", "}")):
+        return True
+    if not text.endswith("*/"):
+        return False
+    opening = _C_COMMENT_AFTER_END.search(text)
+    return opening is not None and opening.end() <= len(text) - 2
 
 
 def _after_example_intro(texts: Sequence[str], code: Sequence[bool]) -> list[bool]:
@@ -241,7 +400,7 @@ def _after_example_intro(texts: Sequence[str], code: Sequence[bool]) -> list[boo
     return out
 
 
-def _subject(text: str, functions: Sequence[str]) -> str | None:
+def _subject(text: str, functions: AbstractSet[str]) -> str | None:
     """The page function a paragraph opens with ("SSL_free() frees..." -> "SSL_free")."""
     words = text.split(None, 1)
     if not words:
@@ -271,11 +430,20 @@ def _coverage(texts: Sequence[str], functions: Sequence[str], start: int) -> lis
     """
     wanted = {f for f in functions if re.search(r"[_\d]|[a-z][A-Z]", f)}
     plain = {w for w in wanted if re.fullmatch(r"\w+", w)}
-    # the others ("EVP_PKEY-RSA"), by their first word: searched for only in a block
-    # that has that word
-    other: dict[str, list[str]] = {}
+    # The others ("EVP_PKEY-RSA"): what rf"\b{name}\b" finds, for a name that begins and
+    # ends with a word character, is a run of consecutive words of the text with the
+    # name's separators between them. So they are looked up by their number of words,
+    # as spans of the text's words: a set lookup per span, not a search per name (a
+    # NAME of 20,000 such names made every block search 20,000 times). A name of more
+    # than _NAME_WORDS words, or one that begins or ends with punctuation, is no C
+    # identifier and is not counted.
+    other: dict[int, set[str]] = {}
     for name in wanted - plain:
-        other.setdefault(re.findall(r"\w+", name)[0], []).append(name)
+        count = len(re.findall(r"\w+", name))
+        if count <= _NAME_WORDS and re.fullmatch(r"\w.*\w", name):
+            other.setdefault(count, set()).add(name)
+        else:
+            wanted.discard(name)
     seen: set[str] = set()
     out: list[bool] = []
     # a page with many functions often leaves a few to NOTES or to other pages
@@ -287,14 +455,19 @@ def _coverage(texts: Sequence[str], functions: Sequence[str], start: int) -> lis
             # a plain identifier is named when it is one of the text's words (what
             # rf"\b{name}\b" finds, without a search per name: a set intersection
             # costs the smaller of the two sets, so the work is linear in the text)
-            words = set(re.findall(r"\w+", text))
-            seen.update(words & plain)
-            for first in words & other.keys():
-                seen.update(
-                    w for w in other[first]
-                    if w not in seen and re.search(rf"\b{re.escape(w)}\b", text)
-                )
+            words = list(re.finditer(r"\w+", text))
+            seen.update({w.group() for w in words} & plain)
+            for count, names in other.items():
+                for first in range(len(words) - count + 1):
+                    span = text[words[first].start() : words[first + count - 1].end()]
+                    if span in names:
+                        seen.add(span)
     return out
+
+
+#: The most words (runs of letters, digits and "_") of a name with punctuation in it,
+#: such as "EVP_PKEY-RSA" (2) or "OSSL_STORE-file" (2), that counts as a function.
+_NAME_WORDS = 8
 
 
 def _synopsis_end(texts: Sequence[str], code: Sequence[bool]) -> int:
@@ -327,11 +500,47 @@ def _synopsis_end(texts: Sequence[str], code: Sequence[bool]) -> int:
     return index
 
 
-def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str, float]]:
-    rows: list[dict[str, float]] = []
-    code_flags = [_is_code(t) for t in texts]
+_VALUE_TERM = re.compile(r"^(?:[<>]=?\s*)?-?\d+$|^NULL$|^[A-Z]+_(?:ERROR|R)_\w+")
+_MUST = re.compile(r"\bmust (?:only|not|never)\b|\bis (?:only )?safe\b")
+_HEADER_FILES = re.compile(r"\bheader files?\b", re.IGNORECASE)
+_DATA_STRUCTURES = re.compile(r"\bdata structures?\b", re.IGNORECASE)
+_STRUCTURE_ITEM = re.compile(r"^[A-Z][A-Z0-9_]+\s+\([^)]*\)\s")
+_HEADER_ITEM = re.compile(r"^<[\w/.]+\.h>\s")
+_RETURNED_VALUES = re.compile(
+    r"\bfollowing (?:return )?values\b|\bvalues? (?:are|is) returned\b", re.IGNORECASE
+)
+_FOLLOWING = re.compile(r"\bfollowing ", re.IGNORECASE)
+_WORDS_AND_SPACES = re.compile(r"[\w ]*")
+_CAN_OCCUR = re.compile(r" can (?:currently )?occur\b", re.IGNORECASE)
+_CALLBACK = re.compile(r"\b(?:callbacks?|cb)\b", re.IGNORECASE)
+_SHOULD_RETURN = re.compile(r"\b(?:should return|return value)", re.IGNORECASE)
+_CALLBACK_RETURNS = re.compile(r"\breturn value of the (?:callback|cb)\b", re.IGNORECASE)
+
+
+def _errors_can_occur(text: str) -> bool:
+    """What ``\\bfollowing [\\w ]+ can (?:currently )?occur\\b`` finds ("the following errors
+    can occur"), reading each run of words and spaces once."""
+    pos = 0
+    while (found := _FOLLOWING.search(text, pos)) is not None:
+        end = _WORDS_AND_SPACES.match(text, found.end())
+        run_end = end.end() if end else found.end()
+        if _CAN_OCCUR.search(text, found.end() + 1, run_end) is not None:
+            return True
+        pos = max(run_end, found.end())
+    return False
+
+
+def _emissions(
+    texts: Sequence[str], functions: Sequence[str], code_flags: Sequence[bool]
+) -> Iterator[dict[str, float]]:
+    """Each block's score per section, made as the search reads them (not kept).
+
+    *code_flags* is ``_is_code`` of each block.
+    """
     synopsis_end = _synopsis_end(texts, code_flags)
     covered = _coverage(texts, functions, synopsis_end)
+    # a set: a NAME may list thousands of names, and each block looks its first word up
+    names = frozenset(functions)
     in_list = _inside_lists(texts)
     example_intro = _after_example_intro(texts, code_flags)
     subjects_seen: set[str] = set()
@@ -341,7 +550,7 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
         row["NOTES"] = -0.4
         row["NAME"] = 50.0 if index == 0 else -100.0
         if index == 0:
-            rows.append(row)
+            yield row
             continue
         code = code_flags[index]
         words = len(text.split())
@@ -356,46 +565,40 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
                 row[s] = max(row[s], -0.4)
             row["SEE ALSO"] = row["HISTORY"] = -20.0
             row["COPYRIGHT"] = -50.0
-            rows.append(row)
+            yield row
             continue
         if index < synopsis_end:
             row["SYNOPSIS"] = 6.0
         copyright_ = text.startswith(("Copyright", "Licensed under", "(C) Copyright"))
         row["COPYRIGHT"] = 60.0 if copyright_ else -50.0
         if copyright_:
-            rows.append(row)
+            yield row
             continue
         if _REF_LIST.match(text):
             row["SEE ALSO"] = 12.0
         else:
-            refs = len(_REF_ANY.findall(text))
+            refs = _count_references(text)
             row["SEE ALSO"] = 3.0 if refs and refs * 3 >= words else -6.0
             if text.endswith(":") and index + 1 < len(texts) and _REF_LIST.match(texts[index + 1]):
                 row["SEE ALSO"] = 2.0  # "Supported ciphers are listed in:" and a list of pages
-        if _HISTORY_STRONG.search(text):
+        if _history_strong(text):
             row["HISTORY"] = 4.0
-        elif _HISTORY.search(text):
+        elif _history(text):
             row["HISTORY"] = 1.5
         else:
             row["HISTORY"] = -4.0
         # "The f() and g() functions return ..." is about the functions too
-        starts_fn = _starts_with_function(text, functions) or bool(_FUNCTION_RETURNS.match(text))
+        starts_fn = _starts_with_function(text, names) or bool(_FUNCTION_RETURNS.match(text))
         term = item_term(text)
         value_item = term is not None and bool(
-            re.match(r"^(?:[<>]=?\s*)?-?\d+$|^NULL$|^[A-Z]+_(?:ERROR|R)_\w+", term.split(",")[0])
+            _VALUE_TERM.match(term.split(",")[0])
         )
-        if _RETURN_STRONG.search(text) or re.search(
-            r"\bfollowing (?:return )?values\b|\bvalues? (?:are|is) returned\b|"
-            r"\bfollowing [\w ]+ can (?:currently )?occur\b",
-            text,
-            re.I,
+        if _RETURN_STRONG.search(text) or _RETURNED_VALUES.search(text) or _errors_can_occur(
+            text
         ):
             # a callback's return values are part of its DESCRIPTION
-            callback = re.search(
-                r"\b(?:callbacks?|cb)\b[^.]*\b(?:should return|return value)|"
-                r"\breturn value of the (?:callback|cb)\b",
-                text,
-                re.IGNORECASE,
+            callback = _CALLBACK_RETURNS.search(text) is not None or _then_in_sentence(
+                _CALLBACK, _SHOULD_RETURN, text
             )
             row["RETURN VALUES"] = 0.5 if callback else 2.0
         elif value_item or _FUNCTION_RETURNS.match(text):
@@ -404,7 +607,7 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             row["RETURN VALUES"] = 0.5 if starts_fn else 0.0
         else:
             row["RETURN VALUES"] = -0.5
-        subject = _subject(text, functions)
+        subject = _subject(text, names)
         if subject is not None and subject not in subjects_seen and index >= synopsis_end:
             # a paragraph that introduces one more of the page's functions describes it
             subjects_seen.add(subject)
@@ -422,7 +625,7 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             row["NOTES"] += 0.2
         if _ADVICE.search(text):
             row["NOTES"] += 0.4
-        if re.search(r"\bmust (?:only|not|never)\b|\bis (?:only )?safe\b", text):
+        if _MUST.search(text):
             row["NOTES"] += 0.8
         if _BUGS_STRONG.search(text):
             row["BUGS"] = 2.0
@@ -451,18 +654,18 @@ def _emissions(texts: Sequence[str], functions: Sequence[str]) -> list[dict[str,
             row["CONFORMING TO"] = 1.5
         if _ENV.search(text):
             row["ENVIRONMENT"] = 1.5
-        if re.search(r"\bheader files?\b", text, re.I):
+        header_files = _HEADER_FILES.search(text) is not None
+        if header_files:
             pass
-        elif re.search(r"\bdata structures?\b", text, re.I):
+        elif _DATA_STRUCTURES.search(text):
             row["DATA STRUCTURES"] = 3.0
-        elif re.match(r"^[A-Z][A-Z0-9_]+\s+\([^)]*\)\s", text):
+        elif _STRUCTURE_ITEM.match(text):
             row["DATA STRUCTURES"] = 0.5
-        if re.search(r"\bheader files?\b", text, re.I):
+        if header_files:
             row["HEADER FILES"] = 3.0
-        elif re.match(r"^<[\w/.]+\.h>\s", text):
+        elif _HEADER_ITEM.match(text):
             row["HEADER FILES"] = 1.0
-        rows.append(row)
-    return rows
+        yield row
 
 
 # The most common section changes cost less than the others.
@@ -504,20 +707,39 @@ def recover_sections(texts: Sequence[str], *, functions: Sequence[str] = ()) -> 
     Returns:
         The canonical section heading of every block.
     """
-    return decode(_emissions([_cue(t) for t in texts], functions))
+    return label_blocks(texts, functions=functions)[0]
+
+
+def label_blocks(
+    texts: Sequence[str], *, functions: Sequence[str] = ()
+) -> tuple[list[str], list[bool]]:
+    """:func:`recover_sections`, and for each block :func:`looks_like_code` (worked out
+    once for both)."""
+    cues = [_cue(t) for t in texts]
+    code = [_is_code(c) for c in cues]
+    return decode(_emissions(cues, functions, code)), code
 
 
 _STATES = tuple(_RANK)
 # _MOVES[p][s]: the score of going from section p to section s (0 to stay).
 _MOVES = tuple(tuple(-_transition(p, s) for s in _STATES) for p in _STATES)
+# _INTO[s][p]: the same, by the section gone to.
+_INTO = tuple(tuple(_MOVES[p][s] for p in range(len(_STATES))) for s in range(len(_STATES)))
+_SCORES = operator.itemgetter(*_STATES)
 
 
-def decode(rows: Sequence[Mapping[str, float]]) -> list[str]:
+def decode(rows: Iterable[Mapping[str, float]]) -> list[str]:
     """The best labelling of the blocks (Viterbi over the sections as states).
 
     Maximises the summed scores of the blocks' sections minus the cost of each change
-    of section (``_transition``). Linear in the number of blocks: each block costs
-    one pass over the pairs of sections.
+    of section (``_transition``). Linear in the number of blocks, and the rows are read
+    one at a time (``_emissions`` makes them as they are read): what is kept per block
+    is one byte per section, the section it is best reached from.
+
+    The best way into section s is found by trying the sections in order of their
+    score so far, best first, and stopping at the first whose score (which no move
+    can raise) is below the best found: usually after two or three of the 17. Ties go
+    to the section that comes first in ``_STATES``, as a plain loop over them would.
 
     Args:
         rows: Each block's score per section (``_emissions``).
@@ -525,29 +747,37 @@ def decode(rows: Sequence[Mapping[str, float]]) -> list[str]:
     Returns:
         The section of every block.
     """
-    if not rows:
+    blocks = iter(rows)
+    first = next(blocks, None)
+    if first is None:
         return []
     count = len(_STATES)
     order = range(count)
-    best = [rows[0][s] for s in _STATES]
-    back: list[list[int]] = []
-    for row in rows[1:]:
+    best = list(_SCORES(first))
+    back: list[bytes] = []
+    for row in blocks:
+        scores = _SCORES(row)
+        ranked = sorted(order, key=best.__getitem__, reverse=True)  # stable: ties in order
         new: list[float] = []
-        pointers: list[int] = []
-        for s, state in enumerate(_STATES):
-            prev, score = 0, -math.inf
-            for p in order:  # the first best wins a tie
-                candidate = best[p] + _MOVES[p][s]
-                if candidate > score:
+        pointers = bytearray(count)
+        for s in order:
+            into = _INTO[s]
+            prev, score = -1, -math.inf
+            for p in ranked:
+                so_far = best[p]
+                if so_far < score:
+                    break  # moves cost >= 0: no later p can reach the best
+                candidate = so_far + into[p]
+                if candidate > score or (candidate == score and p < prev):
                     prev, score = p, candidate
-            new.append(score + row[state])
-            pointers.append(prev)
-        back.append(pointers)
+            pointers[s] = prev
+            new.append(score + scores[s])
+        back.append(bytes(pointers))
         best = new
     index = max(order, key=lambda s: best[s])
     labels = [index]
-    for pointers in reversed(back):
-        index = pointers[index]
+    for step in reversed(back):
+        index = step[index]
         labels.append(index)
     labels.reverse()
     return [_STATES[i] for i in labels]

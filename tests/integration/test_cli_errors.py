@@ -15,8 +15,10 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from test_cli_connect import SServer
 
 from resume._cli import main
 from resume._cli._common import parse_port, plural
+from resume._cli.connect import MAX_LINE
 
 
 @pytest.fixture(scope="module")
@@ -413,3 +416,102 @@ class TestHelpers:
         for bad in ("0", "65536", "\u0664\u0664\u0663", "4 43", "0x1bb", "1e3"):
             with pytest.raises(ValueError, match="the port must be a number"):
                 parse_port(bad)
+
+
+class EndlessLineServer:
+    """A TLS server on 127.0.0.1 that reads the client's line, then answers with a
+    line of ``x`` in 16 KiB chunks, without a newline, until the client closes or
+    *cap* bytes went out (so the loop is bounded even if the client never closes),
+    then *tail*. ``sent`` is how much it got out.
+    """
+
+    def __init__(
+        self, context: ssl.SSLContext, cap: int = 256 * 1024 * 1024, tail: bytes = b""
+    ) -> None:
+        self.context, self.cap, self.tail, self.sent = context, cap, tail, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(30)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        conn.settimeout(30)
+        chunk = b"x" * 16384
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+                while self.sent < self.cap:
+                    tls.sendall(chunk)
+                    self.sent += len(chunk)
+                tls.sendall(self.tail)
+                tls.recv(4096)  # until the client closes
+        except OSError:
+            pass  # the client closed
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(30)
+
+
+class TestConnectLineLimit:
+    @pytest.mark.parametrize("version", ["1.2", "1.3"])
+    def test_endless_line_is_one_line_error(
+        self, pki: ServerPKI, capsys: pytest.CaptureFixture[str], version: str
+    ) -> None:
+        """An answer that never sends a newline: exit 1 with one line once MAX_LINE is
+        passed (it was buffered until --timeout: 177 MB in 30 s)."""
+        server = EndlessLineServer(pki.server_context(version))
+        try:
+            code, err = cli(
+                capsys, "connect", f"127.0.0.1:{server.port}", "--cafile", str(pki.ca_file),
+                "--tls", version, "--timeout", "60",
+            )
+        finally:
+            server.close()
+        assert code == 1
+        assert one_line(err) == (
+            f"resume connect: 127.0.0.1:{server.port}: the answer has no end of line within "
+            f"{MAX_LINE} bytes (resume connect reads one line)"
+        )
+        assert server.sent < server.cap  # the client hung up; the server did not run out
+
+    @pytest.mark.parametrize("version", ["1.2", "1.3"])
+    def test_long_line_then_close_is_refused(
+        self, pki: ServerPKI, capsys: pytest.CaptureFixture[str], version: str
+    ) -> None:
+        """1 MiB without a newline, then EOF: the same error (it printed the megabyte)."""
+        server = EndlessLineServer(pki.server_context(version), cap=1024 * 1024)
+        try:
+            code, err = cli(
+                capsys, "connect", f"127.0.0.1:{server.port}", "--cafile", str(pki.ca_file),
+                "--tls", version, "--count", "2",
+            )
+        finally:
+            server.close()
+        assert code == 1
+        assert one_line(err).startswith(
+            f"resume connect: connection 1 of 2: 127.0.0.1:{server.port}: "
+            f"the answer has no end of line within {MAX_LINE} bytes"
+        )
+
+    @pytest.mark.parametrize("version", ["1.2", "1.3"])
+    def test_line_at_the_limit_is_read(
+        self, pki: ServerPKI, capsys: pytest.CaptureFixture[str], version: str
+    ) -> None:
+        """A line of exactly MAX_LINE bytes is an answer; only what follows its newline is not."""
+        server = EndlessLineServer(pki.server_context(version), cap=MAX_LINE, tail=b"\nmore\n")
+        try:
+            code = main([
+                "connect", f"127.0.0.1:{server.port}", "--cafile", str(pki.ca_file),
+                "--tls", version, "--json",
+            ])
+        finally:
+            server.close()
+        out, err = capsys.readouterr()
+        assert (code, err) == (0, "")
+        assert json.loads(out)["answer"] == "x" * MAX_LINE

@@ -31,7 +31,13 @@ from programs import require
 import resume
 from resume._cli import main
 from resume._cli.probe import parse_host_port
-from resume._probe.model import FleetMatrix, ResumptionTally, VersionProbe, judge_fleet
+from resume._probe.model import (
+    FleetMatrix,
+    ResumptionTally,
+    VersionProbe,
+    fleet_plan,
+    judge_fleet,
+)
 from resume._probe.run import parse_resolve
 
 ATTEMPTS = "2"
@@ -243,6 +249,149 @@ def test_fleet_human_output(
     assert re.search(rf"^  127\.0\.0\.2\s+1/1\s+{cell}$", out, re.M), out
     assert re.search(rf"^  127\.0\.0\.3\s+{cell}\s+1/1$", out, re.M), out
     assert f"fleet, TLS 1.3: {'works' if shared else 'partial'}" in out
+
+
+# ---------------------------------------------------------------- many addresses: the plan's size
+
+#: The addresses of the wide fleet: one nginx listening on all of them.
+WIDE = tuple(f"127.0.0.{i}" for i in range(2, 10))
+
+
+def nginx_accepts(server: NginxServer, site: int) -> int:
+    """nginx's count of accepted connections (stub_status on *site*), this request included."""
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    with socket.create_connection(("127.0.0.1", server.port(site)), timeout=10) as sock, \
+            context.wrap_socket(sock, server_hostname="fleet.test") as tls:
+        tls.sendall(b"GET /status HTTP/1.0\r\nHost: fleet.test\r\n\r\n")
+        reply = b""
+        while chunk := tls.recv(4096):
+            reply += chunk
+    match = re.search(rb"server accepts handled requests\s+(\d+) ", reply)
+    assert match, reply
+    return int(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def wide_fleet(ca: trustme.CA) -> Iterator[tuple[int, NginxServer]]:
+    """One nginx on the 8 addresses of WIDE (one cache, one ticket key: every cell resumes),
+    and a site on 127.0.0.1 whose stub_status counts the connections nginx accepted."""
+    nginx_binary()
+    leaf = ca.issue_cert("fleet.test", "127.0.0.1")
+    port = free_port(list(WIDE))
+    status = "location = /status { stub_status; }"
+    sites = [
+        NginxSite(server_names=("fleet.test",), addresses=WIDE, port=port, certificate=leaf),
+        NginxSite(server_names=("fleet.test",), certificate=leaf, extra=status),
+    ]
+    with NginxServer(ca, sites) as server:
+        yield port, server
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_fleet_connections_grow_linearly(
+    capsys: pytest.CaptureFixture[str], wide_fleet: tuple[int, NginxServer], version: str
+) -> None:
+    """--all-addresses on N addresses makes at most 6 connections per address and mechanism
+    (a star of 3N - 2 cells, two connections a try), counted by the server; every pair was
+    18 * N**2 connections (15 addresses: 4,081 connections, 76 s)."""
+    port, server = wide_fleet
+    n = len(WIDE)
+    before = nginx_accepts(server, 1)
+    status, doc, _ = probe_cli(
+        capsys, f"fleet.test:{port}", "--cafile", str(server.ca_file), "--tls", version,
+        "--resolve", "fleet.test:" + ",".join(WIDE), "--all-addresses", "--attempts", "1",
+    )
+    connections = nginx_accepts(server, 1) - before - 1
+    mechanisms = 2 if version == "1.2" else 1
+    # 2 for the preflight and at most 5 for the per-version series (attempts 1).
+    assert connections <= 2 + 5 + mechanisms * 6 * n, connections
+    assert (status, doc["verdict"]) == (0, "works")
+    assert len(doc["fleet"]) == mechanisms
+    for matrix in doc["fleet"]:
+        assert matrix["reference"] == WIDE[0]
+        probed = {
+            (i, j) for i, row in enumerate(matrix["cells"]) for j, cell in enumerate(row)
+            if cell["note"] != "not probed"
+        }
+        assert probed == set(fleet_plan(n))
+        assert len(probed) == 3 * n - 2
+        for i, j in probed:
+            assert tally(matrix["cells"][i][j]) == (1, 1), (i, j)
+
+
+def test_more_addresses_than_the_cap(capsys: pytest.CaptureFixture[str]) -> None:
+    """17 addresses with --all-addresses: exit 2 before any connection; --max-addresses 17
+    lets the probe start (here it then finds nobody listening)."""
+    port = free_port(["127.0.0.1"])
+    addresses = ",".join(f"127.0.0.{i}" for i in range(2, 19))
+    argv = [f"fleet.test:{port}", "--resolve", f"fleet.test:{addresses}", "--all-addresses"]
+    err = one_line_error(capsys, argv)
+    assert err == (
+        "resume probe: fleet.test has 17 addresses, more than max_addresses (16) allows with "
+        "all_addresses: raise it (--max-addresses N) or name fewer (--resolve NAME:ADDR,...)\n"
+    )
+    err = one_line_error(capsys, [*argv, "--max-addresses", "17"])
+    assert f"cannot connect to fleet.test:{port} (127.0.0.2): connection refused" in err
+    # Without --all-addresses only the first address is probed: no cap applies.
+    err = one_line_error(capsys, argv[:-1])
+    assert "cannot connect" in err
+
+
+@pytest.fixture(scope="module")
+def odd_fleet(
+    ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[int, Path]]:
+    """Three nginx backends on 127.0.0.2-4: the first two share a ticket key, the third not."""
+    nginx_binary()
+    key_file = tmp_path_factory.mktemp("odd-fleet") / "ticket.key"
+    key_file.write_bytes(os.urandom(80))
+    key_file.chmod(0o600)
+    leaf = ca.issue_cert("fleet.test")
+    addresses = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+    port = free_port(list(addresses))
+    backends = [
+        NginxServer(ca, [NginxSite(
+            server_names=("fleet.test",), addresses=(address,), port=port, certificate=leaf,
+            ticket_key_file=key_file if address != "127.0.0.4" else None,
+        )])
+        for address in addresses
+    ]
+    with backends[0], backends[1], backends[2]:
+        yield port, backends[0].ca_file
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_star_names_the_backend_that_does_not_share(
+    capsys: pytest.CaptureFixture[str], odd_fleet: tuple[int, Path], version: str
+) -> None:
+    """Three backends, the third with its own ticket key: the star around the first shows
+    the first two resuming each other and the third resuming only its own sessions."""
+    port, ca_file = odd_fleet
+    status, doc, _ = probe_cli(
+        capsys, f"fleet.test:{port}", "--cafile", str(ca_file), "--tls", version,
+        "--resolve", "fleet.test:127.0.0.2,127.0.0.3,127.0.0.4", "--all-addresses",
+        "--attempts", "1",
+    )
+    mechanism = "ticket" if version == "1.2" else "psk"
+    (matrix,) = [m for m in doc["fleet"] if m["mechanism"] == mechanism]
+    cells = [[tally(c) for c in row] for row in matrix["cells"]]
+    assert cells == [
+        [(1, 1), (1, 1), (0, 1)],
+        [(1, 1), (1, 1), (0, 0)],
+        [(0, 1), (0, 0), (1, 1)],
+    ]
+    assert matrix["cells"][1][2]["note"] == matrix["cells"][2][1]["note"] == "not probed"
+    assert doc["fleet_verdicts"] == {version: "partial"}
+    assert status == 1
+    main([
+        "probe", f"fleet.test:{port}", "--cafile", str(ca_file), "--tls", version,
+        "--resolve", "fleet.test:127.0.0.2,127.0.0.3,127.0.0.4", "--all-addresses",
+        "--attempts", "1",
+    ])
+    out = capsys.readouterr().out
+    assert re.search(r"^  127\.0\.0\.3\s+1/1\s+1/1\s+-$", out, re.M), out
+    assert re.search(r"^  127\.0\.0\.4\s+0/1\s+-\s+1/1$", out, re.M), out
+    assert "(-: not probed; each address was tried with 127.0.0.2, both ways" in out
 
 
 # ---------------------------------------------------------------- openssl s_server, resume serve
@@ -477,7 +626,14 @@ def test_verification_failure_and_insecure(
         (["localhost:443", "--attempts", "0"], "attempts must be 1-100"),
         (["localhost:443", "--attempts", "101"], "attempts must be 1-100"),
         (["localhost:443", "--timeout", "0"], "timeout must be more than 0"),
-        (["localhost:99999"], "the port must be 1-65535"),
+        (["localhost:99999"], "the port must be a number from 1 to 65535, got '99999'"),
+        (["localhost:\uff11\uff18\uff14\uff14\uff13"],
+         "the port must be a number from 1 to 65535, got '\uff11\uff18\uff14\uff14\uff13'"),
+        (["[::1]:\u0664\u0664\u0663"], "the port must be a number from 1 to 65535"),
+        (["localhost:+443"], "the port must be a number from 1 to 65535"),
+        (["localhost", "--all-addresses", "--max-addresses", "0"], "max_addresses must be 1-256"),
+        (["localhost", "--all-addresses", "--max-addresses", "257"],
+         "max_addresses must be 1-256"),
         ([":443"], "no host"),
         (["localhost", "--resolve", "localhost"], "--resolve takes NAME:ADDR"),
         (["localhost", "--resolve", "localhost:not-an-ip"], "is not an IP address"),
@@ -487,6 +643,17 @@ def test_verification_failure_and_insecure(
 def test_bad_arguments(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     """Bad arguments: exit 2 with one line, before any connection."""
     assert message in one_line_error(capsys, argv)
+
+
+@pytest.mark.parametrize("option", ["--attempts", "--max-addresses"])
+def test_numbers_in_ascii_digits_only(capsys: pytest.CaptureFixture[str], option: str) -> None:
+    """--attempts and --max-addresses in full-width digits: a usage error (int() took them)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["probe", "localhost", option, "\uff15"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"argument {option}: expected a whole number, got '\uff15'" in err
 
 
 def test_bad_arguments_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -569,6 +736,30 @@ class TestVerdicts:
             "h", 1, "h", "a", ("a", "b"), (_v("1.3", ticket=good),), fleet=(split,)
         )
         assert (result.verdict, result.exit_status) == ("partial", 1)
+
+    def test_star_plan(self) -> None:
+        """The plan: the diagonal, then each other address from and to the first; 3N - 2 cells."""
+        assert fleet_plan(1) == [(0, 0)]
+        assert sorted(fleet_plan(2)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+        assert fleet_plan(3) == [(0, 0), (1, 1), (2, 2), (0, 1), (1, 0), (0, 2), (2, 0)]
+        for n in (1, 2, 5, 16, 256):
+            plan = fleet_plan(n)
+            assert len(plan) == len(set(plan)) == 3 * n - 2
+
+    def test_cells_outside_the_plan_do_not_count(self) -> None:
+        """A star matrix works when its probed cells do; the others are shown as '-'."""
+        good, skip = T(1, 1), T(0, 0, "not probed")
+        cells = ((good, good, good), (good, good, skip), (good, skip, good))
+        star = FleetMatrix("1.3", "psk", ("a", "b", "c"), cells, reference="a")
+        assert star.works and judge_fleet([star], "1.3") == "works"
+        assert not star.probed(1, 2) and star.probed(2, 2) and star.probed(2, 0)
+        assert star.as_json()["reference"] == "a"
+        # Without a reference every cell was probed, so the same cells fail it.
+        assert not FleetMatrix("1.3", "psk", ("a", "b", "c"), cells).works
+        result = resume.ProbeResult(
+            "h", 1, "h", "a", ("a", "b", "c"), (_v("1.3", ticket=good),), fleet=(star,)
+        )
+        assert "  b  1/1  1/1  -" in result.render()
 
     def test_json_document_keys(self) -> None:
         """The JSON document has the documented top-level and per-version keys."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from resume._cli import main, man2rst
-from resume._cli.man2rst import MAX_INPUT_BYTES
+from resume._cli.man2rst import MAX_INPUT_BYTES, MAX_INPUT_LINES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "docs" / "manpages" / "source"
@@ -68,7 +68,7 @@ class TestMan2Rst:
 
 
 class TestInputLimit:
-    """Input over MAX_INPUT_BYTES is refused, in one line, with exit status 2."""
+    """Input over MAX_INPUT_BYTES or MAX_INPUT_LINES is refused, in one line, with exit status 2."""
 
     def test_over_the_limit_is_refused(self, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,7 +79,7 @@ class TestInputLimit:
         captured = capsys.readouterr()
         assert captured.out == ""
         assert captured.err.count("\n") == 1
-        assert f"{path}: over the input limit of 16,777,216 bytes (16 MiB)" in captured.err
+        assert f"{path}: over the input limit of 2,097,152 bytes (2 MiB)" in captured.err
 
     def test_the_limit_itself_is_accepted(self, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str],
@@ -101,6 +101,34 @@ class TestInputLimit:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text)))
         assert main(["man2rst", "-"]) == 2
         assert "-: over the input limit" in capsys.readouterr().err
+
+    def test_over_the_line_limit_is_refused(self, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+        """50,000 short lines (100 KB): refused before parsing, as they were the dearest
+        shape (1 MiB of one-letter lines took 14 s and 440 MB)."""
+        page = (SHARED / "SSL_SESSION_free.txt").read_text()
+        path = tmp_path / "long.txt"
+        path.write_text(page + "x\n" * MAX_INPUT_LINES)
+        assert main(["man2rst", str(path)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == (
+            f"resume man2rst: {path}: over the input limit of 50,000 lines; "
+            "a man page is far shorter: check the file\n"
+        )
+
+    def test_the_line_limit_itself_is_accepted(self, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        text = (SHARED / "SSL_SESSION_free.txt").read_text()
+        path = tmp_path / "SSL_SESSION_free.txt"
+        path.write_text(text)
+        monkeypatch.setattr(man2rst, "MAX_INPUT_LINES", text.count("\n") + 1)
+        assert main(["man2rst", str(path)]) == 0
+        capsys.readouterr()
+        monkeypatch.setattr(man2rst, "MAX_INPUT_LINES", text.count("\n"))
+        assert main(["man2rst", str(path)]) == 2
+        assert "over the input limit of" in capsys.readouterr().err
 
     def test_no_traceback_from_the_command(self, tmp_path: Path) -> None:
         path = tmp_path / "huge.txt"

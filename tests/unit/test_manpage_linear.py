@@ -25,7 +25,8 @@ import resume.manpage._parser as parser_module
 import resume.manpage._rst as rst_module
 import resume.manpage._sections as sections_module
 import resume.manpage._sentences as sentences_module
-from resume.manpage import parse, parse_prototype, to_rst
+from resume.manpage import ManPageError, parse, parse_prototype, to_rst
+from resume.manpage._parser import find_references
 
 MODULES: tuple[ModuleType, ...] = (parser_module, rst_module, sections_module, sentences_module)
 FILES = {str(Path(m.__file__ or "")) for m in MODULES}
@@ -58,10 +59,23 @@ class CountingPattern:
             return method
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self._counter.chars += sum(len(a) for a in args if isinstance(a, str))
+            if name in _WINDOWED and args and isinstance(args[0], str):
+                self._counter.chars += _window(*args)
+            else:
+                self._counter.chars += sum(len(a) for a in args if isinstance(a, str))
             return method(*args, **kwargs)
 
         return counted
+
+
+#: The pattern methods that take (string, pos, endpos).
+_WINDOWED = frozenset({"search", "match", "fullmatch", "finditer", "findall"})
+
+
+def _window(text: str, pos: int = 0, endpos: int | None = None) -> int:
+    """How much of *text* ``pattern.search(text, pos, endpos)`` may read."""
+    end = len(text) if endpos is None else min(endpos, len(text))
+    return max(0, end - pos)
 
 
 def _counting_re(counter: Counter) -> SimpleNamespace:
@@ -148,6 +162,24 @@ SHAPES: dict[str, Callable[[int], str]] = {
         "#include <openssl/ssl.h>", "int SSL_lin(SSL *s,",
         *[f"            long a{i}," for i in range(5 * n)], "", PROSE,
     ),
+    # the shapes of issue 18: the most blocks per byte, list-like and heading-like
+    # lines, deep indentation, and a NAME of names with punctuation in them
+    "many one-letter lines": lambda n: plain(*["ab"[i % 2] for i in range(100 * n)]),
+    "bullet-like lines": lambda n: plain(
+        *[f"{'o*-+'[i % 4]} SSL_lin" if i % 5 else "\u2022 SSL_lin" for i in range(40 * n)]
+    ),
+    "lines like headings": lambda n: plain(
+        *[f"{('DESCRIPTION', 'NOTES', 'SEE ALSO', 'BUGS')[i % 4]} {i}" for i in range(40 * n)]
+    ),
+    "deep indentation (headed)": lambda n: headed(
+        "DESCRIPTION", *[" " * (7 + 4 * (i % 200)) + "SSL_lin() frees" for i in range(10 * n)]
+    ),
+    # every block named a word of 20 * n names: a search per name and block, quadratic
+    "many hyphenated names": lambda n: "\n".join([
+        HEADER, "", ", ".join(f"X-{i}" for i in range(10 * n)) + " - many", "",
+        *[x for _ in range(n) for x in ("X is used here, and X-Y too.", "")],
+        COPYRIGHT, "", FOOTER, "",
+    ]),
 }
 
 
@@ -191,3 +223,108 @@ def test_unclosed_prototype_is_read_in_one_pass() -> None:
     page = parse(plain("#include <openssl/ssl.h>", "", "int " + "a" * 60 + "(SSL *s", "",
                        PROSE))
     assert page.synopsis.other == ("int " + "a" * 60 + "(SSL *s",)
+
+
+def test_not_a_page_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text whose first paragraph is no NAME costs a few passes over its characters, not
+    a parse: it took 40 s at 16 MiB to be called "not a man page"."""
+    prose = "This is prose, not the NAME of a page."
+    refused = "\n".join([HEADER, "", *[prose] * 4000, ""])
+    page = plain(*[prose] * 4000)
+
+    def rejected_work(text: str) -> int:
+        with (
+            monkeypatch.context() as patch,
+            counting(patch) as counter,
+            pytest.raises(ManPageError, match="not a man page: the NAME paragraph"),
+        ):
+            parse(text)
+        return counter.chars + counter.lines
+
+    # the checks of the whole text (control characters, overstrikes, lines) cost about
+    # three units a character; parsing costs about fifty
+    assert rejected_work(refused) < work(monkeypatch, page) / 10
+
+
+# -- one call of a pattern reads its text a bounded number of times ----------------
+#
+# The cues once used patterns that were tried again from every match of their first
+# part, reading to the end of the text each time: quadratic in one call, where the
+# counting hook above sees one string handed over. The texts below are far longer
+# than the rules' 8 KB window, so the old patterns would run for hours on them.
+
+LONG = 200_000
+
+
+def test_standard_name_in_one_pass() -> None:
+    # "RFC" and digits: every digit was tried as the one that ends the number
+    assert not sections_module._is_code("RFC" + "1" * LONG)  # a standard's name
+    assert sections_module._is_code("RFC" + "1" * LONG + " =")  # no name: C
+    assert sections_module._is_standard_name("RFC 5246, RFC 8446 (TLS 1.3)")
+    assert sections_module._is_standard_name("RFC" + "1" * LONG)
+    assert not sections_module._is_standard_name("RFC" + "1" * LONG + "!")
+
+
+def test_c_line_end_in_one_pass() -> None:
+    # "; /*" again and again: every ";" read on to the end for a closing "*/"
+    assert not sections_module._ends_like_c("x; /*" * (LONG // 5) + "x")
+    assert sections_module._ends_like_c("x; /*" * (LONG // 5) + "*/")
+    assert sections_module._ends_like_c("int f(void); /* a comment */")
+
+
+@pytest.mark.parametrize(
+    ("text", "strong", "weak"),
+    [
+        ("OpenSSL 1 " * (LONG // 10), False, False),
+        ("it was added " * (LONG // 13), False, False),
+        ("added OpenSSL " * (LONG // 14) + "x", False, False),
+        ("OpenSSL 1 " * (LONG // 10) + "deprecated", True, True),
+        ("it was added " * (LONG // 13) + "in OpenSSL 3.0.", True, True),
+        ("SSL_lin() was added in OpenSSL 1.1.0.", True, True),
+        ("The function was made available. It exists in OpenSSL 3.", False, True),
+        ("OpenSSL 1.1.0 and later deprecated it.", True, True),
+    ],
+)
+def test_history_cues_in_one_pass(text: str, strong: bool, weak: bool) -> None:
+    assert sections_module._history_strong(text) is strong
+    assert sections_module._history(text) is weak
+
+
+def test_return_value_cues_in_one_pass() -> None:
+    assert not sections_module._errors_can_occur("the following " * (LONG // 14))
+    assert sections_module._errors_can_occur("The following errors can currently occur:")
+    callback = ("callback " * (LONG // 9), "The callback should return 1.")
+    assert not sections_module._then_in_sentence(
+        sections_module._CALLBACK, sections_module._SHOULD_RETURN, callback[0]
+    )
+    assert sections_module._then_in_sentence(
+        sections_module._CALLBACK, sections_module._SHOULD_RETURN, callback[1]
+    )
+
+
+def test_parameter_in_one_pass() -> None:
+    # many unclosed "a[": every word was tried as the name, reading on to the end (a
+    # fast scan, but 200,000 characters took 8 s; the declaration is not cut to 8 KB)
+    assert parse_prototype("int f(" + "a[ " * (15 * LONG // 3) + ")") is None
+    prototype = parse_prototype("int f(const char *name[4][2], SSL *s)")
+    assert prototype is not None
+    assert [(p.type, p.name) for p in prototype.parameters] == [
+        ("const char *", "name[4][2]"), ("SSL *", "s"),
+    ]
+
+
+def test_prototype_stars_in_one_pass() -> None:
+    # a run of stars was split in every way between the return type and the name
+    assert parse_prototype("int " + "*" * LONG + "(void)") is None
+    prototype = parse_prototype("const char **SSL_names(SSL *s)")
+    assert prototype is not None
+    assert (prototype.return_type, prototype.name) == ("const char **", "SSL_names")
+
+
+def test_references_on_long_names() -> None:
+    """A name is at most 128 characters: a longer run gives its last 128 (as the pattern
+    did), found from the "(3)" back, not from each character forward."""
+    assert [str(r) for r in find_references("see " + "a" * LONG + "(3), b(7) and c.d(1)")] == [
+        "a" * 128 + "(3)", "b(7)", "c.d(1)",
+    ]
+    assert find_references("_" * LONG) == []
