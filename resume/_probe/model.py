@@ -15,14 +15,21 @@
 #   resumption there is the ticket's. A server that sends no ticket gets "not
 #   offered" rather than "0 of N".
 # * TLS 1.3 has one: a PSK from a NewSessionTicket. Tickets arrive *after* the
-#   handshake, so every connection waits for them before it closes, and each
-#   attempt offers the ticket of the previous connection (a chain, as a real
-#   client does). Whether one ticket is accepted twice is informative only
-#   (RFC 8446 C.4 asks clients not to reuse; servers may or may not refuse).
+#   handshake, so every connection waits for them before it closes. The chain
+#   follows resume's own default client policy (resume._core.policy, through
+#   the same ClientConnection and SessionCache): every ticket kept, each offered
+#   once. Whether one ticket is accepted twice is measured too (RFC 8446 C.4
+#   asks clients not to reuse; servers may or may not refuse): it decides
+#   whether ``tls13_ticket_reuse=True`` would help.
 #
 # The verdict rules, in one place (``judge_version`` and ``judge_fleet``):
 #
-# * TLS 1.3 works when every PSK attempt resumed; partial when some did.
+# * TLS 1.3 works when at least 90% of the PSK chain resumed (TLS13_WORKS_SHARE),
+#   the chain being what resume's clients do by default: every ticket the
+#   server sends is kept, each is offered once, and a connection that finds none
+#   makes a full handshake; partial when some resumed, with ``advice`` saying why
+#   and what would help (a server that sends tickets only after full handshakes
+#   and accepts a reused ticket: SessionCache(tls13_ticket_reuse=True)).
 # * TLS 1.2 works when every ticket attempt resumed, or -- for a server that
 #   sends no tickets -- every session-ID attempt did. A server that sends tickets
 #   it then refuses does not work for ordinary clients (they offer the ticket,
@@ -82,6 +89,8 @@ JSON_SCHEMA: Final = "resume-probe/1"
 
 #: Verdict words, best first.
 WORKS: Final = "works"
+#: The share of a TLS 1.3 chain that must resume for "works".
+TLS13_WORKS_SHARE: Final = 0.9
 PARTIAL: Final = "partial"
 NONE: Final = "none"
 UNSUPPORTED: Final = "unsupported"
@@ -152,6 +161,11 @@ class VersionProbe:
     client_session_timeout: int | None = None
     full_handshake_ms: float | None = None
     resumed_handshake_ms: float | None = None
+    #: Why a version resumes only partly, and what would help ("" otherwise).
+    advice: str = ""
+    #: TLS 1.3: the most tickets a resumed connection brought (0: the server
+    #: sends tickets only after full handshakes); None when not observed.
+    tickets_after_resumption: int | None = None
 
     @property
     def verdict(self) -> str:
@@ -187,7 +201,8 @@ class VersionProbe:
                 f"saves {saved:.1f} ms of {self.full_handshake_ms:.1f} ms"
             )
         word = {WORKS: "resumes", PARTIAL: "resumes only partly", NONE: "does not resume"}[verdict]
-        return f"{name}: {word} ({'; '.join(parts)})"
+        advice = f": {self.advice}" if self.advice and verdict != WORKS else ""
+        return f"{name}: {word} ({'; '.join(parts)}){advice}"
 
     def as_json(self) -> dict[str, Any]:
         """This version's findings as a JSON object (see the schema in the docs)."""
@@ -222,6 +237,8 @@ class VersionProbe:
             },
             "verdict": self.verdict,
             "summary": self.summary,
+            "advice": self.advice or None,
+            "tickets_after_resumption": self.tickets_after_resumption,
         }
 
 
@@ -397,7 +414,10 @@ def judge_version(probe: VersionProbe) -> str:
     ticket = probe.ticket or ResumptionTally(0, 0)
     session_id = probe.session_id or ResumptionTally(0, 0)
     if probe.version == "1.3":
-        works, resumed_any = ticket.works, ticket.resumed > 0
+        # What resume's clients get by default (every ticket kept, each used
+        # once): "works" from 90% of the chain on.
+        works = ticket.attempts > 0 and ticket.resumed >= TLS13_WORKS_SHARE * ticket.attempts
+        resumed_any = ticket.resumed > 0
     else:
         tickets_sent = ticket.attempts > 0
         works = ticket.works or (not tickets_sent and session_id.works)

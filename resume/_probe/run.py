@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, cast
 
 from .._compat import install_msg_callback
 from .model import (
@@ -343,9 +344,23 @@ def _preflight(opts: ProbeOptions, address: str, stop: threading.Event) -> tuple
                 "(trust its CA with --cafile FILE, or probe anyway with --insecure)"
             ) from None
         return False, reason
-    except (ssl.SSLError, OSError, ValueError) as exc:
+    except ssl.SSLError as exc:
+        if exc.reason in _VERSION_REFUSALS:
+            # Not a TLS problem but a version the server does not speak: each
+            # version's probe reports it as not spoken (verdict, not an error).
+            versions = ", ".join(opts.versions)
+            return False, f"not checked: the server speaks none of TLS {versions}"
+        raise ProbeError(f"no TLS handshake with {target}: {_reason(exc)}") from None
+    except (OSError, ValueError) as exc:
         raise ProbeError(f"no TLS handshake with {target}: {_reason(exc)}") from None
     return True, f"verified for {name}"
+
+
+#: OpenSSL's reasons for a handshake that failed on the protocol version alone.
+_VERSION_REFUSALS: Final = frozenset(
+    {"TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE",
+     "WRONG_VERSION_NUMBER", "TLSV1_ALERT_INTERNAL_ERROR"}
+)
 
 
 def _probe_version(
@@ -378,6 +393,7 @@ def _probe_version(
 
     session_id: ResumptionTally | None = None
     reuse: bool | None = None
+    after_resumed: int | None = None
     session = first.session
     has_ticket = session is not None and session.has_ticket
     if version == "1.2":
@@ -394,7 +410,7 @@ def _probe_version(
             session_id = ResumptionTally(0, 0, "server gave no session ID")
     else:
         if has_ticket:
-            ticket = series(client, session)
+            ticket, after_resumed = _policy_chain(opts, client, address, stop, resumed_times)
             # One ticket, offered twice (informative; RFC 8446 C.4).
             fresh = client.connect(address, None, stop)
             full_times.append(fresh.handshake)
@@ -404,6 +420,9 @@ def _probe_version(
         else:
             ticket = ResumptionTally(0, 0, "server sent no ticket")
     lifetime = session.ticket_lifetime_hint if session is not None and has_ticket else None
+    advice = ""
+    if version == "1.3" and ticket.attempts and not ticket.works:
+        advice = _tls13_advice(after_resumed, reuse)
     return VersionProbe(
         version=version,
         supported=True,
@@ -419,7 +438,70 @@ def _probe_version(
         client_session_timeout=session.timeout if session is not None else None,
         full_handshake_ms=median_ms(full_times),
         resumed_handshake_ms=median_ms(resumed_times),
+        advice=advice,
+        tickets_after_resumption=after_resumed if version == "1.3" and has_ticket else None,
     )
+
+
+def _policy_chain(
+    opts: ProbeOptions, client: _Client, address: str, stop: threading.Event,
+    resumed_times: list[float],
+) -> tuple[ResumptionTally, int | None]:
+    # TLS 1.3 as resume's clients do it by default: every ticket the server
+    # sends is kept (SessionCache, per_key) and each is offered once; a
+    # connection that finds no ticket makes a full handshake, which refills the
+    # pool. One full handshake seeds the pool; then ``attempts`` connections are
+    # counted. Also returns the most tickets a resumed connection brought (None:
+    # unknown), which tells servers that send tickets only after full handshakes.
+    from .._core.cache import SessionCache
+    from .._core.policy import TLSObject
+    from .._integrations._common import wrap_socket
+
+    cache = SessionCache()
+    name = opts.server_name or opts.host
+    resumed = 0
+    after_resumed: int | None = 0 if client.counter is not None else None
+    for index in range(opts.attempts + 1):
+        if stop.is_set():
+            raise _Stopped
+        sock = socket.create_connection((address, opts.port), timeout=opts.timeout)
+        before = client.counter() if client.counter else 0
+        start = time.perf_counter()
+        try:
+            conn, tls = wrap_socket(
+                client.context, sock, server_hostname=name, port=opts.port, cache=cache
+            )
+        except BaseException:
+            sock.close()
+            raise
+        with tls:
+            handshake = time.perf_counter() - start
+            client._await_tickets(tls, before, max(opts.ticket_wait, 4 * handshake))
+            reused = bool(tls.session_reused)
+            if index:
+                resumed += reused
+                if reused:
+                    resumed_times.append(handshake)
+                    if client.counter is not None and after_resumed is not None:
+                        after_resumed = max(after_resumed, client.counter() - before)
+            conn.close(cast("TLSObject", tls), clean=True)
+            _close_politely(tls)
+    return ResumptionTally(resumed, opts.attempts), after_resumed
+
+
+def _tls13_advice(after_resumed: int | None, reuse: bool | None) -> str:
+    # Why a TLS 1.3 chain fell short, and what would help.
+    if after_resumed == 0:
+        if reuse:
+            return (
+                "the server sends tickets only after full handshakes; it accepts a reused "
+                "ticket, so SessionCache(tls13_ticket_reuse=True) would resume every connection"
+            )
+        return (
+            "the server sends tickets only after full handshakes and refuses a reused ticket: "
+            "a connection makes a full handshake whenever the client's tickets run out"
+        )
+    return "the server declined tickets it had sent (restarted, rotated its keys, or forgot them)"
 
 
 def _fleet(
@@ -480,8 +562,8 @@ def run_probe(opts: ProbeOptions, stop: threading.Event | None = None) -> ProbeR
             _probe_version(opts, v, address, verified, cert_reason, stop)
             for v in sorted(opts.versions)
         )
-        if not any(v.supported for v in versions):
-            raise ProbeError("the server speaks none of the TLS versions probed")
+        # A version the server does not speak is a finding ("not spoken", exit 1),
+        # not an error, even when it is the only one probed.
         fleet: list[FleetMatrix] = []
         if opts.all_addresses:
             for v in versions:

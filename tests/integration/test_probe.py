@@ -775,7 +775,7 @@ class TestVerdicts:
             "version", "supported", "error", "protocol", "cipher", "certificate",
             "session_id", "ticket", "tickets_per_handshake", "ticket_reuse_accepted",
             "ticket_lifetime_hint", "client_session_timeout", "handshake_ms", "verdict",
-            "summary",
+            "summary", "advice", "tickets_after_resumption",
         }
         assert v["handshake_ms"] == {"full": 2.0, "resumed": 0.5, "saved": 1.5,
                                      "saved_percent": 75.0}
@@ -827,3 +827,55 @@ def test_without_the_ticket_counter(ca: trustme.CA, monkeypatch: pytest.MonkeyPa
         assert v.tickets_per_handshake is None
         assert v.verdict == "works"
     assert "tickets per handshake  -" in result.render()
+
+
+class TestPredictsOurClients:
+    """Issue 15: the TLS 1.3 chain is what resume's clients get by default."""
+
+    def test_node_is_partial_with_the_remedy(
+        self, capsys: pytest.CaptureFixture[str], ca: trustme.CA
+    ) -> None:
+        """Node.js sends tickets only after full handshakes: partial, and reuse would help."""
+        from node_server import NodeServer, node_binary
+
+        node_binary()
+        with NodeServer(ca) as server:
+            status, doc, _ = probe_cli(
+                capsys, f"localhost:{server.port}", "--cafile", str(server.ca_file),
+                "--tls", "1.3", "--attempts", "6",
+            )
+        v13 = by_version(doc)["1.3"]
+        assert v13["verdict"] == "partial", v13
+        assert tally(v13["ticket"]) == (4, 6)  # r r F r r F: two tickets per full handshake
+        assert v13["tickets_after_resumption"] == 0
+        assert v13["ticket_reuse_accepted"] is True
+        assert "tls13_ticket_reuse=True" in v13["advice"]
+        assert status == 1
+
+    def test_nginx_works(self, capsys: pytest.CaptureFixture[str], ca: trustme.CA) -> None:
+        """nginx sends a ticket after every handshake: the whole chain resumes."""
+        nginx_binary()
+        with NginxServer(ca, [NginxSite()]) as server:
+            status, doc, _ = probe_cli(
+                capsys, f"localhost:{server.port()}", "--cafile", str(server.ca_file),
+                "--tls", "1.3", "--attempts", "6",
+            )
+        v13 = by_version(doc)["1.3"]
+        assert v13["verdict"] == "works" and tally(v13["ticket"]) == (6, 6)
+        assert v13["advice"] is None
+        assert status == 0
+
+    def test_an_unspoken_version_is_a_verdict_not_an_error(
+        self, capsys: pytest.CaptureFixture[str], ca: trustme.CA
+    ) -> None:
+        """--tls 1.3 against a TLS 1.2-only server: "not spoken", exit 1 (not 2)."""
+        nginx_binary()
+        with NginxServer(ca, [NginxSite(protocols=("TLSv1.2",))]) as server:
+            status, doc, _ = probe_cli(
+                capsys, f"localhost:{server.port()}", "--cafile", str(server.ca_file),
+                "--tls", "1.3",
+            )
+        v13 = by_version(doc)["1.3"]
+        assert v13["supported"] is False
+        assert "not spoken" in v13["summary"]
+        assert status == 1
