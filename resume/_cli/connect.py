@@ -45,7 +45,6 @@ from ._common import (
     CLIError,
     count,
     describe_connect_error,
-    parse_port,
     plural,
     regular_file,
     seconds,
@@ -130,23 +129,16 @@ def register(subparsers: Any) -> None:
 
 
 def parse_target(target: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (or ``[IPV6]:PORT``) into host and port.
+    """Split ``HOST[:PORT]`` (or ``[IPV6][:PORT]``) into host and port, 443 by default.
+
+    The same rules as ``resume probe`` (:func:`resume._cli.probe.parse_host_port`).
 
     Raises:
-        ValueError: no port, a bad port, or an empty host.
+        ValueError: a bad port, or an empty host.
     """
-    if target.startswith("["):
-        host, sep, rest = target[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ValueError(f"expected [ADDRESS]:PORT, got {target!r}")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = target.rpartition(":")
-        if not sep:
-            raise ValueError(f"expected HOST:PORT, got {target!r}")
-    if not host:
-        raise ValueError(f"no host in {target!r}")
-    return host, parse_port(port_text)
+    from .probe import parse_host_port
+
+    return parse_host_port(target)
 
 
 def _open_store(spec: str, key_file: Path | None, insecure: bool) -> Any:

@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     except FileNotFoundError:
         print(f"resume man2rst: {source}: no such file", file=sys.stderr)
-        return 1
+        return 2
     except (OSError, UnicodeDecodeError) as exc:
         print(f"resume man2rst: {source}: cannot read it: {exc}", file=sys.stderr)
         return 1

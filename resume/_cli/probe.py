@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from ._common import parse_port
+from ._common import CLIError, parse_port, regular_file
 
 __all__ = ["parse_host_port", "register", "run"]
 
@@ -143,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(error_json(message)))
         return 2
 
+    if args.cafile is not None:
+        try:
+            regular_file(args.cafile, "--cafile")
+        except CLIError as exc:
+            return fail(str(exc))
     try:
         host, port = parse_host_port(args.target)
         overrides = dict(parse_resolve(spec) for spec in args.resolve)

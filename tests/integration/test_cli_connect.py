@@ -257,7 +257,6 @@ class TestErrors:
     @pytest.mark.parametrize(
         ("args", "message"),
         [
-            (["localhost"], "expected HOST:PORT"),
             (["localhost:0"], "port must be a number from 1 to 65535"),
             (["localhost:1", "--sessions", "mysql://x"], "sqlite:PATH or redis://"),
             (["localhost:1", "--sessions", "sqlite:"], "needs a path"),
@@ -289,14 +288,17 @@ class TestParseTarget:
             ("example.com:443", ("example.com", 443)),
             ("127.0.0.1:8443", ("127.0.0.1", 8443)),
             ("[::1]:443", ("::1", 443)),
+            # The port defaults to 443, as in resume probe.
+            ("example.com", ("example.com", 443)),
+            ("[::1]", ("::1", 443)),
         ],
     )
     def test_good(self, target: str, expected: tuple[str, int]) -> None:
         """HOST:PORT and [IPV6]:PORT are split."""
         assert parse_target(target) == expected
 
-    @pytest.mark.parametrize("target", ["", "host", ":443", "host:", "host:x", "host:70000",
-                                        "[::1]", "[::1]443", "::1:443x"])
+    @pytest.mark.parametrize("target", ["", ":443", "host:", "host:x", "host:70000",
+                                        "[::1]443"])
     def test_bad(self, target: str) -> None:
         """Anything else is a ValueError."""
         with pytest.raises(ValueError, match=r"expected|port|host"):

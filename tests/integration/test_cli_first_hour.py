@@ -82,3 +82,31 @@ class TestFirstHour:
         )
         assert proc.returncode == 0, proc.stderr
         assert "bench_client" in proc.stdout and "pip install -e '.[test]'" in proc.stdout
+
+    def test_a_missing_input_file_is_worded_alike_and_exits_2(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """probe, connect and man2rst: "PATH: no such file", exit 2."""
+        lines = []
+        for argv in (
+            ("probe", "localhost", "--cafile", "/nonexistent/ca.pem"),
+            ("connect", "localhost:1", "--cafile", "/nonexistent/ca.pem"),
+            ("man2rst", "/nonexistent/page.txt"),
+        ):
+            code, err = cli(capsys, *argv)
+            assert code == 2, argv
+            lines.append(one_line(err))
+        assert lines == [
+            "resume probe: --cafile /nonexistent/ca.pem: no such file",
+            "resume connect: --cafile /nonexistent/ca.pem: no such file",
+            "resume man2rst: /nonexistent/page.txt: no such file",
+        ]
+
+    def test_connect_defaults_the_port_as_probe_does(self) -> None:
+        """`resume connect HOST` means port 443, as `resume probe HOST` does."""
+        from resume._cli.connect import parse_target
+        from resume._cli.probe import parse_host_port
+
+        for target in ("example.org", "[::1]", "example.org:8443"):
+            assert parse_target(target) == parse_host_port(target)
+        assert parse_target("example.org") == ("example.org", 443)

@@ -637,7 +637,10 @@ def test_verification_failure_and_insecure(
         ([":443"], "no host"),
         (["localhost", "--resolve", "localhost"], "--resolve takes NAME:ADDR"),
         (["localhost", "--resolve", "localhost:not-an-ip"], "is not an IP address"),
-        (["localhost", "--cafile", "/nonexistent/ca.pem"], "no CA file"),
+        (
+            ["localhost", "--cafile", "/nonexistent/ca.pem"],
+            "--cafile /nonexistent/ca.pem: no such file",
+        ),
     ],
 )
 def test_bad_arguments(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
