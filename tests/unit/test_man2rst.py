@@ -63,7 +63,7 @@ class TestMan2Rst:
         assert "Traceback" not in captured.err
 
     def test_missing_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        assert main(["man2rst", str(tmp_path / "absent.txt")]) == 2  # missing input is a usage error, as in every command
+        assert main(["man2rst", str(tmp_path / "absent.txt")]) == 2  # usage error
         assert "no such file" in capsys.readouterr().err
 
 
