@@ -61,8 +61,20 @@ def _is_truncation(exc: ssl.SSLError) -> bool:
     return isinstance(exc, (ssl.SSLEOFError, ssl.SSLSyscallError)) or "UNEXPECTED_EOF" in str(exc)
 
 
+class _Bookkeeping:
+    # What both TLS streams keep about their connection, and how an error on it
+    # is recorded: unclean; a fatal TLS error fails it (see the top).
+    _conn: ClientConnection | None
+    _unclean: bool
+
+    def _error(self, exc: BaseException) -> None:
+        self._unclean = True
+        if self._conn is not None and is_fatal(exc):
+            self._conn.fail()
+
+
 @final
-class _AsyncTLSStream(httpcore.AsyncNetworkStream):
+class _AsyncTLSStream(_Bookkeeping, httpcore.AsyncNetworkStream):
     # A client TLS stream over another httpcore stream (memory BIOs); see the top.
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
@@ -166,12 +178,6 @@ class _AsyncTLSStream(httpcore.AsyncNetworkStream):
         except BaseException as exc:
             self._error(exc)
             raise
-
-    def _error(self, exc: BaseException) -> None:
-        # An error on the connection: unclean; a fatal TLS error fails it (see the top).
-        self._unclean = True
-        if self._conn is not None and is_fatal(exc):
-            self._conn.fail()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -327,7 +333,7 @@ def _readable(sock: socket.socket) -> bool:
 
 
 @final
-class _SyncTLSStream(httpcore.NetworkStream):
+class _SyncTLSStream(_Bookkeeping, httpcore.NetworkStream):
     # A client TLS socket made through the boundary; see the top.
 
     def __init__(self, tls: ssl.SSLSocket, conn: ClientConnection) -> None:
@@ -372,12 +378,6 @@ class _SyncTLSStream(httpcore.NetworkStream):
         except BaseException as exc:
             self._error(exc)
             raise
-
-    def _error(self, exc: BaseException) -> None:
-        # An error on the connection: unclean; a fatal TLS error fails it (see the top).
-        self._unclean = True
-        if self._conn is not None and is_fatal(exc):
-            self._conn.fail()
 
     def close(self) -> None:
         if self._closed:
