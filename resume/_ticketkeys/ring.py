@@ -433,14 +433,16 @@ class KeyFile(KeySource):
                 raise StoreError(
                     f"ticket-key lock file {str(lock)!r} is a symbolic link; refusing to follow it"
                 ) from None
-            # Name the file the user gave, not the lock file beside it.
+            # Name the file the user gave, not the lock file beside it; same
+            # exception type, a message without an errno.
+            folder = str(self.path.parent)
             if exc.errno == errno.ENOENT:
-                why = f"its folder {str(self.path.parent)!r} does not exist"
+                why = f"its folder {folder!r} does not exist"
             elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                why = f"its folder {str(self.path.parent)!r} is not writable"
+                why = f"its folder {folder!r} is not writable"
             else:
                 why = os.strerror(exc.errno or 0).lower()
-            raise StoreError(f"cannot use the ticket-key file {str(self.path)!r}: {why}") from None
+            raise type(exc)(f"cannot use the ticket-key file {str(self.path)!r}: {why}") from None
         try:
             check_file(os.fstat(fd), lock, "ticket-key lock file", private=False)
         except BaseException:
