@@ -356,7 +356,10 @@ def at_limits(make: Callable[[int], str]) -> str:
     MAX_INPUT_BYTES and MAX_INPUT_LINES (its last lines, the footer, kept)."""
     from resume._cli.man2rst import MAX_INPUT_BYTES, MAX_INPUT_LINES
 
-    lines = make(MAX_INPUT_BYTES - 16 * KB).split("\n")
+    size = MAX_INPUT_BYTES - 16 * KB
+    while len(text := make(size).encode()) > MAX_INPUT_BYTES:  # a headed page's wrapping
+        size = size * MAX_INPUT_BYTES // len(text) - 16 * KB
+    lines = text.decode().split("\n")
     if len(lines) >= MAX_INPUT_LINES:
         lines = lines[: MAX_INPUT_LINES - 10] + lines[-8:]
     return "\n".join(lines)

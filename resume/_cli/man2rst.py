@@ -5,18 +5,21 @@
 # reads standard input. Bad input is reported on stderr with exit code 1.
 #
 # Input limits, checked before anything is parsed (exit code 2, one line). Parsing is
-# linear, but not cheap: about 2 s and 50 MB of memory per MiB of prose, and a cost
-# per line (a block each) that makes 1 MiB of one-character lines the dearest shape
-# (``python -m benchmarks bench_manpage_speed --cli``). A man page is small: the
-# longest of OpenSSL's manual is under 100 KB and 2,000 lines, the longest on this
-# machine (cmake-modules(7)) 880 KB and 20,607 lines at 80 columns. So:
+# linear, but not cheap: about 1.3 s and 52 MB of memory per MiB of prose, and a cost
+# per line (a block each) that makes one-letter lines the dearest shape: 6 s and
+# 150 MB per MiB (``python -m benchmarks bench_manpage_speed --cli``). A man page is
+# small: the longest of OpenSSL's manual is under 100 KB and 2,000 lines, the longest
+# on the machine this was measured on (cmake-modules(7)) 880 KB and 20,607 lines at
+# 80 columns. So:
 #
-# * MAX_INPUT_BYTES, 2 MiB (it was 16 MiB: 52 s and 1.3 GB at the limit), and
+# * MAX_INPUT_BYTES, 2 MiB (it was 16 MiB: 16 MiB of one-letter lines took 212 s and
+#   6.3 GB), and
 # * MAX_INPUT_LINES, 50,000 lines,
 #
-# keep the worst input to a few seconds and about 150 MB while leaving more than
-# twice the longest page seen. An input that is no man page (no header line, no
-# NAME paragraph of names, a dash and a summary) is refused from its first lines.
+# leave more than twice the longest page seen, and keep the dearest input the
+# command takes under 3 s and 100 MB (``--cli --at-limits``). An input that is no man
+# page (no header line, no NAME paragraph of names, a dash and a summary) is refused
+# from its first lines.
 from __future__ import annotations
 
 import argparse

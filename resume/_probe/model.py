@@ -41,7 +41,7 @@
 #   otherwise. A probe that could not run raises ProbeError (exit 2).
 #
 # Which cells of a fleet matrix are probed (``fleet_plan``). Probing every
-# ordered pair costs N**2 cells: 15 addresses took 4,050 connections and 76 s.
+# ordered pair costs N**2 cells: 15 addresses took 4,050 connections and 80 s.
 # The plan is a star around a reference address (the first one), 3N - 2 cells:
 #
 # * the diagonal, (A, A) for every A: each backend resumes its own sessions, so

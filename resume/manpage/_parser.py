@@ -110,11 +110,13 @@ def _check_text(text: object) -> list[str]:
     # overstrike sequences (bold "N\bN") from a rendering that kept formatting
     text = re.sub(r".\x08", "", text)
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
+    # the blank lines around the page, cut once (popping the first line one at a time
+    # moves the rest each time: quadratic in the number of leading blank lines)
+    first = next((i for i, line in enumerate(lines) if line), len(lines))
+    last = len(lines)
+    while last > first and not lines[last - 1]:
+        last -= 1
+    return lines[first:last]
 
 
 # control characters other than tab, newline, carriage return, form feed and backspace

@@ -210,14 +210,15 @@ def _blocks(
 
 def _sentence_labels(page: ManPage) -> dict[int, list[str]]:
     """id(block) -> the IDs of the normative sentences in it, for their labels."""
-    remaining = list(page.sentences)
+    sentences = page.sentences
+    taken = 0  # an index, not a list shortened from the front (quadratic)
     out: dict[int, list[str]] = {}
     for block in page.blocks:
         if block.section not in NORMATIVE_SECTIONS or block.kind in ("code", "subheading"):
             continue
         count = len(split_sentences(block.text))
-        out[id(block)] = [s.id for s in remaining[:count]]
-        del remaining[:count]
+        out[id(block)] = [s.id for s in sentences[taken : taken + count]]
+        taken += count
     return out
 
 
