@@ -37,7 +37,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from types import TracebackType
 from typing import Any
 
 import trustme
+from peer_process import stop_process, wait_listening
 from programs import require
 
 __all__ = ["NginxServer", "NginxSite", "free_port", "nginx_binary"]
@@ -213,35 +213,16 @@ class NginxServer:
 
     def _wait_listening(self) -> None:
         assert self._proc is not None
-        deadline = time.monotonic() + _START_TIMEOUT
-        pending = [
+        addresses = [
             (address, self._ports[i]) for i, s in enumerate(self.sites) for address in s.addresses
         ]
-        while pending:
-            if self._proc.poll() is not None:
-                log = self.error_log.read_text() if self.error_log.exists() else ""
-                raise RuntimeError(f"nginx exited with {self._proc.returncode}: {log[-2000:]}")
-            try:
-                with socket.create_connection(pending[0], timeout=1):
-                    pending.pop(0)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx does not listen on {pending[0]}") from None
-                time.sleep(0.02)
-
+        log = self.error_log
+        wait_listening(self._proc, addresses, "nginx",
+                       lambda: log.read_text() if log.exists() else "", _START_TIMEOUT)
     def stop(self) -> None:
         """Stop nginx (SIGQUIT, then SIGKILL) and wait for it."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
+        stop_process(proc, signal.SIGQUIT)
     def cleanup(self) -> None:
         """Stop nginx and remove its directory."""
         self.stop()

@@ -33,11 +33,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +43,7 @@ from typing import Any
 
 import trustme
 from nginx_server import free_port
+from peer_process import stop_process, wait_listening
 from programs import require
 
 __all__ = ["NodeServer", "node_binary"]
@@ -167,32 +165,13 @@ class NodeServer:
 
     def _wait_listening(self) -> None:
         assert self._proc is not None
-        deadline = time.monotonic() + _START_TIMEOUT
-        while True:
-            if self._proc.poll() is not None:
-                err = self.stderr_file.read_text(errors="replace")
-                raise RuntimeError(f"node exited with {self._proc.returncode}: {err[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"node does not listen on {self.port}") from None
-                time.sleep(0.02)
-
+        stderr = self.stderr_file
+        wait_listening(self._proc, [("127.0.0.1", self.port)], "node",
+                       lambda: stderr.read_text(errors="replace"), _START_TIMEOUT)
     def stop(self) -> None:
         """Stop node (SIGTERM, then SIGKILL) and wait for it."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
+        stop_process(proc)
     def cleanup(self) -> None:
         """Stop node and remove its directory."""
         self.stop()

@@ -34,11 +34,8 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +44,7 @@ from types import TracebackType
 import trustme
 from http_backend import HTTPBackend
 from nginx_server import free_port
+from peer_process import stop_process, wait_listening
 from programs import require
 
 __all__ = ["StunnelConnection", "StunnelServer", "stunnel_binary"]
@@ -176,35 +174,18 @@ class StunnelServer:
         return self
 
     def _wait_listening(self) -> None:
+        # A bare TCP connection: stunnel logs it (no TLS accepted line).
         assert self._proc is not None
-        deadline = time.monotonic() + _START_TIMEOUT
-        while True:
-            if self._proc.poll() is not None:
-                log = self.log_file.read_text() if self.log_file.exists() else ""
-                raise RuntimeError(f"stunnel exited with {self._proc.returncode}: {log[-2000:]}")
-            try:
-                # A bare TCP connection: stunnel logs it (no TLS accepted line).
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"stunnel does not listen on {self.port}") from None
-                time.sleep(0.02)
-
+        log = self.log_file
+        wait_listening(self._proc, [("127.0.0.1", self.port)], "stunnel",
+                       lambda: log.read_text() if log.exists() else "", _START_TIMEOUT)
     def stop(self) -> None:
         """Stop stunnel (SIGTERM, then SIGKILL) and the backend it started."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc)
         backend, self._own_backend = self._own_backend, None
         if backend is not None:
             backend.stop()
-
     def cleanup(self) -> None:
         """Stop everything and remove the directory."""
         self.stop()
