@@ -3,7 +3,6 @@
 # ``func`` (a callable taking the parsed namespace and returning an exit code).
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -18,7 +17,7 @@ __all__ = ["build_parser", "main"]
 _COMMANDS = ("demo", "serve", "connect", "probe", "man2rst")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """Build the ``resume`` argument parser with every subcommand registered."""
     parser = Parser(
         prog="resume",
@@ -32,17 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _COMMANDS:
         module = importlib.import_module(f"{__name__}.{name}")
         module.register(subparsers)
-    return parser
-
-
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    # The parser of subcommand *name* (argparse keeps it in its subparsers action).
-    for action in parser._subparsers._group_actions if parser._subparsers else ():
-        choices = getattr(action, "choices", None)
-        if isinstance(choices, dict) and name in choices:
-            found = choices[name]
-            assert isinstance(found, argparse.ArgumentParser)
-            return found
+    parser.commands = dict(subparsers.choices)
     return parser
 
 
@@ -63,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command = func.__module__.rpartition(".")[2]
     if extras:  # named by the subcommand, whose --help lists what it takes
-        _subparser(parser, command).error(f"unrecognized arguments: {' '.join(extras)}")
+        parser.commands.get(command, parser).error(
+            f"unrecognized arguments: {' '.join(extras)}"
+        )
     prog = f"resume {command}"
     try:
         return int(func(args))

@@ -66,6 +66,9 @@ class CLIError(Exception):
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (and exit code 2)."""
 
+    #: The subcommands' parsers by name (filled by resume._cli.build_parser).
+    commands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message} (see '{self.prog} --help')", file=sys.stderr)
         sys.exit(2)

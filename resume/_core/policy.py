@@ -248,9 +248,9 @@ def agrees(settings: KeySettings, peer: str, got: ConnectionSettings) -> bool:
     want = (settings.verify_flags, settings.host_flags, settings.options, minimum, maximum)
     if have != want:
         return False
-    checked = _checked_name(got)
     if not settings.check_hostname:
-        return checked is None and got.host is None and got.ip is None
+        return got.host is None and got.ip is None
+    checked = _checked_name(got)
     return checked is not None and _same_peer(checked, peer)
 
 
@@ -267,9 +267,8 @@ def _ticket_of(handle: SessionHandle) -> bytes:
     try:
         if type(payload) is ssl.SSLSession:
             return b.session_ticket(b.session_ptr(payload))
-        ptr = getattr(payload, "_ptr", 0)
-        return b.session_ticket(ptr) if ptr else b""
-    except (UnsupportedError, TypeError):
+        return payload.ticket if isinstance(payload, NativeSession) else b""
+    except (UnsupportedError, UseAfterFreeError, TypeError):
         return b""
 
 

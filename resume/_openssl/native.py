@@ -177,6 +177,11 @@ class NativeSession:
         return self._binding.session_has_ticket(self._live())
 
     @property
+    def ticket(self) -> bytes:
+        """``SSL_SESSION_get0_ticket()``: the ticket bytes (b"" for none)."""
+        return self._binding.session_ticket(self._live())
+
+    @property
     def protocol_version(self) -> int:
         """``SSL_SESSION_get_protocol_version()``: 0x0303 for TLS 1.2, 0x0304 for TLS 1.3."""
         return self._binding.session_protocol_version(self._live())
