@@ -365,3 +365,34 @@ def test_dropped_contexts_never_crash_the_callback(tls_version: str) -> None:
     assert result["done"] == 300
     assert result["cached"] > 0  # the callback ran: sessions of every context arrived
     assert result["reused"] == 0  # each context is new: its key never matches another's
+
+
+async def test_a_renewed_tls12_ticket_replaces_the_offered_one(pki: PKI) -> None:
+    """TLS 1.2: a ticket renewed on a resumed handshake (no callback) is picked up at its end."""
+    from resume.ticketkeys import TicketKeyRing, install_ticket_keys
+
+    ring = TicketKeyRing()
+    server_ctx = pki.server_context("1.2")
+    install_ticket_keys(server_ctx, ring)
+    ctx = pki.client_context("1.2")
+    cache = SessionCache()
+
+    async def connect(port: int) -> bool:
+        stream = await resume.trio.open_tls_stream(
+            "127.0.0.1", port, ssl_context=ctx, cache=cache, server_hostname="localhost"
+        )
+        async with stream:
+            await stream.send_all(b"ping")
+            await stream.receive_some()
+        return stream.session_reused
+
+    async with trio.open_nursery() as nursery:
+        server = await start_echo_server(nursery, server_ctx)
+        assert await connect(server.port) is False
+        ring.rotate()  # the cached ticket's key is now "previous": the server renews it
+        assert await connect(server.port) is True
+        ring.rotate()  # the first ticket's key is gone: only the renewed ticket resumes
+        assert await connect(server.port) is True
+        nursery.cancel_scope.cancel()
+    assert server.reused == [False, True, True]
+    assert len(cache) == 1
