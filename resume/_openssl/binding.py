@@ -61,6 +61,19 @@
 # failures: every failure path here drains it (``ERR_get_error``) into the
 # message, so no stale error leaks into a later ``ssl`` exception.
 #
+# Early data
+# ----------
+# TLS 1.3 0-RTT (SSL_read_early_data(3)) is reached through the same SSL*:
+# a client calls ``write_early_data`` after the session is set and before
+# ``SSLObject.do_handshake()`` (OpenSSL then writes the ClientHello and the
+# early records into the outgoing BIO); a server loops ``read_early_data``
+# until FINISH before its first ordinary read. Both map SSL_get_error() onto
+# ssl's own exceptions (SSLWantReadError, ...), so the callers' retry loops
+# are the ones they already have. The replay gate is one process-wide
+# ``SSL_CTX_set_allow_early_data_cb`` thunk routed by SSL_CTX* to a Python
+# callable, kept alive for the life of the process like the other thunks;
+# no route or any exception rejects the early data, never the handshake.
+#
 # Ticket-key callback
 # -------------------
 # ``SSL_CTX_set_tlsext_ticket_key_evp_cb()`` (OpenSSL 3.0) installs a C
@@ -286,6 +299,49 @@ _NEW_SESSION_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
         (ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)),
     ),
 )
+# Needed only for TLS 1.3 early data (0-RTT; see "Early data" above).
+_ALLOW_EARLY_DATA_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_EARLY_DATA_PROTOTYPES: Final[tuple[tuple[str, Any, tuple[Any, ...]], ...]] = (
+    (
+        "SSL_write_early_data",
+        ctypes.c_int,
+        (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)),
+    ),
+    (
+        "SSL_read_early_data",
+        ctypes.c_int,
+        (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)),
+    ),
+    ("SSL_get_early_data_status", ctypes.c_int, (ctypes.c_void_p,)),
+    ("SSL_get_error", ctypes.c_int, (ctypes.c_void_p, ctypes.c_int)),
+    ("SSL_SESSION_get_max_early_data", ctypes.c_uint32, (ctypes.c_void_p,)),
+    ("SSL_CTX_set_max_early_data", ctypes.c_int, (ctypes.c_void_p, ctypes.c_uint32)),
+    ("SSL_CTX_get_max_early_data", ctypes.c_uint32, (ctypes.c_void_p,)),
+    ("SSL_CTX_set_recv_max_early_data", ctypes.c_int, (ctypes.c_void_p, ctypes.c_uint32)),
+    ("SSL_CTX_get_recv_max_early_data", ctypes.c_uint32, (ctypes.c_void_p,)),
+    (
+        "SSL_CTX_set_allow_early_data_cb",
+        None,
+        (ctypes.c_void_p, _ALLOW_EARLY_DATA_CB, ctypes.c_void_p),
+    ),
+    ("SSL_get_client_random", ctypes.c_size_t, (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)),
+)
+#: ``SSL_get_early_data_status()`` values.
+EARLY_DATA_NOT_SENT: Final = 0
+EARLY_DATA_REJECTED: Final = 1
+EARLY_DATA_ACCEPTED: Final = 2
+#: ``SSL_read_early_data()`` values.
+READ_EARLY_DATA_ERROR: Final = 0
+READ_EARLY_DATA_SUCCESS: Final = 1
+READ_EARLY_DATA_FINISH: Final = 2
+#: ``SSL_OP_NO_ANTI_REPLAY``: turns off OpenSSL's own (per-process, stateful
+#: ticket) replay protection; set only together with an allow-early-data gate.
+OP_NO_ANTI_REPLAY: Final = 0x01000000
+_SSL_ERROR_SSL: Final = 1
+_SSL_ERROR_WANT_READ: Final = 2
+_SSL_ERROR_WANT_WRITE: Final = 3
+_SSL_ERROR_SYSCALL: Final = 5
+_SSL_ERROR_ZERO_RETURN: Final = 6
 _SSL_CTRL_SET_SESS_CACHE_MODE: Final = 44
 _SSL_CTRL_GET_SESS_CACHE_MODE: Final = 45
 _SSL_SESS_CACHE_CLIENT: Final = 0x0001
@@ -364,6 +420,9 @@ class Binding:
         self.settings_error = settings_error
         #: Why :meth:`watch_new_sessions` is unavailable, or None if it works.
         self.new_session_error: str | None = None
+        #: Why the early-data calls (``write_early_data`` and the rest) are
+        #: unavailable, or None if they work.
+        self.early_data_error: str | None = None
         #: The ticket-key callback flavours this OpenSSL offers, preferred first:
         #: "evp" (SSL_CTX_set_tlsext_ticket_key_evp_cb, 3.0) and "legacy"
         #: (SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB with an HMAC_CTX, 1.1.1).
@@ -728,6 +787,167 @@ class Binding:
         ptr = self._lib.SSL_get_session(self.ssl_ptr(ssl_object))
         return self.session_ticket(ptr) if ptr else b""
 
+    # -- early data (TLS 1.3 0-RTT) ----------------------------------------------------
+
+    def _need_early_data(self) -> None:
+        if self.early_data_error is not None:
+            raise UnsupportedError(self.early_data_error)
+
+    def _early_error(self, ssl_ptr: int, ret: int, call: str) -> BaseException:
+        # Map SSL_get_error() of a failed early-data call onto ssl's exceptions,
+        # so that callers retry exactly as they do around SSLObject calls.
+        code = int(self._lib.SSL_get_error(ssl_ptr, ret))
+        detail = self.drain_errors()
+        if code == _SSL_ERROR_WANT_READ:
+            return ssl.SSLWantReadError(code, f"{call}: the operation needs more input")
+        if code == _SSL_ERROR_WANT_WRITE:
+            return ssl.SSLWantWriteError(code, f"{call}: the operation needs to write")
+        if code == _SSL_ERROR_ZERO_RETURN:
+            return ssl.SSLZeroReturnError(code, f"{call}: the peer closed the TLS connection")
+        if code == _SSL_ERROR_SYSCALL:
+            return ssl.SSLEOFError(code, f"{call}: the connection ended ({detail or 'EOF'})")
+        return ssl.SSLError(code, f"{call} failed: {detail or f'SSL_get_error() = {code}'}")
+
+    def session_max_early_data(self, ptr: int) -> int:
+        """``SSL_SESSION_get_max_early_data()``: the early bytes the session allows (0: none)."""
+        self._need_early_data()
+        return int(self._lib.SSL_SESSION_get_max_early_data(ptr))
+
+    def offered_max_early_data(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> int:
+        """The ``max_early_data`` of the session set on a client before its handshake.
+
+        ``SSL_SESSION_get_max_early_data(SSL_get_session(ssl))``; 0 when no
+        session is set or the session allows no early data (TLS 1.2, or a
+        server that did not offer it).
+        """
+        self._need_early_data()
+        ptr = self._lib.SSL_get_session(self.ssl_ptr(ssl_object))
+        return int(self._lib.SSL_SESSION_get_max_early_data(ptr)) if ptr else 0
+
+    def write_early_data(self, ssl_object: ssl.SSLObject | ssl.SSLSocket, data: bytes) -> int:
+        """``SSL_write_early_data()``: encrypt *data* as early data; return the bytes taken.
+
+        On a client it must be the first I/O call of the connection (it makes
+        and writes the ClientHello first); on a server, it writes 0.5-RTT data
+        once :meth:`read_early_data` has returned once. The records go to the
+        object's outgoing BIO (or socket) like any write.
+
+        Raises:
+            ssl.SSLWantReadError, ssl.SSLWantWriteError: retry as for ``write()``.
+            ssl.SSLError: OpenSSL refused (for example more than the session's
+                ``max_early_data``, or a call in the wrong state).
+        """
+        self._need_early_data()
+        ssl_ptr = self.ssl_ptr(ssl_object)
+        view = bytes(data)
+        written = ctypes.c_size_t(0)
+        self._lib.ERR_clear_error()
+        ret = self._lib.SSL_write_early_data(ssl_ptr, view, len(view), ctypes.byref(written))
+        if ret != 1:
+            raise self._early_error(ssl_ptr, ret, "SSL_write_early_data()")
+        return int(written.value)
+
+    def read_early_data(
+        self, ssl_object: ssl.SSLObject | ssl.SSLSocket, size: int
+    ) -> tuple[int, bytes]:
+        """``SSL_read_early_data()`` on a server: return (status, bytes).
+
+        *status* is :data:`READ_EARLY_DATA_SUCCESS` (call again: more early
+        data may follow) or :data:`READ_EARLY_DATA_FINISH` (no more early data:
+        none was sent, it was rejected, or the client ended it; go on with the
+        handshake and ordinary reads).
+
+        Raises:
+            ssl.SSLWantReadError, ssl.SSLWantWriteError: feed or flush the BIOs
+                and call again (the server's first flight may be waiting in the
+                outgoing BIO).
+            ssl.SSLError: the handshake failed.
+        """
+        self._need_early_data()
+        if size <= 0:
+            raise ValueError(f"read size must be positive, got {size!r}")
+        ssl_ptr = self.ssl_ptr(ssl_object)
+        buf = ctypes.create_string_buffer(size)
+        got = ctypes.c_size_t(0)
+        self._lib.ERR_clear_error()
+        ret = int(self._lib.SSL_read_early_data(ssl_ptr, buf, size, ctypes.byref(got)))
+        if ret == READ_EARLY_DATA_ERROR:
+            raise self._early_error(ssl_ptr, ret, "SSL_read_early_data()")
+        return ret, buf.raw[: got.value]
+
+    def early_data_status(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> int:
+        """``SSL_get_early_data_status()``: NOT_SENT 0, REJECTED 1, ACCEPTED 2.
+
+        Meaningful once the handshake has completed.
+        """
+        self._need_early_data()
+        return int(self._lib.SSL_get_early_data_status(self.ssl_ptr(ssl_object)))
+
+    def set_max_early_data(
+        self, context: ssl.SSLContext, max_early_data: int, recv_max_early_data: int | None = None
+    ) -> None:
+        """``SSL_CTX_set_max_early_data()`` and ``SSL_CTX_set_recv_max_early_data()``.
+
+        *max_early_data* is what the tickets the server issues will allow;
+        *recv_max_early_data* (default: the same) what it will read or skip.
+
+        Raises:
+            ValueError: a value outside 0 to 2**32-1.
+        """
+        self._need_early_data()
+        recv = max_early_data if recv_max_early_data is None else recv_max_early_data
+        for name, value in (("max_early_data", max_early_data), ("recv_max_early_data", recv)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+                raise ValueError(f"{name} is 0 to 2**32-1 bytes, got {value!r}")
+        ctx = self.ctx_ptr(context)
+        if self._lib.SSL_CTX_set_max_early_data(ctx, max_early_data) != 1:
+            raise ValueError(f"SSL_CTX_set_max_early_data() failed: {self.drain_errors()}")
+        if self._lib.SSL_CTX_set_recv_max_early_data(ctx, recv) != 1:
+            raise ValueError(f"SSL_CTX_set_recv_max_early_data() failed: {self.drain_errors()}")
+
+    def max_early_data(self, context: ssl.SSLContext) -> tuple[int, int]:
+        """``SSL_CTX_get_max_early_data()`` and ``SSL_CTX_get_recv_max_early_data()``."""
+        self._need_early_data()
+        ctx = self.ctx_ptr(context)
+        return (
+            int(self._lib.SSL_CTX_get_max_early_data(ctx)),
+            int(self._lib.SSL_CTX_get_recv_max_early_data(ctx)),
+        )
+
+    def set_early_data_gate(
+        self, context: ssl.SSLContext, gate: Callable[[bytes], bool] | None
+    ) -> None:
+        """``SSL_CTX_set_allow_early_data_cb()``: let ``gate(client_random)`` decide.
+
+        OpenSSL calls the gate on a server, inside the handshake, for each
+        ClientHello whose early data it would otherwise accept (a resumed
+        TLS 1.3 session within the ticket-age window). *client_random* is the
+        ClientHello's 32-byte random (``SSL_get_client_random()``), which the
+        PSK binder covers, so a replayed first flight repeats it. True accepts
+        the early data, False rejects it (the handshake goes on, 1-RTT). Any
+        exception in the gate counts as False. ``gate=None`` removes the gate
+        (OpenSSL then accepts).
+        """
+        self._need_early_data()
+        ctx = self.ctx_ptr(context)
+        if gate is None:
+            _EARLY_DATA_GATES.pop(ctx, None)
+            self._lib.SSL_CTX_set_allow_early_data_cb(ctx, _ALLOW_EARLY_DATA_CB(), None)
+            return
+
+        def forget(ref: Any, ctx: int = ctx) -> None:
+            entry = _EARLY_DATA_GATES.get(ctx)
+            if entry is not None and entry[0] is ref:
+                _EARLY_DATA_GATES.pop(ctx, None)
+
+        _EARLY_DATA_GATES[ctx] = (weakref.ref(context, forget), gate)
+        self._lib.SSL_CTX_set_allow_early_data_cb(ctx, _ALLOW_EARLY_DATA_THUNK, None)
+
+    def _client_random(self, ssl_ptr: int) -> bytes:
+        buf = ctypes.create_string_buffer(32)
+        size = int(self._lib.SSL_get_client_random(ssl_ptr, buf, 32))
+        return buf.raw[:size]
+
     # -- ticket keys ------------------------------------------------------------------
 
     def install_ticket_callback(
@@ -951,6 +1171,30 @@ def _on_new_session(ssl_ptr: int | None, session_ptr: int | None) -> int:
 
 _NEW_SESSION_THUNK: Final = _NEW_SESSION_CB(_on_new_session)
 
+# Early-data gates: one process-wide thunk for SSL_CTX_set_allow_early_data_cb,
+# routed by the SSL_CTX* of the connection to the gate of its context. No
+# route, a dead context or any exception rejects the early data (return 0):
+# the safe answer, since the handshake then simply goes on in 1-RTT.
+_EARLY_DATA_GATES: dict[int, tuple[Any, Callable[[bytes], bool]]] = {}
+
+
+def _allow_early_data(ssl_ptr: int | None, _arg: int | None) -> int:
+    try:
+        b = _binding
+        if b is None or not ssl_ptr:
+            return 0
+        entry = _EARLY_DATA_GATES.get(int(b._lib.SSL_get_SSL_CTX(ssl_ptr) or 0))
+        if entry is None or entry[0]() is None:
+            return 0
+        return 1 if entry[1](b._client_random(ssl_ptr)) is True else 0
+    except BaseException:  # never into C
+        with contextlib.suppress(BaseException):
+            log.exception("resume: the early-data gate failed; the early data is rejected")
+        return 0
+
+
+_ALLOW_EARLY_DATA_THUNK: Final = _ALLOW_EARLY_DATA_CB(_allow_early_data)
+
 _lock = threading.Lock()
 _binding: Binding | None = None
 _refusal: str | None = None
@@ -1062,7 +1306,9 @@ def _check_build(
         )
 
 
-def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...], str | None, str | None]:
+def _load() -> tuple[
+    ctypes.CDLL, str | None, tuple[str, ...], str | None, str | None, str | None
+]:
     if sys.implementation.name != "cpython":
         raise UnsupportedError(
             f"the OpenSSL binding needs CPython (this is {sys.implementation.name})"
@@ -1113,7 +1359,8 @@ def _load() -> tuple[ctypes.CDLL, str | None, tuple[str, ...], str | None, str |
         f"{ssl.OPENSSL_VERSION} does not export"
     )
     missing_new = bind(_NEW_SESSION_PROTOTYPES)
-    return lib, ticket_error, tuple(modes), settings_error, missing_new
+    missing_early = bind(_EARLY_DATA_PROTOTYPES)
+    return lib, ticket_error, tuple(modes), settings_error, missing_new, missing_early
 
 
 def _probe_pair() -> tuple[ssl.SSLContext, ssl.SSLObject, ssl.SSLObject]:
@@ -1160,11 +1407,16 @@ def _check_settings(b: Binding, context: ssl.SSLContext, ssl_ptr: int) -> str | 
 def _probe() -> Binding:
     # Step 0: a build we know, before anything is loaded.
     _check_build()
-    lib, ticket_error, ticket_modes, settings_error, missing_new = _load()
+    lib, ticket_error, ticket_modes, settings_error, missing_new, missing_early = _load()
     b = Binding(lib, ticket_error, ticket_modes, settings_error)
     if missing_new is not None:
         b.new_session_error = (
             f"capturing sessions as they arrive needs {missing_new}(), which "
+            f"{ssl.OPENSSL_VERSION} does not export"
+        )
+    if missing_early is not None:
+        b.early_data_error = (
+            f"TLS 1.3 early data needs {missing_early}(), which "
             f"{ssl.OPENSSL_VERSION} does not export"
         )
     # Step 1: the library is the one ssl uses.
