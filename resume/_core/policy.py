@@ -396,6 +396,15 @@ class ClientConnection:
             self._handle = handle
         return handle
 
+    @property
+    def watching(self) -> bool:
+        """True while the connection's new sessions reach the cache as OpenSSL makes them.
+
+        False where sessions are captured at close instead (no binding, a
+        context that may also serve, another library's new-session callback).
+        """
+        return self._watched is not None
+
     @classmethod
     def start(
         cls, cache: object, context: ssl.SSLContext, peer: str, port: int

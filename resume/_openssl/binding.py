@@ -896,7 +896,10 @@ class Binding:
         """
         self._need_early_data()
         recv = max_early_data if recv_max_early_data is None else recv_max_early_data
-        for name, value in (("max_early_data", max_early_data), ("recv_max_early_data", recv)):
+        checked: tuple[tuple[str, object], ...] = (
+            ("max_early_data", max_early_data), ("recv_max_early_data", recv)
+        )
+        for name, value in checked:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
                 raise ValueError(f"{name} is 0 to 2**32-1 bytes, got {value!r}")
         ctx = self.ctx_ptr(context)
