@@ -613,3 +613,45 @@ class TestReplayProtection:
         assert early == b"GET /"
         assert replay(s, flight)[:2] == ([FINISH], b"")
 
+
+
+class TestErrors:
+    """Failures come back as ssl's exceptions (SSL_get_error() mapped by the binding)."""
+
+    @pytest.mark.manpage(
+        "SSL_read_early_data:desc-55", "SSL_read_early_data:desc-39",
+        "SSL_read_early_data:desc-40", "SSL_read_early_data:ret-4",
+        "SSL_read_early_data:desc-27",
+    )
+    def test_only_servers_read_early_data(self, pki: PKI, version: str) -> None:
+        """On a client SSL_read_early_data() fails (READ_EARLY_DATA_ERROR): ssl.SSLError."""
+        c, s, session = resumption(pki, version)
+        pair = Pair(c, s, session)
+        with pytest.raises(ssl.SSLError, match="SSL_read_early_data\\(\\) failed"):
+            b().read_early_data(pair.client, 100)
+
+    @pytest.mark.manpage(
+        "SSL_read_early_data:notes-12", "SSL_read_early_data:notes-14",
+        "SSL_read_early_data:notes-15", "SSL_read_early_data:notes-16",
+        "SSL_read_early_data:notes-17",
+    )
+    def test_early_data_to_a_server_downgraded_to_tls12_aborts(
+        self, pki: PKI, version: str
+    ) -> None:
+        """A TLS 1.3 session allowing early data, a server that now speaks only TLS 1.2: the
+        connection aborts; a new connection without early data succeeds."""
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # any version, as a real client
+        pki.ca.configure_trust(client)
+        session = first_session(client, server_context(pki, "1.3"))
+        assert b().session_max_early_data(b().session_ptr(session)) == MAX
+        downgraded = server_context(pki, version)
+        pair = Pair(client, downgraded, session)
+        b().write_early_data(pair.client, b"GET /")
+        if version == "1.2":
+            pair.to_server()
+            assert pair.read_early() == ([FINISH], b"")  # TLS 1.2: no early data to read
+            with pytest.raises(ssl.SSLError):
+                pair.finish()
+        retry = Pair(client, downgraded, session)
+        retry.finish()
+        assert retry.client.version() == f"TLSv{version}"
