@@ -649,9 +649,9 @@ class TestErrors:
         b().write_early_data(pair.client, b"GET /")
         if version == "1.2":
             pair.to_server()
-            assert pair.read_early() == ([FINISH], b"")  # TLS 1.2: no early data to read
-            with pytest.raises(ssl.SSLError):
-                pair.finish()
+            # the TLS 1.2 server meets an early-data record where it expects a handshake
+            with pytest.raises(ssl.SSLError, match="unexpected message"):
+                pair.read_early()
         retry = Pair(client, downgraded, session)
         retry.finish()
         assert retry.client.version() == f"TLSv{version}"
