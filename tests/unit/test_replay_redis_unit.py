@@ -144,11 +144,12 @@ class TestRedaction:
     ) -> None:
         """repr(), .url and the outage warning show *** for the password."""
         guard = RedisReplayGuard(url)
+        endpoint = repr(guard._client.endpoint)
         client, _ = scripted(guard)
         client.step = raising(RedisConnectionError(f"cannot connect to {url}: refused"))
         with caplog.at_level(logging.INFO, logger="resume.replay"):
             assert guard.first_use(RANDOM) is False
-        for shown in (repr(guard), guard.url, caplog.text):
+        for shown in (repr(guard), guard.url, caplog.text, endpoint):
             assert "hunter2" not in shown
         assert "***" in repr(guard) and "***" in caplog.text
 
