@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -28,8 +29,17 @@ import trustme
 from fake_redis import FakeRedis
 from programs import require
 from redis_server import RedisServer, redis_server
+from serverhelpers import ServerPKI
 
+from resume._openssl.binding import (
+    EARLY_DATA_ACCEPTED,
+    EARLY_DATA_REJECTED,
+    OP_NO_ANTI_REPLAY,
+    READ_EARLY_DATA_FINISH,
+    binding,
+)
 from resume.replay import RedisReplayGuard
+from resume.ticketkeys import TicketKeyRing, install_ticket_keys
 
 __all__ = ["redis_server"]  # the fixture, imported for pytest
 
@@ -345,3 +355,114 @@ class TestLogins:
             proc.terminate()
             proc.wait(10)
 
+
+
+# -- the guard as the gate of real server contexts (OpenSSL's allow-early-data callback) ---
+
+
+class Gated:
+    """A TLS 1.3 server context sharing *ring*'s ticket keys, gated by a RedisReplayGuard."""
+
+    def __init__(self, pki: ServerPKI, ring: TicketKeyRing, guard: RedisReplayGuard) -> None:
+        self.context = pki.server_context("1.3")
+        install_ticket_keys(self.context, ring)
+        self.context.options |= OP_NO_ANTI_REPLAY  # stateless tickets; the guard decides
+        binding().set_max_early_data(self.context, 16384)
+        binding().set_early_data_gate(self.context, guard.first_use)
+        self.guard = guard
+
+
+def _move(src: ssl.MemoryBIO, dst: ssl.MemoryBIO) -> None:
+    data = src.read()
+    if data:
+        dst.write(data)
+
+
+def early_handshake(
+    server: Gated, client: ssl.SSLObject, c_in: ssl.MemoryBIO, c_out: ssl.MemoryBIO,
+    flight: bytes,
+) -> tuple[bytes, int]:
+    """Run a server on *flight*, then finish the handshake with *client*.
+
+    Returns the early bytes the server read and its early-data status.
+    """
+    s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = server.context.wrap_bio(s_in, s_out, server_side=True)
+    s_in.write(flight)
+    early = b""
+    for _ in range(20):  # bounded: each round moves one flight
+        try:
+            status, data = binding().read_early_data(tls, 16384)
+        except ssl.SSLWantReadError:
+            _move(s_out, c_in)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                client.do_handshake()
+            _move(c_out, s_in)
+            continue
+        early += data
+        if status == READ_EARLY_DATA_FINISH:
+            break
+    for _ in range(20):
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            _move(s_out, c_in)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                client.do_handshake()
+            _move(c_out, s_in)
+    _move(s_out, c_in)
+    return early, binding().early_data_status(tls)
+
+
+def test_the_guard_gates_real_handshakes_across_a_fleet(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Two server contexts, shared keys, one Redis: 0-RTT once, every replay refused by the gate.
+
+    TLS 1.3 only (early data does not exist in TLS 1.2). The replays run
+    through OpenSSL's allow-early-data callback into RedisReplayGuard.first_use.
+    """
+    pki = ServerPKI()
+    ring = TicketKeyRing()
+    a = Gated(pki, ring, RedisReplayGuard(redis_server.url, timeout=ROOMY))
+    b = Gated(pki, ring, RedisReplayGuard(redis_server.url, timeout=ROOMY))
+    client_ctx = pki.client_context("1.3")
+
+    # A ticket from A (full handshake, then read the NewSessionTicket).
+    c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    first = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        first.do_handshake()
+    early_handshake(a, first, c_in, c_out, c_out.read())
+    with pytest.raises(ssl.SSLWantReadError):
+        first.read(1)
+    session = first.session
+    assert session is not None and session.has_ticket
+
+    # 0-RTT on B with A's ticket; the first flight is recorded.
+    c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hop = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost", session=session)
+    binding().write_early_data(hop, b"GET / HTTP/1.1\r\n\r\n")
+    flight = c_out.read()
+    early, status = early_handshake(b, hop, c_in, c_out, flight)
+    assert early == b"GET / HTTP/1.1\r\n\r\n" and status == EARLY_DATA_ACCEPTED
+    assert hop.session_reused and binding().early_data_status(hop) == EARLY_DATA_ACCEPTED
+    assert (b.guard.accepted, b.guard.replays) == (1, 0)
+
+    # The same first flight to A and to B: the gate refuses, nothing is read early.
+    for server in (a, b, a, b):
+        c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        ghost = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost")
+        s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = server.context.wrap_bio(s_in, s_out, server_side=True)
+        s_in.write(flight)
+        status_, data = binding().read_early_data(tls, 16384)
+        assert (status_, data) == (READ_EARLY_DATA_FINISH, b"")
+        assert s_out.read()[:1] == b"\x16"  # the handshake goes on (a ServerHello)
+        assert binding().early_data_status(tls) == EARLY_DATA_REJECTED
+        del ghost
+    assert (a.guard.accepted, a.guard.replays, a.guard.errors) == (0, 2, 0)
+    assert (b.guard.accepted, b.guard.replays, b.guard.errors) == (1, 2, 0)
+    for gated in (a, b):
+        gated.guard.close()
