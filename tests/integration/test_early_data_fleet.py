@@ -35,7 +35,7 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -139,14 +139,10 @@ class BioClient:
         """Send close_notify and close the socket."""
         if self.sock is None:
             return
-        try:
+        with suppress(ssl.SSLWantReadError, ssl.SSLError):
             self.tls.unwrap()
-        except (ssl.SSLWantReadError, ssl.SSLError):
-            pass
-        try:
+        with suppress(OSError):
             self._flush()
-        except OSError:
-            pass
         self.sock.close()
         self.sock = None
 

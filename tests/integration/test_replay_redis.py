@@ -13,10 +13,10 @@ import hashlib
 import json
 import logging
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -155,7 +155,7 @@ class TestRecord:
             for thread in threads:
                 thread.join(30)
         assert len(results) == 8
-        assert [sum(column) for column in zip(*results)] == [1] * 20
+        assert [sum(column) for column in zip(*results, strict=True)] == [1] * 20
         assert (guard.accepted, guard.replays, guard.errors) == (20, 140, 0)
 
 
@@ -201,7 +201,7 @@ def test_two_processes_same_randoms_exactly_one_wins(redis_server: RedisServer) 
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert [a + b for a, b in zip(*results)] == [1] * 20
+    assert [a + b for a, b in zip(*results, strict=True)] == [1] * 20
     assert sum(results[0]) + sum(results[1]) == 20
 
 
