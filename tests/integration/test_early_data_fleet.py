@@ -57,8 +57,8 @@ EARLY_DATA_FLAG = ("--early-data",)
 #: The early data: what an HTTP client would send as 0-RTT.
 EARLY = b"GET /fleet HTTP/1.1\r\nHost: localhost\r\n\r\n"
 REPLAYS = 10
-#: One connection line of `resume serve` (one per handler run).
-CONNECTION_LINE = re.compile(r"127\.0\.0\.1:\d+ TLSv1\.[23] .*")
+#: One connection line of `resume serve`: its handler logs one as it starts.
+CONNECTION_LINE = re.compile(r"127\.0\.0\.1:\d+ .*")
 
 
 @pytest.fixture(scope="module")
@@ -269,8 +269,8 @@ def test_fleet_accepts_0rtt_across_servers_and_refuses_every_replay(
     b_runs = [line for line in b_lines if CONNECTION_LINE.fullmatch(line)]
     # One handler run per real connection; none for the 20 replays.
     assert len(a_runs) == 1 and len(b_runs) == 1, (a_lines, b_lines)
-    assert "full handshake" in a_runs[0] and "early-data=none" in a_runs[0]
-    assert "resumed" in b_runs[0]
+    assert f"TLSv{version} full handshake early-data=none" in a_runs[0], a_runs
+    assert f"TLSv{version} resumed" in b_runs[0], b_runs
     if version == "1.3":
         assert max_early > 0
         assert status == EARLY_DATA_ACCEPTED
