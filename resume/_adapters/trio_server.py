@@ -222,7 +222,7 @@ class _SSLHandle:
     __slots__ = ("_sslobj",)
 
     def __init__(self, raw: object) -> None:
-        self._sslobj = getattr(raw, "_sslobj", raw)
+        self._sslobj = raw
 
 
 @final
