@@ -313,8 +313,15 @@ class TLSServerStream(trio.abc.Stream):
 
     @property
     def tls_version(self) -> str | None:
-        """The negotiated protocol, e.g. ``"TLSv1.3"`` (``SSL_get_version()``)."""
+        """The negotiated protocol, e.g. ``"TLSv1.3"`` (``SSL_get_version()``).
+
+        Also ``"TLSv1.3"`` while a stream with early data is still in its
+        handshake (``ssl`` reports None until the handshake ends; early data
+        exists only in TLS 1.3).
+        """
         version: str | None = self._tls.version()
+        if version is None and self._early_data:
+            return "TLSv1.3"
         return version
 
     @property
