@@ -426,7 +426,13 @@ async def test_replay_control_without_the_gate(
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_replayed_first_flight_reaches_start_server_once(pki: ServerPKI, version: str) -> None:
-    """asyncio: the same 10 replays never reach the callback."""
+    """asyncio: the same 10 replays never reach the callback, and the gate refused them.
+
+    (On asyncio the callback runs after the handshake, which a replayer cannot
+    finish, so the callback count alone would hold even without the gate; the
+    guard's count is what shows the early data was refused.)
+    """
+    guard = MemoryReplayGuard()
     ctx = pki.server_context(version)
     client = pki.client_context(version)
     runs: list[Any] = []
@@ -438,7 +444,9 @@ def test_replayed_first_flight_reaches_start_server_once(pki: ServerPKI, version
         await writer.drain()
 
     async def main() -> tuple[EarlyResult, list[bytes], Any]:
-        async with await start_server(handler, "127.0.0.1", 0, ssl=ctx, max_early_data=4096) as s:
+        async with await start_server(
+            handler, "127.0.0.1", 0, ssl=ctx, max_early_data=4096, replay_guard=guard
+        ) as s:
             fresh = await asyncio.to_thread(early_client, s.port, client)
             original = await asyncio.to_thread(early_client, s.port, client, session=fresh.session)
             answers = [await asyncio.to_thread(replay, s.port, original.flight)
@@ -451,6 +459,8 @@ def test_replayed_first_flight_reaches_start_server_once(pki: ServerPKI, version
     assert all(answers_one_rtt(answer) for answer in answers)
     assert runs == [False, version == "1.3"]
     assert stats.failed == REPLAYS
+    tls13 = version == "1.3"
+    assert (guard.accepted, guard.replays) == (int(tls13), REPLAYS * tls13)
 
 
 # -- resume serve --early-data (a subprocess) ------------------------------------------
