@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 import signal
@@ -597,3 +598,69 @@ class TestConfiguration:
         )
         assert done.returncode == 2
         assert "--replay-record" in done.stderr
+
+
+# -- serve_tls: 0.5-RTT, and a client that leaves --------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_serve_tls_answers_before_the_handshake_ends(pki: ServerPKI, version: str) -> None:
+    """The handler gets the early bytes and answers (0.5-RTT) before the handshake completes."""
+    states: list[tuple[bool, bool, bytes]] = []
+
+    async def handler(stream: TLSServerStream) -> None:
+        data = await stream.receive_some()
+        states.append((stream.early_data, math.isnan(stream.handshake_seconds), data))
+        await stream.send_all(data.upper())
+        while more := await stream.receive_some():  # the rest completes the handshake
+            await stream.send_all(more.upper())
+        states.append((stream.early_data, math.isnan(stream.handshake_seconds), b""))
+
+    ctx, client = pki.server_context(version), pki.client_context(version)
+    async with running(handler, ctx, max_early_data=4096) as srv:
+        fresh = await in_thread(early_client, srv.port, client, data=b"a", reply_size=1)
+        early = await in_thread(
+            early_client, srv.port, client, session=fresh.session, data=b"bcd", reply_size=3
+        )
+        await settle(srv, 2)
+        stats = srv.statistics()
+    assert (fresh.reply, early.reply) == (b"A", b"BCD")
+    tls13 = version == "1.3"
+    # Before the first answer: the handshake is done only without early data.
+    assert states == [
+        (False, False, b"a"), (False, False, b""),
+        (tls13, tls13, b"bcd"), (tls13, False, b""),
+    ]
+    assert (stats.resumed, stats.full, stats.failed) == (1, 1, 0)
+
+
+async def test_serve_tls_client_leaves_after_early_data(pki: ServerPKI) -> None:
+    """A client that sends early data and leaves: the handler saw the bytes, then the stream
+    breaks; the connection counts as failed (its handshake never completed)."""
+    events: list[object] = []
+
+    async def handler(stream: TLSServerStream) -> None:
+        events.append(data := await stream.receive_some())
+        await stream.send_all(data)
+        try:
+            await stream.receive_some()
+        except trio.BrokenResourceError:
+            events.append("broken")
+            raise
+
+    ctx, client = pki.server_context("1.3"), pki.client_context("1.3")
+    async with running(handler, ctx, max_early_data=4096) as srv:
+        fresh = await in_thread(early_client, srv.port, client, data=b"x", reply_size=1)
+        b = binding()
+        tls = client.wrap_bio(
+            ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname="localhost",
+            session=fresh.session,
+        )
+        b.write_early_data(tls, b"left early")
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.sendall(outgoing.read())
+            await in_thread(sock.recv, 65536)  # the server's flight: early data was read
+        await settle(srv, 2)
+        stats = srv.statistics()
+    assert events == [b"x", b"left early", "broken"]
+    assert (stats.accepted, stats.failed, stats.closed, stats.in_progress) == (2, 1, 2, 0)
