@@ -1,11 +1,17 @@
-"""Replay protection for TLS 1.3 early data (0-RTT): ClientHello records (RFC 8446, 8.2).
+"""Replay protection for TLS 1.3 early data (0-RTT): records of the ClientHellos seen.
 
-A server that accepts early data asks a :class:`ReplayGuard` once per
-ClientHello, from OpenSSL's allow-early-data callback, whether its random is
-seen for the first time: :class:`MemoryReplayGuard` remembers them in one
-process, :class:`RedisReplayGuard` in a Redis shared by every server of a fleet
+A server that accepts early data (``resume.trio.serve_tls(..., max_early_data=N)``,
+``resume.asyncio.start_server(..., max_early_data=N)``, ``resume serve --early-data``)
+always asks a :class:`ReplayGuard` whether it has seen a ClientHello before
+(RFC 8446, 8.2), from OpenSSL's allow-early-data callback
+(``SSL_CTX_set_allow_early_data_cb()``): a replayed first flight has its early
+data rejected and goes on as an ordinary 1-RTT handshake.
+:class:`MemoryReplayGuard` is the record of one server process (the default);
+:class:`RedisReplayGuard` keeps it in a Redis shared by every server of a fleet
 (the one that holds their ticket keys), so a replay to any server is refused.
 """
+
+from __future__ import annotations
 
 from ._core.replay import DEFAULT_REPLAY_WINDOW as DEFAULT_REPLAY_WINDOW
 from ._core.replay import MemoryReplayGuard as MemoryReplayGuard
@@ -15,6 +21,4 @@ from ._stores.replay import RedisReplayGuard as RedisReplayGuard
 __all__ = ["DEFAULT_REPLAY_WINDOW", "MemoryReplayGuard", "RedisReplayGuard", "ReplayGuard"]
 
 # Implemented in resume._core and resume._stores; users import them from here.
-MemoryReplayGuard.__module__ = "resume.replay"
-ReplayGuard.__module__ = "resume.replay"
 RedisReplayGuard.__module__ = "resume.replay"
