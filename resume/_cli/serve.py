@@ -36,6 +36,7 @@ from .._adapters.server_settings import (
     pin_tls_version,
 )
 from .._adapters.trio_server import TLSServer, TLSServerStream, serve_tls
+from .._core.errors import StoreError
 from .._core.replay import MemoryReplayGuard, ReplayGuard
 from ._common import (
     CLIError,
@@ -268,23 +269,26 @@ def replay_record(args: argparse.Namespace) -> ReplayGuard | None:
 def redis_replay_guard(url: str) -> ReplayGuard:
     """A fleet-wide ClientHello record in the Redis at *url* (``RedisReplayGuard``).
 
+    Connects once at start (``RedisReplayGuard.connect``), so that the first
+    handshake with early data does not spend its 50 ms bound on connecting;
+    an unreachable Redis is only logged (early data is then refused until it
+    is back; handshakes still complete).
+
     Raises:
-        CLIError: (exit code 2) the Redis record is not available or *url* is bad.
+        CLIError: (exit code 2) *url* is bad.
     """
-    import importlib
+    from .._stores.replay import RedisReplayGuard
+    from .._stores.safefile import scrub
 
     try:
-        # Imported lazily (it brings the Redis client); by name, so that this
-        # module does not depend on it at import time.
-        module = importlib.import_module("resume._stores.replay")
-        guard: ReplayGuard = module.RedisReplayGuard(url)
-    except (ImportError, AttributeError):
-        raise CLIError("a Redis replay record is not available in this build of resume", 2) \
-            from None
+        guard = RedisReplayGuard(url)
     except (ValueError, TypeError) as exc:
-        from .._stores.safefile import scrub
-
         raise CLIError(f"--replay-record: {scrub(str(exc), url)}", 2) from None
+    try:
+        guard.connect()
+    except StoreError as exc:
+        _log(f"resume serve: the replay record is unreachable, early data is refused until "
+             f"it is back: {exc}")
     return guard
 
 

@@ -210,6 +210,23 @@ class RedisReplayGuard:
             "back (handshakes still complete): %s", self.url, scrub(str(exc), self._url),
         )
 
+    def connect(self, timeout: float = 2.0) -> None:
+        """Open a connection to Redis now (``PING``), within *timeout* seconds.
+
+        A server calls it once at start, so that the first handshake with
+        early data does not spend its short :attr:`timeout` on connecting and
+        logging in. The connection stays pooled for :meth:`first_use`.
+
+        Raises:
+            resume.stores.StoreError: Redis cannot be reached or refused us
+                (the message never shows the password).
+        """
+        try:
+            with self._client.deadline(timeout):
+                self._client.call("PING")
+        except RedisError as exc:
+            raise type(exc)(scrub(str(exc), self._url)) from None
+
     def close(self) -> None:
         """Close the idle connections to Redis (a later call opens a new one)."""
         self._client.close()

@@ -31,6 +31,7 @@ from programs import require
 from redis_server import RedisServer, redis_server
 from serverhelpers import ServerPKI
 
+from resume import StoreError
 from resume._openssl.binding import (
     EARLY_DATA_ACCEPTED,
     EARLY_DATA_REJECTED,
@@ -241,6 +242,24 @@ class TestOutage:
         assert guard.errors == 20 and guard.down
         assert len(caplog.records) == 1
         assert "Connection refused" in caplog.records[0].getMessage()
+
+    def test_connect_opens_the_connection_first_use_then_reuses(
+        self, redis_server: RedisServer
+    ) -> None:
+        """connect() pings once; the first first_use() then needs no new connection."""
+        with guard_on(redis_server.url) as guard:
+            before = int(client_count(redis_server))
+            guard.connect()
+            assert int(client_count(redis_server)) == before + 1
+            assert guard.first_use(random_of(1)) is True
+            assert int(client_count(redis_server)) == before + 1
+
+    def test_connect_to_nothing_raises_a_store_error_without_the_password(self) -> None:
+        """connect() to a closed port: a StoreError whose message hides the password."""
+        url = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"
+        with guard_on(url) as guard, pytest.raises(StoreError) as info:
+            guard.connect(timeout=1.0)
+        assert "hunter2secret" not in str(info.value)
 
     def test_silent_redis_is_cut_off_by_the_timeout(
         self, caplog: pytest.LogCaptureFixture
@@ -466,3 +485,12 @@ def test_the_guard_gates_real_handshakes_across_a_fleet(
     assert (b.guard.accepted, b.guard.replays, b.guard.errors) == (1, 2, 0)
     for gated in (a, b):
         gated.guard.close()
+
+
+def client_count(server: RedisServer) -> int:
+    """How many clients the Redis server has connected (``CLIENT LIST``), this one excluded."""
+    r = redis.Redis(host="127.0.0.1", port=server.port)
+    try:
+        return len(r.client_list()) - 1
+    finally:
+        r.close()
