@@ -1,0 +1,286 @@
+"""resume.httpx sends safe requests as TLS 1.3 early data, and only those (issue 16, part 2).
+
+Server: nginx (tests/nginx_server.py) with ``ssl_early_data on``; its access log
+records ``$ssl_early_data`` ("1" for a request that came as early data) beside
+``$ssl_session_reused``, so every claim below is the server's word, not the
+client's. Clients: ``resume.httpx.AsyncHTTPTransport(early_data=True)`` on
+asyncio and on trio, and ``HTTPTransport(early_data=True)``; each request goes
+on a new connection (a new client per request). On TLS 1.2 there is no early
+data: the same requests get their normal answers, none early.
+
+nginx sends its fresh ticket after the client's Finished, so a connection whose
+request went early and was answered at once (0.5-RTT) and then closed never
+gets one: after a warm-up (a full handshake: two tickets) at most two
+connections in a row can go early. The tests count on that and no more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trustme
+from nginx_server import NginxServer, NginxSite, free_port
+
+import resume
+import resume.httpx
+from resume._core.early import EarlyData
+from resume._integrations import _httpcore
+from resume._integrations.httpx import may_go_early
+
+VERSIONS = ["TLSv1.2", "TLSv1.3"]
+LIBRARIES = ["asyncio", "trio", "sync"]
+
+#: A location that refuses early requests, as RFC 8470 asks of a server that must not run them.
+TOO_EARLY = (
+    "location /too-early { if ($ssl_early_data) { return 425 \"too early\\n\"; } "
+    "return 200 \"late\\n\"; }"
+)
+
+#: A call: method, path, keyword arguments of ``client.request()``.
+Call = tuple[str, str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def nginx(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[NginxServer]:
+    site = NginxSite(protocols=(request.param,), extra=f"ssl_early_data on; {TOO_EARLY}")
+    with NginxServer(ca, [site]) as server:
+        yield server
+
+
+def _tls13(server: NginxServer) -> bool:
+    return server.sites[0].protocols == ("TLSv1.3",)
+
+
+def _cache() -> resume.SessionCache:
+    return resume.SessionCache(mode=resume.CacheMode.CLIENT)
+
+
+def _brief(log: list[dict[str, str]]) -> list[tuple[str, ...]]:
+    # What an assertion message shows of nginx's lines.
+    keys = ("connection", "reused", "early", "request", "status")
+    return [tuple(entry[k] for k in keys) for entry in log]
+
+
+def _log(server: NginxServer, since: int, expect: int) -> list[dict[str, str]]:
+    # nginx logs a request after its response went out: wait (boundedly) for the lines.
+    for _ in range(500):
+        log = server.access_log()[since:]
+        if len(log) >= expect:
+            return log
+        time.sleep(0.01)
+    return server.access_log()[since:]
+
+
+def _send(
+    library: str, server: NginxServer, cache: resume.SessionCache, calls: list[Call],
+    **options: Any,
+) -> list[httpx.Response]:
+    """Make each call on a new client (so on a new connection) of *library*; the responses, read."""
+    base = f"https://localhost:{server.port()}"
+    context = resume.create_client_context(cafile=server.ca_file)
+    responses: list[httpx.Response] = []
+    if library == "sync":
+        for method, path, kwargs in calls:
+            transport = resume.httpx.HTTPTransport(verify=context, cache=cache, **options)
+            with httpx.Client(transport=transport) as client:
+                responses.append(client.request(method, base + path, **kwargs))
+        return responses
+
+    async def main() -> None:
+        for method, path, kwargs in calls:
+            transport = resume.httpx.AsyncHTTPTransport(verify=context, cache=cache, **options)
+            async with httpx.AsyncClient(transport=transport) as client:
+                responses.append(await client.request(method, base + path, **kwargs))
+
+    if library == "trio":
+        trio.run(main)
+    else:
+        asyncio.run(main())
+    return responses
+
+
+def _exchange(
+    library: str, server: NginxServer, calls: list[Call], **options: Any
+) -> tuple[list[httpx.Response], list[dict[str, str]]]:
+    """A warm-up GET (a full handshake), then *calls*; their responses and nginx's lines."""
+    cache = _cache()
+    since = len(server.access_log())
+    _send(library, server, cache, [("GET", "/", {})], early_data=True)
+    responses = _send(library, server, cache, calls, early_data=True, **options)
+    log = _log(server, since, 1 + len(calls))
+    assert len(log) == 1 + len(calls), _brief(log)
+    assert (log[0]["reused"], log[0]["early"]) == (".", ""), _brief(log)  # the warm-up
+    return responses, log[1:]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_get_after_warm_up_goes_early(nginx: NginxServer, library: str) -> None:
+    """Two GETs after a warm-up, each on a new connection: both early on TLS 1.3, neither on 1.2.
+
+    nginx's ``$ssl_early_data`` says so, and ``response.extensions["early_data"]``
+    agrees; the answers are the normal ones either way.
+    """
+    calls: list[Call] = [("GET", "/", {}), ("HEAD", "/", {})]
+    responses, log = _exchange(library, nginx, calls)
+    early = _tls13(nginx)
+    assert [r.status_code for r in responses] == [200, 200]
+    assert responses[0].text == "hello\n"
+    assert [e["reused"] for e in log] == ["r", "r"], _brief(log)
+    assert [e["early"] for e in log] == (["1", "1"] if early else ["", ""]), _brief(log)
+    assert [r.extensions["early_data"] for r in responses] == [early, early]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_unsafe_methods_never_go_early(nginx: NginxServer, library: str) -> None:
+    """POST, PUT, PATCH, DELETE and a GET with a body, through ``early_data=True``: none early.
+
+    Each goes on a new connection that resumes (so a ticket that allowed early
+    data was offered every time), and nginx sees none of them as early data.
+    Then a plain GET goes early (TLS 1.3): the tickets were good for it.
+    """
+    calls: list[Call] = [
+        ("POST", "/", {"content": b"a=1"}),
+        ("PUT", "/", {"content": b"a=1"}),
+        ("PATCH", "/", {"content": b"a=1"}),
+        ("DELETE", "/", {}),
+        ("GET", "/", {"content": b"a body"}),
+        ("POST", "/", {}),
+        ("GET", "/", {}),
+    ]
+    responses, log = _exchange(library, nginx, calls)
+    assert [e["reused"] for e in log] == ["r"] * len(calls), _brief(log)
+    assert [e["request"].split()[0] for e in log] == [c[0] for c in calls], _brief(log)
+    assert [e["early"] for e in log[:-1]] == [""] * (len(calls) - 1), _brief(log)
+    assert [r.extensions["early_data"] for r in responses[:-1]] == [False] * (len(calls) - 1)
+    assert log[-1]["early"] == ("1" if _tls13(nginx) else ""), _brief(log)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_opt_out_extension_is_respected(nginx: NginxServer, library: str) -> None:
+    """``extensions={"early_data": False}`` keeps a GET out of early data; the next GET goes early."""
+    calls: list[Call] = [("GET", "/", {"extensions": {"early_data": False}}), ("GET", "/", {})]
+    responses, log = _exchange(library, nginx, calls)
+    assert [e["reused"] for e in log] == ["r", "r"], _brief(log)
+    assert [e["early"] for e in log] == ["", "1" if _tls13(nginx) else ""], _brief(log)
+    assert [r.extensions["early_data"] for r in responses] == [False, _tls13(nginx)]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_http2_transport_never_sends_early_data(
+    ca: trustme.CA, library: str
+) -> None:
+    """``http2=True``: ALPN decides during the handshake, so no request goes early (TLS 1.3)."""
+    site = NginxSite(protocols=("TLSv1.3",), http2=True, extra="ssl_early_data on;")
+    with NginxServer(ca, [site]) as server:
+        cache = _cache()
+        _send(library, server, cache, [("GET", "/", {})], early_data=True, http2=True)
+        responses = _send(
+            library, server, cache, [("GET", "/", {})] * 2, early_data=True, http2=True
+        )
+        log = _log(server, 0, 3)
+    assert [r.http_version for r in responses] == ["HTTP/2", "HTTP/2"]
+    assert [e["reused"] for e in log] == [".", "r", "r"], _brief(log)
+    assert [e["early"] for e in log] == ["", "", ""], _brief(log)
+    assert [r.extensions["early_data"] for r in responses] == [False, False]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_too_early_is_retried_once_after_the_handshake(nginx: NginxServer, library: str) -> None:
+    """``425 Too Early`` for an early GET: sent again once, after the handshake.
+
+    The location answers 425 to early requests: the client gets the real answer
+    ("late"), and nginx's log shows each request answered once by the
+    application (one 200, not early) after its early copy was refused with 425.
+    On TLS 1.2 nothing goes early: one 200 each.
+    """
+    calls: list[Call] = [("GET", "/too-early", {}), ("GET", "/too-early", {})]
+    cache = _cache()
+    since = len(nginx.access_log())
+    _send(library, nginx, cache, [("GET", "/", {})], early_data=True)
+    responses = _send(library, nginx, cache, calls, early_data=True)
+    assert [(r.status_code, r.text) for r in responses] == [(200, "late\n")] * 2
+    assert [r.extensions["early_data"] for r in responses] == [False, False]
+    if _tls13(nginx):
+        log = _log(nginx, since, 5)[1:]
+        # The early copy refused, then the request after the handshake: on that
+        # same connection if the pool kept it (a ticket arriving while it is
+        # idle makes httpcore drop it: then a new one), never early.
+        assert [(e["early"], e["status"]) for e in log] == [("1", "425"), ("", "200")] * 2, _brief(log)
+    else:
+        log = _log(nginx, since, 3)[1:]
+        assert [(e["early"], e["status"]) for e in log] == [("", "200")] * 2, _brief(log)
+    time.sleep(0.2)  # nothing more arrives: one answer per request
+    assert len(nginx.access_log()) - since == (5 if _tls13(nginx) else 3)
+
+
+class _Recorder:
+    """Keeps each EarlyData the transports make (their outcome is read after the test)."""
+
+    def __init__(self) -> None:
+        self.made: list[EarlyData] = []
+
+    def __call__(self, data: bytes) -> EarlyData:
+        early = EarlyData(data)
+        self.made.append(early)
+        return early
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_rejected_early_data_is_sent_again_once(
+    ca: trustme.CA, tmp_path: Path, library: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx restarted with ``ssl_early_data off`` (same ticket key): each GET answered once.
+
+    The tickets were issued while early data was on, so the client sends its
+    GETs early; the new nginx resumes but rejects the early data, the client
+    sends each request again after the handshake, and nginx runs each one
+    exactly once, none as early data.
+    """
+    key_file = tmp_path / "ticket.key"
+    key_file.write_bytes(os.urandom(80))
+    leaf = ca.issue_cert("localhost")
+    port = free_port(("127.0.0.1",))
+    base = {"protocols": ("TLSv1.3",), "port": port, "ticket_key_file": key_file,
+            "certificate": leaf}
+    cache = _cache()
+    with NginxServer(ca, [NginxSite(extra="ssl_early_data on;", **base)]) as on:
+        _send(library, on, cache, [("GET", "/", {})], early_data=True)
+    recorder = _Recorder()
+    monkeypatch.setattr(_httpcore, "EarlyData", recorder)
+    with NginxServer(ca, [NginxSite(extra="ssl_early_data off;", **base)]) as off:
+        responses = _send(library, off, cache, [("GET", "/", {})] * 2, early_data=True)
+        log = _log(off, 0, 2)
+        time.sleep(0.2)  # nothing more arrives: one answer per request
+        assert len(off.access_log()) == 2
+    assert [(r.status_code, r.text) for r in responses] == [(200, "hello\n")] * 2
+    assert [(e["reused"], e["early"], e["status"]) for e in log] == [("r", "", "200")] * 2
+    assert [(e.sent, e.accepted) for e in recorder.made] == [(True, False)] * 2
+    assert [r.extensions["early_data"] for r in responses] == [False, False]
+
+
+def test_the_rules_allow_safe_methods_without_a_body_only() -> None:
+    """may_go_early(): GET, HEAD, OPTIONS without a body and not opted out; nothing else."""
+    url = "https://localhost/"
+    for method in ("GET", "HEAD", "OPTIONS"):
+        assert may_go_early(httpx.Request(method, url))
+        assert not may_go_early(httpx.Request(method, url, content=b"x"))
+        assert not may_go_early(httpx.Request(method, url, extensions={"early_data": False}))
+    assert may_go_early(httpx.Request("GET", url, headers={"Content-Length": "0"}))
+    chunked = httpx.Request("GET", url, content=iter([b"x"]))
+    assert chunked.headers["Transfer-Encoding"] == "chunked"
+    assert not may_go_early(chunked)
+    for method in ("POST", "PUT", "PATCH", "DELETE", "CONNECT", "TRACE"):
+        assert not may_go_early(httpx.Request(method, url))
