@@ -17,9 +17,12 @@ connections in a row can go early. The tests count on that and no more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,49 +51,127 @@ TOO_EARLY = (
 Call = tuple[str, str, dict[str, Any]]
 
 
+class _SlowReplies:
+    """A loopback TCP proxy that holds what the server sends for *delay* seconds.
+
+    Why: nginx's ``$ssl_early_data`` is "1" for a request it runs before its
+    handshake is complete. On bare loopback the client's Finished can reach
+    nginx before nginx has run the early request, which then counts as not
+    early (a race); with the server's flight held back, the Finished comes
+    *delay* later, and the early request is run first. No timing is asserted.
+    """
+
+    def __init__(self, target: int, delay: float = 0.05) -> None:
+        self.target = target
+        self.delay = delay
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if delay:
+                    await asyncio.sleep(delay)
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(
+            self._pipe(reader, up_writer, 0.0), self._pipe(up_reader, writer, self.delay)
+        )
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", 0)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+        tasks = asyncio.all_tasks(self._loop)
+        for task in tasks:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self._loop.run_until_complete(server.wait_closed())
+        self._loop.close()
+
+    def __enter__(self) -> _SlowReplies:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
 
 
+@dataclass
+class Site:
+    """An nginx server and the port clients reach it on (through _SlowReplies)."""
+
+    server: NginxServer
+    port: int
+    tls13: bool
+
+    def log(self, since: int, expect: int) -> list[dict[str, Any]]:
+        """nginx's lines from *since* on, once there are *expect* of them (boundedly)."""
+        # nginx logs a request after its response went out: wait for the lines.
+        for _ in range(500):
+            log = self.server.access_log()[since:]
+            if len(log) >= expect:
+                return log
+            time.sleep(0.01)
+        return self.server.access_log()[since:]
+
+
+@contextlib.contextmanager
+def _site(ca: trustme.CA, site: NginxSite) -> Iterator[Site]:
+    with NginxServer(ca, [site]) as server, _SlowReplies(server.port()) as proxy:
+        yield Site(server, proxy.port, site.protocols == ("TLSv1.3",))
+
+
 @pytest.fixture(scope="module", params=VERSIONS)
-def nginx(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[NginxServer]:
+def nginx(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Site]:
     site = NginxSite(protocols=(request.param,), extra=f"ssl_early_data on; {TOO_EARLY}")
-    with NginxServer(ca, [site]) as server:
-        yield server
-
-
-def _tls13(server: NginxServer) -> bool:
-    return server.sites[0].protocols == ("TLSv1.3",)
+    with _site(ca, site) as running:
+        yield running
 
 
 def _cache() -> resume.SessionCache:
     return resume.SessionCache(mode=resume.CacheMode.CLIENT)
 
 
-def _brief(log: list[dict[str, str]]) -> list[tuple[str, ...]]:
+def _brief(log: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     # What an assertion message shows of nginx's lines.
     keys = ("connection", "reused", "early", "request", "status")
     return [tuple(entry[k] for k in keys) for entry in log]
 
 
-def _log(server: NginxServer, since: int, expect: int) -> list[dict[str, str]]:
-    # nginx logs a request after its response went out: wait (boundedly) for the lines.
-    for _ in range(500):
-        log = server.access_log()[since:]
-        if len(log) >= expect:
-            return log
-        time.sleep(0.01)
-    return server.access_log()[since:]
-
-
 def _send(
-    library: str, server: NginxServer, cache: resume.SessionCache, calls: list[Call],
-    **options: Any,
+    library: str, site: Site, cache: resume.SessionCache, calls: list[Call], **options: Any
 ) -> list[httpx.Response]:
     """Make each call on a new client (so on a new connection) of *library*; the responses, read."""
-    base = f"https://localhost:{server.port()}"
-    context = resume.create_client_context(cafile=server.ca_file)
+    base = f"https://localhost:{site.port}"
+    context = resume.create_client_context(cafile=site.server.ca_file)
     responses: list[httpx.Response] = []
     if library == "sync":
         for method, path, kwargs in calls:
@@ -113,21 +194,21 @@ def _send(
 
 
 def _exchange(
-    library: str, server: NginxServer, calls: list[Call], **options: Any
-) -> tuple[list[httpx.Response], list[dict[str, str]]]:
+    library: str, site: Site, calls: list[Call], **options: Any
+) -> tuple[list[httpx.Response], list[dict[str, Any]]]:
     """A warm-up GET (a full handshake), then *calls*; their responses and nginx's lines."""
     cache = _cache()
-    since = len(server.access_log())
-    _send(library, server, cache, [("GET", "/", {})], early_data=True)
-    responses = _send(library, server, cache, calls, early_data=True, **options)
-    log = _log(server, since, 1 + len(calls))
+    since = len(site.server.access_log())
+    _send(library, site, cache, [("GET", "/", {})], early_data=True)
+    responses = _send(library, site, cache, calls, early_data=True, **options)
+    log = site.log(since, 1 + len(calls))
     assert len(log) == 1 + len(calls), _brief(log)
     assert (log[0]["reused"], log[0]["early"]) == (".", ""), _brief(log)  # the warm-up
     return responses, log[1:]
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_get_after_warm_up_goes_early(nginx: NginxServer, library: str) -> None:
+def test_get_after_warm_up_goes_early(nginx: Site, library: str) -> None:
     """Two GETs after a warm-up, each on a new connection: both early on TLS 1.3, neither on 1.2.
 
     nginx's ``$ssl_early_data`` says so, and ``response.extensions["early_data"]``
@@ -135,7 +216,7 @@ def test_get_after_warm_up_goes_early(nginx: NginxServer, library: str) -> None:
     """
     calls: list[Call] = [("GET", "/", {}), ("HEAD", "/", {})]
     responses, log = _exchange(library, nginx, calls)
-    early = _tls13(nginx)
+    early = nginx.tls13
     assert [r.status_code for r in responses] == [200, 200]
     assert responses[0].text == "hello\n"
     assert [e["reused"] for e in log] == ["r", "r"], _brief(log)
@@ -144,7 +225,7 @@ def test_get_after_warm_up_goes_early(nginx: NginxServer, library: str) -> None:
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_unsafe_methods_never_go_early(nginx: NginxServer, library: str) -> None:
+def test_unsafe_methods_never_go_early(nginx: Site, library: str) -> None:
     """POST, PUT, PATCH, DELETE and a GET with a body, through ``early_data=True``: none early.
 
     Each goes on a new connection that resumes (so a ticket that allowed early
@@ -161,36 +242,34 @@ def test_unsafe_methods_never_go_early(nginx: NginxServer, library: str) -> None
         ("GET", "/", {}),
     ]
     responses, log = _exchange(library, nginx, calls)
-    assert [e["reused"] for e in log] == ["r"] * len(calls), _brief(log)
     assert [e["request"].split()[0] for e in log] == [c[0] for c in calls], _brief(log)
     assert [e["early"] for e in log[:-1]] == [""] * (len(calls) - 1), _brief(log)
+    assert [e["reused"] for e in log] == ["r"] * len(calls), _brief(log)
     assert [r.extensions["early_data"] for r in responses[:-1]] == [False] * (len(calls) - 1)
-    assert log[-1]["early"] == ("1" if _tls13(nginx) else ""), _brief(log)
+    assert log[-1]["early"] == ("1" if nginx.tls13 else ""), _brief(log)
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_opt_out_extension_is_respected(nginx: NginxServer, library: str) -> None:
-    """``extensions={"early_data": False}`` keeps a GET out of early data; the next GET goes early."""
+def test_opt_out_extension_is_respected(nginx: Site, library: str) -> None:
+    """``extensions={"early_data": False}`` keeps a GET out of early data; the next one goes."""
     calls: list[Call] = [("GET", "/", {"extensions": {"early_data": False}}), ("GET", "/", {})]
     responses, log = _exchange(library, nginx, calls)
     assert [e["reused"] for e in log] == ["r", "r"], _brief(log)
-    assert [e["early"] for e in log] == ["", "1" if _tls13(nginx) else ""], _brief(log)
-    assert [r.extensions["early_data"] for r in responses] == [False, _tls13(nginx)]
+    assert [e["early"] for e in log] == ["", "1" if nginx.tls13 else ""], _brief(log)
+    assert [r.extensions["early_data"] for r in responses] == [False, nginx.tls13]
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_http2_transport_never_sends_early_data(
-    ca: trustme.CA, library: str
-) -> None:
+def test_http2_transport_never_sends_early_data(ca: trustme.CA, library: str) -> None:
     """``http2=True``: ALPN decides during the handshake, so no request goes early (TLS 1.3)."""
-    site = NginxSite(protocols=("TLSv1.3",), http2=True, extra="ssl_early_data on;")
-    with NginxServer(ca, [site]) as server:
+    config = NginxSite(protocols=("TLSv1.3",), http2=True, extra="ssl_early_data on;")
+    with _site(ca, config) as site:
         cache = _cache()
-        _send(library, server, cache, [("GET", "/", {})], early_data=True, http2=True)
+        _send(library, site, cache, [("GET", "/", {})], early_data=True, http2=True)
         responses = _send(
-            library, server, cache, [("GET", "/", {})] * 2, early_data=True, http2=True
+            library, site, cache, [("GET", "/", {})] * 2, early_data=True, http2=True
         )
-        log = _log(server, 0, 3)
+        log = site.log(0, 3)
     assert [r.http_version for r in responses] == ["HTTP/2", "HTTP/2"]
     assert [e["reused"] for e in log] == [".", "r", "r"], _brief(log)
     assert [e["early"] for e in log] == ["", "", ""], _brief(log)
@@ -198,7 +277,7 @@ def test_http2_transport_never_sends_early_data(
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_too_early_is_retried_once_after_the_handshake(nginx: NginxServer, library: str) -> None:
+def test_too_early_is_retried_once_after_the_handshake(nginx: Site, library: str) -> None:
     """``425 Too Early`` for an early GET: sent again once, after the handshake.
 
     The location answers 425 to early requests: the client gets the real answer
@@ -208,22 +287,23 @@ def test_too_early_is_retried_once_after_the_handshake(nginx: NginxServer, libra
     """
     calls: list[Call] = [("GET", "/too-early", {}), ("GET", "/too-early", {})]
     cache = _cache()
-    since = len(nginx.access_log())
+    since = len(nginx.server.access_log())
     _send(library, nginx, cache, [("GET", "/", {})], early_data=True)
     responses = _send(library, nginx, cache, calls, early_data=True)
     assert [(r.status_code, r.text) for r in responses] == [(200, "late\n")] * 2
     assert [r.extensions["early_data"] for r in responses] == [False, False]
-    if _tls13(nginx):
-        log = _log(nginx, since, 5)[1:]
+    if nginx.tls13:
+        log = nginx.log(since, 5)[1:]
         # The early copy refused, then the request after the handshake: on that
         # same connection if the pool kept it (a ticket arriving while it is
         # idle makes httpcore drop it: then a new one), never early.
-        assert [(e["early"], e["status"]) for e in log] == [("1", "425"), ("", "200")] * 2, _brief(log)
+        expected = [("1", "425"), ("", "200")] * 2
+        assert [(e["early"], e["status"]) for e in log] == expected, _brief(log)
     else:
-        log = _log(nginx, since, 3)[1:]
+        log = nginx.log(since, 3)[1:]
         assert [(e["early"], e["status"]) for e in log] == [("", "200")] * 2, _brief(log)
     time.sleep(0.2)  # nothing more arrives: one answer per request
-    assert len(nginx.access_log()) - since == (5 if _tls13(nginx) else 3)
+    assert len(nginx.server.access_log()) - since == (5 if nginx.tls13 else 3)
 
 
 class _Recorder:
@@ -253,16 +333,19 @@ def test_rejected_early_data_is_sent_again_once(
     key_file.write_bytes(os.urandom(80))
     leaf = ca.issue_cert("localhost")
     port = free_port(("127.0.0.1",))
-    base = {"protocols": ("TLSv1.3",), "port": port, "ticket_key_file": key_file,
-            "certificate": leaf}
+    base: dict[str, Any] = {
+        "protocols": ("TLSv1.3",), "port": port, "ticket_key_file": key_file,
+        "certificate": leaf,
+    }
     cache = _cache()
     with NginxServer(ca, [NginxSite(extra="ssl_early_data on;", **base)]) as on:
-        _send(library, on, cache, [("GET", "/", {})], early_data=True)
+        _send(library, Site(on, port, True), cache, [("GET", "/", {})], early_data=True)
     recorder = _Recorder()
     monkeypatch.setattr(_httpcore, "EarlyData", recorder)
     with NginxServer(ca, [NginxSite(extra="ssl_early_data off;", **base)]) as off:
-        responses = _send(library, off, cache, [("GET", "/", {})] * 2, early_data=True)
-        log = _log(off, 0, 2)
+        site = Site(off, port, True)
+        responses = _send(library, site, cache, [("GET", "/", {})] * 2, early_data=True)
+        log = site.log(0, 2)
         time.sleep(0.2)  # nothing more arrives: one answer per request
         assert len(off.access_log()) == 2
     assert [(r.status_code, r.text) for r in responses] == [(200, "hello\n")] * 2
