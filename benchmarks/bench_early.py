@@ -73,48 +73,47 @@ class Target:
 Row = Callable[[Target, resume.SessionCache, bool, int], list[float]]
 
 
+async def _httpx_async_one(target: Target, cache: resume.SessionCache, early: bool) -> float:
+    # One new connection: the measured request, then the second one.
+    transport = resume.httpx.AsyncHTTPTransport(
+        cache=cache, verify=target.context, early_data=early
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        request = client.build_request("GET", target.url(target.path))
+        t0 = time.perf_counter()
+        response = await client.send(request, stream=True)
+        elapsed = time.perf_counter() - t0
+        await response.aread()
+        response.raise_for_status()
+        (await client.get(target.url(SECOND))).raise_for_status()
+    return elapsed
+
+
 def _httpx_async(runner: str) -> Row:
     def row(target: Target, cache: resume.SessionCache, early: bool, n: int) -> list[float]:
-        times: list[float] = []
+        async def main() -> list[float]:
+            return [await _httpx_async_one(target, cache, early) for _ in range(n)]
 
-        async def main() -> None:
-            for _ in range(n):
-                transport = resume.httpx.AsyncHTTPTransport(
-                    cache=cache, verify=target.context, early_data=early
-                )
-                async with httpx.AsyncClient(transport=transport) as client:
-                    request = client.build_request("GET", target.url(target.path))
-                    t0 = time.perf_counter()
-                    response = await client.send(request, stream=True)
-                    times.append(time.perf_counter() - t0)
-                    await response.aread()
-                    response.raise_for_status()
-                    (await client.get(target.url(SECOND))).raise_for_status()
-
-        if runner == "trio":
-            trio.run(main)
-        else:
-            asyncio.run(main())
-        return times
+        return trio.run(main) if runner == "trio" else asyncio.run(main())
 
     return row
 
 
+def _httpx_sync_one(target: Target, cache: resume.SessionCache, early: bool) -> float:
+    transport = resume.httpx.HTTPTransport(cache=cache, verify=target.context, early_data=early)
+    with httpx.Client(transport=transport) as client:
+        request = client.build_request("GET", target.url(target.path))
+        t0 = time.perf_counter()
+        response = client.send(request, stream=True)
+        elapsed = time.perf_counter() - t0
+        response.read()
+        response.raise_for_status()
+        client.get(target.url(SECOND)).raise_for_status()
+    return elapsed
+
+
 def _httpx_sync(target: Target, cache: resume.SessionCache, early: bool, n: int) -> list[float]:
-    times: list[float] = []
-    for _ in range(n):
-        transport = resume.httpx.HTTPTransport(
-            cache=cache, verify=target.context, early_data=early
-        )
-        with httpx.Client(transport=transport) as client:
-            request = client.build_request("GET", target.url(target.path))
-            t0 = time.perf_counter()
-            response = client.send(request, stream=True)
-            times.append(time.perf_counter() - t0)
-            response.read()
-            response.raise_for_status()
-            client.get(target.url(SECOND)).raise_for_status()
-    return times
+    return [_httpx_sync_one(target, cache, early) for _ in range(n)]
 
 
 ROWS: dict[str, Row] = {

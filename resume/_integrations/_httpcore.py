@@ -58,6 +58,22 @@
 #       timeout), as httpcore's own start_tls() does; TLS errors later as
 #       ReadError / WriteError. A TLS stream cut without close_notify reads as
 #       EOF (as httpcore's own backends, https_compatible).
+#   idle
+#       Before it reuses an idle HTTP/1.1 connection, httpcore asks the stream
+#       whether it is readable, and drops it if so: the server must be closing
+#       it. But after a request that went as early data and was answered
+#       before the handshake ended (0.5-RTT), the server's fresh
+#       NewSessionTicket arrives a round trip later, while the connection is
+#       idle: every such connection would be dropped, and its ticket lost.
+#       So a TLS stream answers is_readable itself: when the inner stream is
+#       readable, it reads what is there without blocking (os.read() on the
+#       socket, which the inner stream is known not to have buffered ahead:
+#       httpcore's sync and trio streams never do, anyio's asyncio stream
+#       when its read queue is empty; otherwise it answers True as before)
+#       and hands it to _ClientTLS.idle_bytes(): a ticket or a key update is
+#       processed (the ticket reaches the cache) and the connection stays;
+#       application data (kept for the next read), close_notify, EOF or an
+#       error mean the server is ending it.
 #   close
 #       httpcore closes a connection when the server asks (``Connection:
 #       close``), when it expires in the pool, and when the client closes.
@@ -71,7 +87,9 @@
 #       non-fatal error too, written with a zero timeout (it never blocks).
 from __future__ import annotations
 
+import collections
 import contextlib
+import os
 import ssl
 from collections.abc import Generator, Iterable, Iterator
 from contextvars import ContextVar
@@ -183,6 +201,8 @@ class _ClientTLS:
         #: An error or a cancellation was seen: the close is not clean.
         self.unclean = False
         self.closed = False
+        #: Application data that idle_bytes() decrypted, for the next read.
+        self.kept = b""
         self._early_data = early_data
         self._notify_after_error = notify_after_error
 
@@ -228,6 +248,9 @@ class _ClientTLS:
         """Up to *max_bytes* of application data; b"" at the end of the stream."""
         if self.deferred:
             yield from self.handshake(None)
+        if self.kept:
+            data, self.kept = self.kept[:max_bytes], self.kept[max_bytes:]
+            return data
         obj = self.obj
         assert obj is not None
         while True:
@@ -258,6 +281,27 @@ class _ClientTLS:
         if data:
             obj.write(data)
             yield _FLUSH
+
+    def idle_bytes(self, data: bytes) -> bool:
+        """Bytes that came while the connection was idle (b"": EOF): is the server ending it?
+
+        Post-handshake messages are processed (a NewSessionTicket reaches the
+        cache as it arrives) and say no; application data (kept for the next
+        read), close_notify, EOF and errors say yes. See the top.
+        """
+        obj = self.obj
+        assert obj is not None
+        self._feed(data)
+        try:
+            self.kept += obj.read(_READ_SIZE)
+        except ssl.SSLWantReadError:
+            return False
+        except ssl.SSLZeroReturnError:
+            return True
+        except ssl.SSLError as exc:
+            self._note(exc)
+            return True
+        return True
 
     # -- errors and close --------------------------------------------------------------
 
@@ -341,11 +385,51 @@ class _Target:
 _NESTED: Final = "TLS inside TLS is not supported by resume.httpx"
 
 
-def _extra_info(
-    tls: _ClientTLS, inner: httpcore.AsyncNetworkStream | httpcore.NetworkStream, info: str
-) -> Any:
-    # A TLS stream's get_extra_info(): its SSL object, the rest from the inner stream.
-    return tls.obj if info == "ssl_object" else inner.get_extra_info(info)
+def _extra_info(tls: _ClientTLS, inner: _Inner, info: str) -> Any:
+    # A TLS stream's get_extra_info(): its SSL object, whether the server is
+    # ending it, the rest from the inner stream.
+    if info == "ssl_object":
+        return tls.obj
+    if info == "is_readable":
+        return _ending(tls, inner)
+    return inner.get_extra_info(info)
+
+
+_Inner = httpcore.AsyncNetworkStream | httpcore.NetworkStream
+
+
+def _ending(tls: _ClientTLS, inner: _Inner) -> bool:
+    # httpcore asks this of an idle connection before it reuses it: is the
+    # server ending it? Readable bytes are read at once, without blocking, and
+    # given to the TLS connection (see the top, "idle").
+    if not inner.get_extra_info("is_readable"):
+        return False
+    sock = inner.get_extra_info("socket")
+    fileno = getattr(sock, "fileno", None)
+    if not tls.handshaken or tls.closed or fileno is None or _may_hold_bytes(inner):
+        return True
+    try:
+        data = os.read(fileno(), _READ_SIZE)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return tls.idle_bytes(data)
+
+
+def _may_hold_bytes(inner: _Inner) -> bool:
+    # True unless *inner* is known to hand out every byte it has read from its
+    # socket: reading the socket behind its back would then reorder the bytes.
+    # httpcore's sync and trio streams read only when asked; anyio's asyncio
+    # stream queues what its transport read (read_queue, emptied by receive()).
+    module = type(inner).__module__
+    if module in ("httpcore._backends.sync", "httpcore._backends.trio"):
+        return False
+    if module == "httpcore._backends.anyio":
+        protocol = getattr(getattr(inner, "_stream", None), "_protocol", None)
+        queue = getattr(protocol, "read_queue", None)
+        return not isinstance(queue, collections.deque) or bool(queue)
+    return True
 
 
 # -- async: the I/O loop over an httpcore stream (asyncio and trio) --------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -304,6 +305,58 @@ def test_too_early_is_retried_once_after_the_handshake(nginx: Site, library: str
         assert [(e["early"], e["status"]) for e in log] == [("", "200")] * 2, _brief(log)
     time.sleep(0.2)  # nothing more arrives: one answer per request
     assert len(nginx.server.access_log()) - since == (5 if nginx.tls13 else 3)
+
+
+def _wait_readable(response: httpx.Response) -> None:
+    # Until the connection's socket has bytes (the server's late ticket), at most 10 s.
+    if response.extensions["early_data"]:
+        sock = response.extensions["network_stream"].get_extra_info("socket")
+        assert select.select([sock], [], [], 10.0)[0], "nothing arrived"
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_connection_stays_pooled_after_an_early_request(nginx: Site, library: str) -> None:
+    """After an early GET, the server's late ticket does not make the pool drop the connection.
+
+    nginx answers an early request before its handshake ends and sends the
+    fresh ticket a round trip later, while the connection sits idle in the
+    pool. httpcore drops an idle connection whose socket is readable (the
+    server must be closing it), unless the TLS stream says the bytes were
+    only a ticket: then the next GET goes on the same connection
+    (``$connection``), and the ticket is in the cache.
+    """
+    cache = _cache()
+    since = len(nginx.server.access_log())
+    _send(library, nginx, cache, [("GET", "/", {})], early_data=True)  # warm-up
+    url = f"https://localhost:{nginx.port}/"
+    context = resume.create_client_context(cafile=nginx.server.ca_file)
+    held: list[int] = []
+    if library == "sync":
+        transport = resume.httpx.HTTPTransport(verify=context, cache=cache, early_data=True)
+        with httpx.Client(transport=transport) as client:
+            _wait_readable(client.get(url))
+            held.append(len(cache))
+            client.get(url)
+    else:
+
+        async def main() -> None:
+            transport = resume.httpx.AsyncHTTPTransport(
+                verify=context, cache=cache, early_data=True
+            )
+            async with httpx.AsyncClient(transport=transport) as client:
+                _wait_readable(await client.get(url))
+                held.append(len(cache))
+                await client.get(url)
+
+        if library == "trio":
+            trio.run(main)
+        else:
+            asyncio.run(main())
+    log = nginx.log(since, 3)[1:]
+    assert log[0]["connection"] == log[1]["connection"], _brief(log)
+    assert [e["early"] for e in log] == (["1", ""] if nginx.tls13 else ["", ""]), _brief(log)
+    if nginx.tls13:
+        assert len(cache) == held[0] + 1  # the late ticket, collected
 
 
 class _Recorder:
