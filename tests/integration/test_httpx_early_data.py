@@ -261,6 +261,21 @@ def test_opt_out_extension_is_respected(nginx: Site, library: str) -> None:
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
+def test_request_head_larger_than_the_ticket_allows_waits(nginx: Site, library: str) -> None:
+    """A GET whose head exceeds the ticket's max_early_data (nginx: 16384) goes after the handshake.
+
+    It is answered once, normally, not as early data; the GET after it goes early.
+    """
+    big = {f"X-Filler-{i}": "x" * 4000 for i in range(5)}  # about 20 KB of head
+    calls: list[Call] = [("GET", "/", {"headers": big}), ("GET", "/", {})]
+    responses, log = _exchange(library, nginx, calls)
+    assert [(r.status_code, r.text) for r in responses] == [(200, "hello\n")] * 2
+    assert [e["reused"] for e in log] == ["r", "r"], _brief(log)
+    assert [e["early"] for e in log] == ["", "1" if nginx.tls13 else ""], _brief(log)
+    assert [r.extensions["early_data"] for r in responses] == [False, nginx.tls13]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
 def test_http2_transport_never_sends_early_data(ca: trustme.CA, library: str) -> None:
     """``http2=True``: ALPN decides during the handshake, so no request goes early (TLS 1.3)."""
     config = NginxSite(protocols=("TLSv1.3",), http2=True, extra="ssl_early_data on;")
@@ -279,12 +294,13 @@ def test_http2_transport_never_sends_early_data(ca: trustme.CA, library: str) ->
 
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_too_early_is_retried_once_after_the_handshake(nginx: Site, library: str) -> None:
-    """``425 Too Early`` for an early GET: sent again once, after the handshake.
+    """``425 Too Early`` for an early GET: sent again once, after the handshake, on that connection.
 
     The location answers 425 to early requests: the client gets the real answer
     ("late"), and nginx's log shows each request answered once by the
-    application (one 200, not early) after its early copy was refused with 425.
-    On TLS 1.2 nothing goes early: one 200 each.
+    application (one 200, not early) after its early copy was refused with 425
+    on the same connection (``$connection``). On TLS 1.2 nothing goes early:
+    one 200 each.
     """
     calls: list[Call] = [("GET", "/too-early", {}), ("GET", "/too-early", {})]
     cache = _cache()
@@ -295,11 +311,12 @@ def test_too_early_is_retried_once_after_the_handshake(nginx: Site, library: str
     assert [r.extensions["early_data"] for r in responses] == [False, False]
     if nginx.tls13:
         log = nginx.log(since, 5)[1:]
-        # The early copy refused, then the request after the handshake: on that
-        # same connection if the pool kept it (a ticket arriving while it is
-        # idle makes httpcore drop it: then a new one), never early.
+        # The early copy refused, then the request after the handshake, on that
+        # same connection (the pool hands it out again), not early.
         expected = [("1", "425"), ("", "200")] * 2
         assert [(e["early"], e["status"]) for e in log] == expected, _brief(log)
+        assert log[0]["connection"] == log[1]["connection"], _brief(log)
+        assert log[2]["connection"] == log[3]["connection"], _brief(log)
     else:
         log = nginx.log(since, 3)[1:]
         assert [(e["early"], e["status"]) for e in log] == [("", "200")] * 2, _brief(log)
