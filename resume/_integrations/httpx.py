@@ -425,7 +425,9 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
 
     With ``early_data=True``, a request on a new TLS 1.3 connection that
     resumes a session may go out as early data (0-RTT, with
-    ``SSL_write_early_data()``): in the first flight, one round trip sooner.
+    ``SSL_write_early_data()`` before the handshake and
+    ``SSL_get_early_data_status()`` after it): in the first flight, one round
+    trip sooner.
     Only GET, HEAD and OPTIONS requests without a body may, never any other
     method; ``extensions={"early_data": False}`` keeps a request out of it.
     ``response.extensions["early_data"]`` is True when the request went as
@@ -454,10 +456,11 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
             no resumption (and so no early data).
         early_data: send allowed requests as TLS 1.3 early data on new
             connections that resume (see above and the warning). Off by
-            default. With it, a new connection's handshake runs when its
-            first request is written, so a TLS error of the handshake is
-            raised then (:class:`httpx.ConnectError`), under the write and
-            read timeouts, and ``retries`` does not repeat it.
+            default; no effect with ``http2=True``. With it, a new HTTP/1.1
+            connection's handshake runs when its first request is written,
+            so a TLS error of the handshake is raised then
+            (:class:`httpx.ConnectError`), under the write and read
+            timeouts, and ``retries`` does not repeat it.
 
     Raises:
         TypeError: *cache* is not a SessionCache, None or False.
