@@ -237,12 +237,12 @@ class _ClientTLS:
             except ssl.SSLWantReadError:
                 self._feed((yield _FLUSH_READ))
         conn.handshake_complete(obj)
-        self.handshaken = True
         if early is not None:
             rest = early.settle(obj)  # SSL_get_early_data_status()
             if rest:
                 obj.write(rest)
         yield _FLUSH
+        self.handshaken = True  # errors until here are the handshake's (see errors())
 
     def read(self, max_bytes: int) -> Ops[bytes]:
         """Up to *max_bytes* of application data; b"" at the end of the stream."""
