@@ -41,6 +41,38 @@
 #
 # Proxies: with ``proxy=`` the transport works as httpx's, without resumption
 # (the port start_tls() would key on is the proxy's, not the origin's).
+#
+# Early data (TLS 1.3 0-RTT, ``early_data=True``; off by default). Which
+# requests may go early is decided here, once, for both transports, by
+# _EarlyExchange (no I/O; each transport only does the awaiting or not):
+#
+#   * only GET, HEAD and OPTIONS without a body (no Content-Length other than
+#     0, no Transfer-Encoding): RFC 8470 allows early data for safe methods,
+#     and a replayed first flight runs the request again;
+#   * a request with ``extensions={"early_data": False}`` never goes early
+#     (the extension only opts out: it cannot turn early data on);
+#   * never on HTTP/2 transports: ALPN picks the protocol during the
+#     handshake, and httpcore reads the choice right after start_tls(), so
+#     the handshake cannot wait for the first request (``http2=True`` turns
+#     early data off for the transport).
+#
+# The transport makes an EarlyAttempt for the request and sets it, around the
+# pool call, as the request this task or thread is sending
+# (resume._integrations._httpcore.sending). A new connection's TLS stream
+# defers its handshake to its first write, reads the attempt there, and sends
+# the request head through resume._core.early.EarlyData when the attempt is
+# allowed (that class decides whether the connection may carry it: a session
+# offered for this very context, a single-use ticket, its max_early_data) and
+# records whether it went early and was accepted. A request on a pooled
+# connection, whose handshake is long done, never goes early.
+# ``response.extensions["early_data"]`` is True when the request went as
+# early data and the server accepted it.
+#
+# ``425 Too Early`` (RFC 8470 5.2) for a request that went early and was
+# accepted: the body is read (so that the connection goes back to the pool,
+# its handshake done) and the request is sent once more, not allowed early:
+# on that same connection when the pool hands it out again, or, if the server
+# closed it, on a new one whose handshake runs first.
 from __future__ import annotations
 
 import functools
@@ -51,15 +83,19 @@ import typing
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 import httpx
 
 from .._core.defaults import create_client_context, new_tracked_context, resolve_cache
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     import httpcore
     from typing_extensions import Self
+
+    from ._httpcore import EarlyAttempt
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
 
@@ -158,6 +194,65 @@ def _own_context(verify: ssl.SSLContext | str | bool, cert: Any, trust_env: bool
     return context
 
 
+# -- early data: the rules, once for both transports -------------------------------------
+
+#: The methods that may go as early data: safe ones (RFC 8470 section 4, RFC 9110 9.2.1).
+EARLY_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: ``425 Too Early`` (RFC 8470 5.2): the server will not process the request as early data.
+TOO_EARLY: Final = 425
+
+
+def _has_body(request: httpx.Request) -> bool:
+    # What h11 frames on the wire: a body needs Content-Length or Transfer-Encoding.
+    headers = request.headers
+    if "transfer-encoding" in headers:
+        return True
+    length = headers.get("content-length")
+    return length is not None and length.strip() != "0"
+
+
+def may_go_early(request: httpx.Request) -> bool:
+    """True if the rules allow *request* to go as early data (see the top)."""
+    return (
+        request.method in EARLY_METHODS
+        and not _has_body(request)
+        and request.extensions.get("early_data", True) is not False
+    )
+
+
+@final
+class _EarlyExchange:
+    # One request through a transport: its early-data decisions, without I/O
+    # (see the top). The first sending may go early if the transport and the
+    # rules allow it; retry() allows one more sending, never early.
+
+    __slots__ = ("attempt",)
+
+    def __init__(self, enabled: bool, request: httpx.Request) -> None:
+        from ._httpcore import EarlyAttempt  # loaded with the pool (see the top)
+
+        self.attempt: EarlyAttempt = EarlyAttempt(allowed=enabled and may_go_early(request))
+
+    def sending(self) -> AbstractContextManager[EarlyAttempt]:
+        from ._httpcore import sending
+
+        return sending(self.attempt)
+
+    def retry(self, response: httpx.Response) -> bool:
+        # 425 for a request that went early and was accepted: once more, after the handshake.
+        if response.status_code != TOO_EARLY or self.attempt.accepted is not True:
+            return False
+        from ._httpcore import EarlyAttempt
+
+        self.attempt = EarlyAttempt(allowed=False)
+        return True
+
+    def finish(self, response: httpx.Response) -> httpx.Response:
+        response.extensions["early_data"] = self.attempt.accepted is True
+        return response
+
+
 # -- the transports ---------------------------------------------------------------------
 
 
@@ -175,6 +270,17 @@ def _core_request(request: httpx.Request, stream: Any) -> httpcore.Request:
         headers=request.headers.raw,
         content=stream,
         extensions=request.extensions,
+    )
+
+
+def _response(
+    response: httpcore.Response, stream: httpx.SyncByteStream | httpx.AsyncByteStream
+) -> httpx.Response:
+    return httpx.Response(
+        status_code=response.status,
+        headers=response.headers,
+        stream=stream,
+        extensions=response.extensions,
     )
 
 
@@ -239,7 +345,7 @@ def _make_pool(
     asynchronous: bool, cache: object, *, verify: ssl.SSLContext | str | bool, cert: Any,
     trust_env: bool, http1: bool, http2: bool, limits: httpx.Limits, proxy: Any,
     uds: str | None, local_address: str | None, retries: int,
-    socket_options: Iterable[Any] | None,
+    socket_options: Iterable[Any] | None, early_data: bool,
 ) -> tuple[ssl.SSLContext, Any]:
     # What httpx's own transports do with their arguments, with the
     # transport's own context and resume's backend; returns (context, pool).
@@ -272,7 +378,8 @@ def _make_pool(
     if proxy is None:
         return context, direct(
             **pool_args, uds=uds, local_address=local_address, retries=retries,
-            socket_options=socket_options, network_backend=backend(cache),
+            socket_options=socket_options,
+            network_backend=backend(cache, early_data=early_data and not http2),
         )
     if proxy.url.scheme in ("http", "https"):
         return context, http_proxy(
@@ -316,10 +423,44 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     context passed as ``verify=`` is used as it is. With ``proxy=``,
     connections do not resume.
 
+    With ``early_data=True``, a request on a new TLS 1.3 connection that
+    resumes a session may go out as early data (0-RTT, with
+    ``SSL_write_early_data()`` before the handshake and
+    ``SSL_get_early_data_status()`` after it): in the first flight, one round
+    trip sooner.
+    Only GET, HEAD and OPTIONS requests without a body may, never any other
+    method; ``extensions={"early_data": False}`` keeps a request out of it.
+    ``response.extensions["early_data"]`` is True when the request went as
+    early data and the server accepted it (False otherwise). If the server
+    rejects the early data, the request is sent again after the handshake,
+    once; if it answers ``425 Too Early`` (RFC 8470), the request is retried
+    once after the handshake, on the same connection when the pool hands it
+    out again. HTTP/2 transports (``http2=True``) never send early data: the
+    protocol is chosen during the handshake.
+
+    .. warning::
+
+       Early data can be replayed. Whoever records the first flight of a
+       connection can send it to the server again, as often as the server
+       lets them, and each copy runs the request again, without the client
+       knowing: nginx, for one, does not refuse replays (its
+       ``$ssl_early_data``, with ``425 Too Early`` for early requests it
+       must not run, is the server's part). Turn early data on only for
+       servers whose GET, HEAD and OPTIONS handlers are idempotent: no side
+       effect (a counter, an order, a one-time link, a login) may happen
+       twice because a request arrived twice.
+
     Args:
         cache: a :class:`resume.SessionCache` (with a store attached, say);
             None for the process-wide :func:`resume.default_cache`; False for
-            no resumption.
+            no resumption (and so no early data).
+        early_data: send allowed requests as TLS 1.3 early data on new
+            connections that resume (see above and the warning). Off by
+            default; no effect with ``http2=True``. With it, a new HTTP/1.1
+            connection's handshake runs when its first request is written,
+            so a TLS error of the handshake is raised then
+            (:class:`httpx.ConnectError`), under the write and read
+            timeouts, and ``retries`` does not repeat it.
 
     Raises:
         TypeError: *cache* is not a SessionCache, None or False.
@@ -340,13 +481,15 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         socket_options: Iterable[Any] | None = None,
         *,
         cache: object = None,
+        early_data: bool = False,
     ) -> None:
         resolve_cache(cache)
         self._cache = cache
+        self._early_data = bool(early_data)
         self._ssl_context, self._pool = _make_pool(
             True, cache, verify=verify, cert=cert, trust_env=trust_env, http1=http1,
             http2=http2, limits=limits, proxy=proxy, uds=uds, local_address=local_address,
-            retries=retries, socket_options=socket_options,
+            retries=retries, socket_options=socket_options, early_data=early_data,
         )
 
     @property
@@ -362,19 +505,28 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         return self._ssl_context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send *request* and return the response (as :class:`httpx.AsyncHTTPTransport`)."""
+        """Send *request* and return the response (as :class:`httpx.AsyncHTTPTransport`).
+
+        With ``early_data=True``, a request the rules allow may go as early
+        data, and ``425 Too Early`` is retried once after the handshake (see
+        the class); ``response.extensions["early_data"]`` says whether it went
+        early and was accepted.
+        """
+        exchange = _EarlyExchange(self._early_data, request)
+        response = await self._send(request, exchange)
+        if exchange.retry(response):
+            await response.aread()  # the connection goes back to the pool
+            response = await self._send(request, exchange)
+        return exchange.finish(response)
+
+    async def _send(self, request: httpx.Request, exchange: _EarlyExchange) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
-        with _MAPPED:
+        with _MAPPED, exchange.sending():
             response = await self._pool.handle_async_request(
                 _core_request(request, request.stream)
             )
         assert isinstance(response.stream, typing.AsyncIterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_AsyncBody(response.stream),
-            extensions=response.extensions,
-        )
+        return _response(response, _AsyncBody(response.stream))
 
     async def aclose(self) -> None:
         """Close every pooled connection (each clean close stores its session)."""
@@ -401,9 +553,10 @@ class HTTPTransport(httpx.BaseTransport):
     """:class:`httpx.HTTPTransport` that resumes TLS sessions (the sync client).
 
     ``httpx.Client(transport=resume.httpx.HTTPTransport())``; the arguments
-    and the behaviour are those of :class:`AsyncHTTPTransport`, over blocking
-    sockets (``SSLContext.wrap_socket()`` with the session chosen when the
-    TLS socket is made).
+    (``early_data`` included, and what replay means for it: see the warning
+    there) and the behaviour are those of :class:`AsyncHTTPTransport`, over
+    httpcore's blocking sockets (TLS on memory BIOs, with the session chosen
+    when the SSL object is made).
 
     Raises:
         TypeError: *cache* is not a SessionCache, None or False.
@@ -424,13 +577,15 @@ class HTTPTransport(httpx.BaseTransport):
         socket_options: Iterable[Any] | None = None,
         *,
         cache: object = None,
+        early_data: bool = False,
     ) -> None:
         resolve_cache(cache)
         self._cache = cache
+        self._early_data = bool(early_data)
         self._ssl_context, self._pool = _make_pool(
             False, cache, verify=verify, cert=cert, trust_env=trust_env, http1=http1,
             http2=http2, limits=limits, proxy=proxy, uds=uds, local_address=local_address,
-            retries=retries, socket_options=socket_options,
+            retries=retries, socket_options=socket_options, early_data=early_data,
         )
 
     @property
@@ -442,17 +597,23 @@ class HTTPTransport(httpx.BaseTransport):
         return self._ssl_context
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send *request* and return the response (as :class:`httpx.HTTPTransport`)."""
+        """Send *request* and return the response (as :class:`httpx.HTTPTransport`).
+
+        See :meth:`AsyncHTTPTransport.handle_async_request` for early data.
+        """
+        exchange = _EarlyExchange(self._early_data, request)
+        response = self._send(request, exchange)
+        if exchange.retry(response):
+            response.read()  # the connection goes back to the pool
+            response = self._send(request, exchange)
+        return exchange.finish(response)
+
+    def _send(self, request: httpx.Request, exchange: _EarlyExchange) -> httpx.Response:
         assert isinstance(request.stream, httpx.SyncByteStream)
-        with _MAPPED:
+        with _MAPPED, exchange.sending():
             response = self._pool.handle_request(_core_request(request, request.stream))
         assert isinstance(response.stream, typing.Iterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_SyncBody(response.stream),
-            extensions=response.extensions,
-        )
+        return _response(response, _SyncBody(response.stream))
 
     def close(self) -> None:
         """Close every pooled connection (each clean close stores its session)."""

@@ -57,7 +57,7 @@ def _params(cls: type[Any]) -> list[tuple[str, Any, Any]]:
     return [
         (p.name, p.kind, p.default)
         for p in sig.parameters.values()
-        if p.name not in ("self", "cache")
+        if p.name not in ("self", "cache", "early_data")
     ]
 
 
@@ -71,7 +71,7 @@ def _params(cls: type[Any]) -> list[tuple[str, Any, Any]]:
     ids=["requests", "httpx-sync", "httpx-async"],
 )
 def test_same_parameters_as_the_class_replaced(ours: type[Any], theirs: type[Any]) -> None:
-    """The same parameters (names, kinds, order, defaults), plus a keyword-only ``cache``."""
+    """The same parameters (names, kinds, order, defaults), plus our keyword-only ones."""
     assert _params(ours) == _params(theirs)
     cache = inspect.signature(ours.__init__).parameters["cache"]
     assert cache.kind is inspect.Parameter.KEYWORD_ONLY
