@@ -4,8 +4,10 @@ A trio TLS server (``resume.trio.serve_tls`` with ``max_early_data``, a
 throwaway certificate for localhost) answers each request with whether it
 arrived as early data; every request goes on a new connection
 (``Connection: close``), which is where early data saves a round trip. The
-first connection has no session yet (a full handshake); later GETs resume and
-go out with the ClientHello; a POST and a GET that opts out never do.
+first connection of each client has no session yet (a full handshake: the
+sync client has a context of its own, made apart from the async one's); later
+GETs resume and go out with the ClientHello; a POST and a GET that opts out
+never do.
 
 Read docs/howto/early-data.rst ("0-RTT: when it is safe") before you turn
 early data on: a recorded first flight can be replayed.
