@@ -459,7 +459,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
             default; no effect with ``http2=True``. With it, a new HTTP/1.1
             connection's handshake runs when its first request is written,
             so a TLS error of the handshake is raised then
-            (:class:`httpx.ConnectError`), under the write and read
+            (``httpx.ConnectError``), under the write and read
             timeouts, and ``retries`` does not repeat it.
 
     Raises:

@@ -214,11 +214,11 @@ class RedisReplayGuard:
         """Open a connection to Redis now (``PING``), within *timeout* seconds.
 
         A server calls it once at start, so that the first handshake with
-        early data does not spend its short :attr:`timeout` on connecting and
+        early data does not spend its short *timeout* on connecting and
         logging in. The connection stays pooled for :meth:`first_use`.
 
         Raises:
-            resume.stores.StoreError: Redis cannot be reached or refused us
+            resume.StoreError: Redis cannot be reached or refused us
                 (the message never shows the password).
         """
         try:
