@@ -137,7 +137,7 @@ def _request(target: Target, path: str, *, close: bool) -> bytes:
     ).encode("ascii")
 
 
-def _complete(data: bytes) -> bool:
+def _complete(data: bytes | bytearray) -> bool:
     # A whole response of this benchmark's servers: the head and its six-byte body.
     _head, sep, body = data.partition(b"\r\n\r\n")
     return bool(sep) and len(body) >= 6
