@@ -930,14 +930,15 @@ class _Model:
             return _transition(a, b)
         if a in ("NAME", "SYNOPSIS"):
             return 1000.0
-        cost = _OWN_SWITCH if b not in _RANK else _OWN_EXIT
+        if b in _RANK:
+            return _transition("NOTES", b)  # leaving one: as leaving NOTES
+        cost = _OWN_SWITCH
         if rank[b] < rank[a]:
             cost += _BACK
         return cost
 
 
 _OWN_SWITCH = 3.0  # entering one of the page's own sections
-_OWN_EXIT = 0.5  # leaving it, like leaving NOTES
 
 
 @functools.cache

@@ -135,6 +135,42 @@ class TestRulesRecovery:
             "NAME", "DESCRIPTION", "DESCRIPTION", "NOTES", "RETURN VALUES", "COPYRIGHT",
         ]
 
+    def test_sections_are_entered_once(self) -> None:
+        # RETURN VALUES, NOTES, RETURN VALUES would score best, but no page of the
+        # manual repeats a section: the first run that sounds like RETURN VALUES
+        # stays in DESCRIPTION
+        flat = dict.fromkeys(KNOWN_SECTIONS, -5.0)
+        rows = [
+            {**flat, "NAME": 10.0},
+            {**flat, "DESCRIPTION": 1.0},
+            {**flat, "DESCRIPTION": 0.0, "RETURN VALUES": 4.0},
+            {**flat, "DESCRIPTION": 0.0, "NOTES": 3.0},
+            {**flat, "DESCRIPTION": 0.0, "RETURN VALUES": 3.0},
+        ]
+        assert decode(rows) == [
+            "NAME", "DESCRIPTION", "DESCRIPTION", "NOTES", "RETURN VALUES",
+        ]
+
+    def test_own_section_named_by_the_page(self) -> None:
+        texts = [
+            "P_do - do things",
+            "int P_do(void);",
+            'P_do() reads a key in one of the formats (see "KEY FORMATS" below).',
+            "P_do() also does a third thing.",
+            "Applications should not care.",
+            "Two key formats are known: PEM and DER.",
+            "The two key formats differ: PEM is text, DER is binary.",
+            "P_do() returns 1 on success or 0 on error.",
+            "Copyright 2024 The OpenSSL Project Authors. All Rights Reserved.",
+        ]
+        assert recover_sections(texts, functions=["P_do"]) == [
+            "NAME", "SYNOPSIS", "DESCRIPTION", "DESCRIPTION", "NOTES", "KEY FORMATS",
+            "KEY FORMATS", "RETURN VALUES", "COPYRIGHT",
+        ]
+        # a section of another page is none of this page's
+        texts[2] = 'P_do() reads a key (see "KEY FORMATS" in P_read(3)).'
+        assert "KEY FORMATS" not in recover_sections(texts, functions=["P_do"])
+
     def test_squeezed_header_keeps_its_section(self) -> None:
         # "TITLE(OTITLE(3SSL)": no room for the first "(3ssl)" at all
         name = "OSSL_CRMF_MSG_set1_regCtrl_regToken"
