@@ -14,12 +14,22 @@
 #    surveyed over the 737 distinct pages of OpenSSL 3.0 (``_RANK``). Sections are
 #    contiguous: switching section costs ``_SWITCH``; going back to an earlier rank
 #    costs ``_BACK``, so a lone paragraph that merely *sounds* like another section
-#    does not split the one around it.
+#    does not split the one around it. NOTES, RETURN VALUES and the page's own
+#    sections (3.) follow DESCRIPTION in any order but each at most once (no page of
+#    libssl-doc repeats a section): "f() may return 3 possible values:" inside
+#    DESCRIPTION cannot be RETURN VALUES when the real one comes later.
+# 3. References of the page to itself: 'see "REPLAY PROTECTION" below' names a section
+#    that no rule could (``_own_sections``). It becomes a state of the search, after
+#    the block that refers to it "below"; a block that uses the heading's words makes
+#    entering it cheaper (an entry bonus on that block's row, ``ENTRY``).
 #
 # The best labelling is found by dynamic programming over the blocks (a Viterbi
-# search over sections as states): it maximises the summed emission scores minus the
-# switching costs. The scores are additive and small on purpose; every cue is a
-# property of the OpenSSL manual's style, not of any one page.
+# search over sections as states, ``_Model``): it maximises the summed emission
+# scores minus the switching costs. The scores are additive and small on purpose;
+# every cue is a property of the OpenSSL manual's style, not of any one page. Among
+# them: a paragraph that names one of the page's functions for the first time (after
+# the SYNOPSIS) is DESCRIPTION (of 2,700 such paragraphs in libssl-doc, 2,674 are),
+# not NOTES.
 #
 # Rules only, on purpose: a learned layer (an averaged perceptron over ~580 headed
 # pages, 490 KB of weights) was tried and removed; see docs/explanation/manpage-sections.rst
@@ -561,14 +571,17 @@ def _emissions(
                     entries[_own_key(number)] = _OWN_ENTRY * share
             row[_own_key(number)] = score
         if entries:
-            row[ENTRY] = entries  # type: ignore[assignment]
+            row[ENTRY] = 1.0
+            for key, bonus in entries.items():
+                row[ENTRY + key] = bonus
             entries = {}
         yield row
 
 
 _OWN_BASE = 0.0
 _OWN_ENTRY = 2.5  # at most _OWN_SWITCH: no move may raise a score (``decode``)
-#: A row's key for the bonus of entering a state on its block (from another section).
+#: A row's key that says it holds entry bonuses: the bonus of entering section S on its
+#: block (from another section) is under ENTRY + S.
 ENTRY = "\x00entry"
 
 
@@ -983,8 +996,11 @@ def decode(rows: Iterable[Mapping[str, float]], own: int = 0) -> list[str]:
     scores_of = model.scores
     for row in blocks:
         scores = scores_of(row)
-        entries = row.get(ENTRY)
-        bonus = model.entry_bonus(entries) if entries else None
+        bonus = None
+        if row.get(ENTRY):
+            skip = len(ENTRY)
+            entries = {k[skip:]: v for k, v in row.items() if k.startswith(ENTRY) and k != ENTRY}
+            bonus = model.entry_bonus(entries)
         ranked = sorted(order, key=best.__getitem__, reverse=True)  # stable: ties in order
         new: list[float] = []
         pointers = bytearray(count)
