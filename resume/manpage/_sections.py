@@ -1014,7 +1014,7 @@ def decode(rows: Iterable[Mapping[str, float]], own: int = 0) -> list[str]:
                 candidate = so_far + into[p]
                 if candidate > score or (candidate == score and p < prev):
                     prev, score = p, candidate
-            pointers[s] = max(prev, 0)
+            pointers[s] = prev if prev > 0 else 0
             new.append(score + scores[s])
         back.append(bytes(pointers))
         best = new
