@@ -10,8 +10,12 @@ Prints, per page set, the share of blocks whose recovered section matches the tr
   changing the rules; ``blind`` is only measured;
 - headed: the same renderings with their headings, where sections are read, not guessed.
 
+- wide: with ``--wide=DIR``, every other page of libssl-doc (571), heading-less, as
+  ``tests/data/manpages/regenerate.py --wide DIR`` writes them; a tune set too.
+
 Run: ``python -m benchmarks bench_manpage_accuracy`` (``-v`` lists every wrong block,
-except on the blind pages: add ``--show-blind`` for those).
+except on the blind pages: add ``--show-blind`` for those). ``--no-blind`` leaves the
+blind pages out (measure them only when a change is done).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ def main(argv: list[str]) -> None:
     corpus = json.loads((CORPUS / "corpus.json").read_text())
     headed: list[Score] = []
     for group in corpus:
+        if group == "blind" and "--no-blind" in argv:
+            continue
         results = []
         # the blind pages measure; their errors are listed only on request
         listed = verbose and (group != "blind" or "--show-blind" in argv)
@@ -86,3 +92,10 @@ def main(argv: list[str]) -> None:
             headed.append(_score(headed_text, truth, verbose, f"{name} (headed)"))
         _report(group.replace("_", "-"), results)
     _report("headed", headed)
+    wide = next((a.split("=", 1)[1] for a in argv if a.startswith("--wide=")), None)
+    if wide is not None:
+        results = []
+        for plain in sorted((Path(wide) / "plain").glob("*.txt")):
+            truth = json.loads(plain.with_suffix(".sections.json").read_text())
+            results.append(_score(plain.read_text(), truth, verbose, plain.stem))
+        _report("wide", results)

@@ -14,12 +14,22 @@
 #    surveyed over the 737 distinct pages of OpenSSL 3.0 (``_RANK``). Sections are
 #    contiguous: switching section costs ``_SWITCH``; going back to an earlier rank
 #    costs ``_BACK``, so a lone paragraph that merely *sounds* like another section
-#    does not split the one around it.
+#    does not split the one around it. NOTES, RETURN VALUES and the page's own
+#    sections (3.) follow DESCRIPTION in any order but each at most once (no page of
+#    libssl-doc repeats a section): "f() may return 3 possible values:" inside
+#    DESCRIPTION cannot be RETURN VALUES when the real one comes later.
+# 3. References of the page to itself: 'see "REPLAY PROTECTION" below' names a section
+#    that no rule could (``_own_sections``). It becomes a state of the search, after
+#    the block that refers to it "below"; a block that uses the heading's words makes
+#    entering it cheaper (an entry bonus on that block's row, ``ENTRY``).
 #
 # The best labelling is found by dynamic programming over the blocks (a Viterbi
-# search over sections as states): it maximises the summed emission scores minus the
-# switching costs. The scores are additive and small on purpose; every cue is a
-# property of the OpenSSL manual's style, not of any one page.
+# search over sections as states, ``_Model``): it maximises the summed emission
+# scores minus the switching costs. The scores are additive and small on purpose;
+# every cue is a property of the OpenSSL manual's style, not of any one page. Among
+# them: a paragraph that names one of the page's functions for the first time (after
+# the SYNOPSIS) is DESCRIPTION (of 2,792 such paragraphs in libssl-doc, 2,674 are),
+# not NOTES.
 #
 # Rules only, on purpose: a learned layer (an averaged perceptron over ~580 headed
 # pages, 490 KB of weights) was tried and removed; see docs/explanation/manpage-sections.rst
@@ -32,6 +42,7 @@
 # section.
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
@@ -71,6 +82,10 @@ _BACK = 9.0  # extra cost of going back to an earlier rank
 _NEW_SUBJECT = 1.2  # DESCRIPTION: a paragraph opens with a function not yet described
 _UNCOVERED = 1.5  # NOTES: DESCRIPTION has not yet named the page's functions
 _NOTES_PROSE = 1.4  # NOTES: general prose once the functions are described
+_NEW_MENTION = 0.8  # DESCRIPTION: a paragraph names a function not yet named
+_MENTION_NOT_NOTES = 2.0
+_MENTION_NOT_RETURN = 1.0
+_WORD = re.compile(r"\w+")
 
 # A reference, "SSL_new(3)". The name's length is bounded (OpenSSL's longest are under
 # 50 characters) so that a long run of name characters without a "(" costs a bounded
@@ -531,12 +546,49 @@ def _errors_can_occur(text: str) -> bool:
 
 
 def _emissions(
-    texts: Sequence[str], functions: Sequence[str], code_flags: Sequence[bool]
+    texts: Sequence[str],
+    functions: Sequence[str],
+    code_flags: Sequence[bool],
+    own: Sequence[_OwnSection] = (),
 ) -> Iterator[dict[str, float]]:
     """Each block's score per section, made as the search reads them (not kept).
 
-    *code_flags* is ``_is_code`` of each block.
+    *code_flags* is ``_is_code`` of each block; *own* the page's own sections
+    (``_own_sections``), scored under ``_own_key(i)``.
     """
+    entries: dict[str, float] = {}
+    for index, row in enumerate(_standard_emissions(texts, functions, code_flags)):
+        for number, section in enumerate(own):
+            if index <= section.after or index == 0:
+                score = -100.0
+            elif code_flags[index]:
+                score = row["NOTES"]
+            else:
+                share = _own_share(texts[index], section)
+                score = row["NOTES"] - _OWN_BASE + _OWN_WORDS * share
+                if share:
+                    # a section's first block names its subject: entering is cheaper
+                    entries[_own_key(number)] = _OWN_ENTRY * share
+            row[_own_key(number)] = score
+        if entries:
+            row[ENTRY] = 1.0
+            for key, bonus in entries.items():
+                row[ENTRY + key] = bonus
+            entries = {}
+        yield row
+
+
+_OWN_BASE = 0.0
+_OWN_ENTRY = 2.5  # at most _OWN_SWITCH: no move may raise a score (``decode``)
+#: A row's key that says it holds entry bonuses: the bonus of entering section S on its
+#: block (from another section) is under ENTRY + S.
+ENTRY = "\x00entry"
+
+
+def _standard_emissions(
+    texts: Sequence[str], functions: Sequence[str], code_flags: Sequence[bool]
+) -> Iterator[dict[str, float]]:
+    """``_emissions`` for the sections of the manual."""
     synopsis_end = _synopsis_end(texts, code_flags)
     covered = _coverage(texts, functions, synopsis_end)
     # a set: a NAME may list thousands of names, and each block looks its first word up
@@ -544,6 +596,7 @@ def _emissions(
     in_list = _inside_lists(texts)
     example_intro = _after_example_intro(texts, code_flags)
     subjects_seen: set[str] = set()
+    mentioned: set[str] = set()
     for index, text in enumerate(texts):
         row = dict.fromkeys(_RANK, -3.0)
         row["DESCRIPTION"] = 0.0
@@ -612,6 +665,15 @@ def _emissions(
             # a paragraph that introduces one more of the page's functions describes it
             subjects_seen.add(subject)
             row["DESCRIPTION"] += _NEW_SUBJECT
+        if index >= synopsis_end:
+            # the first mention of one of the page's functions, anywhere in the block
+            named = {w.group() for w in _WORD.finditer(text)} & names
+            new_mention = bool(named - mentioned)
+            if new_mention and subject is None:
+                row["DESCRIPTION"] += _NEW_MENTION
+            mentioned |= named
+        else:
+            new_mention = False
         if not covered[index]:
             # DESCRIPTION has not yet described every function of the page
             row["NOTES"] -= _UNCOVERED
@@ -619,10 +681,15 @@ def _emissions(
             # a list item (or a paragraph between items) continues its list's section
             row["RETURN VALUES"] = max(row["RETURN VALUES"], 0.0)
             row["NOTES"] = max(row["NOTES"], 0.0)
-        elif not starts_fn:
+        elif not starts_fn and not new_mention:
             row["NOTES"] += _NOTES_PROSE
         else:
             row["NOTES"] += 0.2
+        if new_mention:
+            # NOTES and RETURN VALUES seldom name a function DESCRIPTION has not named
+            row["NOTES"] -= _MENTION_NOT_NOTES
+            if subject is None:
+                row["RETURN VALUES"] -= _MENTION_NOT_RETURN
         if _ADVICE.search(text):
             row["NOTES"] += 0.4
         if _MUST.search(text):
@@ -717,51 +784,228 @@ def label_blocks(
     once for both)."""
     cues = [_cue(t) for t in texts]
     code = [_is_code(c) for c in cues]
-    return decode(_emissions(cues, functions, code)), code
+    own = _own_sections(cues, code)
+    labels = decode(_emissions(cues, functions, code, own), len(own))
+    names = {_own_key(i): o.title for i, o in enumerate(own)}
+    return [names.get(label, label) for label in labels], code
 
 
-_STATES = tuple(_RANK)
-# _MOVES[p][s]: the score of going from section p to section s (0 to stay).
-_MOVES = tuple(tuple(-_transition(p, s) for s in _STATES) for p in _STATES)
-# _INTO[s][p]: the same, by the section gone to.
-_INTO = tuple(tuple(_MOVES[p][s] for p in range(len(_STATES))) for s in range(len(_STATES)))
-_SCORES = operator.itemgetter(*_STATES)
+# -- a page's own sections ------------------------------------------------------------
+#
+# A heading that no rule can name ("REPLAY PROTECTION", "FLAGS") is often named by the
+# page itself: Pod's L</"REPLAY PROTECTION"> renders as 'see "REPLAY PROTECTION" below'.
+# A quoted run of capitals that such a reference introduces ("see", "in", "described
+# in", then the quote; or "below", "above", "section" after it), and that is not
+# followed by "in page(3)" (a section of another page), names a section of the page.
+# It becomes one more state of the search, in the group of the sections that follow
+# DESCRIPTION in any order (NOTES, RETURN VALUES), after the first reference to it
+# when that says "below"; a block that uses the heading's words scores for it.
+
+_QUOTED_HEADING = re.compile(r'"([A-Z][A-Z0-9]*(?: [A-Z][A-Z0-9]*){0,5})"')
+_REFERENCE_BEFORE = re.compile(
+    r"(?:\b(?:see|in|to|on)(?: the)?|described in|about [\w ]{0,40} in)\s*\(?\Z", re.IGNORECASE
+)
+_REFERENCE_AFTER = re.compile(
+    r"\A\)?\s*(?:section\b\s*)?(below|above)\b|\A\)?\s*section\b", re.IGNORECASE
+)
+_OTHER_PAGE = re.compile(r"\A\s*(?:section\s+)?(?:in|of)\s+(?:the\s+)?[\w.:+-]+\(\d")
+#: The most own sections a page gets as states (each doubles the states of its group).
+_MAX_OWN = 2
+_HEADING_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{2,}")
 
 
-def decode(rows: Iterable[Mapping[str, float]]) -> list[str]:
+class _OwnSection:
+    """A section the page names in a reference to itself ('see "FLAGS" below')."""
+
+    __slots__ = ("after", "stems", "title")
+
+    def __init__(self, title: str, after: int, stems: tuple[str, ...]) -> None:
+        self.title = title
+        self.after = after  # its blocks come after this one (-1: anywhere)
+        self.stems = stems  # the heading's words, lower case, without a plural "s"
+
+
+def _own_key(index: int) -> str:
+    return f"\x00own{index}"
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _own_sections(texts: Sequence[str], code: Sequence[bool]) -> list[_OwnSection]:
+    """The sections *texts* refer to as their own, in order of first reference."""
+    found: dict[str, _OwnSection] = {}
+    for index, text in enumerate(texts):
+        if code[index] or '"' not in text:
+            continue
+        for quoted in _QUOTED_HEADING.finditer(text):
+            title = quoted.group(1)
+            if title in _RANK or len(title) < 4:
+                continue
+            before = text[max(0, quoted.start() - 60) : quoted.start()]
+            after = text[quoted.end() : quoted.end() + 60]
+            if _OTHER_PAGE.match(after):
+                continue
+            direction = _REFERENCE_AFTER.match(after)
+            if direction is None and _REFERENCE_BEFORE.search(before) is None:
+                continue
+            below = direction is not None and (direction.group(1) or "").lower() == "below"
+            if title not in found:
+                if len(found) >= _MAX_OWN:
+                    continue
+                stems = tuple(_stem(w) for w in _HEADING_WORD.findall(title))
+                found[title] = _OwnSection(title, index if below else -1, stems)
+    return list(found.values())
+
+
+def _own_share(text: str, own: _OwnSection) -> float:
+    """How much a block reads like the section *own* names: the share of its heading's
+    words that the block uses."""
+    if not own.stems or f'"{own.title}"' in text:
+        return 0.0  # no block without stems; a block that refers to it is not in it
+    words = {_stem(w) for w in _HEADING_WORD.findall(text)}
+    return sum(1 for s in own.stems if s in words) / len(own.stems)
+
+
+_OWN_WORDS = 0.5
+
+
+# The sections that follow DESCRIPTION in either order, each once: a path that has
+# left one of them may not come back to it (no page of the surveyed manual repeats a
+# section). The search tells them apart by the set of the group already visited.
+_GROUP = ("NOTES", "RETURN VALUES")
+
+
+class _Model:
+    """The states of the search for a page with *own* sections of its own, and the
+    score of every move between them."""
+
+    def __init__(self, own: int) -> None:
+        group = _GROUP + tuple(_own_key(i) for i in range(own))
+        rank = dict(_RANK)
+        for key in group[len(_GROUP) :]:
+            rank[key] = _RANK["NOTES"]
+        full = (1 << len(group)) - 1
+        states: list[tuple[str, int]] = []
+        for section in _RANK:
+            if section == "NOTES":
+                # the group's states, where NOTES is in the order
+                for member_index, member in enumerate(group):
+                    bit = 1 << member_index
+                    states.extend((member, mask) for mask in range(1, full + 1) if mask & bit)
+            elif section not in group:
+                states.append((section, 0))
+        self.sections = tuple(section for section, _ in states)
+        self.scores = operator.itemgetter(*self.sections)
+        bits = {member: 1 << i for i, member in enumerate(group)}
+        count = len(states)
+        moves = [[-math.inf] * count for _ in range(count)]
+        for p, (a, mask_a) in enumerate(states):
+            for s, (b, mask_b) in enumerate(states):
+                if (a, mask_a) == (b, mask_b):
+                    moves[p][s] = 0.0
+                    continue
+                if a == b:
+                    continue
+                if b in bits:
+                    if a in bits:
+                        allowed = not mask_a & bits[b] and mask_b == mask_a | bits[b]
+                    elif rank[a] < rank[b]:
+                        allowed = mask_b == bits[b]  # the first of the group
+                    else:
+                        # back from a later section: the group counts as visited
+                        allowed = mask_b == full
+                    if not allowed:
+                        continue
+                moves[p][s] = -self._cost(a, b, rank)
+        # into[s][p]: the score of the move from p into s
+        self.into = tuple(tuple(moves[p][s] for p in range(count)) for s in range(count))
+        self._states = states
+
+    def entry_bonus(self, entries: Mapping[str, float]) -> list[tuple[float, ...]]:
+        """``into``, with the moves into the sections of *entries* (from another
+        section) raised by their bonus."""
+        out = list(self.into)
+        for s, (section, _) in enumerate(self._states):
+            extra = entries.get(section)
+            if extra:
+                out[s] = tuple(
+                    score if self._states[p][0] == section else score + extra
+                    for p, score in enumerate(self.into[s])
+                )
+        return out
+
+    @staticmethod
+    def _cost(a: str, b: str, rank: Mapping[str, int]) -> float:
+        if a in _RANK and b in _RANK:
+            return _transition(a, b)
+        if a in ("NAME", "SYNOPSIS"):
+            return 1000.0
+        if b in _RANK:
+            return _transition("NOTES", b)  # leaving one: as leaving NOTES
+        cost = _OWN_SWITCH
+        if rank[b] < rank[a]:
+            cost += _BACK
+        return cost
+
+
+_OWN_SWITCH = 3.0  # entering one of the page's own sections
+
+
+@functools.cache
+def _model(own: int) -> _Model:
+    return _Model(own)
+
+
+def decode(rows: Iterable[Mapping[str, float]], own: int = 0) -> list[str]:
     """The best labelling of the blocks (Viterbi over the sections as states).
 
     Maximises the summed scores of the blocks' sections minus the cost of each change
     of section (``_transition``). Linear in the number of blocks, and the rows are read
     one at a time (``_emissions`` makes them as they are read): what is kept per block
-    is one byte per section, the section it is best reached from.
+    is one byte per state, the state it is best reached from.
 
-    The best way into section s is found by trying the sections in order of their
+    A state is a section, and for NOTES, RETURN VALUES and the page's *own* sections
+    (``_own_sections``, keyed ``_own_key(i)``) also the set of those visited so far, so
+    that none of them is entered twice (``_Model``).
+
+    The best way into state s is found by trying the states in order of their
     score so far, best first, and stopping at the first whose score (which no move
-    can raise) is below the best found: usually after two or three of the 17. Ties go
-    to the section that comes first in ``_STATES``, as a plain loop over them would.
+    can raise) is below the best found: usually after two or three of them. Ties go
+    to the state that comes first, as a plain loop over them would.
 
     Args:
         rows: Each block's score per section (``_emissions``).
+        own: How many sections of its own the page has (rows score them).
 
     Returns:
         The section of every block.
     """
+    model = _model(own)
     blocks = iter(rows)
     first = next(blocks, None)
     if first is None:
         return []
-    count = len(_STATES)
+    count = len(model.sections)
     order = range(count)
-    best = list(_SCORES(first))
+    best = list(model.scores(first))
     back: list[bytes] = []
+    into_all = model.into
+    scores_of = model.scores
     for row in blocks:
-        scores = _SCORES(row)
+        scores = scores_of(row)
+        bonus = None
+        if row.get(ENTRY):
+            skip = len(ENTRY)
+            entries = {k[skip:]: v for k, v in row.items() if k.startswith(ENTRY) and k != ENTRY}
+            bonus = model.entry_bonus(entries)
         ranked = sorted(order, key=best.__getitem__, reverse=True)  # stable: ties in order
         new: list[float] = []
         pointers = bytearray(count)
         for s in order:
-            into = _INTO[s]
+            into = into_all[s] if bonus is None else bonus[s]
             prev, score = -1, -math.inf
             for p in ranked:
                 so_far = best[p]
@@ -770,7 +1014,7 @@ def decode(rows: Iterable[Mapping[str, float]]) -> list[str]:
                 candidate = so_far + into[p]
                 if candidate > score or (candidate == score and p < prev):
                     prev, score = p, candidate
-            pointers[s] = prev
+            pointers[s] = prev if prev > 0 else 0
             new.append(score + scores[s])
         back.append(bytes(pointers))
         best = new
@@ -780,7 +1024,7 @@ def decode(rows: Iterable[Mapping[str, float]]) -> list[str]:
         index = step[index]
         labels.append(index)
     labels.reverse()
-    return [_STATES[i] for i in labels]
+    return [model.sections[i] for i in labels]
 
 
 def looks_like_code(text: str) -> bool:

@@ -27,11 +27,6 @@ CORPUS = ROOT / "tests" / "data" / "manpages"
 SHARED_NAMES = sorted(p.stem for p in SHARED.glob("*.txt"))
 CORPUS_NAMES = json.loads((CORPUS / "corpus.json").read_text())
 ALL_CORPUS = [name for group in CORPUS_NAMES.values() for name in group]
-# Pages shipped as their headed rendering (libssl-doc's ``man -P cat``) rather than the
-# heading-less text they were given, because that text's sections cannot be recovered:
-# SSL_read_early_data has a section of its own, REPLAY PROTECTION, which no heading-less
-# rule can name. The heading-less copy is kept in tests/data/manpages/plain/.
-SHIPPED_HEADED = {"SSL_read_early_data"}
 
 
 def shared(name: str) -> ManPage:
@@ -53,20 +48,12 @@ class TestSharedPages:
     def test_sections_match_expectations(self, name: str) -> None:
         page = shared(name)
         assert [b.section for b in page.blocks] == truth(SHARED, name)
-        assert page.source_format == ("headed" if name in SHIPPED_HEADED else "plain")
+        assert page.source_format == "plain"
 
     @pytest.mark.parametrize("name", [n for n in SHARED_NAMES if n != "SSL_SESSION_free"])
     def test_headed_rendering_gives_the_same_page(self, name: str) -> None:
-        # for a page shipped headed, its heading-less copy is the other rendering
-        folder, kind = ("plain", "plain") if name in SHIPPED_HEADED else ("headed", "headed")
         plain = shared(name)
-        headed = parse((CORPUS / folder / f"{name}.txt").read_text(), name=name)
-        if name in SHIPPED_HEADED:
-            # the same text, block for block; only the sections differ (next test)
-            assert headed.source_format == kind
-            assert [b.text for b in headed.blocks] == [b.text for b in plain.blocks]
-            assert headed.synopsis == plain.synopsis
-            return
+        headed = parse((CORPUS / "headed" / f"{name}.txt").read_text(), name=name)
         assert headed.source_format == "headed"
         assert [(b.section, b.text) for b in headed.blocks] == [
             (b.section, b.text) for b in plain.blocks
@@ -74,15 +61,16 @@ class TestSharedPages:
         assert headed.sentences == plain.sentences
         assert headed.synopsis == plain.synopsis
 
-    @pytest.mark.xfail(strict=True, reason="known miss of the heading-less recovery")
-    @pytest.mark.parametrize("name", sorted(SHIPPED_HEADED))
-    def test_heading_less_copy_is_not_recovered(self, name: str) -> None:
-        # Why the page is shipped headed: the rules label SSL_read_early_data's
-        # "may return 3 possible values" and what follows as RETURN VALUES, and its
-        # REPLAY PROTECTION as NOTES (44 of 65 blocks right). Strict: when the rules
-        # learn to recover it, this fails and the page can be shipped heading-less.
-        page = parse((CORPUS / "plain" / f"{name}.txt").read_text(), name=name)
-        assert [b.section for b in page.blocks] == truth(CORPUS / "plain", name)
+    def test_own_section_named_by_a_reference(self) -> None:
+        # SSL_read_early_data's REPLAY PROTECTION is no section of the manual: the page
+        # names it ('see "REPLAY PROTECTION" below'), and its blocks follow NOTES
+        page = shared("SSL_read_early_data")
+        sections = [s.title for s in page.sections]
+        assert sections.index("NOTES") < sections.index("REPLAY PROTECTION")
+        assert sections.index("REPLAY PROTECTION") < sections.index("RETURN VALUES")
+        # "may return 3 possible values:" and its list stay in DESCRIPTION
+        described = [b.text for b in page.blocks if b.section == "DESCRIPTION"]
+        assert "SSL_read_early_data() may return 3 possible values:" in described
 
 
 class TestCorpus:
@@ -146,6 +134,42 @@ class TestRulesRecovery:
         assert recover_sections(texts, functions=["P_do"]) == [
             "NAME", "DESCRIPTION", "DESCRIPTION", "NOTES", "RETURN VALUES", "COPYRIGHT",
         ]
+
+    def test_sections_are_entered_once(self) -> None:
+        # RETURN VALUES, NOTES, RETURN VALUES would score best, but no page of the
+        # manual repeats a section: the first run that sounds like RETURN VALUES
+        # stays in DESCRIPTION
+        flat = dict.fromkeys(KNOWN_SECTIONS, -5.0)
+        rows = [
+            {**flat, "NAME": 10.0},
+            {**flat, "DESCRIPTION": 1.0},
+            {**flat, "DESCRIPTION": 0.0, "RETURN VALUES": 4.0},
+            {**flat, "DESCRIPTION": 0.0, "NOTES": 3.0},
+            {**flat, "DESCRIPTION": 0.0, "RETURN VALUES": 3.0},
+        ]
+        assert decode(rows) == [
+            "NAME", "DESCRIPTION", "DESCRIPTION", "NOTES", "RETURN VALUES",
+        ]
+
+    def test_own_section_named_by_the_page(self) -> None:
+        texts = [
+            "P_do - do things",
+            "int P_do(void);",
+            'P_do() reads a key in one of the formats (see "KEY FORMATS" below).',
+            "P_do() also does a third thing.",
+            "Applications should not care.",
+            "Two key formats are known: PEM and DER.",
+            "The two key formats differ: PEM is text, DER is binary.",
+            "P_do() returns 1 on success or 0 on error.",
+            "Copyright 2024 The OpenSSL Project Authors. All Rights Reserved.",
+        ]
+        assert recover_sections(texts, functions=["P_do"]) == [
+            "NAME", "SYNOPSIS", "DESCRIPTION", "DESCRIPTION", "NOTES", "KEY FORMATS",
+            "KEY FORMATS", "RETURN VALUES", "COPYRIGHT",
+        ]
+        # a section of another page is none of this page's
+        texts[2] = 'P_do() reads a key (see "KEY FORMATS" in P_read(3)).'
+        assert "KEY FORMATS" not in recover_sections(texts, functions=["P_do"])
 
     def test_squeezed_header_keeps_its_section(self) -> None:
         # "TITLE(OTITLE(3SSL)": no room for the first "(3ssl)" at all

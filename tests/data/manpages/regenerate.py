@@ -1,6 +1,8 @@
 """Regenerate the man-page test corpus from Debian's libssl-doc (not run by the tests).
 
-Usage: ``python tests/data/manpages/regenerate.py`` on a machine with libssl-doc.
+Usage: ``python tests/data/manpages/regenerate.py`` on a machine with libssl-doc;
+``python tests/data/manpages/regenerate.py --wide DIR`` writes the wide tune set (below)
+to DIR instead.
 
 For every page in ``TUNE``, ``BLIND`` and ``FIXTURES`` this writes:
 
@@ -22,6 +24,12 @@ lists in this file's history, up to commit a51faa8): the first 40 are ``BLIND``,
 40 ``TUNE``. ``TUNE`` pages may be read while changing the rules; ``BLIND`` pages are
 only measured (``python -m benchmarks bench_manpage_accuracy``), never read into.
 ``FIXTURES`` are pages the tests name for one parsing case each; they are not measured.
+
+The wide tune set is every distinct (non-symlink) ``man3/*.3ssl.gz`` page but the
+``BLIND`` ones (571 pages, 20,730 blocks for OpenSSL 3.0.22): ``plain/NAME.txt`` and
+``plain/NAME.sections.json`` in DIR, not kept in the repository (2.5 MB). It may be read
+while changing the rules like ``TUNE``; ``python -m benchmarks bench_manpage_accuracy
+--wide=DIR`` measures it.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 # A header squeezed by a long title ("...(3OpOSSL_..."): the footer names the section.
@@ -193,7 +202,26 @@ def flatten(rendering: str) -> tuple[str, list[str]]:
     return "\n".join(out) + "\n", labels
 
 
+def wide(out: Path) -> None:
+    """Write the wide tune set (see the module's docstring) to *out*/plain."""
+    folder = Path("/usr/share/man/man3")
+    blind = set(BLIND)
+    names = sorted(
+        p.name[: -len(".3ssl.gz")] for p in folder.glob("*.3ssl.gz") if not p.is_symlink()
+    )
+    (out / "plain").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if name in blind:
+            continue
+        text, labels = flatten(render(name, "3ssl"))
+        (out / "plain" / f"{name}.txt").write_text(text)
+        (out / "plain" / f"{name}.sections.json").write_text(json.dumps(labels, indent=0) + "\n")
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--wide":
+        wide(Path(sys.argv[2]))
+        return
     here = Path(__file__).parent
     (here / "headed").mkdir(exist_ok=True)
     (here / "plain").mkdir(exist_ok=True)
