@@ -2,7 +2,7 @@
 
 Prints, per page set, the share of blocks whose recovered section matches the truth:
 
-- shared: the six shipped pages (``docs/manpages/source``), heading-less, against
+- shared: the shipped pages (``docs/manpages/source``), heading-less, against
   their ``NAME.sections.json``;
 - tune / blind: two random samples of Debian's libssl-doc pages, flattened to the
   heading-less format by ``tests/data/manpages/regenerate.py`` (labels from their
