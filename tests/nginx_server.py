@@ -25,7 +25,9 @@
 # port number), its TLS versions and its resumption switches. The access log
 # is JSON (``escape=json``), one object per request: remote and server address,
 # server port, SNI name, TLS version, ``$ssl_session_reused`` ("r" or "."),
-# request line, status and ``$connection`` (the connection's serial number).
+# request line, status, ``$connection`` (the connection's serial number) and
+# ``$ssl_early_data`` ("1" for a request nginx read as TLS 1.3 early data,
+# before its handshake ended; "" otherwise).
 #
 # Note: nginx cannot share a session cache between instances (the shared zone is
 # shared memory of one nginx); fleets share a ticket key file instead.
@@ -155,7 +157,8 @@ class NginxServer:
             '"remote_addr":"$remote_addr","server_addr":"$server_addr",'
             '"server_port":"$server_port","sni":"$ssl_server_name",'
             '"protocol":"$ssl_protocol","reused":"$ssl_session_reused",'
-            '"request":"$request","status":"$status","connection":"$connection"'
+            '"request":"$request","status":"$status","connection":"$connection",'
+            '"early_data":"$ssl_early_data"'
             "}';",
             f"  access_log {d / 'access.log'} resume_tests;",
         ]
