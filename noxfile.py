@@ -64,6 +64,10 @@ CORE_TESTS = [
     "tests/integration/test_trio_server.py",
     "tests/integration/test_asyncio_server.py",
     "tests/integration/test_server_peers.py",
+    # early data (0-RTT): clients, servers, replay records, the OpenSSL page
+    "tests/unit/test_replay_guard.py",
+    "tests/integration/test_early_data_server.py",
+    "tests/integration/test_manpage_early_data.py",
     # what users run first
     "tests/integration/test_cli_demo.py",
     "tests/integration/test_examples.py",

@@ -220,3 +220,19 @@ def report_ssl_transport_context(transport: object, context: object) -> bool:
     if hasattr(protocol, "_sslcontext"):
         protocol._sslcontext = context
     return True
+
+
+def set_ssl_transport_extra(transport: object, name: str, value: object) -> bool:
+    """Make ``transport.get_extra_info(name)`` answer *value* on asyncio's SSL transport.
+
+    asyncio keeps the SSL transport's extra info in its SSL protocol's ``_extra``
+    dict (3.10 to 3.13) and offers no setter; resume.asyncio.start_server adds
+    ``"early_data"`` there. Returns False (and changes nothing) where the
+    transport is not asyncio's SSL transport as this module knows it.
+    """
+    protocol: Any = getattr(transport, "_ssl_protocol", None)
+    extra = getattr(protocol, "_extra", None)
+    if not isinstance(extra, dict):
+        return False
+    extra[name] = value
+    return True

@@ -63,6 +63,31 @@
 # (close), as ``asyncio.start_server(ssl=...)``'s own protocol does, and the log
 # stays as quiet as plain asyncio's. The reader gets its EOF either way.
 #
+# Early data (TLS 1.3 0-RTT). asyncio's SSL protocol makes the connection's
+# SSLObject itself, through ``SSLContext.wrap_bio()``, which builds an instance of
+# the context's ``sslobject_class``; ``loop.start_tls()`` accepts only a real
+# ``ssl.SSLContext`` (3.10 to 3.13), so a wrapper context is not possible. With
+# ``max_early_data`` > 0 the context is configured for early data
+# (server_settings.configure_server_context: replay gate, SSL_OP_NO_ANTI_REPLAY,
+# SSL_CTX_set_max_early_data) and its ``sslobject_class`` is set, on that
+# context only, to _EarlyDataSSLObject, which follows SSL_read_early_data(3):
+#
+#   * its ``do_handshake()`` first loops ``SSL_read_early_data()`` until FINISH,
+#     keeping the early bytes; SSLWantReadError/SSLWantWriteError propagate, and
+#     asyncio's SSL protocol flushes the outgoing BIO and calls again when more
+#     input comes, exactly as for a plain handshake; then the real
+#     ``SSL_do_handshake()``;
+#   * its ``read()`` hands out the early bytes before any ordinary read, so they
+#     reach the protocol (and the StreamReader) first, in order, on every Python
+#     (3.11+ reads right after the handshake; 3.10's _SSLPipe in the same call).
+#
+# Unlike serve_tls, the callback runs after the handshake (asyncio offers no
+# hook before), so the answer leaves after it too: no 0.5-RTT on asyncio, and
+# the client's first response byte comes one round trip later than from
+# serve_tls. ``writer.get_extra_info("early_data")`` is True when the first
+# bytes came as accepted early data (set in the SSL protocol's extra info by
+# resume._compat.set_ssl_transport_extra: the transport has no public setter).
+#
 # Resumption itself is OpenSSL's, as for serve_tls (see resume._adapters.server_settings).
 from __future__ import annotations
 
@@ -75,10 +100,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, final
 
-from .._compat import start_tls_server_310
+from .._compat import set_ssl_transport_extra, start_tls_server_310
+from .._core.replay import ReplayGuard
 from .server_settings import (
     ServerCounters,
     ServerStatistics,
+    check_max_early_data,
     check_port,
     check_seconds,
     check_server_context,
@@ -93,6 +120,68 @@ ClientConnected = Callable[
 
 #: The StreamReader buffer limit asyncio uses (asyncio.streams._DEFAULT_LIMIT).
 _DEFAULT_LIMIT = 2**16
+#: Bytes asked of each SSL_read_early_data() call (the largest record is 16 KiB).
+_EARLY_READ_SIZE = 65536
+# SSL_read_early_data() FINISH and SSL_get_early_data_status() REJECTED (binding values).
+_EARLY_FINISH = 2
+_EARLY_REJECTED = 1
+
+
+class _EarlyDataSSLObject(ssl.SSLObject):
+    # The SSLObject of a server context that accepts early data (see the module
+    # comment). Attributes live in the instance dict, set on first use: asyncio
+    # builds it with SSLObject._create(), which runs no __init__.
+    _early_reading = True
+    _early_bytes = b""
+    #: True when the first bytes of the connection came as accepted early data.
+    early_data = False
+
+    def do_handshake(self) -> None:
+        # SSL_read_early_data() until FINISH, then SSL_do_handshake(); see
+        # SSL_read_early_data(3): a server must read early data first.
+        if self._early_reading and self.server_side:
+            from .._openssl.binding import binding
+
+            read = binding().read_early_data
+            while True:
+                status, data = read(self, _EARLY_READ_SIZE)  # may raise SSLWant*Error
+                if status == _EARLY_FINISH:
+                    self._early_reading = False
+                    break
+                if data:
+                    self._early_bytes += data
+                    self.early_data = True
+        super().do_handshake()
+
+    def read(self, size: int = 1024, buffer: Any = None) -> Any:
+        # The early bytes first (SSL_read_early_data()'s), then SSL_read().
+        early = self._early_bytes
+        if not early:
+            return super().read(size, buffer)
+        chunk, self._early_bytes = early[:size], early[size:]
+        if buffer is None:
+            return chunk
+        memoryview(buffer)[: len(chunk)] = chunk
+        return len(chunk)
+
+    def pending(self) -> int:
+        return len(self._early_bytes) + super().pending()
+
+
+def _check_early_objects(context: ssl.SSLContext) -> None:
+    # Refuse a context whose SSL objects are already someone else's subclass.
+    current = context.sslobject_class
+    if current is not ssl.SSLObject and current is not _EarlyDataSSLObject:
+        raise ValueError(
+            f"max_early_data needs the context's own SSL objects, but its sslobject_class "
+            f"is {current.__name__}: use a plain ssl.SSLContext"
+        )
+
+
+def _use_early_data_objects(context: ssl.SSLContext) -> None:
+    # Make wrap_bio() build _EarlyDataSSLObject for *context* (only this one).
+    if context.sslobject_class is not _EarlyDataSSLObject:
+        context.sslobject_class = _EarlyDataSSLObject
 
 
 @final
@@ -180,7 +269,10 @@ class _State:
         handshake_timeout: float,
         close_timeout: float,
         limit: int,
+        early: Any = None,
     ) -> None:
+        #: The OpenSSL binding when the server accepts early data, else None.
+        self.early = early
         self.loop = loop
         self.callback = callback
         self.context = context
@@ -235,6 +327,18 @@ class _State:
             return
         ssl_object = tls.get_extra_info("ssl_object")
         counters.handshake_done(bool(ssl_object is not None and ssl_object.session_reused))
+        if self.early is not None:
+            accepted = bool(getattr(ssl_object, "early_data", False))
+            set_ssl_transport_extra(tls, "early_data", accepted)
+            if accepted:
+                counters.early_accepted += 1
+            elif (
+                ssl_object is not None
+                and self.early.early_data_status(ssl_object) == _EARLY_REJECTED
+            ):
+                counters.early_rejected += 1
+        else:
+            set_ssl_transport_extra(tls, "early_data", False)
         protocol.connection_made(tls)
 
     def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -302,6 +406,8 @@ async def start_server(
     close_timeout: float = 5.0,
     num_tickets: int | None = None,
     session_timeout: float | None = None,
+    max_early_data: int = 0,
+    replay_guard: ReplayGuard | None = None,
     limit: int = _DEFAULT_LIMIT,
     backlog: int = 100,
     reuse_address: bool | None = None,
@@ -318,6 +424,24 @@ async def start_server(
     *close_timeout* seconds). Whether a connection resumed is
     ``writer.get_extra_info("ssl_object").session_reused``.
 
+    TLS 1.3 early data (0-RTT) is off unless *max_early_data* > 0. Then a
+    resumed client may send up to that many bytes with its ClientHello; the
+    server reads them first (``SSL_read_early_data()``), and the callback's
+    reader returns them as the start of the stream, with
+    ``writer.get_extra_info("early_data")`` True. Replay protection is always
+    on with it, as for :func:`resume.trio.serve_tls`: ``SSL_OP_NO_ANTI_REPLAY``
+    together with an allow-early-data gate (``SSL_CTX_set_allow_early_data_cb()``)
+    asking *replay_guard*; a replayed first flight gets a 1-RTT handshake and
+    never reaches the callback.
+
+    .. note:: Unlike serve_tls, the callback runs after the handshake has
+       completed (asyncio's SSL protocol gives no earlier hook), so the answer
+       leaves one round trip later than serve_tls's 0.5-RTT answer: the client
+       saves the round trip of sending its request, not the one of the
+       handshake. To do this, *ssl*'s ``sslobject_class`` is set to a subclass
+       of :class:`ssl.SSLObject` that reads the early data in its
+       ``do_handshake()``; it must be ``ssl.SSLObject`` before.
+
     Args:
         client_connected_cb: ``cb(reader, writer)``, a plain function or a coroutine
             function.
@@ -328,6 +452,12 @@ async def start_server(
         close_timeout: seconds the close may wait for the peer (Python 3.11+).
         num_tickets: TLS 1.3 tickets per handshake (``SSL_CTX_set_num_tickets()``).
         session_timeout: seconds a session stays resumable (``SSL_CTX_set_timeout()``).
+        max_early_data: TLS 1.3 early data accepted per connection, in bytes
+            (``SSL_CTX_set_max_early_data()``); 0, the default, accepts none.
+        replay_guard: the ClientHello record that refuses replays
+            (:class:`resume.replay.ReplayGuard`); default a new
+            :class:`resume.replay.MemoryReplayGuard`. Servers sharing ticket
+            keys need a shared record.
         limit: the StreamReader buffer limit.
         backlog: the ``listen()`` backlog.
         reuse_address: as for ``loop.create_server()``.
@@ -337,20 +467,40 @@ async def start_server(
         the running :class:`TLSServer`.
 
     Raises:
-        TypeError, ValueError: bad arguments (nothing is changed then).
+        TypeError, ValueError: bad arguments (nothing is changed then), or
+            *replay_guard* differs from the one *ssl* already serves early data with.
+        UnsupportedError: *max_early_data* > 0 where the OpenSSL binding or its
+            early-data calls are not available.
         OSError: the port cannot be bound.
     """
     context = check_server_context(ssl)
     handshake_timeout = check_seconds("handshake_timeout", handshake_timeout)
     close_timeout = check_seconds("close_timeout", close_timeout)
     check_port(port)
+    check_max_early_data(max_early_data)
     if not callable(client_connected_cb):
         raise TypeError(
             f"client_connected_cb must be callable, got {type(client_connected_cb).__name__}"
         )
-    configure_server_context(context, num_tickets=num_tickets, session_timeout=session_timeout)
+    if max_early_data:
+        _check_early_objects(context)  # before anything changes
+    guard = configure_server_context(
+        context,
+        num_tickets=num_tickets,
+        session_timeout=session_timeout,
+        max_early_data=max_early_data,
+        replay_guard=replay_guard,
+    )
+    early = None
+    if guard is not None:
+        from .._openssl.binding import binding
+
+        early = binding()
+        _use_early_data_objects(context)
     loop = asyncio.get_running_loop()
-    state = _State(loop, client_connected_cb, context, handshake_timeout, close_timeout, limit)
+    state = _State(
+        loop, client_connected_cb, context, handshake_timeout, close_timeout, limit, early
+    )
     state.server = await loop.create_server(
         lambda: _AcceptProtocol(state),
         host,

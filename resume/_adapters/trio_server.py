@@ -57,6 +57,48 @@
 # * A send that is cancelled half-way leaves an unknown part of a TLS record on
 #   the wire: the stream is then broken, as trio.SSLStream's is.
 #
+# Early data (TLS 1.3 0-RTT)
+# --------------------------
+# With ``max_early_data`` > 0 the context is configured by
+# server_settings.configure_server_context (replay gate, SSL_OP_NO_ANTI_REPLAY,
+# SSL_CTX_set_max_early_data, always together) and each connection runs
+# _Connection.run_early instead of run. The rules are SSL_read_early_data(3)'s:
+# a server calls ``SSL_read_early_data()`` first, until it reports FINISH, and
+# only then ``SSL_do_handshake()``/``SSL_read()``/``SSL_write()``; after the first
+# call has returned it may answer with ``SSL_write_early_data()`` (0.5-RTT). The
+# calls go through the binding (resume._openssl.binding) on the same ``SSL*``,
+# talking to the same non-blocking socket, with the same WantRead/WantWrite waits.
+#
+#   1. run_early loops read_early_data until it returns data or FINISH. For a
+#      client that sent none (or whose early data was rejected: a replay, an old
+#      ticket, TLS 1.2) that loop *is* the handshake: OpenSSL completes it before
+#      it reports FINISH; do_handshake() then returns at once and the handler
+#      runs as on any server.
+#   2. When early data was accepted, the handler runs at once, before the
+#      handshake ends: that is the round trip saved. The stream then has an
+#      _Early state: receive_some returns the bytes already read, then keeps
+#      calling read_early_data (more early data) until FINISH, then completes the
+#      handshake (the client's EndOfEarlyData and Finished), then reads as usual.
+#      send_all before FINISH writes with write_early_data (0.5-RTT data, sent to a
+#      client that has not yet proved it holds the ticket: the replay gate is what
+#      makes that safe); after FINISH it completes the handshake first.
+#   3. The handshake still has to end within handshake_timeout of the accept: the
+#      stream stays in the watchdog's list until then, and an overdue stream is
+#      broken for its handler at its next wait (or next call). A client that
+#      sends early data and leaves ends the handler's stream with
+#      BrokenResourceError; the connection counts as failed (its handshake never
+#      completed).
+#   4. When the handler returns (or calls aclose) before the handshake ended,
+#      the rest of the early data is read and dropped and the handshake
+#      completed, so that close_notify can be sent; bounded by the watchdog (and
+#      close_timeout in aclose).
+#
+# Two tasks of one handler may drive the early phase at once (one receiving,
+# one sending): completing the handshake is serialized by a trio.Lock of the
+# early state, so at most one task waits on the socket for it. With
+# ``max_early_data`` == 0 none of this runs: run() and the I/O methods are the
+# ones above, with one ``is None`` test added to receive_some and send_all.
+#
 # Statistics are counted by the accept loop and the per-connection task (see
 # resume._adapters.server_settings.ServerCounters); one trio thread, so plain integers suffice.
 from __future__ import annotations
@@ -75,9 +117,11 @@ from typing import Any, Final, final
 import trio
 
 from .._compat import RAW_SERVER_WRAP
+from .._core.replay import ReplayGuard
 from .server_settings import (
     ServerCounters,
     ServerStatistics,
+    check_max_early_data,
     check_port,
     check_seconds,
     check_server_context,
@@ -160,6 +204,43 @@ def _wrap(
 
 _RAW_WRAP: Final = RAW_SERVER_WRAP
 
+# SSL_read_early_data() return values and SSL_get_early_data_status() values
+# (the binding's READ_EARLY_DATA_FINISH, EARLY_DATA_REJECTED, EARLY_DATA_ACCEPTED).
+_EARLY_FINISH: Final = 2
+_EARLY_REJECTED: Final = 1
+_EARLY_ACCEPTED: Final = 2
+#: The phases of an _Early state: reading early data, completing the handshake, done.
+_READING: Final = 0
+_HANDSHAKE: Final = 1
+_DONE: Final = 2
+
+
+class _SSLHandle:
+    # What the binding's early-data calls take: an object whose ``_sslobj`` is
+    # the C ``_ssl._SSLSocket`` (as in ssl.SSLObject/SSLSocket). serve_tls uses
+    # that C object directly (see _wrap); the binding checks its SSL* before use.
+    __slots__ = ("_sslobj",)
+
+    def __init__(self, raw: object) -> None:
+        self._sslobj = raw
+
+
+@final
+class _Early:
+    # The early-data state of a stream whose handler runs before its handshake
+    # completed (step 2 of "Early data" above).
+    __slots__ = ("binding", "done", "handle", "lock", "pending", "phase")
+
+    def __init__(self, binding: Any, handle: _SSLHandle, done: Callable[[], None]) -> None:
+        self.binding = binding
+        self.handle = handle
+        #: Called once when the handshake completes (counts it, leaves the watchdog).
+        self.done = done
+        self.lock = trio.Lock()
+        #: Early bytes read but not yet handed to receive_some.
+        self.pending = b""
+        self.phase = _READING
+
 
 @final
 class TLSServerStream(trio.abc.Stream):
@@ -185,6 +266,8 @@ class TLSServerStream(trio.abc.Stream):
         "_broken",
         "_close_timeout",
         "_closed",
+        "_early",
+        "_early_data",
         "_fast",
         "_handshake_seconds",
         "_peer",
@@ -217,6 +300,9 @@ class TLSServerStream(trio.abc.Stream):
         self._sending = _Busy("another task is already sending on this stream")
         self._receiving = _Busy("another task is already receiving on this stream")
         self._tls, self._shutdown = _wrap(context, sock, self)
+        #: The early phase, while a handler runs before the handshake completed.
+        self._early: _Early | None = None
+        self._early_data = False
 
     # -- what the handshake gave ---------------------------------------------------
 
@@ -227,9 +313,51 @@ class TLSServerStream(trio.abc.Stream):
 
     @property
     def tls_version(self) -> str | None:
-        """The negotiated protocol, e.g. ``"TLSv1.3"`` (``SSL_get_version()``)."""
+        """The negotiated protocol, e.g. ``"TLSv1.3"`` (``SSL_get_version()``).
+
+        Also ``"TLSv1.3"`` while a stream with early data is still in its
+        handshake (``ssl`` reports None until the handshake ends; early data
+        exists only in TLS 1.3).
+        """
         version: str | None = self._tls.version()
+        if version is None and self._early_data:
+            return "TLSv1.3"
         return version
+
+    @property
+    def early_data(self) -> bool:
+        """True when the stream's first bytes came as accepted TLS 1.3 early data (0-RTT).
+
+        The handler of such a stream runs before the handshake has completed
+        (``SSL_read_early_data()`` returned data): what it reads first may be a
+        replay of another connection as far as TLS can tell, though the server's
+        replay guard refuses a ClientHello it has seen (see
+        :func:`serve_tls`). False for every other stream.
+        """
+        return self._early_data
+
+    @property
+    def early_data_status(self) -> str:
+        """``"accepted"``, ``"rejected"`` or ``"none"`` (``SSL_get_early_data_status()``).
+
+        ``"rejected"`` means the client sent early data that the server skipped
+        (its server has ``max_early_data`` 0, the ticket was too old, or the
+        ClientHello was a replay); the client sends it again after the
+        handshake. ``"none"`` when the client sent none, or when this Python's
+        OpenSSL binding is not available.
+        """
+        if self._early_data:
+            return "accepted"
+        try:
+            from .._openssl.binding import binding
+
+            b = binding()
+            if b.early_data_error is not None:
+                return "none"
+            status = b.early_data_status(_SSLHandle(self._tls))  # type: ignore[arg-type]
+        except Exception:
+            return "none"
+        return {_EARLY_ACCEPTED: "accepted", _EARLY_REJECTED: "rejected"}.get(status, "none")
 
     @property
     def peer(self) -> Any:
@@ -324,6 +452,10 @@ class TLSServerStream(trio.abc.Stream):
             raise ValueError("max_bytes must be >= 1")
         with self._receiving:
             self._check()
+            if self._early is not None:
+                early_bytes = await self._receive_early(max_bytes)
+                if early_bytes:
+                    return early_bytes
             sock = self._socket
             read = self._tls.read
             checkpointed = False
@@ -351,9 +483,11 @@ class TLSServerStream(trio.abc.Stream):
         """
         with self._sending:
             self._check()
+            view = memoryview(data).cast("B")
+            if self._early is not None and await self._send_early(view):
+                return
             sock = self._socket
             write = self._tls.write
-            view = memoryview(data).cast("B")
             checkpointed = False
             try:
                 for start in range(0, len(view), _SEND_CHUNK):
@@ -377,6 +511,116 @@ class TLSServerStream(trio.abc.Stream):
                 raise
             if not checkpointed:
                 await self._fast_checkpoint()
+
+    # -- the early phase (see "Early data" in the module comment) ------------------------
+
+    def _early_failed(self, exc: BaseException) -> trio.BrokenResourceError:
+        self._broken = True
+        if isinstance(exc, trio.ClosedResourceError):
+            return trio.BrokenResourceError("TLS handshake timed out")
+        return trio.BrokenResourceError(f"TLS handshake failed: {exc}")
+
+    async def _read_early(self, early: _Early, max_bytes: int) -> bytes:
+        # One SSL_read_early_data() that returned: its bytes, or b"" at FINISH
+        # (the phase then moves on to completing the handshake).
+        sock = self._socket
+        read = early.binding.read_early_data
+        handle = early.handle
+        try:
+            while True:
+                if self._timed_out:
+                    raise trio.ClosedResourceError
+                try:
+                    status, data = read(handle, max_bytes)
+                except _WantRead:
+                    await _wait_readable(sock)
+                    continue
+                except _WantWrite:
+                    await _wait_writable(sock)
+                    continue
+                if status == _EARLY_FINISH:
+                    early.phase = _HANDSHAKE
+                    return b""
+                if data:
+                    return bytes(data)
+        except trio.ClosedResourceError as exc:
+            if self._timed_out:
+                raise self._early_failed(exc) from None
+            raise
+        except (ssl.SSLError, OSError) as exc:
+            raise self._early_failed(exc) from exc
+
+    async def _complete_early(self, *, discard: bool) -> None:
+        # Drive the early phase to its end: read (and drop, with *discard*) the
+        # early data left, then complete the handshake. One task at a time.
+        early = self._early
+        if early is None:
+            return
+        async with early.lock:
+            while early.phase == _READING:
+                dropped = await self._read_early(early, _RECEIVE_SIZE)
+                if dropped and not discard:  # pragma: no cover - callers read it first
+                    early.pending += dropped
+            if early.phase == _HANDSHAKE:
+                await self._handshake()
+                early.phase = _DONE
+                self._early = None
+                early.done()
+
+    async def _receive_early(self, max_bytes: int) -> bytes:
+        # receive_some during the early phase: the bytes already read, then more
+        # early data until FINISH, then the handshake; b"" once it is over (the
+        # caller then reads as usual).
+        early = self._early
+        assert early is not None
+        if early.pending:
+            data, early.pending = early.pending[:max_bytes], early.pending[max_bytes:]
+            await trio.lowlevel.checkpoint()
+            return data
+        if early.phase == _READING:
+            async with early.lock:
+                if early.phase == _READING:
+                    data = await self._read_early(early, max_bytes)
+                    if data:
+                        return data
+        await self._complete_early(discard=False)
+        return b""
+
+    async def _send_early(self, view: memoryview) -> bool:
+        # send_all during the early phase. Before FINISH: write 0.5-RTT data with
+        # SSL_write_early_data() and return True. After it: complete the
+        # handshake and return False (the caller writes as usual).
+        early = self._early
+        assert early is not None
+        if early.phase != _READING:
+            await self._complete_early(discard=False)
+            return False
+        sock = self._socket
+        write = early.binding.write_early_data
+        handle = early.handle
+        try:
+            for start in range(0, len(view), _SEND_CHUNK):
+                chunk = bytes(view[start : start + _SEND_CHUNK])
+                while chunk:
+                    if self._timed_out:
+                        raise trio.ClosedResourceError
+                    try:
+                        chunk = chunk[write(handle, chunk) :]
+                    except _WantWrite:
+                        await _wait_writable(sock)
+                    except _WantRead:
+                        await _wait_readable(sock)
+        except trio.ClosedResourceError as exc:
+            if self._timed_out:
+                raise self._early_failed(exc) from None
+            raise
+        except (ssl.SSLError, OSError) as exc:
+            raise self._early_failed(exc) from exc
+        except BaseException:
+            self._broken = True  # cancelled half-way, as in send_all
+            raise
+        await trio.lowlevel.checkpoint()
+        return True
 
     async def _fast_checkpoint(self) -> None:
         # A call that did not have to wait is always a cancellation point, but a
@@ -418,6 +662,13 @@ class TLSServerStream(trio.abc.Stream):
         # needed when the connection's only task closes it).
         if self._closed:
             return
+        if graceful and self._early is not None and not self._broken:
+            # close_notify needs a completed handshake (step 4 of "Early data").
+            with trio.CancelScope(
+                shield=True, deadline=trio.current_time() + self._close_timeout
+            ), contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._complete_early(discard=True)
+            graceful = self._early is None
         self._closed = True
         sock = self._socket
         try:
@@ -547,6 +798,8 @@ async def serve_tls(
     close_timeout: float = 5.0,
     num_tickets: int | None = None,
     session_timeout: float | None = None,
+    max_early_data: int = 0,
+    replay_guard: ReplayGuard | None = None,
     backlog: int = 128,
     task_status: trio.TaskStatus[TLSServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -566,6 +819,21 @@ async def serve_tls(
     :exc:`trio.BrokenResourceError` (the peer went away) ends only its own
     connection; any other exception propagates and stops the server, as with
     :func:`trio.serve_tcp`.
+
+    TLS 1.3 early data (0-RTT) is off unless *max_early_data* > 0. Then a
+    resumed client may send up to that many bytes with its ClientHello, and the
+    handler runs as soon as they are read (``SSL_read_early_data()``), before the
+    handshake completes: the stream's :attr:`~TLSServerStream.early_data` is
+    True, ``receive_some`` returns the early bytes first, and ``send_all``
+    answers at once (0.5-RTT, ``SSL_write_early_data()``), which saves the
+    client a round trip. Replay protection is always on with it: the context
+    gets ``SSL_OP_NO_ANTI_REPLAY`` (stateless tickets, shareable by a fleet)
+    together with an allow-early-data gate (``SSL_CTX_set_allow_early_data_cb()``)
+    that asks *replay_guard* whether the ClientHello was seen before; a replayed
+    first flight gets a 1-RTT handshake and its early data never reaches the
+    handler. Early data can be replayed by an attacker to a server without such
+    a record, so only act on it for requests that are safe to repeat
+    (RFC 8470).
 
     Use it with ``nursery.start()`` to learn the port and read statistics::
 
@@ -587,26 +855,58 @@ async def serve_tls(
             (``SSL_CTX_set_num_tickets()``); None keeps the context's (2).
         session_timeout: seconds a session stays resumable
             (``SSL_CTX_set_timeout()``); None keeps the context's (7200).
+        max_early_data: TLS 1.3 early data accepted per connection, in bytes
+            (``SSL_CTX_set_max_early_data()``); 0, the default, accepts none
+            (a client's early data is then rejected and sent again after the
+            handshake).
+        replay_guard: the ClientHello record that refuses replays
+            (:class:`resume.replay.ReplayGuard`); default a new
+            :class:`resume.replay.MemoryReplayGuard` for this server (enough
+            for one process: tickets sealed with keys of its own cannot be
+            used elsewhere). Servers sharing ticket keys need a shared record
+            (``resume.replay.RedisReplayGuard``). A context already serving
+            early data keeps its guard; another guard for it is refused.
         backlog: the ``listen()`` backlog.
         task_status: for ``nursery.start()``; started with the :class:`TLSServer`.
 
     Raises:
-        TypeError, ValueError: bad arguments (nothing is changed then).
+        TypeError, ValueError: bad arguments (nothing is changed then), or
+            *replay_guard* differs from the one *ssl_context* already serves
+            early data with.
+        UnsupportedError: *max_early_data* > 0 where the OpenSSL binding or its
+            early-data calls are not available.
         OSError: the port cannot be bound.
     """
     check_server_context(ssl_context)
     check_seconds("handshake_timeout", handshake_timeout)
     check_seconds("close_timeout", close_timeout)
+    check_max_early_data(max_early_data)
     if not callable(handler):
         raise TypeError(f"handler must be an async callable, got {type(handler).__name__}")
-    configure_server_context(ssl_context, num_tickets=num_tickets, session_timeout=session_timeout)
+    guard = configure_server_context(
+        ssl_context,
+        num_tickets=num_tickets,
+        session_timeout=session_timeout,
+        max_early_data=max_early_data,
+        replay_guard=replay_guard,
+    )
+    early_binding = None
+    if guard is not None:
+        from .._openssl.binding import binding
+
+        early_binding = binding()
     listeners = _open_listeners(host, port, backlog)
     counters = ServerCounters()
     try:
         async with trio.open_nursery() as nursery:
             server = TLSServer(listeners, ssl_context, counters, nursery.cancel_scope)
             connection = _Connection(
-                handler, ssl_context, counters, float(handshake_timeout), float(close_timeout)
+                handler,
+                ssl_context,
+                counters,
+                float(handshake_timeout),
+                float(close_timeout),
+                early_binding,
             )
             nursery.start_soon(connection.watchdog)
             for listener in listeners:
@@ -636,7 +936,7 @@ async def _accept_loop(
         return make_socket(family, socket.SOCK_STREAM, proto, fileno=fd), peer
 
     start_soon = nursery.start_soon
-    run = connection.run
+    run = connection.run if connection.early_binding is None else connection.run_early
     nodelay = socket.TCP_NODELAY
     ipproto_tcp = socket.IPPROTO_TCP
     try:
@@ -684,6 +984,7 @@ class _Connection:
         "_counters",
         "_handler",
         "_handshake_timeout",
+        "early_binding",
         "pending",
     )
 
@@ -694,7 +995,10 @@ class _Connection:
         counters: ServerCounters,
         handshake_timeout: float,
         close_timeout: float,
+        early_binding: Any = None,
     ) -> None:
+        #: The OpenSSL binding when the server accepts early data, else None.
+        self.early_binding = early_binding
         self._handler = handler
         self._context = context
         self._counters = counters
@@ -733,6 +1037,67 @@ class _Connection:
                     await self._handler(stream)
         finally:
             if not done:  # failed, timed out, or the server stopped meanwhile
+                counters.failed += 1
+            await stream._close(graceful=done, notify=False)
+            counters.closed += 1
+
+    async def run_early(self, sock: socket.socket, peer: Any, accepted_at: float) -> None:
+        # run() for a server with max_early_data > 0 (see "Early data", steps 1-4).
+        counters = self._counters
+        try:
+            stream = TLSServerStream(sock, peer, self._context, _close_timeout=self._close_timeout)
+        except (OSError, ValueError):
+            sock.close()
+            counters.failed += 1
+            counters.closed += 1
+            return
+        pending = self.pending
+        done = False  # the handshake completed
+        started = False  # the handler ran
+
+        def finished() -> None:
+            nonlocal done
+            done = True
+            pending.pop(stream, None)
+            stream._handshake_seconds = time.perf_counter() - accepted_at
+            counters.handshake_done(stream.session_reused)
+            if stream._early_data:
+                counters.early_accepted += 1
+            elif b.early_data_status(handle) == _EARLY_REJECTED:
+                counters.early_rejected += 1
+
+        b = self.early_binding
+        handle = _SSLHandle(stream._tls)
+        early = _Early(b, handle, finished)
+        try:
+            pending[stream] = trio.current_time() + self._handshake_timeout
+            try:
+                first = await stream._read_early(early, _RECEIVE_SIZE)
+                if first:
+                    # Accepted: the handler runs before the handshake completes.
+                    early.pending = first
+                    stream._early = early
+                    stream._early_data = True
+                else:
+                    await stream._handshake()  # returns at once after FINISH
+                    finished()
+            except trio.BrokenResourceError:
+                pass
+            finally:
+                if not stream._early_data:
+                    pending.pop(stream, None)
+            if stream._early_data or done:
+                started = True
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await self._handler(stream)
+        finally:
+            if started and stream._early is not None and not stream._closed:
+                # The handler returned inside the early phase: complete the
+                # handshake (dropping unread early data) to close gracefully.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream._complete_early(discard=True)
+            pending.pop(stream, None)
+            if not done:
                 counters.failed += 1
             await stream._close(graceful=done, notify=False)
             counters.closed += 1

@@ -3,6 +3,21 @@
 # Every TLS option is turned into the server's SSLContext by one function,
 # build_server_context(args); a new option (say --ticket-keys) is one
 # add_argument() in add_tls_options() and a few lines there.
+#
+# Early data (``--early-data``, ``--max-early-data N``) is serve_tls's
+# max_early_data, always with a replay record; replay_record(args) picks it:
+#
+# * no --ticket-keys: tickets are sealed with this process's own random key, so
+#   only this process can accept their early data: an in-memory record sees
+#   every replay (the default);
+# * --ticket-keys redis://...: the fleet shares tickets, so a replay can go to
+#   any server: the record is fleet-wide, RedisReplayGuard in the same Redis
+#   (or the one --replay-record names);
+# * --ticket-keys file:PATH: other processes may read the same file, and an
+#   in-memory record would not see the replays sent to them. Refused (exit 2)
+#   unless --replay-record says where the record is: redis://... for a shared
+#   one, or ``memory`` to state that this process is the only one serving
+#   with those keys.
 from __future__ import annotations
 
 import argparse
@@ -15,8 +30,14 @@ from typing import Any
 
 import trio
 
-from .._adapters.server_settings import DEFAULT_HANDSHAKE_TIMEOUT, pin_tls_version
+from .._adapters.server_settings import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_EARLY_DATA,
+    pin_tls_version,
+)
 from .._adapters.trio_server import TLSServer, TLSServerStream, serve_tls
+from .._core.errors import StoreError
+from .._core.replay import MemoryReplayGuard, ReplayGuard
 from ._common import (
     CLIError,
     describe_listen_error,
@@ -27,14 +48,20 @@ from ._common import (
     seconds,
 )
 
-__all__ = ["add_tls_options", "build_server_context", "register", "run"]
+__all__ = ["add_tls_options", "build_server_context", "register", "replay_record", "run"]
 
 _DESCRIPTION = """\
 Run a TLS echo server: it sends back whatever a client sends, until the client
 closes. Each connection gets one line on stderr with the client's address, the
-TLS version and whether the session was resumed, so you can watch resumption
-work with any client. The server resumes out of the box (OpenSSL's session
-cache and tickets) and stops cleanly on Ctrl-C.
+TLS version, whether the session was resumed and what became of TLS 1.3 early
+data (early-data=accepted, rejected or none), so you can watch resumption work
+with any client. The server resumes out of the box (OpenSSL's session cache
+and tickets) and stops cleanly on Ctrl-C.
+
+With --early-data it accepts 0-RTT data from resumed TLS 1.3 clients and echoes
+it before the handshake ends. Replayed first flights are always refused (their
+early data is rejected, the handshake goes on in 1-RTT) by a record of the
+ClientHellos seen: in memory, or in Redis for a fleet sharing --ticket-keys.
 """
 
 _EPILOG = """\
@@ -50,6 +77,14 @@ examples:
   # require client certificates signed by ca.pem, TLS 1.3 only
   resume serve --port 8443 --cert cert.pem --key key.pem \\
       --cafile ca.pem --require-client-cert --tls 1.3
+
+  # 0-RTT: save a ticket, then send early data with it
+  resume serve --port 8443 --cert cert.pem --key key.pem --early-data
+  echo hi | openssl s_client -connect 127.0.0.1:8443 -sess_out sess.pem
+  openssl s_client -connect 127.0.0.1:8443 -sess_in sess.pem -early_data req.txt
+
+  # a fleet: shared ticket keys and a shared replay record, in one Redis
+  resume serve --cert cert.pem --key key.pem --early-data --ticket-keys redis://127.0.0.1:6379/0
 
 The log line "listening on HOST:PORT" shows the real port (useful with --port 0).
 """
@@ -158,7 +193,102 @@ def register(subparsers: Any) -> None:
         help=f"drop clients that take longer (default: {DEFAULT_HANDSHAKE_TIMEOUT:g})",
     )
     add_tls_options(parser)
+    early = parser.add_argument_group("early data (TLS 1.3 0-RTT)")
+    early.add_argument(
+        "--early-data",
+        action="store_true",
+        help=f"accept early data from resumed TLS 1.3 clients "
+        f"({DEFAULT_MAX_EARLY_DATA} bytes per connection), replays refused",
+    )
+    early.add_argument(
+        "--max-early-data",
+        type=_early_size,
+        metavar="BYTES",
+        help="accept up to this much early data per connection (implies --early-data)",
+    )
+    early.add_argument(
+        "--replay-record",
+        metavar="WHERE",
+        help="where the ClientHellos seen are recorded: 'memory' (this process only) or "
+        "redis://HOST:PORT/DB (shared by a fleet); default: memory, or the --ticket-keys "
+        "Redis; required with --ticket-keys file:PATH",
+    )
     parser.set_defaults(func=run)
+
+
+def _early_size(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes from 1 to 4294967295, got {text!r}"
+        )
+    return int(text)
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def replay_record(args: argparse.Namespace) -> ReplayGuard | None:
+    """The replay record for ``--early-data`` (None when early data is off).
+
+    See the comment atop this module for the rules.
+
+    Raises:
+        CLIError: (exit code 2) an unusable combination of options.
+    """
+    size = getattr(args, "max_early_data", None)
+    enabled = bool(getattr(args, "early_data", False) or size)
+    where = getattr(args, "replay_record", None)
+    if not enabled:
+        if where:
+            raise CLIError("--replay-record needs --early-data", 2)
+        return None
+    keys = getattr(args, "ticket_keys", None) or ""
+    if where is None:
+        if keys.startswith(_REDIS_SCHEMES):
+            where = keys
+        elif keys:
+            raise CLIError(
+                "--early-data with --ticket-keys file:...: other processes reading that file "
+                "accept the same tickets, and a replay sent to them would not be seen here; "
+                "pass --replay-record redis://HOST:PORT/DB (shared), or --replay-record memory "
+                "if this process is the only one serving with those keys",
+                2,
+            )
+        else:
+            where = "memory"
+    if where == "memory":
+        return MemoryReplayGuard()
+    if where.startswith(_REDIS_SCHEMES):
+        return redis_replay_guard(where)
+    raise CLIError(
+        f"--replay-record: expected 'memory' or redis://HOST:PORT/DB, got {where!r}", 2
+    )
+
+
+def redis_replay_guard(url: str) -> ReplayGuard:
+    """A fleet-wide ClientHello record in the Redis at *url* (``RedisReplayGuard``).
+
+    Connects once at start (``RedisReplayGuard.connect``), so that the first
+    handshake with early data does not spend its 50 ms bound on connecting;
+    an unreachable Redis is only logged (early data is then refused until it
+    is back; handshakes still complete).
+
+    Raises:
+        CLIError: (exit code 2) *url* is bad.
+    """
+    from .._stores.replay import RedisReplayGuard
+    from .._stores.safefile import scrub
+
+    try:
+        guard = RedisReplayGuard(url)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"--replay-record: {scrub(str(exc), url)}", 2) from None
+    try:
+        guard.connect()
+    except StoreError as exc:
+        _log(f"resume serve: the replay record is unreachable, early data is refused until "
+             f"it is back: {exc}")
+    return guard
 
 
 def _log(line: str) -> None:
@@ -171,15 +301,20 @@ def _address(peer: Any) -> str:
 
 
 async def _echo(stream: TLSServerStream) -> None:
+    # With accepted early data this runs before the handshake ends: the version
+    # and resumption are already decided (the ServerHello is out).
     _log(
         f"{_address(stream.peer)} {stream.tls_version} "
-        f"{'resumed' if stream.session_reused else 'full handshake'}"
+        f"{'resumed' if stream.session_reused else 'full handshake'} "
+        f"early-data={stream.early_data_status}"
     )
     while data := await stream.receive_some():
         await stream.send_all(data)
 
 
-async def _main(args: argparse.Namespace, context: ssl.SSLContext) -> None:
+async def _main(
+    args: argparse.Namespace, context: ssl.SSLContext, guard: ReplayGuard | None = None
+) -> None:
     async with trio.open_nursery() as nursery:
         server: TLSServer = await nursery.start(
             partial(
@@ -191,6 +326,10 @@ async def _main(args: argparse.Namespace, context: ssl.SSLContext) -> None:
                 handshake_timeout=args.handshake_timeout,
                 num_tickets=args.num_tickets,
                 session_timeout=args.session_timeout,
+                max_early_data=(
+                    0 if guard is None else (args.max_early_data or DEFAULT_MAX_EARLY_DATA)
+                ),
+                replay_guard=guard,
             )
         )
         for host, port in server.addresses:
@@ -200,9 +339,14 @@ async def _main(args: argparse.Namespace, context: ssl.SSLContext) -> None:
                 _log(f"stopping ({signal.Signals(signum).name})")
                 break
         stats = server.statistics()
+        early = (
+            f"; early data {stats.early_data_accepted} accepted, "
+            f"{stats.early_data_rejected} rejected"
+            if guard is not None else ""
+        )
         _log(
             f"served {plural(stats.accepted, 'connection')}: {stats.resumed} resumed, "
-            f"{stats.full} full, {stats.failed} failed"
+            f"{stats.full} full, {stats.failed} failed{early}"
         )
         server.close()
 
@@ -213,6 +357,7 @@ def run(args: argparse.Namespace) -> int:
         context = build_server_context(args)
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise CLIError(str(exc), 2) from None
+    guard = replay_record(args)
     close_ticket_keys = None
     if getattr(args, "ticket_keys", None):
         from .._core.errors import ResumeError
@@ -241,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
     try:
-        trio.run(_main, args, context)
+        trio.run(_main, args, context, guard)
     except Exception as exc:
         leaf = _unwrap(exc)
         if isinstance(leaf, OSError):
@@ -254,6 +399,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if close_ticket_keys is not None:
             close_ticket_keys()
+        close_record = getattr(guard, "close", None)
+        if callable(close_record):
+            close_record()
     return 0
 
 

@@ -113,3 +113,7 @@ class MemoryReplayGuard:
             f"<MemoryReplayGuard window={self.window:g}s entries={len(self._seen)} "
             f"accepted={self.accepted} replays={self.replays}>"
         )
+
+
+for _obj in (ReplayGuard, MemoryReplayGuard):
+    _obj.__module__ = "resume.replay"

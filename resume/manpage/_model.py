@@ -179,7 +179,7 @@ class ManPage:
         summary: The one-line summary after the dash in NAME.
         synopsis: The parsed SYNOPSIS.
         blocks: Every block in input order, each with its section.
-        sentences: The normative sentences (of ``NORMATIVE_SECTIONS``) with IDs.
+        sentences: The normative sentences (``is_normative`` sections) with IDs.
         source_format: ``"headed"`` for a ``man`` rendering with headings,
             ``"plain"`` for the heading-less one-paragraph-per-line format.
     """

@@ -46,7 +46,7 @@ from ._model import (
     Synopsis,
 )
 from ._sections import item_term, label_blocks, reference_spans
-from ._sentences import NORMATIVE_SECTIONS, sentence_id, split_sentences
+from ._sentences import is_normative, sentence_id, split_sentences
 
 __all__ = ["find_references", "parse", "parse_prototype"]
 
@@ -435,7 +435,7 @@ def _sentences(page_name: str, blocks: Sequence[Block]) -> tuple[Sentence, ...]:
     counts: dict[str, int] = {}
     out: list[Sentence] = []
     for block in blocks:
-        if block.section not in NORMATIVE_SECTIONS or block.kind in ("code", "subheading"):
+        if not is_normative(block.section) or block.kind in ("code", "subheading"):
             continue
         for text in split_sentences(block.text):
             number = counts.get(block.section, 0) + 1

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ._mapping import python_equivalent, python_target_exists
 from ._model import Block, ManPage, Prototype, Reference
-from ._sentences import NORMATIVE_SECTIONS, split_sentences
+from ._sentences import is_normative, split_sentences
 
 __all__ = ["escape", "sentence_label", "to_rst"]
 
@@ -214,7 +214,7 @@ def _sentence_labels(page: ManPage) -> dict[int, list[str]]:
     taken = 0  # an index, not a list shortened from the front (quadratic)
     out: dict[int, list[str]] = {}
     for block in page.blocks:
-        if block.section not in NORMATIVE_SECTIONS or block.kind in ("code", "subheading"):
+        if not is_normative(block.section) or block.kind in ("code", "subheading"):
             continue
         count = len(split_sentences(block.text))
         out[id(block)] = [s.id for s in sentences[taken : taken + count]]

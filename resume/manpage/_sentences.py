@@ -6,12 +6,19 @@
 # the section's abbreviation (``section_abbreviation``) and N the 1-based number of
 # the sentence within that section, counted across its paragraphs in order.
 # Changing the splitting rules renumbers sentences: do it only with the tests.
+#
+# Which sections are normative: the standard ones of NORMATIVE_SECTIONS, and every
+# section a page names itself (a headed rendering keeps them: "REPLAY PROTECTION" of
+# SSL_read_early_data(3), "PARAMETERS", "FLAGS", "VERIFY PROCESS"), which in OpenSSL's
+# manual are parts of the description. Only the sections of _INFORMATIVE (the name,
+# the declarations, examples, pointers and history) are not.
 from __future__ import annotations
 
 import re
 
 __all__ = [
     "NORMATIVE_SECTIONS",
+    "is_normative",
     "section_abbreviation",
     "sentence_id",
     "split_sentences",
@@ -21,6 +28,22 @@ __all__ = [
 NORMATIVE_SECTIONS = frozenset(
     {"DESCRIPTION", "NOTES", "RETURN VALUES", "WARNINGS", "BUGS", "ERRORS", "RESTRICTIONS"}
 )
+
+# The standard sections that state no rules (see the top).
+_INFORMATIVE = frozenset({
+    "NAME", "SYNOPSIS", "DATA STRUCTURES", "HEADER FILES", "ENVIRONMENT", "EXAMPLES",
+    "CONFORMING TO", "SEE ALSO", "HISTORY", "COPYRIGHT",
+})
+
+
+def is_normative(section: str) -> bool:
+    """True when the sentences of *section* are normative (get IDs and need a proof).
+
+    The sections of ``NORMATIVE_SECTIONS``, and a page's own sections ("REPLAY
+    PROTECTION"), which only a headed rendering has.
+    """
+    return section in NORMATIVE_SECTIONS or section not in _INFORMATIVE
+
 
 _ABBREVIATIONS = {"DESCRIPTION": "desc", "RETURN VALUES": "ret", "WARNINGS": "warn"}
 

@@ -101,8 +101,8 @@ def test_echo_logs_and_resumes(pki: ServerPKI, version: str) -> None:
         rest = stop(served)
     assert (first.reply, second.reply) == (b"hello", b"again")
     assert (first.reused, second.reused) == (False, True)
-    assert re.fullmatch(rf"127\.0\.0\.1:\d+ TLSv{version} full handshake", line1)
-    assert re.fullmatch(rf"127\.0\.0\.1:\d+ TLSv{version} resumed", line2)
+    assert re.fullmatch(rf"127\.0\.0\.1:\d+ TLSv{version} full handshake early-data=none", line1)
+    assert re.fullmatch(rf"127\.0\.0\.1:\d+ TLSv{version} resumed early-data=none", line2)
     assert "stopping (SIGINT)" in rest
     assert "served 2 connections: 1 resumed, 1 full, 0 failed" in rest
 

@@ -38,6 +38,15 @@ EXPECTED = {
         ),
         r"decisions: \{'accepted': 8, 'no session': 1, 'offered': 8\}",
     ],
+    "httpx_early_data.py": [
+        r"trio GET 1: client early_data=False, server says GET early_data=False",
+        *(
+            rf"{lib} GET {n}: client early_data=True, server says GET early_data=True"
+            for lib, n in (("trio", 2), ("trio", 3), ("sync", 1), ("sync", 2))
+        ),
+        r"trio POST: client early_data=False, server says POST early_data=False",
+        r"trio GET opted out: client early_data=False, server says GET early_data=False",
+    ],
     "aiohttp_client.py": [
         r"new connection 1: server resumed=False",
         *(rf"new connection {n}: server resumed=True" for n in (2, 3)),

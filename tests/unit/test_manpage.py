@@ -19,6 +19,7 @@ from resume.manpage import (
     split_sentences,
 )
 from resume.manpage._sections import KNOWN_SECTIONS, decode, recover_sections
+from resume.manpage._sentences import is_normative
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "docs" / "manpages" / "source"
@@ -26,6 +27,11 @@ CORPUS = ROOT / "tests" / "data" / "manpages"
 SHARED_NAMES = sorted(p.stem for p in SHARED.glob("*.txt"))
 CORPUS_NAMES = json.loads((CORPUS / "corpus.json").read_text())
 ALL_CORPUS = [name for group in CORPUS_NAMES.values() for name in group]
+# Pages shipped as their headed rendering (libssl-doc's ``man -P cat``) rather than the
+# heading-less text they were given, because that text's sections cannot be recovered:
+# SSL_read_early_data has a section of its own, REPLAY PROTECTION, which no heading-less
+# rule can name. The heading-less copy is kept in tests/data/manpages/plain/.
+SHIPPED_HEADED = {"SSL_read_early_data"}
 
 
 def shared(name: str) -> ManPage:
@@ -38,27 +44,45 @@ def truth(folder: Path, name: str) -> list[str]:
 
 
 class TestSharedPages:
-    """The seven shipped pages parse to exactly their expected sections."""
+    """The eight shipped pages parse to exactly their expected sections."""
 
-    def test_all_seven_are_there(self) -> None:
-        assert len(SHARED_NAMES) == 7
+    def test_all_eight_are_there(self) -> None:
+        assert len(SHARED_NAMES) == 8
 
     @pytest.mark.parametrize("name", SHARED_NAMES)
     def test_sections_match_expectations(self, name: str) -> None:
         page = shared(name)
         assert [b.section for b in page.blocks] == truth(SHARED, name)
-        assert page.source_format == "plain"
+        assert page.source_format == ("headed" if name in SHIPPED_HEADED else "plain")
 
     @pytest.mark.parametrize("name", [n for n in SHARED_NAMES if n != "SSL_SESSION_free"])
     def test_headed_rendering_gives_the_same_page(self, name: str) -> None:
+        # for a page shipped headed, its heading-less copy is the other rendering
+        folder, kind = ("plain", "plain") if name in SHIPPED_HEADED else ("headed", "headed")
         plain = shared(name)
-        headed = parse((CORPUS / "headed" / f"{name}.txt").read_text(), name=name)
+        headed = parse((CORPUS / folder / f"{name}.txt").read_text(), name=name)
+        if name in SHIPPED_HEADED:
+            # the same text, block for block; only the sections differ (next test)
+            assert headed.source_format == kind
+            assert [b.text for b in headed.blocks] == [b.text for b in plain.blocks]
+            assert headed.synopsis == plain.synopsis
+            return
         assert headed.source_format == "headed"
         assert [(b.section, b.text) for b in headed.blocks] == [
             (b.section, b.text) for b in plain.blocks
         ]
         assert headed.sentences == plain.sentences
         assert headed.synopsis == plain.synopsis
+
+    @pytest.mark.xfail(strict=True, reason="known miss of the heading-less recovery")
+    @pytest.mark.parametrize("name", sorted(SHIPPED_HEADED))
+    def test_heading_less_copy_is_not_recovered(self, name: str) -> None:
+        # Why the page is shipped headed: the rules label SSL_read_early_data's
+        # "may return 3 possible values" and what follows as RETURN VALUES, and its
+        # REPLAY PROTECTION as NOTES (44 of 65 blocks right). Strict: when the rules
+        # learn to recover it, this fails and the page can be shipped heading-less.
+        page = parse((CORPUS / "plain" / f"{name}.txt").read_text(), name=name)
+        assert [b.section for b in page.blocks] == truth(CORPUS / "plain", name)
 
 
 class TestCorpus:
@@ -223,7 +247,7 @@ class TestSentences:
         expected: list[str] = []
         counts: dict[str, int] = {}
         for block in page.blocks:
-            if block.section in NORMATIVE_SECTIONS:
+            if is_normative(block.section):
                 for _ in split_sentences(block.text):
                     counts[block.section] = counts.get(block.section, 0) + 1
                     expected.append(sentence_id(name, block.section, counts[block.section]))
@@ -232,8 +256,19 @@ class TestSentences:
 
     def test_non_normative_sections_have_no_ids(self) -> None:
         sections = {s.section for n in SHARED_NAMES for s in shared(n).sentences}
-        assert sections <= NORMATIVE_SECTIONS
+        assert sections - NORMATIVE_SECTIONS == {"REPLAY PROTECTION"}
         assert "SEE ALSO" not in sections
+
+    def test_a_section_of_the_page_s_own_is_normative(self) -> None:
+        # SSL_read_early_data(3)'s REPLAY PROTECTION holds its rules on single-use tickets
+        page = shared("SSL_read_early_data")
+        replay = [s for s in page.sentences if s.section == "REPLAY PROTECTION"]
+        assert replay[0].id == "SSL_read_early_data:replay-protection-1"
+        assert replay[0].text.startswith("When early data is in use the TLS protocol")
+        assert len(replay) == 24
+        assert is_normative("PARAMETERS") and is_normative("NOTES")
+        assert not any(is_normative(s) for s in ("NAME", "SYNOPSIS", "EXAMPLES", "SEE ALSO",
+                                                  "HISTORY", "COPYRIGHT"))
 
 
 class TestPrototypes:
