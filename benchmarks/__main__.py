@@ -1,4 +1,4 @@
-"""Run every ``benchmarks/bench_*.py`` and ``stress_*.py`` module (or those named on the command line).
+"""Run every ``benchmarks/bench_*.py`` and ``stress_*.py`` module (or those named).
 
 Each module exposes ``main(argv: list[str]) -> None`` and prints its figures.
 
