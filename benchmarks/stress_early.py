@@ -15,6 +15,12 @@ The session key is the server's port either way (``wrap_client_stream(port=)``
 over the cutter's connection for trio, ``open_connection(sock=, port=)`` for
 asyncio).
 
+Each completed connection reads the answer and then on to the server's close
+(``--read=eof``): the server answers early data before its handshake ends
+(0.5-RTT), and its fresh TLS 1.3 ticket comes one round trip after that answer,
+so a client that closes right after the answer (``--read=answer``) never gets
+it, and its next connection has one ticket fewer to resume with.
+
 Reported: crashes (an exit by signal or an unexpected exception, in the client
 or the server; target none), the warnings ``-X dev`` printed, how the
 completed connections' early data went (accepted, rejected, not sent), whether
@@ -23,7 +29,7 @@ a tenth of the run and at the end (target: growth under 5 MB), with the
 server's RSS beside it.
 
     python -m benchmarks.stress_early [--connections=2000] [--abandon=0.1]
-        [--clients=trio,asyncio]
+        [--clients=trio,asyncio] [--read=eof|answer]
     python -m benchmarks stress_early      # the same, through the runner
 
 Exits 1 if a target was missed.
@@ -199,6 +205,8 @@ async def _client_trio(args: argparse.Namespace, context: ssl.SSLContext) -> _Ru
                     answer = b""
                     while chunk := await stream.receive_some(4096):  # to the server's close
                         answer += chunk
+                        if args.read == "answer" and answer.endswith(b"\n"):
+                            break
                     run.record(stream.early_data_accepted, answer, request)
         except Exception as exc:  # counted, reported: a crash of the run
             run.errors.append(f"{type(exc).__name__}: {exc}")
@@ -233,7 +241,8 @@ async def _client_asyncio(args: argparse.Namespace, context: ssl.SSLContext) -> 
                     cache=cache, early_data=request,
                 )
                 async with writer:
-                    answer = await reader.read()  # to the server's close
+                    # To the server's close, or (--read=answer) the answer line only.
+                    answer = await (reader.readline() if args.read == "answer" else reader.read())
                     run.record(writer.get_extra_info("early_data_accepted"), answer, request)
         except Exception as exc:  # counted, reported: a crash of the run
             run.errors.append(f"{type(exc).__name__}: {exc}")
@@ -284,7 +293,7 @@ def _one(adapter: str, args: argparse.Namespace, pem: Path, ca: Path) -> bool:
         client = subprocess.run(
             _child("--role=client", f"--adapter={adapter}", f"--port={port}",
                    f"--cut-port={cut_port}", f"--ca={ca}", f"--connections={args.connections}",
-                   f"--abandon={args.abandon}"),
+                   f"--abandon={args.abandon}", f"--read={args.read}"),
             cwd=ROOT, env=env, text=True, capture_output=True, timeout=1800,
         )
         elapsed = time.monotonic() - start
@@ -344,6 +353,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--abandon", type=float, default=0.1)
     parser.add_argument("--clients", default="trio,asyncio")
+    parser.add_argument("--read", choices=("eof", "answer"), default="eof")
     parser.add_argument("--role", choices=("parent", "server", "client"), default="parent")
     parser.add_argument("--adapter", default="trio")
     parser.add_argument("--pem")
@@ -366,7 +376,8 @@ def main(argv: list[str]) -> None:
     ca.cert_pem.write_to_path(str(ca_pem))
     print(
         f"stress_early: {args.connections} sequential TLS 1.3 connections per client with "
-        f"early_data=, {args.abandon:.0%} abandoned mid-handshake, against serve_tls("
+        f"early_data=, {args.abandon:.0%} abandoned mid-handshake, reading to {args.read}, "
+        f"against serve_tls("
         f"max_early_data={MAX_EARLY_DATA}); Python {sys.version.split()[0]}, "
         f"{ssl.OPENSSL_VERSION}",
         flush=True,

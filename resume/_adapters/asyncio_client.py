@@ -402,6 +402,11 @@ async def open_connection(
             ``writer.get_extra_info("early_data_accepted")`` tells which way
             they went. Early data can be replayed by an attacker who records
             it: send only what is safe to run twice (an idempotent request).
+            A server may answer early data before its handshake ends
+            (0.5-RTT); its fresh TLS 1.3 ticket then comes one round trip
+            after that answer, so read on past it (the next response, or to
+            the server's close) for the next connection to have a ticket:
+            the ticket this one used is spent and never stored again.
         **kwargs: passed to :meth:`asyncio.loop.create_connection`
             (``ssl_handshake_timeout``, ``local_addr``, ``sock``, ...).
 

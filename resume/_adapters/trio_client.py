@@ -374,6 +374,11 @@ async def wrap_client_stream(
             :attr:`ResumingSSLStream.early_data_accepted` tells which way
             they went. Early data can be replayed by an attacker who records
             it: send only what is safe to run twice (an idempotent request).
+            A server may answer early data before its handshake ends
+            (0.5-RTT); its fresh TLS 1.3 ticket then comes one round trip
+            after that answer, so read on past it (the next response, or to
+            the server's close) for the next connection to have a ticket:
+            the ticket this one used is spent and never stored again.
 
     Returns:
         the handshaken :class:`ResumingSSLStream`.

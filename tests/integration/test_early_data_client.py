@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -513,3 +514,49 @@ class TestNginx:
             await nginx_round(client_kind, fleet, context, cache, 0)
             log = server.access_log()
         assert [e["request"] for e in log] == ["GET /early-0 HTTP/1.1", "GET /end HTTP/1.1"]
+
+
+# -- resume's own servers --------------------------------------------------------------
+
+
+class TestResumeServer:
+    """Against ``resume.trio.serve_tls(max_early_data=...)``: the handler sees the bytes early."""
+
+    async def test_serve_tls_reads_the_early_bytes_once(
+        self, pki: PKI, tls_version: str, client_kind: str
+    ) -> None:
+        """The handler gets each line once, flagged early on resumed TLS 1.3 connections."""
+        seen: list[tuple[bool, bytes]] = []
+
+        async def handler(stream: resume.trio.TLSServerStream) -> None:
+            got = b""
+            while not got.endswith(b"\n"):
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    break
+                got += chunk
+            seen.append((stream.early_data, got))
+            await stream.send_all(b"ok " + got)
+
+        cache, context = SessionCache(), pki.client_context(tls_version)
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(
+                    resume.trio.serve_tls, handler, 0, ssl_context=pki.server_context(tls_version),
+                    host="127.0.0.1", max_early_data=1024,
+                )
+            )
+            results = [
+                await exchange(client_kind, server.port, context, cache, b"line-%d\n" % i)
+                for i in range(3)
+            ]
+            nursery.cancel_scope.cancel()
+        assert [r.received for r in results] == [b"ok line-%d\n" % i for i in range(3)]
+        assert [line for _, line in seen] == [b"line-%d\n" % i for i in range(3)]
+        assert [r.reused for r in results] == [False, True, True]
+        if tls_version == "1.3":
+            assert [r.accepted for r in results] == [None, True, True]
+            assert [early for early, _ in seen] == [False, True, True]
+        else:
+            assert [r.accepted for r in results] == [None, None, None]
+            assert [early for early, _ in seen] == [False, False, False]
