@@ -316,7 +316,7 @@ def _one(adapter: str, args: argparse.Namespace, pem: Path, ca: Path) -> bool:
     s_rss = s.get("rss_kb", [])
     s_growth = (s.get("end_rss_kb", 0) - s_rss[0]) if s_rss else None
     completed = args.connections - r["abandoned"]
-    good = (
+    good = bool(
         crashes == 0 and growth < TARGET_KB and r["answered_once"] == completed
         and r["abandoned"] == sum(_abandons(i, args.abandon) for i in range(args.connections))
     )

@@ -19,6 +19,7 @@ still arrives once.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import ssl
@@ -216,8 +217,9 @@ class EarlySServer:
         raise RuntimeError("openssl s_server exited before it listened")
 
     def _drain_output(self) -> None:
-        assert self.proc.stdout is not None
-        while chunk := self.proc.stdout.read1(65536):
+        stdout = self.proc.stdout
+        assert isinstance(stdout, io.BufferedReader)  # Popen's default buffering
+        while chunk := stdout.read1(65536):
             with self._lock:
                 self._out += chunk
 
@@ -232,6 +234,17 @@ class EarlySServer:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise AssertionError(f"s_server never printed {marker!r}: {self.output()[-800:]!r}")
             time.sleep(0.005)
+
+    def settled(self, text: bytes, count: int) -> bytes:
+        """The output once *text* appears *count* times in it (bounded wait).
+
+        s_server flushes its "Early data received:" header after the bytes,
+        and the output reaches this process through a pipe and a thread.
+        """
+        deadline = time.monotonic() + _OUTPUT_WAIT
+        while (out := self.output()).count(text) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return out
 
     def answer(self, marker: bytes, reply: bytes) -> Callable[[], None]:
         """A blocking step: once *marker* arrived, send *reply* to the client."""
@@ -295,7 +308,7 @@ class TestOpenSSLServer:
                 await s_server_round(client_kind, server, context, cache, i)
                 for i in range(4)
             ]
-            out = server.output()
+            out = server.settled(b"Early data received:", 3 if tls_version == "1.3" else 0)
         assert [r.received for r in results] == [b"reply-%d\n" % i for i in range(4)]
         assert [r.reused for r in results] == [False, True, True, True]
         for i in range(4):
@@ -317,7 +330,7 @@ class TestOpenSSLServer:
             first = await s_server_round(client_kind, server, context, cache, 0)
             fits = await s_server_round(client_kind, server, context, cache, 1, small)
             too = await s_server_round(client_kind, server, context, cache, 2, large)
-            out = server.output()
+            out = server.settled(b"Early data received:", 1 if tls_version == "1.3" else 0)
         assert first.accepted is None
         assert fits.reused and too.reused
         assert fits.accepted is (True if tls_version == "1.3" else None)
@@ -343,7 +356,7 @@ class TestOpenSSLServer:
                     handle.free()
             rejected = await s_server_round(client_kind, second, context, cache, 1)
             again = await s_server_round(client_kind, second, context, cache, 2)
-            out = second.output()
+            out = second.settled(b"Early data received:", 1 if tls_version == "1.3" else 0)
         assert rejected.reused is False
         assert rejected.accepted is (False if tls_version == "1.3" else None)
         assert rejected.received == b"reply-1\n"
@@ -415,6 +428,18 @@ async def nginx_round(
     )
 
 
+def logged(server: NginxServer, requests: int) -> list[dict[str, Any]]:
+    """nginx's access log once it holds *requests* lines (bounded wait).
+
+    nginx writes a request's line after its response went out, so a client
+    that read the response (even to the close) can be ahead of the log.
+    """
+    deadline = time.monotonic() + _OUTPUT_WAIT
+    while len(log := server.access_log()) < requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return log
+
+
 def by_connection(log: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """nginx's access log grouped by connection, in order."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -432,7 +457,7 @@ class TestNginx:
         context = fleet.client_context()
         with fleet.run(early_data=True) as server:
             results = [await nginx_round(client_kind, fleet, context, cache, i) for i in range(3)]
-            log = by_connection(server.access_log())
+            log = by_connection(await trio.to_thread.run_sync(logged, server, 6))
         for r in results:
             assert r.received.count(b"HTTP/1.1 200 OK") == 2, r.received
         assert [r.reused for r in results] == [False, True, True]
@@ -460,7 +485,7 @@ class TestNginx:
             results = [
                 await nginx_round(client_kind, fleet, context, cache, i) for i in range(2, 4)
             ]
-            log = by_connection(server.access_log())
+            log = by_connection(await trio.to_thread.run_sync(logged, server, 4))
         for r in results:
             assert r.reused is True
             assert r.received.count(b"HTTP/1.1 200 OK") == 2, r.received
@@ -512,7 +537,7 @@ class TestNginx:
                     post_handshake=refuse,
                 )
             await nginx_round(client_kind, fleet, context, cache, 0)
-            log = server.access_log()
+            log = await trio.to_thread.run_sync(logged, server, 2)
         assert [e["request"] for e in log] == ["GET /early-0 HTTP/1.1", "GET /end HTTP/1.1"]
 
 
