@@ -19,9 +19,11 @@ still arrives once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import re
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -81,51 +83,58 @@ class Exchange:
     resumed_id: bytes
 
 
+@dataclass
+class Plan:
+    """What one connection does: its early data, then the rest."""
+
+    early: bytes
+    #: Sent right after open_tls_stream/open_connection returned.
+    then: bytes = b""
+    #: A blocking step run in a thread after *then* (e.g. make s_server answer).
+    after: Callable[[], None] | None = None
+    #: Read until the data ends with this; None: to the end of the stream.
+    until: bytes | None = None
+    post_handshake: Callable[[Any], object] | None = None
+    #: Connect to this port instead (a relay); the session key keeps *port*.
+    via: int | None = None
+
+
 async def exchange(
-    kind: str,
-    port: int,
-    context: ssl.SSLContext,
-    cache: SessionCache,
-    early: bytes,
-    *,
-    then: bytes = b"",
-    after: Callable[[], None] | None = None,
-    until: bytes | None = None,
-    post_handshake: Callable[[Any], object] | None = None,
+    kind: str, port: int, context: ssl.SSLContext, cache: SessionCache, early: bytes, **plan: Any
 ) -> Exchange:
-    """Connect with ``early_data=early``, send *then*, run *after* (blocking, in a
-    thread), read until *until* (or EOF when None), close."""
+    """Connect with ``early_data=early`` and carry out the rest of the :class:`Plan`, then close."""
     if kind == "trio":
-        return await _exchange_trio(port, context, cache, early, then, after, until, post_handshake)
+        return await _exchange_trio(port, context, cache, Plan(early, **plan))
     return await trio.to_thread.run_sync(
-        asyncio.run,
-        _exchange_asyncio(port, context, cache, early, then, after, until, post_handshake),
+        asyncio.run, _exchange_asyncio(port, context, cache, Plan(early, **plan))
     )
 
 
 async def _exchange_trio(
-    port: int,
-    context: ssl.SSLContext,
-    cache: SessionCache,
-    early: bytes,
-    then: bytes,
-    after: Callable[[], None] | None,
-    until: bytes | None,
-    post_handshake: Callable[[Any], object] | None,
+    port: int, context: ssl.SSLContext, cache: SessionCache, plan: Plan
 ) -> Exchange:
-    stream = await resume.trio.open_tls_stream(
-        "127.0.0.1", port, ssl_context=context, cache=cache, server_hostname="localhost",
-        early_data=early, post_handshake=post_handshake,
-    )
+    options: dict[str, Any] = {
+        "ssl_context": context, "cache": cache, "early_data": plan.early,
+        "post_handshake": plan.post_handshake,
+    }
+    if plan.via is None:
+        stream = await resume.trio.open_tls_stream(
+            "127.0.0.1", port, server_hostname="localhost", **options
+        )
+    else:
+        tcp = await trio.open_tcp_stream("127.0.0.1", plan.via)
+        stream = await resume.trio.wrap_client_stream(
+            tcp, server_hostname="localhost", port=port, **options
+        )
     async with stream:
         handle = stream.session_handle
         resumed_id = handle.id if stream.session_reused and handle is not None else b""
-        if then:
-            await stream.send_all(then)
-        if after is not None:
-            await trio.to_thread.run_sync(after)
+        if plan.then:
+            await stream.send_all(plan.then)
+        if plan.after is not None:
+            await trio.to_thread.run_sync(plan.after)
         got = b""
-        while until is None or not got.endswith(until):
+        while plan.until is None or not got.endswith(plan.until):
             chunk = await stream.receive_some()
             if not chunk:
                 break
@@ -134,28 +143,26 @@ async def _exchange_trio(
 
 
 async def _exchange_asyncio(
-    port: int,
-    context: ssl.SSLContext,
-    cache: SessionCache,
-    early: bytes,
-    then: bytes,
-    after: Callable[[], None] | None,
-    until: bytes | None,
-    post_handshake: Callable[[Any], object] | None,
+    port: int, context: ssl.SSLContext, cache: SessionCache, plan: Plan
 ) -> Exchange:
-    reader, writer = await resume.asyncio.open_connection(
-        "127.0.0.1", port, ssl=context, cache=cache, server_hostname="localhost",
-        early_data=early, post_handshake=post_handshake,
-    )
+    options: dict[str, Any] = {
+        "ssl": context, "cache": cache, "early_data": plan.early,
+        "post_handshake": plan.post_handshake, "server_hostname": "localhost",
+    }
+    if plan.via is None:
+        reader, writer = await resume.asyncio.open_connection("127.0.0.1", port, **options)
+    else:
+        sock = socket.create_connection(("127.0.0.1", plan.via))
+        reader, writer = await resume.asyncio.open_connection(sock=sock, port=port, **options)
     async with writer:
         handle = writer.session_handle
         resumed_id = handle.id if writer.session_reused and handle is not None else b""
-        if then:
-            writer.write(then)
-        if after is not None:
-            await asyncio.get_running_loop().run_in_executor(None, after)
+        if plan.then:
+            writer.write(plan.then)
+        if plan.after is not None:
+            await asyncio.get_running_loop().run_in_executor(None, plan.after)
         got = b""
-        while until is None or not got.endswith(until):
+        while plan.until is None or not got.endswith(plan.until):
             chunk = await reader.read(65536)
             if not chunk:
                 break
@@ -419,12 +426,13 @@ def nginx_fleet(tls_version: str, tmp_path: Path) -> NginxFleet:
 
 
 async def nginx_round(
-    kind: str, fleet: NginxFleet, context: ssl.SSLContext, cache: SessionCache, i: int
+    kind: str, fleet: NginxFleet, context: ssl.SSLContext, cache: SessionCache, i: int,
+    via: int | None = None,
 ) -> Exchange:
     """GET /early-i as early data, then GET /end (close) after it; read both answers."""
     return await exchange(
         kind, fleet.port, context, cache, _request(f"/early-{i}"),
-        then=_request("/end", close=True),
+        then=_request("/end", close=True), via=via,
     )
 
 
@@ -438,6 +446,76 @@ def logged(server: NginxServer, requests: int) -> list[dict[str, Any]]:
     while len(log := server.access_log()) < requests and time.monotonic() < deadline:
         time.sleep(0.01)
     return log
+
+
+class LogGate:
+    """A loopback TCP relay to nginx that holds the client's second flight until nginx
+    has logged the request it expects.
+
+    nginx's ``$ssl_early_data`` is "1" while the handshake is not complete, and
+    nginx evaluates it when it logs, after the response. On loopback the
+    client's Finished (and the next request) can reach nginx before it logs the
+    early request, and the variable then reads "". So the relay forwards the
+    client's first flight (ClientHello and early data) and everything nginx
+    sends, but holds whatever the client sends after nginx first spoke until
+    *expect* is in nginx's log (or a bound passed: a request that did not go
+    early is never logged before the handshake, and the test then fails on
+    nginx's record).
+    """
+
+    def __init__(self, server: NginxServer, upstream: int) -> None:
+        self.server = server
+        self.upstream = upstream
+        self.port = 0
+        #: The request line to wait for before letting the client's next bytes through.
+        self.expect = ""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self._relay, listeners)
+
+    def _wait_logged(self, expect: str) -> None:
+        deadline = time.monotonic() + _OUTPUT_WAIT
+        while time.monotonic() < deadline:
+            if any(e["request"] == expect for e in self.server.access_log()):
+                return
+            time.sleep(0.005)
+
+    async def _relay(self, client: trio.SocketStream) -> None:
+        expect = self.expect
+        spoke, released = trio.Event(), trio.Event()
+        upstream = await trio.open_tcp_stream("127.0.0.1", self.upstream)
+
+        async def client_to_server() -> None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                while chunk := await client.receive_some(65536):
+                    if spoke.is_set():
+                        await released.wait()
+                    await upstream.send_all(chunk)
+                await upstream.send_eof()
+
+        async def server_to_client() -> None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                while chunk := await upstream.receive_some(65536):
+                    spoke.set()
+                    await client.send_all(chunk)
+            nursery.cancel_scope.cancel()
+
+        async def gate() -> None:
+            await spoke.wait()
+            await trio.to_thread.run_sync(self._wait_logged, expect)
+            released.set()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client_to_server)
+                nursery.start_soon(server_to_client)
+                nursery.start_soon(gate)
+        finally:
+            await trio.aclose_forcefully(upstream)
+            await trio.aclose_forcefully(client)
 
 
 def by_connection(log: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -456,7 +534,18 @@ class TestNginx:
         fleet, cache = nginx_fleet, SessionCache()
         context = fleet.client_context()
         with fleet.run(early_data=True) as server:
-            results = [await nginx_round(client_kind, fleet, context, cache, i) for i in range(3)]
+            results = [await nginx_round(client_kind, fleet, context, cache, 0)]
+            async with trio.open_nursery() as nursery:
+                gate = LogGate(server, fleet.port)
+                await nursery.start(gate.run)
+                # TLS 1.2 sends nothing early: no request is logged before the handshake.
+                via = gate.port if fleet.version == "1.3" else None
+                for i in (1, 2):
+                    gate.expect = f"GET /early-{i} HTTP/1.1"
+                    results.append(
+                        await nginx_round(client_kind, fleet, context, cache, i, via=via)
+                    )
+                nursery.cancel_scope.cancel()
             log = by_connection(await trio.to_thread.run_sync(logged, server, 6))
         for r in results:
             assert r.received.count(b"HTTP/1.1 200 OK") == 2, r.received
