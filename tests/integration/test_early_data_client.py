@@ -182,6 +182,20 @@ def cached_ids(cache: SessionCache) -> list[bytes]:
     return ids
 
 
+def cached_ids_peek(cache: SessionCache) -> list[bytes]:
+    """The session ids in *cache*, leaving them there."""
+    ids = []
+    for key in list(cache.keys()):
+        taken = []
+        while (handle := cache.take(key)) is not None:
+            taken.append(handle)
+        for handle in taken:
+            ids.append(handle.id)
+            cache.add(key, handle)
+            handle.free()
+    return ids
+
+
 # -- openssl s_server -early_data ---------------------------------------------------------
 
 
@@ -674,3 +688,49 @@ class TestResumeServer:
         else:
             assert [r.accepted for r in results] == [None, None, None]
             assert [early for early, _ in seen] == [False, False, False]
+
+    async def test_client_that_leaves_after_early_data(self, pki: PKI, client_kind: str) -> None:
+        """Cut after the first flight: the handshake error surfaces, the next connection works."""
+        seen: list[bytes] = []
+
+        async def handler(stream: resume.trio.TLSServerStream) -> None:
+            got = await stream.receive_some(4096)
+            seen.append(got)
+            with contextlib.suppress(trio.BrokenResourceError):
+                await stream.send_all(b"ok " + got)
+
+        async def cut(port: int, client: trio.SocketStream) -> None:
+            # The client's first flight goes through; at the server's answer, both are dropped.
+            upstream = await trio.open_tcp_stream("127.0.0.1", port)
+            with contextlib.suppress(trio.BrokenResourceError):
+                await upstream.send_all(await client.receive_some(65536))
+                await upstream.receive_some(65536)
+            await trio.aclose_forcefully(upstream)
+            await trio.aclose_forcefully(client)
+
+        cache, context = SessionCache(), pki.client_context("1.3")
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(
+                    resume.trio.serve_tls, handler, 0, ssl_context=pki.server_context("1.3"),
+                    host="127.0.0.1", max_early_data=1024,
+                )
+            )
+            (cutter,) = await nursery.start(
+                partial(trio.serve_tcp, partial(cut, server.port), 0, host="127.0.0.1")
+            )
+            first = await exchange(client_kind, server.port, context, cache, b"one\n")
+            tickets = len(cached_ids_peek(cache))
+            errors = (trio.BrokenResourceError, OSError, ssl.SSLError)
+            with pytest.raises(errors):
+                await exchange(
+                    client_kind, server.port, context, cache, b"left\n",
+                    via=cutter.socket.getsockname()[1],
+                )
+            after_cut = len(cached_ids_peek(cache))
+            last = await exchange(client_kind, server.port, context, cache, b"three\n")
+            nursery.cancel_scope.cancel()
+        assert first.accepted is None and last.accepted is True
+        assert last.received == b"ok three\n"
+        assert (tickets, after_cut) == (2, 1)  # the cut connection spent one, added none
+        assert seen[0] == b"one\n" and seen[-1] == b"three\n"
