@@ -66,6 +66,8 @@ CORE_TESTS = [
     "tests/integration/test_server_peers.py",
     # early data (0-RTT): clients, servers, replay records, the OpenSSL page
     "tests/unit/test_replay_guard.py",
+    "tests/unit/test_early_data_core.py",
+    "tests/integration/test_early_data_client.py",
     "tests/integration/test_early_data_server.py",
     "tests/integration/test_manpage_early_data.py",
     # what users run first

@@ -1,4 +1,4 @@
-"""Run every ``benchmarks/bench_*.py`` module (or those named on the command line).
+"""Run every ``benchmarks/bench_*.py`` and ``stress_*.py`` module (or those named).
 
 Each module exposes ``main(argv: list[str]) -> None`` and prints its figures.
 
@@ -20,7 +20,8 @@ _INSTALL = "pip install -e '.[test]'"
 
 def _names() -> list[str]:
     here = Path(__file__).parent
-    return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+    kinds = ("bench_", "stress_")
+    return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith(kinds))
 
 
 def _summary(name: str) -> str:

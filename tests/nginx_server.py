@@ -26,8 +26,9 @@
 # is JSON (``escape=json``), one object per request: remote and server address,
 # server port, SNI name, TLS version, ``$ssl_session_reused`` ("r" or "."),
 # request line, status, ``$connection`` (the connection's serial number) and
-# ``$ssl_early_data`` as ``early`` ("1" for a request that came as TLS 1.3 early
-# data, before the handshake completed; "" otherwise).
+# ``$ssl_early_data``, under both ``early`` and ``early_data`` ("1" for a
+# request nginx read as TLS 1.3 early data, before its handshake ended; ""
+# otherwise).
 #
 # Note: nginx cannot share a session cache between instances (the shared zone is
 # shared memory of one nginx); fleets share a ticket key file instead.
@@ -158,7 +159,7 @@ class NginxServer:
             '"server_port":"$server_port","sni":"$ssl_server_name",'
             '"protocol":"$ssl_protocol","reused":"$ssl_session_reused",'
             '"request":"$request","status":"$status","connection":"$connection",'
-            '"early":"$ssl_early_data"'
+            '"early":"$ssl_early_data","early_data":"$ssl_early_data"'
             "}';",
             f"  access_log {d / 'access.log'} resume_tests;",
         ]

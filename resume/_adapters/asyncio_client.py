@@ -41,6 +41,30 @@
 # sessions are already in the cache; only a fatal TLS error seen by the reader
 # (is_fatal) takes them out again.
 #
+# Early data (``early_data=``, TLS 1.3 0-RTT). The rules are
+# resume._core.early.EarlyData's; this adapter only places its two calls:
+#
+#   EarlyData.start() in _OfferingContext.wrap_bio, right after begin() made
+#     the SSLObject and offered the session: SSL_write_early_data() puts the
+#     ClientHello and the early records in the outgoing MemoryBIO. asyncio's
+#     SSL protocol flushes that BIO after its first do_handshake() step:
+#     3.11+ (SSLProtocol._do_handshake -> _process_outgoing on
+#     SSLWantReadError) and 3.10's _SSLPipe.do_handshake (feed_ssldata sends
+#     whatever ``outgoing.pending`` holds), both before any byte arrives.
+#   EarlyData.settle() once create_connection() returned (the handshake is
+#     complete), then the caller's post_handshake check, then
+#     ``transport.write()`` of what settle() returned (everything when the
+#     server rejected the data or none went early) and ``drain()``, all before
+#     open_connection() returns: the application's own writes come after it,
+#     and the server's application gets the bytes once.
+#   A failure at any point after the SSLObject exists (the early write, the
+#     handshake, the check, the write after it) goes through
+#     ClientConnection.fail(), like a failed handshake.
+#
+# ``writer.get_extra_info("early_data_accepted")`` (and the writer's
+# ``early_data_accepted``) is True (accepted), False (rejected, sent again) or
+# None (not sent early).
+#
 # TLS 1.3 tickets arrive after the handshake; asyncio's SSL protocol decrypts
 # incoming data as it arrives, so by the time the application has read a
 # response the tickets have been processed, and close() reads the latest one
@@ -56,6 +80,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, final
 
 from .._core.defaults import default_ssl_context, resolve_cache
+from .._core.early import EarlyData, check_early_data
 from .._core.handle import SessionHandle
 from .._core.key import SessionKey, make_key
 from .._core.policy import ClientConnection, is_fatal
@@ -79,13 +104,21 @@ def _same(obj: ssl.SSLObject) -> ssl.SSLObject:
 @final
 class _OfferingContext:
     # Stands in for the user's SSLContext for one connection; see the top.
-    __slots__ = ("_cache", "_context", "_peer", "_port", "conn", "ssl_object")
+    __slots__ = ("_cache", "_context", "_peer", "_port", "conn", "early", "ssl_object")
 
-    def __init__(self, context: ssl.SSLContext, cache: object, peer: str, port: int) -> None:
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        cache: object,
+        peer: str,
+        port: int,
+        early: EarlyData | None = None,
+    ) -> None:
         self._context = context
         self._cache = cache
         self._peer = peer
         self._port = port
+        self.early = early
         self.conn: ClientConnection | None = None
         self.ssl_object: ssl.SSLObject | None = None
 
@@ -108,6 +141,9 @@ class _OfferingContext:
             self._cache, context, self._peer, self._port, create, _same
         )
         self.ssl_object = obj
+        if self.early is not None:
+            # Into the outgoing BIO; asyncio flushes it after the first handshake step.
+            self.early.start(self.conn, obj)
         return obj
 
     def __getattr__(self, name: str) -> Any:
@@ -158,11 +194,26 @@ class ResumingStreamWriter(asyncio.StreamWriter):
         self._unclean = False
         self._finished = False
         self._reused = conn.reused
+        self._early_data_accepted: bool | None = None
 
     @property
     def session_reused(self) -> bool:
         """True if the server resumed the offered session (``SSL_session_reused()``)."""
         return self._reused
+
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """Whether the ``early_data=`` bytes went out as TLS 1.3 early data (0-RTT).
+
+        True: in the first flight, and the server accepted them
+        (``SSL_get_early_data_status()`` is ``SSL_EARLY_DATA_ACCEPTED``).
+        False: they went early and the server rejected them; they were sent
+        again right after the handshake. None: none went early (no
+        ``early_data=``, no session allowing them, too large, TLS 1.2); they
+        were sent after the handshake. Also
+        ``get_extra_info("early_data_accepted")``.
+        """
+        return self._early_data_accepted
 
     @property
     def session_handle(self) -> SessionHandle | None:
@@ -180,9 +231,15 @@ class ResumingStreamWriter(asyncio.StreamWriter):
         return self._resume_conn.stored
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """As :meth:`asyncio.StreamWriter.get_extra_info`; ``"sslcontext"`` is your context."""
+        """As :meth:`asyncio.StreamWriter.get_extra_info`; ``"sslcontext"`` is your context.
+
+        ``"early_data_accepted"`` is :attr:`early_data_accepted` (True, False,
+        or None when no early data was sent).
+        """
         if name == "sslcontext":
             return self._resume_context
+        if name == "early_data_accepted":
+            return self._early_data_accepted
         return super().get_extra_info(name, default)
 
     def _peer_cut(self) -> bool:
@@ -308,6 +365,7 @@ async def open_connection(
     server_hostname: str | None = None,
     limit: int = _DEFAULT_LIMIT,
     post_handshake: PostHandshake | None = None,
+    early_data: bytes | bytearray | memoryview | None = None,
     **kwargs: Any,
 ) -> tuple[asyncio.StreamReader, ResumingStreamWriter]:
     """Open a TLS connection like :func:`asyncio.open_connection`, resuming a cached session.
@@ -335,6 +393,20 @@ async def open_connection(
         post_handshake: called with the writer after the handshake; if it
             raises, the connection is aborted, nothing is kept, an offered
             session is dropped, and the exception propagates.
+        early_data: bytes to send first, as TLS 1.3 early data (0-RTT,
+            ``SSL_write_early_data()``) when a single-use ticket that allows
+            that many early bytes is offered, else right after the handshake;
+            if the server rejects them they are sent again after the
+            handshake. Either way they are written (and drained) before this
+            returns, ahead of anything the application writes, once.
+            ``writer.get_extra_info("early_data_accepted")`` tells which way
+            they went. Early data can be replayed by an attacker who records
+            it: send only what is safe to run twice (an idempotent request).
+            A server may answer early data before its handshake ends
+            (0.5-RTT); its fresh TLS 1.3 ticket then comes one round trip
+            after that answer, so read on past it (the next response, or to
+            the server's close) for the next connection to have a ticket:
+            the ticket this one used is spent and never stored again.
         **kwargs: passed to :meth:`asyncio.loop.create_connection`
             (``ssl_handshake_timeout``, ``local_addr``, ``sock``, ...).
 
@@ -356,6 +428,7 @@ async def open_connection(
     # Check every argument before connecting; this key is thrown away (the one
     # that counts is computed in wrap_bio, from the context as it is then).
     make_key(context, name, port)
+    early = None if early_data is None else check_early_data(early_data)
     sock: socket.socket | None = kwargs.get("sock")
     if sock is None and host is None:
         raise ValueError("host is required unless sock= is given")
@@ -365,7 +438,7 @@ async def open_connection(
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = _ResumingProtocol(reader, loop=loop)
     # The key and the session are chosen in stand_in.wrap_bio(), not here.
-    stand_in = _OfferingContext(context, cache, name, port)
+    stand_in = _OfferingContext(context, cache, name, port, EarlyData(early) if early else None)
     # asyncio only calls wrap_bio() on its ssl= argument; typeshed wants an SSLContext.
     ssl_arg: Any = stand_in
     try:
@@ -389,8 +462,15 @@ async def open_connection(
         writer = ResumingStreamWriter(
             transport, protocol, reader, loop, conn=conn, context=context, ssl_object=ssl_object
         )
+        rest = b""
+        if stand_in.early is not None:
+            rest = stand_in.early.settle(ssl_object)
+            writer._early_data_accepted = stand_in.early.accepted
         if post_handshake is not None:
             post_handshake(writer)
+        if rest:
+            writer.write(rest)  # before the application's first byte
+            await writer.drain()
     except BaseException:
         conn.fail()
         transport.abort()

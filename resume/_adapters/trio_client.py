@@ -13,10 +13,28 @@
 #        resume._core.offer.offer() on trio's SSLObject (reached through
 #        resume._compat, trio keeps it in a private attribute); going through offer() lets sessions
 #        imported from DER work too, which ``SSLStream.session = ...`` would not.
-#     3. do_handshake(); then the caller's post_handshake check. Any exception
-#        (cancellation included) -> ClientConnection.fail() (the offer is
-#        dropped, nothing is kept), the stream is closed forcefully, re-raise.
-#     4. handshake_complete(): accepted or declined.
+#     3. With ``early_data=``: resume._core.early.EarlyData.start() on that
+#        SSLObject, before its first do_handshake(). Where the rules there
+#        allow it (a single-use ticket the key table offered, arrival capture,
+#        the ticket's max_early_data holds the data), SSL_write_early_data()
+#        puts the ClientHello and the early records in the outgoing BIO;
+#        trio.SSLStream flushes that BIO after every step, the first
+#        do_handshake() step included, so they leave in the first flight.
+#     4. do_handshake(); then handshake_complete() (accepted or declined) and
+#        EarlyData.settle(); then the caller's post_handshake check; then
+#        send_all() of what settle() returned (all of the data when the server
+#        rejected it or none went early): so the application's first bytes
+#        arrive once, early or not, before anything it sends itself. They
+#        are written after post_handshake, never to a server a check refused
+#        (early data rides only on a session an earlier connection verified).
+#        Any exception in 3-4 (cancellation included) ->
+#        ClientConnection.fail() (the offer is dropped, nothing is kept), the
+#        stream is closed forcefully, re-raise.
+#
+#   Early data and tickets. The ticket that carried early data was taken out
+#   of the cache to be offered and is never stored again; the fresh tickets the
+#   server sends enter the cache as they arrive (EarlyData refuses to send
+#   early where sessions are captured at close instead).
 #
 #   ResumingSSLStream
 #     - Sessions enter the cache as OpenSSL makes them (the policy's arrival
@@ -47,6 +65,7 @@ import trio
 
 from .._compat import ssl_object_of_trio_stream
 from .._core.defaults import default_ssl_context, resolve_cache
+from .._core.early import EarlyData, check_early_data
 from .._core.handle import SessionHandle
 from .._core.key import SessionKey, normalize_peer
 from .._core.limits import check_port
@@ -125,6 +144,7 @@ class ResumingSSLStream(trio.abc.Stream):
         self._unclean = False
         self._closed = False
         self._session_reused = conn.reused
+        self._early_data_accepted: bool | None = None
 
     # -- what this stream adds ----------------------------------------------------
 
@@ -132,6 +152,20 @@ class ResumingSSLStream(trio.abc.Stream):
     def session_reused(self) -> bool:
         """True if the server resumed the offered session (``SSL_session_reused()``)."""
         return self._session_reused
+
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """Whether the ``early_data=`` bytes went out as TLS 1.3 early data (0-RTT).
+
+        True: they went in the first flight and the server accepted them
+        (``SSL_get_early_data_status()`` is ``SSL_EARLY_DATA_ACCEPTED``).
+        False: they went early and the server rejected them; the stream sent
+        them again right after the handshake. None: none were sent early (no
+        ``early_data=``, no session that allows them, data larger than the
+        session's ``max_early_data``, TLS 1.2): they were sent after the
+        handshake. In every case the server's application got them once.
+        """
+        return self._early_data_accepted
 
     @property
     def session_handle(self) -> SessionHandle | None:
@@ -302,6 +336,7 @@ async def wrap_client_stream(
     cache: object = None,
     https_compatible: bool = False,
     post_handshake: PostHandshake | None = None,
+    early_data: bytes | bytearray | memoryview | None = None,
 ) -> ResumingSSLStream:
     """Run a resuming TLS client handshake over an existing transport stream.
 
@@ -330,6 +365,20 @@ async def wrap_client_stream(
             is returned; if it raises (a pin or an OCSP check failed, say), the
             connection is closed, its session is not kept, an offered session
             is dropped, and the exception propagates.
+        early_data: bytes to send first, as TLS 1.3 early data (0-RTT,
+            ``SSL_write_early_data()``) when a single-use ticket that allows
+            that many early bytes is offered, else right after the handshake;
+            if the server rejects them they are sent again after the
+            handshake. Either way they are written before this returns and
+            before anything the application sends, once.
+            :attr:`ResumingSSLStream.early_data_accepted` tells which way
+            they went. Early data can be replayed by an attacker who records
+            it: send only what is safe to run twice (an idempotent request).
+            A server may answer early data before its handshake ends
+            (0.5-RTT); its fresh TLS 1.3 ticket then comes one round trip
+            after that answer, so read on past it (the next response, or to
+            the server's close) for the next connection to have a ticket:
+            the ticket this one used is spent and never stored again.
 
     Returns:
         the handshaken :class:`ResumingSSLStream`.
@@ -342,12 +391,20 @@ async def wrap_client_stream(
     try:
         context = _check_context(ssl_context)
         _check_port(port)
+        early = None if early_data is None else check_early_data(early_data)
         await fetch_for_trio(cache, context, server_hostname, port)  # a store, off the loop
     except BaseException:
         await trio.aclose_forcefully(transport_stream)
         raise
     return await _handshake(
-        transport_stream, server_hostname, port, context, cache, https_compatible, post_handshake
+        transport_stream,
+        server_hostname,
+        port,
+        context,
+        cache,
+        https_compatible,
+        post_handshake,
+        early,
     )
 
 
@@ -359,6 +416,7 @@ async def _handshake(
     cache: object,
     https_compatible: bool,
     post_handshake: PostHandshake | None,
+    early_data: bytes | None,
 ) -> ResumingSSLStream:
     # Steps 1-4 of the theory of operation; the arguments are checked already.
     def create() -> trio.SSLStream[Any]:
@@ -374,13 +432,23 @@ async def _handshake(
         await trio.aclose_forcefully(transport_stream)
         raise
     try:
+        tls = ssl_object_of_trio_stream(ssl_stream)
+        early = None if not early_data else EarlyData(early_data)
+        if early is not None:
+            early.start(conn, tls)  # into the outgoing BIO: the first step flushes it
         await ssl_stream.do_handshake()
-        conn.handshake_complete(ssl_object_of_trio_stream(ssl_stream))
+        conn.handshake_complete(tls)
         stream = ResumingSSLStream(
             ssl_stream, conn, https_compatible=https_compatible, _token=_CONSTRUCT
         )
+        rest = b""
+        if early is not None:
+            rest = early.settle(tls)
+            stream._early_data_accepted = early.accepted
         if post_handshake is not None:
             post_handshake(stream)
+        if rest:
+            await ssl_stream.send_all(rest)  # before the application's first byte
     except BaseException:
         conn.fail()
         await trio.aclose_forcefully(ssl_stream)
@@ -399,6 +467,7 @@ async def open_tls_stream(
     happy_eyeballs_delay: float | None = 0.25,
     local_address: str | None = None,
     post_handshake: PostHandshake | None = None,
+    early_data: bytes | bytearray | memoryview | None = None,
 ) -> ResumingSSLStream:
     """Connect to *host*:*port* over TCP and TLS, resuming a cached session when one fits.
 
@@ -426,6 +495,10 @@ async def open_tls_stream(
         happy_eyeballs_delay: passed to :func:`trio.open_tcp_stream`.
         local_address: passed to :func:`trio.open_tcp_stream`.
         post_handshake: see :func:`wrap_client_stream`.
+        early_data: bytes to send first, as TLS 1.3 early data (0-RTT) when
+            the offered session allows it, else right after the handshake:
+            see :func:`wrap_client_stream`. The server's application gets
+            them once either way.
 
     Returns:
         the handshaken :class:`ResumingSSLStream`.
@@ -438,10 +511,13 @@ async def open_tls_stream(
     context = _check_context(ssl_context)
     resolve_cache(cache)
     _check_port(port)
+    early = None if early_data is None else check_early_data(early_data)
     name = host if server_hostname is None else server_hostname
     normalize_peer(name)
     await fetch_for_trio(cache, context, name, port)  # a store, off the loop
     tcp = await trio.open_tcp_stream(
         host, port, happy_eyeballs_delay=happy_eyeballs_delay, local_address=local_address
     )
-    return await _handshake(tcp, name, port, context, cache, https_compatible, post_handshake)
+    return await _handshake(
+        tcp, name, port, context, cache, https_compatible, post_handshake, early
+    )

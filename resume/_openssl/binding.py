@@ -804,7 +804,9 @@ class Binding:
             return ssl.SSLWantWriteError(code, f"{call}: the operation needs to write")
         if code == _SSL_ERROR_ZERO_RETURN:
             return ssl.SSLZeroReturnError(code, f"{call}: the peer closed the TLS connection")
-        if code == _SSL_ERROR_SYSCALL:
+        if code == _SSL_ERROR_SYSCALL or "unexpected eof while reading" in detail:
+            # OpenSSL 3 reports a bare EOF as SSL_R_UNEXPECTED_EOF_WHILE_READING;
+            # ssl raises SSLEOFError for it, and so do these calls.
             return ssl.SSLEOFError(code, f"{call}: the connection ended ({detail or 'EOF'})")
         return ssl.SSLError(code, f"{call} failed: {detail or f'SSL_get_error() = {code}'}")
 
