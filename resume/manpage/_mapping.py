@@ -33,6 +33,7 @@ PYTHON_EQUIVALENTS: Mapping[str, str] = MappingProxyType(
         "d2i_SSL_SESSION": "resume.SessionHandle.from_der",
         "i2d_SSL_SESSION": "resume.SessionHandle.to_der",
         "SSL_write_early_data": "resume.trio.open_tls_stream",
+        "SSL_get_early_data_status": "resume.trio.ResumingSSLStream.early_data_accepted",
         "SSL_read_early_data": "resume.trio.TLSServerStream.receive_some",
         "SSL_CTX_set_max_early_data": "resume.trio.serve_tls",
         "SSL_CTX_set_recv_max_early_data": "resume.trio.serve_tls",

@@ -102,7 +102,7 @@ class TestMapping:
         assert python_equivalent("SSL_SESSION_up_ref") == "resume.SessionHandle.up_ref"
         assert python_equivalent("SSL_get0_session") == python_equivalent("SSL_get_session")
         assert python_equivalent("SSL_new") is None
-        assert len(PYTHON_EQUIVALENTS) == 21
+        assert len(PYTHON_EQUIVALENTS) == 22
         assert python_equivalent("SSL_write_early_data") == "resume.trio.open_tls_stream"
 
     def test_existing_targets_are_found(self) -> None:
