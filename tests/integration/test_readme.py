@@ -14,8 +14,17 @@ README leaves to its reader: ``"example.org", 443`` becomes the local nginx,
 ``8443`` a free port; ``ca.pem`` and ``sessions.db`` are files in the process's
 working directory, and ``SSL_CERT_FILE`` (``REQUESTS_CA_BUNDLE`` for requests)
 names the test CA, so that the lines that use the system's trust run unchanged.
+The early data ``b"GET / HTTP/1.1\\r\\n..."`` stands for a whole request: it
+becomes ``b"GET / HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n"``.
 The store lines run three times, as three processes, and must resume on the
 second and third runs, on TLS 1.2 and TLS 1.3.
+
+The 0-RTT lines run against the README's own server line, serve_tls with
+max_early_data=16384 (its port, 8443, a free one), whose handler speaks just
+enough HTTP/1.1 and records, per connection, whether its first bytes came as
+early data and every request path as it arrives; the clients reach it through
+a relay (the port that stands for 443) that records what each client sent, so
+that a connection's bytes can be replayed to the server at the end.
 """
 
 from __future__ import annotations
@@ -60,6 +69,13 @@ COVERAGE: dict[str, tuple[str, ...]] = {
     "aiohttp.ClientSession(connector=resume.aiohttp.TCPConnector(cache=cache))": ("clients",),
     'session.mount("https://", resume.requests.HTTPAdapter(cache=cache))': ("clients",),
     "cache.statistics().decisions": ("clients", "store"),
+    'stream = await resume.trio.open_tls_stream(\n'
+    '    "example.org", 443, cache=cache, early_data=b"GET / HTTP/1.1\\r\\n..."\n'
+    ')': ("early",),
+    "stream.early_data_accepted": ("early",),
+    "resume.httpx.AsyncHTTPTransport(cache=cache, early_data=True)": ("early",),
+    "await resume.trio.serve_tls(handler, 8443, ssl_context=server_ctx,\n"
+    "                            max_early_data=16384)": ("early",),
     "from resume.stores import SQLiteStore, RedisStore, attach_store": ("store",),
     'link = attach_store(cache, SQLiteStore("sessions.db"))': ("store",),
     'result = await resume.probe("example.org", 443)': ("clients",),
@@ -276,7 +292,175 @@ reused = trio.run(main)
 print(json.dumps({"reused": reused, "decisions": cache.statistics().decisions}))
 '''
 
-SCENARIOS: dict[str, str] = {"clients": CLIENTS, "servers": SERVERS, "store": STORE}
+EARLY = '''
+import json
+import sys
+
+import httpx
+import trio
+
+import resume, resume.trio, resume.asyncio
+import resume.httpx
+from resume.testing import ThrowawayPKI
+
+version, relay_port, server_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pki = ThrowawayPKI("localhost")
+pki.write(".")  # ca.pem, which SSL_CERT_FILE names: the clients' default trust
+server_ctx = pki.server_context(version)
+HELLO = b"HTTP/1.1 200 OK\\r\\nContent-Length: 6\\r\\n\\r\\nhello\\n"
+CLOSE = b"GET /close HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n"
+
+# What the server saw: per connection, whether its first bytes came early and
+# every request path, recorded as the request arrives (before it is answered).
+seen = []
+flights = []  # per connection through the relay: every byte the client sent
+handlers = {"running": 0}
+
+
+async def handler(stream):
+    # Minimal HTTP/1.1: answers requests until the client asks to close or goes.
+    connection = {"early": stream.early_data, "paths": []}
+    seen.append(connection)
+    handlers["running"] += 1
+    try:
+        data = b""
+        while True:
+            while b"\\r\\n\\r\\n" not in data:
+                chunk = await stream.receive_some()
+                if not chunk:
+                    return
+                data += chunk
+            head, data = data.split(b"\\r\\n\\r\\n", 1)
+            connection["paths"].append(head.split()[1].decode())
+            await stream.send_all(HELLO)
+            if b"connection: close" in head.lower():
+                return
+    except trio.BrokenResourceError:
+        return
+    finally:
+        handlers["running"] -= 1
+
+
+async def serve():
+    await resume.trio.serve_tls(handler, 8443, ssl_context=server_ctx,
+                                max_early_data=16384)
+
+
+async def pump(source, sink, record):
+    try:
+        while data := await source.receive_some(65536):
+            record += data
+            await sink.send_all(data)
+        await sink.send_eof()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+async def relay(client):
+    # A TCP relay in front of the server that records what each client sends,
+    # for the replay at the end.
+    flight = bytearray()
+    flights.append(flight)
+    async with client, await trio.open_tcp_stream("127.0.0.1", server_port) as server:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump, client, server, flight)
+            nursery.start_soon(pump, server, client, bytearray())
+
+
+async def read_until(stream, end):
+    data = b""
+    while not data.endswith(end):
+        chunk = await stream.receive_some()
+        assert chunk, data
+        data += chunk
+    return data
+
+
+async def until_listening():
+    for _ in range(200):
+        try:
+            probe = await trio.open_tcp_stream("127.0.0.1", server_port)
+        except OSError:
+            await trio.sleep(0.05)
+        else:
+            await probe.aclose()
+            return
+    raise AssertionError("the server never listened")
+
+
+async def until_handlers_done():
+    with trio.fail_after(20):
+        while handlers["running"]:
+            await trio.sleep(0.01)
+
+
+async def replay(flight):
+    # The recorded bytes sent again, straight to the server, then EOF; read to its close.
+    # (The server may have given up on it and closed before the EOF.)
+    async with await trio.open_tcp_stream("127.0.0.1", server_port) as attacker:
+        try:
+            await attacker.send_all(bytes(flight))
+            await attacker.send_eof()
+            while await attacker.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+
+
+async def main():
+    results = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        await until_listening()
+        await nursery.start(trio.serve_tcp, relay, relay_port)
+
+        cache = resume.SessionCache()
+        accepted, reused = [], []
+        for number in range(3):
+            stream = await resume.trio.open_tls_stream(
+                "example.org", 443, cache=cache, early_data=b"GET / HTTP/1.1\\r\\n..."
+            )
+            accepted.append(stream.early_data_accepted)
+            reused.append(stream.session_reused)
+            assert await read_until(stream, b"hello\\n") == HELLO
+            # One more request, answered after the handshake, and then to the
+            # server's close: the fresh ticket comes with them.
+            await stream.send_all(CLOSE)
+            assert await read_until(stream, b"hello\\n") == HELLO
+            assert await stream.receive_some() == b""
+            await stream.aclose()
+        await until_handlers_done()
+        results["trio"] = {"accepted": accepted, "reused": reused, "seen": seen[:]}
+
+        # A replay of the first early connection's bytes: refused, or the server
+        # would see its request again.
+        before = len(seen)
+        await replay(flights[1])
+        await until_handlers_done()
+        results["replay"] = seen[before:]
+
+        cache = resume.SessionCache()  # the httpx line starts from no session
+        went_early = []
+        before = len(seen)
+        for number in range(3):
+            async with httpx.AsyncClient(
+                transport=resume.httpx.AsyncHTTPTransport(cache=cache, early_data=True)
+            ) as client:
+                response = await client.get(f"https://example.org/httpx/{number}")
+                assert response.text == "hello\\n"
+                went_early.append(response.extensions["early_data"])
+        await until_handlers_done()
+        results["httpx"] = {"early": went_early, "seen": seen[before:]}
+        nursery.cancel_scope.cancel()
+    return results
+
+
+print(json.dumps(trio.run(main)))
+'''
+
+SCENARIOS: dict[str, str] = {
+    "clients": CLIENTS, "servers": SERVERS, "store": STORE, "early": EARLY,
+}
 
 
 # -- reading the README -------------------------------------------------------------------
@@ -316,10 +500,16 @@ def runs(statement: str, script: str) -> bool:
     return ast.unparse(wanted) in _forms(script)
 
 
+#: The early data the README leaves to its reader, and the whole request it stands for.
+EARLY_PLACEHOLDER = 'b"GET / HTTP/1.1\\r\\n..."'
+EARLY_REQUEST = 'b"GET / HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n"'
+
+
 def localize(script: str, port: int) -> str:
     """Point *script* at the local server on *port* (see the top)."""
     script = script.replace('"example.org", 443', f'"localhost", {port}')
     script = script.replace("https://example.org/", f"https://localhost:{port}/")
+    script = script.replace(EARLY_PLACEHOLDER, EARLY_REQUEST)
     assert "example.org" not in script
     return script
 
@@ -423,3 +613,34 @@ def test_the_scripts_are_python() -> None:
     """Each scenario parses once localized (so a bad substitution fails here, not later)."""
     for script in SCENARIOS.values():
         ast.parse(textwrap.dedent(localize(script, 4433)))
+
+
+def test_early_data(version: str, tmp_path: Path) -> None:
+    """The 0-RTT lines: resumed requests arrive early, once; a replay is refused.
+
+    The trio line connects three times through a recording relay to the README's
+    serve_tls(max_early_data=16384): on TLS 1.3 the second and third requests go
+    as early data and the server's handler sees them early, each once. The bytes
+    the second connection sent, replayed to the server, never reach the handler.
+    The httpx transport line: the same for its second and third GETs. On TLS 1.2
+    nothing goes early and every request arrives once, after the handshake.
+    """
+    server_port = free_port(["127.0.0.1"])
+    relay_port = free_port(["127.0.0.1"])
+    while relay_port == server_port:
+        relay_port = free_port(["127.0.0.1"])
+    script = localize(EARLY.replace("8443", str(server_port)), relay_port)
+    result = run_script(script, tmp_path, version, str(relay_port), str(server_port))
+    tls13 = version == "1.3"
+    trio_, httpx_ = result["trio"], result["httpx"]
+    assert trio_["reused"] == [False, True, True]
+    # None: not sent early (no session yet, or TLS 1.2), so sent after the handshake.
+    assert trio_["accepted"] == ([None, True, True] if tls13 else [None, None, None])
+    assert trio_["seen"] == [
+        {"early": early, "paths": ["/", "/close"]} for early in (False, tls13, tls13)
+    ]
+    assert result["replay"] == []
+    assert httpx_["early"] == [False, tls13, tls13]
+    assert httpx_["seen"] == [
+        {"early": early, "paths": [f"/httpx/{n}"]} for n, early in enumerate((False, tls13, tls13))
+    ]
