@@ -735,11 +735,14 @@ class Binding:
             return str(reason)
         ptr = self.ssl_ptr(ssl_object)
 
-        def unroute(ref: Any, ptr: int = ptr) -> None:
-            # The SSL object is going (weakref callbacks run before SSL_free()).
-            route = _NEW_SESSION_ROUTES.get(ptr)
+        def unroute(
+            ref: Any, ptr: int = ptr, routes: dict[int, Any] = _NEW_SESSION_ROUTES
+        ) -> None:
+            # The SSL object is going (weakref callbacks run before SSL_free());
+            # the table is bound here, as the module may be torn down at exit.
+            route = routes.get(ptr)
             if route is not None and route[0] is ref:
-                _NEW_SESSION_ROUTES.pop(ptr, None)
+                routes.pop(ptr, None)
 
         _NEW_SESSION_ROUTES[ptr] = (weakref.ref(ssl_object, unroute), target)
         return None
@@ -940,10 +943,12 @@ class Binding:
             self._lib.SSL_CTX_set_allow_early_data_cb(ctx, _ALLOW_EARLY_DATA_CB(), None)
             return
 
-        def forget(ref: Any, ctx: int = ctx) -> None:
-            entry = _EARLY_DATA_GATES.get(ctx)
+        def forget(ref: Any, ctx: int = ctx, gates: dict[int, Any] = _EARLY_DATA_GATES) -> None:
+            # The table is bound here: at interpreter exit the module's globals
+            # may already be gone when the last contexts die.
+            entry = gates.get(ctx)
             if entry is not None and entry[0] is ref:
-                _EARLY_DATA_GATES.pop(ctx, None)
+                gates.pop(ctx, None)
 
         _EARLY_DATA_GATES[ctx] = (weakref.ref(context, forget), gate)
         self._lib.SSL_CTX_set_allow_early_data_cb(ctx, _ALLOW_EARLY_DATA_THUNK, None)
