@@ -70,6 +70,7 @@ CORE_TESTS = [
     "tests/integration/test_early_data_client.py",
     "tests/integration/test_early_data_server.py",
     "tests/integration/test_manpage_early_data.py",
+    "tests/integration/test_httpx_early_data.py",
     # what users run first
     "tests/integration/test_cli_demo.py",
     "tests/integration/test_examples.py",
