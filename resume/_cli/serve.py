@@ -84,7 +84,8 @@ examples:
   openssl s_client -connect 127.0.0.1:8443 -sess_in sess.pem -early_data req.txt
 
   # a fleet: shared ticket keys and a shared replay record, in one Redis
-  resume serve --cert cert.pem --key key.pem --early-data --ticket-keys redis://127.0.0.1:6379/0
+  resume serve --cert cert.pem --key key.pem --early-data \\
+      --ticket-keys redis://127.0.0.1:6379/0
 
 The log line "listening on HOST:PORT" shows the real port (useful with --port 0).
 """
