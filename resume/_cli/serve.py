@@ -214,7 +214,31 @@ def register(subparsers: Any) -> None:
         "redis://HOST:PORT/DB (shared by a fleet); default: memory, or the --ticket-keys "
         "Redis; required with --ticket-keys file:PATH",
     )
+    early.add_argument(
+        "--replay-timeout",
+        type=_replay_timeout,
+        default=DEFAULT_REPLAY_TIMEOUT,
+        metavar="SECONDS",
+        help="the longest a handshake waits for the Redis replay record before it refuses "
+        f"the early data (default {DEFAULT_REPLAY_TIMEOUT:g}; the handshake still completes)",
+    )
     parser.set_defaults(func=run)
+
+
+#: The default bound of one call to a Redis replay record (RedisReplayGuard's).
+DEFAULT_REPLAY_TIMEOUT = 0.05
+
+
+def _replay_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0 and at most 10, got {text!r}"
+        )
+    return value
 
 
 def _early_size(text: str) -> int:
@@ -260,13 +284,14 @@ def replay_record(args: argparse.Namespace) -> ReplayGuard | None:
     if where == "memory":
         return MemoryReplayGuard()
     if where.startswith(_REDIS_SCHEMES):
-        return redis_replay_guard(where)
+        timeout = getattr(args, "replay_timeout", DEFAULT_REPLAY_TIMEOUT)
+        return redis_replay_guard(where, timeout=timeout)
     raise CLIError(
         f"--replay-record: expected 'memory' or redis://HOST:PORT/DB, got {where!r}", 2
     )
 
 
-def redis_replay_guard(url: str) -> ReplayGuard:
+def redis_replay_guard(url: str, *, timeout: float = DEFAULT_REPLAY_TIMEOUT) -> ReplayGuard:
     """A fleet-wide ClientHello record in the Redis at *url* (``RedisReplayGuard``).
 
     Connects once at start (``RedisReplayGuard.connect``), so that the first
@@ -281,7 +306,7 @@ def redis_replay_guard(url: str) -> ReplayGuard:
     from .._stores.safefile import scrub
 
     try:
-        guard = RedisReplayGuard(url)
+        guard = RedisReplayGuard(url, timeout=timeout)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"--replay-record: {scrub(str(exc), url)}", 2) from None
     try:

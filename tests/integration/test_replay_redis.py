@@ -211,7 +211,7 @@ class TestOutage:
         self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Redis stopped: False, one warning however many calls; restarted: True again."""
-        with guard_on(redis_server.url) as guard, caplog.at_level(
+        with guard_on(redis_server.url, timeout=ROOMY) as guard, caplog.at_level(
             logging.INFO, logger="resume.replay"
         ):
             assert guard.first_use(random_of(1)) is True  # a pooled connection now
@@ -238,6 +238,8 @@ class TestOutage:
         """A closed port: every call returns False; one warning; no call during the back-off."""
         url = f"redis://127.0.0.1:{free_port()}/0"
         with guard_on(url) as guard, caplog.at_level(logging.WARNING, logger="resume.replay"):
+            now = time.monotonic()
+            guard._clock = lambda: now  # the back-off never ends on its own: deterministic
             assert [guard.first_use(random_of(n)) for n in range(20)] == [False] * 20
         assert guard.errors == 20 and guard.down
         assert len(caplog.records) == 1
@@ -246,13 +248,22 @@ class TestOutage:
     def test_connect_opens_the_connection_first_use_then_reuses(
         self, redis_server: RedisServer
     ) -> None:
-        """connect() pings once; the first first_use() then needs no new connection."""
-        with guard_on(redis_server.url) as guard:
-            before = int(client_count(redis_server))
-            guard.connect()
-            assert int(client_count(redis_server)) == before + 1
-            assert guard.first_use(random_of(1)) is True
-            assert int(client_count(redis_server)) == before + 1
+        """connect() opens one connection; the first first_use() then opens none."""
+        r = redis.Redis(host="127.0.0.1", port=redis_server.port)
+        try:
+
+            def received() -> int:
+                # Connections the server has accepted so far (this client's included).
+                return int(r.info("stats")["total_connections_received"])
+
+            with guard_on(redis_server.url, timeout=ROOMY) as guard:
+                before = received()
+                guard.connect()
+                assert received() == before + 1
+                assert guard.first_use(random_of(1)) is True
+                assert received() == before + 1
+        finally:
+            r.close()
 
     def test_connect_to_nothing_raises_a_store_error_without_the_password(self) -> None:
         """connect() to a closed port: a StoreError whose message hides the password."""
@@ -268,6 +279,8 @@ class TestOutage:
         with FakeRedis("silent") as fake, guard_on(fake.url) as guard, caplog.at_level(
             logging.WARNING, logger="resume.replay"
         ):
+            now = time.monotonic()
+            guard._clock = lambda: now  # the back-off never ends on its own: deterministic
             assert guard.first_use(random_of(1)) is False
             assert fake.accepted == 1
             assert guard.first_use(random_of(2)) is False  # backed off: no new connection
@@ -486,11 +499,3 @@ def test_the_guard_gates_real_handshakes_across_a_fleet(
     for gated in (a, b):
         gated.guard.close()
 
-
-def client_count(server: RedisServer) -> int:
-    """How many clients the Redis server has connected (``CLIENT LIST``), this one excluded."""
-    r = redis.Redis(host="127.0.0.1", port=server.port)
-    try:
-        return len(r.client_list()) - 1
-    finally:
-        r.close()
