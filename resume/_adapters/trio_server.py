@@ -1007,15 +1007,21 @@ class _Connection:
         #: Streams still in their handshake, with their deadline (trio time).
         self.pending: dict[TLSServerStream, float] = {}
 
+    def _stream(self, sock: socket.socket, peer: Any) -> TLSServerStream | None:
+        # The connection's stream, or None (counted failed and closed) when the
+        # peer is already gone: nothing to serve.
+        try:
+            return TLSServerStream(sock, peer, self._context, _close_timeout=self._close_timeout)
+        except (OSError, ValueError):
+            sock.close()
+            self._counters.failed += 1
+            self._counters.closed += 1
+            return None
+
     async def run(self, sock: socket.socket, peer: Any, accepted_at: float) -> None:
         counters = self._counters
-        try:
-            stream = TLSServerStream(sock, peer, self._context, _close_timeout=self._close_timeout)
-        except (OSError, ValueError):
-            # The peer is already gone: nothing to serve.
-            sock.close()
-            counters.failed += 1
-            counters.closed += 1
+        stream = self._stream(sock, peer)
+        if stream is None:
             return
         pending = self.pending
         done = False  # the handshake completed
@@ -1044,12 +1050,8 @@ class _Connection:
     async def run_early(self, sock: socket.socket, peer: Any, accepted_at: float) -> None:
         # run() for a server with max_early_data > 0 (see "Early data", steps 1-4).
         counters = self._counters
-        try:
-            stream = TLSServerStream(sock, peer, self._context, _close_timeout=self._close_timeout)
-        except (OSError, ValueError):
-            sock.close()
-            counters.failed += 1
-            counters.closed += 1
+        stream = self._stream(sock, peer)
+        if stream is None:
             return
         pending = self.pending
         done = False  # the handshake completed

@@ -33,6 +33,7 @@ import trio
 from .._adapters.server_settings import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_EARLY_DATA,
+    check_max_early_data,
     pin_tls_version,
 )
 from .._adapters.trio_server import TLSServer, TLSServerStream, serve_tls
@@ -242,11 +243,17 @@ def _replay_timeout(text: str) -> float:
 
 
 def _early_size(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 2**32 - 1:
+    # Digits only (no sign, no "1e3"); the bounds are the servers' own check.
+    size = int(text) if text.isascii() and text.isdigit() else 0
+    try:
+        size = check_max_early_data(size)
+    except ValueError:
+        size = 0
+    if size < 1:
         raise argparse.ArgumentTypeError(
             f"expected a number of bytes from 1 to 4294967295, got {text!r}"
         )
-    return int(text)
+    return size
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

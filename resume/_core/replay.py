@@ -25,16 +25,34 @@
 # still completes.
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["DEFAULT_REPLAY_WINDOW", "MemoryReplayGuard", "ReplayGuard"]
+__all__ = ["DEFAULT_REPLAY_WINDOW", "MemoryReplayGuard", "ReplayGuard", "check_replay_window"]
 
 #: Seconds a ClientHello is remembered: more than the 11 s in which OpenSSL
 #: accepts a ticket's age for early data.
 DEFAULT_REPLAY_WINDOW: Final = 30.0
+
+
+def check_replay_window(window: object) -> float:
+    """Check a replay window (seconds) shared by every ClientHello record; return it.
+
+    Raises:
+        ValueError: not a number, shorter than the 11 s in which OpenSSL accepts
+            a ticket's age for early data, or not finite.
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not window >= 11:
+        raise ValueError(
+            f"the replay window must be at least 11 seconds (OpenSSL accepts a ticket "
+            f"age up to 11 s off), got {window!r}"
+        )
+    if not math.isfinite(window):
+        raise ValueError(f"the replay window must be finite, got {window!r}")
+    return float(window)
 
 
 @runtime_checkable
@@ -68,16 +86,11 @@ class MemoryReplayGuard:
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        given: object = window
-        if isinstance(given, bool) or not isinstance(given, (int, float)) or not given >= 11:
-            raise ValueError(
-                f"the replay window must be at least 11 seconds (OpenSSL accepts a ticket "
-                f"age up to 11 s off), got {window!r}"
-            )
+        checked = check_replay_window(window)
         entries: object = max_entries
         if isinstance(entries, bool) or not isinstance(entries, int) or entries < 1:
             raise ValueError(f"max_entries must be a positive int, got {max_entries!r}")
-        self.window = float(window)
+        self.window = checked
         self.max_entries = max_entries
         self._clock = clock
         self._seen: OrderedDict[bytes, float] = OrderedDict()

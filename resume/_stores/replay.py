@@ -53,7 +53,7 @@ import time
 from collections.abc import Callable
 from typing import Final, final
 
-from .._core.replay import DEFAULT_REPLAY_WINDOW
+from .._core.replay import DEFAULT_REPLAY_WINDOW, check_replay_window
 from .redisclient import RedisClient, RedisError, expect_ok
 from .safefile import redact_url, scrub
 
@@ -109,14 +109,7 @@ class RedisReplayGuard:
         prefix: str = "resume:replay",
         timeout: float = 0.05,
     ) -> None:
-        given: object = window
-        if isinstance(given, bool) or not isinstance(given, (int, float)) or not given >= 11:
-            raise ValueError(
-                f"the replay window must be at least 11 seconds (OpenSSL accepts a ticket "
-                f"age up to 11 s off), got {window!r}"
-            )
-        if not math.isfinite(window):
-            raise ValueError(f"the replay window must be finite, got {window!r}")
+        checked = check_replay_window(window)
         limit: object = timeout
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (
             0 < limit < math.inf
@@ -129,7 +122,7 @@ class RedisReplayGuard:
             self._client = RedisClient(url, timeout=timeout)
         except ValueError as exc:
             raise ValueError(scrub(str(exc), url)) from None
-        self.window = float(window)
+        self.window = checked
         self.prefix = prefix
         self.timeout = float(timeout)
         self._window_ms = math.ceil(self.window * 1000)

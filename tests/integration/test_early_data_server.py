@@ -600,17 +600,25 @@ class TestConfiguration:
         assert "--replay-record" in done.stderr
 
 
-    @pytest.mark.parametrize("value", ["0", "-1", "11", "soon", "nan"])
-    def test_resume_serve_refuses_a_bad_replay_timeout(self, pki: ServerPKI, value: str) -> None:
-        """--replay-timeout outside (0, 10] seconds: exit 2, naming the option."""
+    @pytest.mark.parametrize(
+        ("option", "value"),
+        [
+            *(("--replay-timeout", v) for v in ("0", "-1", "11", "soon", "nan")),
+            *(("--max-early-data", v) for v in ("0", "-5", "4294967296", "1e3")),
+        ],
+    )
+    def test_resume_serve_refuses_a_bad_early_data_option(
+        self, pki: ServerPKI, option: str, value: str
+    ) -> None:
+        """--replay-timeout outside (0, 10] s, --max-early-data outside 1 to 2**32-1: exit 2."""
         done = subprocess.run(
             [sys.executable, "-m", "resume", "serve", "--port", "0", "--cert",
              str(pki.cert_file), "--key", str(pki.key_file), "--early-data",
-             "--replay-timeout", value],
+             option, value],
             capture_output=True, text=True, timeout=60, check=False,
         )
         assert done.returncode == 2
-        assert "--replay-timeout" in done.stderr
+        assert option in done.stderr
 
 
 # -- serve_tls: 0.5-RTT, and a client that leaves --------------------------------------

@@ -105,13 +105,28 @@ def connect(
     cache: SessionCache | bool,
     server: EarlyServer,
     data: bytes,
+    *,
+    loosen: bool = False,
 ) -> Outcome:
-    """One connection: begin() -> EarlyData.start -> handshake -> settle -> write -> close."""
+    """One connection: begin() -> EarlyData.start -> handshake -> settle -> write -> close.
+
+    With *loosen*, verification is switched off while the SSL object is made and
+    switched back on at once (another thread's change, made deterministic): the
+    context reads the same before and after, the SSL object will not verify.
+    """
     b = binding()
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
 
     def create() -> ssl.SSLObject:
-        return client.wrap_bio(c_in, c_out, server_hostname="localhost")
+        if not loosen:
+            return client.wrap_bio(c_in, c_out, server_hostname="localhost")
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE
+        try:
+            return client.wrap_bio(c_in, c_out, server_hostname="localhost")
+        finally:
+            client.verify_mode = ssl.CERT_REQUIRED
+            client.check_hostname = True
 
     conn, c = ClientConnection.begin(cache, client, "localhost", 443, create, lambda o: o)
     offered_id = conn.offered.id if conn.offered is not None else b""
@@ -205,6 +220,29 @@ class TestRules:
         assert out.rest == b"GET /one\n"
         assert out.server_status == EARLY_DATA_NOT_SENT
         assert (out.server_early, out.server_later) == (b"", b"GET /one\n")
+
+    def test_settings_changed_while_the_ssl_object_is_made(
+        self, pki: PKI, tls_version: str
+    ) -> None:
+        """Verification off while the SSL object is made: no session, so nothing goes early.
+
+        The data still arrives once, after the handshake, and the loose connection
+        stores nothing; the next strict connection goes early again (TLS 1.3).
+        """
+        server = EarlyServer(pki, tls_version)
+        client = pki.client_context(tls_version)
+        cache = SessionCache()
+        connect(client, cache, server, b"warm-up")
+        before = len(cache)
+        out = connect(client, cache, server, b"GET /loose\n", loosen=True)
+        assert (out.offered_id, out.early.sent, out.early.reason) == (
+            b"", False, "no session offered"
+        )
+        assert out.server_status == EARLY_DATA_NOT_SENT
+        assert (out.server_early, out.server_later) == (b"", b"GET /loose\n")
+        assert len(cache) <= before  # nothing added (TLS 1.3: the ticket taken is dropped)
+        strict = connect(client, cache, server, b"GET /strict\n")
+        assert strict.early.sent is (tls_version == "1.3")
 
     def test_no_cache(self, pki: PKI) -> None:
         """cache=False: no session, so no early data, whatever the server allows."""
